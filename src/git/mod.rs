@@ -1,0 +1,303 @@
+//! git I/O. Local object work (trees, blobs, tree diffs, new commits) goes through gix on a bare
+//! mirror with no work tree; fetch and push go through the `git` CLI ([`remote`]), so ssh config,
+//! agents and credential helpers work as they do for people.
+
+pub mod remote;
+
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use gix::bstr::ByteSlice;
+use gix::objs::tree::EntryKind;
+
+/// Errors from local git object work.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// Reading or writing an object in the mirror failed.
+    #[error("git object database: {0}")]
+    Objects(String),
+    /// The mirror repository could not be opened or created.
+    #[error("local mirror at {path}: {message}")]
+    Mirror {
+        /// Where the mirror lives.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A git command failed.
+    #[error("{0}")]
+    Command(String),
+}
+
+fn objects(e: impl std::fmt::Display) -> GitError {
+    GitError::Objects(e.to_string())
+}
+
+/// A file that differs between two trees, with paths relative to the subdirectory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileChange {
+    /// Path relative to the subdirectory.
+    pub path: String,
+    /// Blob before, `None` when the file was added.
+    pub old: Option<ObjectId>,
+    /// Blob after, `None` when the file was removed.
+    pub new: Option<ObjectId>,
+}
+
+/// What the store needs to know about a commit.
+#[derive(Clone, Debug)]
+pub struct CommitInfo {
+    /// The commit id.
+    pub id: ObjectId,
+    /// Its first parent.
+    pub first_parent: Option<ObjectId>,
+    /// The tree of the subdirectory, `None` when the subdirectory does not exist.
+    pub subtree: Option<ObjectId>,
+    /// Committer time, seconds since the epoch.
+    pub time: i64,
+}
+
+/// A bare local mirror of the remote: where objects are read and new commits are built.
+#[derive(Clone)]
+pub struct Mirror {
+    repo: gix::ThreadSafeRepository,
+    dir: PathBuf,
+    subdir: String,
+}
+
+impl Mirror {
+    /// Opens the bare mirror at `dir`, creating it when missing.
+    pub fn open_or_init(dir: &Path, subdir: &str) -> Result<Self, GitError> {
+        let err = |e: &dyn std::fmt::Display| GitError::Mirror { path: dir.to_path_buf(), message: e.to_string() };
+        let repo = if dir.join("HEAD").exists() {
+            gix::open(dir).map_err(|e| err(&e))?
+        } else {
+            std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+            gix::init_bare(dir).map_err(|e| err(&e))?
+        };
+        Ok(Mirror { repo: repo.into_sync(), dir: dir.to_path_buf(), subdir: subdir.to_string() })
+    }
+
+    /// The mirror's directory, for the git CLI.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The subdirectory objects live in, `""` for the repository root.
+    pub fn subdir(&self) -> &str {
+        &self.subdir
+    }
+
+    fn local(&self) -> gix::Repository {
+        let mut repo = self.repo.to_thread_local();
+        repo.object_cache_size_if_unset(16 * 1024 * 1024);
+        repo
+    }
+
+    /// Reads what the store needs from a commit.
+    pub fn commit_info(&self, id: ObjectId) -> Result<CommitInfo, GitError> {
+        let repo = self.local();
+        let commit = repo.find_commit(id).map_err(objects)?;
+        let decoded = commit.decode().map_err(objects)?;
+        let tree = decoded.tree();
+        let first_parent = decoded.parents().next();
+        let time = decoded.committer().map_err(objects)?.seconds();
+        let subtree = subtree_of(&repo, tree, &self.subdir)?;
+        Ok(CommitInfo { id, first_parent, subtree, time })
+    }
+
+    /// The first-parent chain from `tip` back to (excluding) `stop`, oldest first.
+    /// Returns `None` when `stop` is not on `tip`'s first-parent chain (history was rewritten).
+    pub fn first_parent_chain(&self, stop: Option<ObjectId>, tip: ObjectId) -> Result<Option<Vec<CommitInfo>>, GitError> {
+        let mut chain = Vec::new();
+        let mut next = Some(tip);
+        while let Some(id) = next {
+            if Some(id) == stop {
+                chain.reverse();
+                return Ok(Some(chain));
+            }
+            let info = self.commit_info(id)?;
+            next = info.first_parent;
+            chain.push(info);
+        }
+        if stop.is_some() {
+            return Ok(None);
+        }
+        chain.reverse();
+        Ok(Some(chain))
+    }
+
+    /// The files that differ between two subdirectory trees: cost proportional to the change.
+    pub fn diff(&self, old: Option<ObjectId>, new: Option<ObjectId>) -> Result<Vec<FileChange>, GitError> {
+        if old == new {
+            return Ok(Vec::new());
+        }
+        let repo = self.local();
+        let empty = ObjectId::empty_tree(repo.object_hash());
+        let (old_tree, new_tree) =
+            (repo.find_tree(old.unwrap_or(empty)).map_err(objects)?, repo.find_tree(new.unwrap_or(empty)).map_err(objects)?);
+        let mut recorder = gix::diff::tree::Recorder::default();
+        gix::diff::tree(
+            gix::objs::TreeRefIter::from_bytes(&old_tree.data, repo.object_hash()),
+            gix::objs::TreeRefIter::from_bytes(&new_tree.data, repo.object_hash()),
+            &mut gix::diff::tree::State::default(),
+            &repo.objects,
+            &mut recorder,
+        )
+        .map_err(objects)?;
+        use gix::diff::tree::recorder::Change;
+        // Only regular files count: a symlink is never followed, so it cannot expose a host file.
+        let file = |mode: gix::objs::tree::EntryMode, id: ObjectId| {
+            matches!(mode.kind(), EntryKind::Blob | EntryKind::BlobExecutable).then_some(id)
+        };
+        let mut changes: Vec<FileChange> = recorder
+            .records
+            .into_iter()
+            .filter_map(|change| {
+                let (path, old, new) = match change {
+                    Change::Addition { entry_mode, oid, path, .. } => (path, None, file(entry_mode, oid)),
+                    Change::Deletion { entry_mode, oid, path, .. } => (path, file(entry_mode, oid), None),
+                    Change::Modification { previous_entry_mode, previous_oid, entry_mode, oid, path } => {
+                        (path, file(previous_entry_mode, previous_oid), file(entry_mode, oid))
+                    }
+                };
+                let path = path.to_str().ok()?.to_string();
+                ((old.is_some() || new.is_some()) && crate::layout::holds_objects(&path))
+                    .then_some(FileChange { path, old, new })
+            })
+            .collect();
+        changes.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(changes)
+    }
+
+    /// Reads a blob.
+    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
+        let repo = self.local();
+        let blob = repo.find_blob(id).map_err(objects)?;
+        Ok(blob.detach().data)
+    }
+
+    /// The blob at `path` (relative to the subdirectory) in the tree of `commit`.
+    pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let repo = self.local();
+        let tree = repo.find_commit(commit).map_err(objects)?.tree_id().map_err(objects)?.detach();
+        let full = crate::layout::in_subdir(&self.subdir, path);
+        let entry = repo.find_tree(tree).map_err(objects)?.peel_to_entry_by_path(&full).map_err(objects)?;
+        match entry {
+            Some(e) if e.mode().is_blob() => Ok(Some(self.blob(e.object_id())?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Starts building commits on top of `parent` (`None` for the first commit of a branch).
+    pub fn builder(&self, parent: Option<ObjectId>) -> CommitBuilder {
+        CommitBuilder { mirror: self.clone(), parent, files: Vec::new() }
+    }
+}
+
+fn subtree_of(repo: &gix::Repository, tree: ObjectId, subdir: &str) -> Result<Option<ObjectId>, GitError> {
+    if subdir.is_empty() {
+        return Ok(Some(tree));
+    }
+    let entry = repo.find_tree(tree).map_err(objects)?.peel_to_entry_by_path(subdir).map_err(objects)?;
+    Ok(entry.filter(|e| e.mode().is_tree()).map(|e| e.object_id()))
+}
+
+/// Who a commit is from: `Name <email>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity { name: "gitbacked".into(), email: "gitbacked@localhost".into() }
+    }
+}
+
+impl std::str::FromStr for Identity {
+    type Err = String;
+
+    /// Parses `Name <email>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s.split_once('<').ok_or("expected \"Name <email>\"")?;
+        let email = rest.strip_suffix('>').ok_or("expected \"Name <email>\"")?;
+        if name.trim().is_empty() || email.contains(['<', '>', '\n']) || name.contains('\n') {
+            return Err("expected \"Name <email>\"".into());
+        }
+        Ok(Identity { name: name.trim().to_string(), email: email.trim().to_string() })
+    }
+}
+
+/// Builds a chain of commits, one per [`CommitBuilder::commit`] call, in the mirror's object database.
+pub struct CommitBuilder {
+    mirror: Mirror,
+    parent: Option<ObjectId>,
+    files: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl CommitBuilder {
+    /// Stages a new content for `path` (relative to the subdirectory); `None` removes the file.
+    pub fn stage(&mut self, path: &str, content: Option<Vec<u8>>) {
+        self.files.push((path.to_string(), content));
+    }
+
+    /// The current content of `path` (relative to the subdirectory), staged changes included.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        if let Some((_, content)) = self.files.iter().rev().find(|(p, _)| p == path) {
+            return Ok(content.clone());
+        }
+        match self.parent {
+            Some(parent) => self.mirror.file_at(parent, path),
+            None => Ok(None),
+        }
+    }
+
+    /// The commit the next one will be built on.
+    pub fn head(&self) -> Option<ObjectId> {
+        self.parent
+    }
+
+    /// Writes the staged files as one commit on top of the previous one, and returns its id.
+    pub fn commit(&mut self, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
+        let repo = self.mirror.local();
+        let base = match self.parent {
+            Some(p) => repo.find_commit(p).map_err(objects)?.tree_id().map_err(objects)?.detach(),
+            None => ObjectId::empty_tree(repo.object_hash()),
+        };
+        let mut editor = repo.edit_tree(base).map_err(objects)?;
+        for (path, content) in self.files.drain(..) {
+            let full = crate::layout::in_subdir(&self.mirror.subdir, &path);
+            match content {
+                Some(bytes) => {
+                    let blob = repo.write_blob(&bytes).map_err(objects)?.detach();
+                    editor.upsert(full.as_str(), EntryKind::Blob, blob).map_err(objects)?;
+                }
+                None => {
+                    editor.remove(full.as_str()).map_err(objects)?;
+                }
+            }
+        }
+        let tree = editor.write().map_err(objects)?.detach();
+        let signature = gix::actor::Signature {
+            name: author.name.as_str().into(),
+            email: author.email.as_str().into(),
+            time: gix::date::Time { seconds: time, offset: 0 },
+        };
+        let commit = gix::objs::Commit {
+            tree,
+            parents: self.parent.into_iter().collect(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: format!("{message}\n").into(),
+            extra_headers: Vec::new(),
+        };
+        let id = repo.write_object(&commit).map_err(objects)?.detach();
+        self.parent = Some(id);
+        Ok(id)
+    }
+}

@@ -1,0 +1,306 @@
+//! Files as sequences of documents: parsing with line numbers, and rewriting one document while
+//! leaving its neighbours byte-for-byte untouched.
+
+use serde_json::Value;
+
+/// One object found in a file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoundObject {
+    /// Index of the YAML document in the file (0 for JSON files).
+    pub doc: u32,
+    /// Index inside the `items` of a `kind: List` document.
+    pub item: Option<u32>,
+    /// The object as written.
+    pub value: Value,
+}
+
+/// A document that could not be read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocumentError {
+    /// 1-based line where the problem is.
+    pub line: u64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// What a file holds: its objects, and the documents that could not be parsed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParsedFile {
+    /// Documents that are objects (apiVersion, kind and metadata.name), in file order.
+    pub objects: Vec<FoundObject>,
+    /// Documents that failed to parse; they are skipped.
+    pub errors: Vec<DocumentError>,
+}
+
+/// Whether the file is JSON (one document) rather than YAML.
+pub fn is_json(path: &str) -> bool {
+    path.ends_with(".json")
+}
+
+/// A document's byte range in the file text, and the line it starts on.
+struct Chunk {
+    start: usize,
+    end: usize,
+    first_line: u64,
+}
+
+/// Splits YAML text into documents at `---` and `...` marker lines. Every chunk counts, even an empty
+/// one, so that a document's index is stable for rewriting.
+fn chunks(text: &str) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let (mut start, mut first_line, mut offset, mut line_no) = (0usize, 1u64, 0usize, 0u64);
+    let mut seen_content = false;
+    for line in text.split_inclusive('\n') {
+        line_no += 1;
+        let bare = line.trim_end_matches(['\n', '\r']);
+        let is_marker = |m: &str| bare == m || bare.starts_with(&format!("{m} ")) || bare.starts_with(&format!("{m}\t"));
+        if is_marker("---") {
+            // A leading `---` before any content does not end an (empty) document.
+            if seen_content || !out.is_empty() {
+                out.push(Chunk { start, end: offset, first_line });
+            }
+            // Content on the marker line (`--- {a: 1}`) belongs to the next document.
+            start = offset + 3;
+            first_line = line_no;
+            seen_content = true;
+        } else if is_marker("...") {
+            out.push(Chunk { start, end: offset, first_line });
+            start = offset + line.len();
+            first_line = line_no + 1;
+            seen_content = false;
+        } else if !bare.trim().is_empty() && !bare.trim_start().starts_with('#') {
+            seen_content = true;
+        }
+        offset += line.len();
+    }
+    if seen_content || out.is_empty() || start < text.len() {
+        out.push(Chunk { start, end: text.len(), first_line });
+    }
+    out
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    // Kubernetes (YAML 1.1) reads `0644` as octal 420: file modes in Secrets and ConfigMap volumes.
+    options.legacy_octal_numbers = true;
+    options
+}
+
+/// Parses one YAML document to JSON.
+pub fn parse_yaml(text: &str) -> Result<Value, DocumentError> {
+    serde_saphyr::from_str_with_options::<Value>(text, yaml_options()).map_err(|e| DocumentError {
+        line: e.location().map(|l| l.line()).unwrap_or(1),
+        message: e.to_string().lines().next().unwrap_or_default().to_string(),
+    })
+}
+
+/// Serializes an object as a YAML document (ending in a newline).
+pub fn to_yaml(value: &Value) -> String {
+    let mut text = serde_saphyr::to_string(value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// Serializes an object as a JSON file.
+pub fn to_json(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+    text.push('\n');
+    text
+}
+
+/// Whether a document is an object: a mapping with apiVersion, kind and metadata.name.
+pub fn is_object(value: &Value) -> bool {
+    value.get("apiVersion").is_some_and(Value::is_string)
+        && value.get("kind").is_some_and(Value::is_string)
+        && value.pointer("/metadata/name").is_some_and(Value::is_string)
+}
+
+/// Whether a document is a list of objects (`kind: List` and friends).
+fn list_items(value: &Value) -> Option<&Vec<Value>> {
+    let kind = value.get("kind")?.as_str()?;
+    if !kind.ends_with("List") {
+        return None;
+    }
+    value.get("items")?.as_array()
+}
+
+fn collect(doc: u32, value: Value, out: &mut Vec<FoundObject>) {
+    if let Some(items) = list_items(&value) {
+        for (i, item) in items.iter().enumerate() {
+            if is_object(item) {
+                out.push(FoundObject { doc, item: Some(i as u32), value: item.clone() });
+            }
+        }
+    } else if is_object(&value) {
+        out.push(FoundObject { doc, item: None, value });
+    }
+}
+
+/// Reads every object in a file. A broken document is reported and skipped; the others are kept.
+pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
+    let mut parsed = ParsedFile::default();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        parsed.errors.push(DocumentError { line: 1, message: "file is not UTF-8".into() });
+        return parsed;
+    };
+    if is_json(path) {
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => collect(0, value, &mut parsed.objects),
+            Err(e) => parsed.errors.push(DocumentError { line: e.line() as u64, message: e.to_string() }),
+        }
+        return parsed;
+    }
+    for (i, chunk) in chunks(text).iter().enumerate() {
+        let body = &text[chunk.start..chunk.end];
+        if body.trim().is_empty() {
+            continue;
+        }
+        match parse_yaml(body) {
+            Ok(value) => collect(i as u32, value, &mut parsed.objects),
+            Err(mut e) => {
+                e.line += chunk.first_line - 1;
+                parsed.errors.push(e);
+            }
+        }
+    }
+    parsed
+}
+
+/// Replaces (or, with `None`, removes) the object at `doc`/`item` of a file. Returns the new text, or
+/// `None` when the file holds nothing any more and should be deleted.
+pub fn rewrite(path: &str, text: &str, doc: u32, item: Option<u32>, new: Option<&Value>) -> Result<Option<String>, String> {
+    let edit_list = |mut list: Value| -> Result<Value, String> {
+        let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or("document is not a list")?;
+        let i = item.unwrap_or_default() as usize;
+        if i >= items.len() {
+            return Err(format!("list has no item {i}"));
+        }
+        match new {
+            Some(v) => items[i] = v.clone(),
+            None => {
+                items.remove(i);
+            }
+        }
+        Ok(list)
+    };
+    if is_json(path) {
+        let replaced = match (item, new) {
+            (Some(_), _) => Some(edit_list(serde_json::from_str(text).map_err(|e| e.to_string())?)?),
+            (None, new) => new.cloned(),
+        };
+        return Ok(replaced.map(|v| to_json(&v)));
+    }
+    let chunks = chunks(text);
+    let chunk = chunks.get(doc as usize).ok_or_else(|| format!("file has no document {doc}"))?;
+    let body = &text[chunk.start..chunk.end];
+    let replacement = match (item, new) {
+        (Some(_), _) => Some(edit_list(parse_yaml(body).map_err(|e| e.message)?)?),
+        (None, new) => new.cloned(),
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..chunk.start]);
+    match replacement {
+        Some(v) => {
+            // Content that followed a `---` on its line needs a line of its own.
+            if chunk.start > 0 && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&to_yaml(&v));
+            out.push_str(&text[chunk.end..]);
+        }
+        None => {
+            // Drop the document together with the marker line that introduced it.
+            let rest = &text[chunk.end..];
+            if doc > 0 {
+                let marker_start = out.rfind("---").unwrap_or(0);
+                out.truncate(marker_start);
+                out.push_str(rest);
+            } else {
+                out.push_str(rest.strip_prefix("---").map(|r| r.trim_start_matches([' ', '\t'])).unwrap_or(rest));
+                out = out.trim_start_matches('\n').to_string();
+            }
+        }
+    }
+    let empty = parse_file(path, out.as_bytes()).objects.is_empty()
+        && chunks_of(&out).all(|c| c.trim().is_empty() || c.trim_start().starts_with('#'));
+    Ok(if empty { None } else { Some(out) })
+}
+
+fn chunks_of(text: &str) -> impl Iterator<Item = &str> {
+    chunks(text).into_iter().map(move |c| &text[c.start..c.end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MULTI: &str = "# leading comment\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: \"1\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b  # keep me\n---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+
+    #[test]
+    fn multi_document_files_keep_indices() {
+        let parsed = parse_file("x.yaml", MULTI.as_bytes());
+        let names: Vec<(u32, &str)> =
+            parsed.objects.iter().map(|o| (o.doc, o.value["metadata"]["name"].as_str().unwrap())).collect();
+        assert_eq!(names, [(0, "a"), (1, "b"), (3, "c")]);
+        assert!(parsed.errors.is_empty());
+    }
+
+    #[test]
+    fn rewriting_one_document_leaves_neighbours_untouched() {
+        let new = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "y"}});
+        let out = rewrite("x.yaml", MULTI, 3, None, Some(&new)).unwrap().unwrap();
+        assert!(out.starts_with(&MULTI[..MULTI.rfind("apiVersion").unwrap()]), "{out}");
+        let parsed = parse_file("x.yaml", out.as_bytes());
+        assert_eq!(parsed.objects[2].value, new);
+
+        let out = rewrite("x.yaml", MULTI, 1, None, None).unwrap().unwrap();
+        assert!(!out.contains("name: b"));
+        assert!(out.contains("# leading comment") && out.contains("# only a comment"));
+        let names: Vec<_> = parse_file("x.yaml", out.as_bytes()).objects.iter().map(|o| o.value["metadata"]["name"].clone()).collect();
+        assert_eq!(names, [json!("a"), json!("c")]);
+
+        let out = rewrite("x.yaml", MULTI, 0, None, None).unwrap().unwrap();
+        assert!(out.contains("name: b  # keep me") && !out.contains("name: a"));
+        assert_eq!(parse_file("x.yaml", out.as_bytes()).objects.len(), 2);
+    }
+
+    #[test]
+    fn removing_the_last_object_empties_the_file() {
+        let one = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+        assert_eq!(rewrite("a.yaml", one, 0, None, None).unwrap(), None);
+        assert_eq!(rewrite("a.json", "{}", 0, None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn lists_and_json_files() {
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s1}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s2}\n";
+        let parsed = parse_file("l.yml", list.as_bytes());
+        assert_eq!(parsed.objects.iter().map(|o| o.item).collect::<Vec<_>>(), [Some(0), Some(1)]);
+        let out = rewrite("l.yml", list, 0, Some(0), None).unwrap().unwrap();
+        let parsed = parse_file("l.yml", out.as_bytes());
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.objects[0].value["metadata"]["name"], "s2");
+
+        let json_file = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n"}}"#;
+        assert_eq!(parse_file("n.json", json_file.as_bytes()).objects.len(), 1);
+    }
+
+    #[test]
+    fn broken_documents_are_reported_with_their_line() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\nkey: [unclosed\nmore: 1\n";
+        let parsed = parse_file("b.yaml", text.as_bytes());
+        assert_eq!(parsed.objects.len(), 1);
+        assert_eq!(parsed.errors.len(), 1);
+        assert!(parsed.errors[0].line >= 6, "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn octal_modes_read_as_kubernetes_does() {
+        let v = parse_yaml("mode: 0644\nname: '0644'\n").unwrap();
+        assert_eq!(v["mode"], 420);
+        assert_eq!(v["name"], "0644");
+    }
+}

@@ -1,0 +1,190 @@
+//! Objects as the store holds them: what git says plus the metadata derived from history.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::registry::GroupKind;
+
+/// Identity of an object: group, kind, namespace (empty when cluster-scoped) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Group and kind.
+    pub gk: GroupKind,
+    /// Namespace, `""` for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.gk.group.is_empty() { String::new() } else { format!(".{}", self.gk.group) };
+        if self.namespace.is_empty() {
+            write!(f, "{}{group} {}", self.gk.kind, self.name)
+        } else {
+            write!(f, "{}{group} {}/{}", self.gk.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Where an object's document lives in the repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    /// File path relative to the subdirectory.
+    pub path: Arc<str>,
+    /// Document index in the file.
+    pub doc: u32,
+    /// Item index inside a `kind: List` document.
+    pub item: Option<u32>,
+}
+
+/// Metadata fields that are derived from git history and never stored in files.
+pub const DERIVED_FIELDS: [&str; 5] = ["resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"];
+
+/// The metadata the store derives for an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// resourceVersion of the last change.
+    pub resource_version: u64,
+    /// Stable unique id: a hash of the object's identity and the commit that created it.
+    pub uid: String,
+    /// When the object was created (RFC 3339).
+    pub creation_timestamp: String,
+    /// Incremented on every change outside metadata and status.
+    pub generation: i64,
+}
+
+/// An object served by the API.
+#[derive(Clone, Debug)]
+pub struct StoredObject {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Where it lives in git; `None` for objects kept in memory only (Events).
+    pub location: Option<Location>,
+    /// Derived metadata.
+    pub derived: Derived,
+    /// `metadata.labels`, for selectors without parsing.
+    pub labels: BTreeMap<String, String>,
+    /// The full object as served, serialized once.
+    pub json: Bytes,
+}
+
+impl StoredObject {
+    /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
+    pub fn new(key: ObjectKey, location: Option<Location>, mut content: Value, derived: Derived) -> Self {
+        let meta = metadata_mut(&mut content);
+        if !key.namespace.is_empty() {
+            meta.insert("namespace".into(), Value::String(key.namespace.clone()));
+        } else {
+            meta.remove("namespace");
+        }
+        meta.insert("uid".into(), Value::String(derived.uid.clone()));
+        meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
+        meta.insert("generation".into(), Value::from(derived.generation));
+        meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
+        let labels = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        let json = Bytes::from(serde_json::to_vec(&content).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}")));
+        StoredObject { key, location, derived, labels, json }
+    }
+
+    /// The served object.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"))
+    }
+
+    /// The object as it is stored in git: the served object without derived metadata.
+    pub fn content(&self) -> Value {
+        strip_derived(self.value())
+    }
+
+    /// The same object at another resourceVersion (a DELETED event carries the deletion's).
+    pub fn at_revision(&self, resource_version: u64) -> Self {
+        let derived = Derived { resource_version, ..self.derived.clone() };
+        StoredObject::new(self.key.clone(), self.location.clone(), self.content(), derived)
+    }
+}
+
+/// `metadata` of an object as a mutable map, created if missing.
+pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = Value::Object(Map::new());
+    }
+    object["metadata"].as_object_mut().unwrap_or_else(|| unreachable!("metadata was just made an object"))
+}
+
+/// Removes the derived metadata fields (and the defaulted namespace stays as written).
+pub fn strip_derived(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in DERIVED_FIELDS {
+            meta.remove(field);
+        }
+        meta.remove("managedFields");
+    }
+    object
+}
+
+/// Whether two contents differ outside metadata and status: what bumps `generation`.
+pub fn spec_changed(old: &Value, new: &Value) -> bool {
+    let outside = |v: &Value| -> Map<String, Value> {
+        v.as_object()
+            .map(|m| m.iter().filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status")).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    };
+    outside(old) != outside(new)
+}
+
+/// Formats seconds since the epoch as RFC 3339 (`2006-01-02T15:04:05Z`).
+pub fn rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// A stable UUID-shaped id from a string, via git's own object hashing.
+pub fn stable_uid(seed: &str) -> String {
+    let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, seed.as_bytes())
+        .unwrap_or_else(|e| unreachable!("hashing in memory cannot fail: {e}"));
+    let hex = id.to_hex().to_string();
+    format!("{}-{}-5{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_612_057), "2026-11-25T13:07:37Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn uids_are_stable_and_distinct() {
+        assert_eq!(stable_uid("a"), stable_uid("a"));
+        assert_ne!(stable_uid("a"), stable_uid("b"));
+        assert_eq!(stable_uid("a").len(), 36);
+    }
+}
