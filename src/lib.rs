@@ -1,6 +1,199 @@
 //! gitbacked: the Kubernetes API served from a git repository.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), gitbacked::Error> {
+//! use std::time::Duration;
+//! let store = gitbacked::GitStore::open("file:///srv/state.git", gitbacked::Options {
+//!     branch: Some("main".into()),
+//!     subdirectory: Some("clusters/dev".into()),
+//!     interval: Duration::from_secs(15),
+//!     ..Default::default()
+//! }).await?;
+//! let client: kube::Client = store.client();
+//! // Api<K>, watcher, reflector, Controller, finalizer… run unchanged on `client`.
+//! store.close().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`git`] (local objects with gix, fetch and push with the git CLI), [`layout`] (which files
+//! hold objects and where new ones go), [`registry`] (resource types), [`store`] (the in-memory index
+//! and watch log), [`sync`] (the loop that polls and pushes), [`api`] (Kubernetes semantics) and
+//! [`http`] (the axum Router).
 
+pub mod api;
 pub mod git;
+pub mod http;
 pub mod layout;
 pub mod registry;
 pub mod store;
+pub mod sync;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use git::Identity;
+use git::{GitError, Mirror, remote};
+use store::Store;
+
+/// Errors from opening or closing a [`GitStore`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// git failed: the remote could not be read, or the local mirror could not be written.
+    #[error(transparent)]
+    Git(#[from] GitError),
+    /// An option is not valid.
+    #[error("invalid option: {0}")]
+    Options(String),
+    /// The sync loop ended abnormally.
+    #[error("the sync loop failed: {0}")]
+    Sync(String),
+}
+
+/// How a [`GitStore`] reaches and uses its repository.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The branch objects live on; default: the remote's default branch (`main` for an empty remote).
+    pub branch: Option<String>,
+    /// The directory objects live in; default: the repository root.
+    pub subdirectory: Option<String>,
+    /// How often the remote is polled for new commits.
+    pub interval: Duration,
+    /// Where the local bare mirror lives; default: a temporary directory removed on close.
+    pub cache_dir: Option<PathBuf>,
+    /// Author and committer of the commits written.
+    pub author: Identity,
+    /// How long a write may wait for the remote before it fails with 503 ServiceUnavailable.
+    pub write_timeout: Duration,
+    /// How long Events live in memory.
+    pub event_ttl: Duration,
+    /// How many watch events are kept for watches resuming from an older resourceVersion.
+    pub watch_window: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            branch: None,
+            subdirectory: None,
+            interval: Duration::from_secs(15),
+            cache_dir: None,
+            author: Identity::default(),
+            write_timeout: Duration::from_secs(30),
+            event_ttl: Duration::from_secs(3600),
+            watch_window: 100_000,
+        }
+    }
+}
+
+/// Checks and normalizes a subdirectory: relative, no `..`, no empty segments.
+fn normalize_subdirectory(subdir: Option<&str>) -> Result<String, Error> {
+    let subdir = subdir.unwrap_or_default().trim_matches('/');
+    if subdir
+        .split('/')
+        .any(|s| s == ".." || s == "." || s.starts_with(".git"))
+        && !subdir.is_empty()
+    {
+        return Err(Error::Options(format!(
+            "subdirectory {subdir:?} must be a plain relative path"
+        )));
+    }
+    if subdir.contains("//") {
+        return Err(Error::Options(format!(
+            "subdirectory {subdir:?} has an empty segment"
+        )));
+    }
+    Ok(subdir.to_string())
+}
+
+/// A local path becomes an absolute one (the mirror runs git in its own directory).
+fn normalize_url(url: &str) -> Result<String, Error> {
+    if url.contains("://") || (url.contains(':') && !url.starts_with('/') && !url.starts_with('.'))
+    {
+        return Ok(url.to_string());
+    }
+    std::path::absolute(url)
+        .map(|p| p.display().to_string())
+        .map_err(|e| Error::Options(format!("repository path {url:?}: {e}")))
+}
+
+/// The Kubernetes API on a git repository.
+pub struct GitStore {
+    handle: sync::Handle,
+    router: axum::Router,
+    task: tokio::task::JoinHandle<()>,
+    shutdown: tokio::sync::mpsc::Sender<sync::Command>,
+    _cache: Option<tempfile::TempDir>,
+}
+
+impl GitStore {
+    /// Opens the repository at `url` (a local path, `file://`, `git://`, `ssh://` or `https://`)
+    /// and returns once the initial sync is complete.
+    pub async fn open(url: &str, options: Options) -> Result<Self, Error> {
+        let subdir = normalize_subdirectory(options.subdirectory.as_deref())?;
+        let url = normalize_url(url)?;
+        let (cache_dir, cache) = match &options.cache_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("gitbacked-")
+                    .tempdir()
+                    .map_err(|e| Error::Options(e.to_string()))?;
+                (tmp.path().join("mirror.git"), Some(tmp))
+            }
+        };
+        let mirror = Arc::new(Mirror::open_or_init(&cache_dir, &subdir)?);
+        remote::set_url(mirror.dir(), &url).await?;
+        let branch = match options.branch.clone() {
+            Some(b) => b,
+            None => remote::default_branch(mirror.dir())
+                .await?
+                .unwrap_or_else(|| "main".into()),
+        };
+        let config = sync::SyncConfig {
+            branch,
+            interval: options.interval,
+            author: options.author.clone(),
+            write_timeout: options.write_timeout,
+            event_ttl: options.event_ttl,
+        };
+        let store = Arc::new(Store::new(options.watch_window));
+        let (syncer, commands) = sync::Syncer::start(mirror, store.clone(), config).await?;
+        let task = tokio::spawn(syncer.run());
+        let handle = sync::Handle::new(store, commands.clone(), options.event_ttl);
+        let router = http::router(api::Api::new(Arc::new(handle.clone())));
+        Ok(GitStore {
+            handle,
+            router,
+            task,
+            shutdown: commands,
+            _cache: cache,
+        })
+    }
+
+    /// A kube client talking to this store in-process. Must be called inside a Tokio runtime.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.router.clone(), "default")
+    }
+
+    /// The axum Router serving the Kubernetes API, for serving over HTTP.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// The object store.
+    pub fn store(&self) -> &Arc<Store> {
+        self.handle.store()
+    }
+
+    /// Checks the remote now instead of waiting for the next poll; returns once the store reflects it.
+    pub async fn sync(&self) -> Result<(), Error> {
+        self.handle.sync_now().await.map_err(Error::Sync)
+    }
+
+    /// Stops the sync loop after the writes in flight, and removes a temporary mirror.
+    pub async fn close(self) -> Result<(), Error> {
+        let _ = self.shutdown.send(sync::Command::Shutdown).await;
+        self.task.await.map_err(|e| Error::Sync(e.to_string()))
+    }
+}

@@ -25,11 +25,22 @@ pub struct ParsedCommit {
 impl ParsedCommit {
     /// Diffs `info` against the subdirectory tree `previous` and parses the new versions of the
     /// changed files, on all cores when there are many.
-    pub fn read(mirror: &Mirror, info: CommitInfo, seq: u64, previous: Option<gix::ObjectId>) -> Result<Self, GitError> {
+    pub fn read(
+        mirror: &Mirror,
+        info: CommitInfo,
+        seq: u64,
+        previous: Option<gix::ObjectId>,
+    ) -> Result<Self, GitError> {
         let changes = mirror.diff(previous, info.subtree)?;
-        let to_parse: Vec<(&str, gix::ObjectId)> =
-            changes.iter().filter_map(|c| Some((c.path.as_str(), c.new?))).collect();
-        let threads = if to_parse.len() < 256 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+        let to_parse: Vec<(&str, gix::ObjectId)> = changes
+            .iter()
+            .filter_map(|c| Some((c.path.as_str(), c.new?)))
+            .collect();
+        let threads = if to_parse.len() < 256 {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
         let chunk = to_parse.len().div_ceil(threads).max(1);
         let parsed = std::thread::scope(|scope| {
             let workers: Vec<_> = to_parse
@@ -43,7 +54,10 @@ impl ParsedCommit {
                                     Ok(bytes) => document::parse_file(path, &bytes),
                                     Err(e) => ParsedFile {
                                         objects: Vec::new(),
-                                        errors: vec![document::DocumentError { line: 1, message: e.to_string() }],
+                                        errors: vec![document::DocumentError {
+                                            line: 1,
+                                            message: e.to_string(),
+                                        }],
                                     },
                                 };
                                 (path.to_string(), parsed)
@@ -52,9 +66,17 @@ impl ParsedCommit {
                     })
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
         });
-        Ok(ParsedCommit { info, seq, changes, parsed })
+        Ok(ParsedCommit {
+            info,
+            seq,
+            changes,
+            parsed,
+        })
     }
 }
 
@@ -78,7 +100,12 @@ struct Touched {
 impl State {
     /// Applies one parsed commit and records its events.
     pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
-        let ParsedCommit { info, seq, changes, mut parsed } = commit;
+        let ParsedCommit {
+            info,
+            seq,
+            changes,
+            mut parsed,
+        } = commit;
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
         let mut added: Vec<(Location, Value)> = Vec::new();
         for change in &changes {
@@ -86,7 +113,9 @@ impl State {
             for claim in self.files.remove(&path).unwrap_or_default() {
                 match claim.key {
                     Some(key) => {
-                        self.touch(&mut touched, &key).candidates.remove(&claim.location);
+                        self.touch(&mut touched, &key)
+                            .candidates
+                            .remove(&claim.location);
                     }
                     None => {
                         self.unknown.remove(&claim.location);
@@ -94,7 +123,9 @@ impl State {
                 }
             }
             self.invalid.remove(&path);
-            let Some(file) = parsed.remove(&change.path) else { continue };
+            let Some(file) = parsed.remove(&change.path) else {
+                continue;
+            };
             for e in &file.errors {
                 warn!(file = %change.path, line = e.line, error = %e.message, "skipping a document that does not parse");
             }
@@ -102,12 +133,20 @@ impl State {
                 self.invalid.insert(path.clone(), file.errors);
             }
             for FoundObject { doc, item, value } in file.objects {
-                added.push((Location { path: path.clone(), doc, item }, value));
+                added.push((
+                    Location {
+                        path: path.clone(),
+                        doc,
+                        item,
+                    },
+                    value,
+                ));
             }
         }
         // CRDs first: the types they define decide how the other documents are read.
         let crd = crd_group_kind();
-        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, v)| group_kind(v) == crd);
+        let (crds, others): (Vec<_>, Vec<_>) =
+            added.into_iter().partition(|(_, v)| group_kind(v) == crd);
         for (location, value) in crds {
             self.claim(&mut touched, location, value);
         }
@@ -115,7 +154,9 @@ impl State {
         let mut events = Vec::new();
         let mut registry_changed = false;
         for key in crd_keys {
-            let Some(t) = touched.remove(&key) else { continue };
+            let Some(t) = touched.remove(&key) else {
+                continue;
+            };
             let after = self.resolve(mirror, &info, seq, &key, t, &mut events);
             registry_changed |= self.update_registry(&key, after.as_deref());
         }
@@ -128,14 +169,18 @@ impl State {
         for (key, t) in std::mem::take(&mut touched) {
             self.resolve(mirror, &info, seq, &key, t, &mut events);
         }
-        for (kind, object) in events {
-            self.record(kind, object);
+        for (kind, object, previous) in events {
+            self.record(kind, object, previous);
         }
         self.tip = Some(info.id);
         self.seq = seq;
     }
 
-    fn touch<'a>(&self, touched: &'a mut BTreeMap<ObjectKey, Touched>, key: &ObjectKey) -> &'a mut Touched {
+    fn touch<'a>(
+        &self,
+        touched: &'a mut BTreeMap<ObjectKey, Touched>,
+        key: &ObjectKey,
+    ) -> &'a mut Touched {
         touched.entry(key.clone()).or_insert_with(|| {
             let entry = self.entry(key);
             let mut candidates = BTreeMap::new();
@@ -147,15 +192,25 @@ impl State {
                     candidates.insert(loc.clone(), Candidate::Unread);
                 }
             }
-            Touched { before: entry.map(|e| e.object.clone()), candidates }
+            Touched {
+                before: entry.map(|e| e.object.clone()),
+                candidates,
+            }
         })
     }
 
     /// Records that a document claims an object (or waits for its kind to be known).
-    fn claim(&mut self, touched: &mut BTreeMap<ObjectKey, Touched>, location: Location, value: Value) {
+    fn claim(
+        &mut self,
+        touched: &mut BTreeMap<ObjectKey, Touched>,
+        location: Location,
+        value: Value,
+    ) {
         let key = self.key_of(&value);
         if let Some(key) = &key {
-            self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(value));
+            self.touch(touched, key)
+                .candidates
+                .insert(location.clone(), Candidate::New(value));
         } else {
             let gk = group_kind(&value);
             let ephemeral = self.registry.by_kind(&gk).is_some_and(|rt| rt.ephemeral);
@@ -166,20 +221,17 @@ impl State {
                 self.unknown.insert(location.clone(), value);
             }
         }
-        self.files.entry(location.path.clone()).or_default().push(Claim { location, key });
+        self.files
+            .entry(location.path.clone())
+            .or_default()
+            .push(Claim { location, key });
     }
 
     /// The key of a document, `None` when its kind is not served (unknown, or kept in memory only).
     fn key_of(&self, value: &Value) -> Option<ObjectKey> {
-        let gk = group_kind(value);
-        let rt = self.registry.by_kind(&gk).filter(|rt| !rt.ephemeral)?;
-        let name = value.pointer("/metadata/name")?.as_str()?.to_string();
-        let namespace = if rt.namespaced {
-            value.pointer("/metadata/namespace").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or("default").to_string()
-        } else {
-            String::new()
-        };
-        Some(ObjectKey { gk, namespace, name })
+        ObjectKey::of(&self.registry, value)
+            .filter(|(_, rt)| !rt.ephemeral)
+            .map(|(key, _)| key)
     }
 
     /// Settles a touched key: picks the winning document and records the event, if any.
@@ -190,13 +242,18 @@ impl State {
         seq: u64,
         key: &ObjectKey,
         t: Touched,
-        events: &mut Vec<(EventType, Arc<StoredObject>)>,
+        events: &mut Vec<(EventType, Arc<StoredObject>, Option<Arc<StoredObject>>)>,
     ) -> Option<Arc<StoredObject>> {
         let resource_version = super::revision(seq, events.len() as u64 + 1);
-        let Touched { before, mut candidates } = t;
+        let Touched {
+            before,
+            mut candidates,
+        } = t;
         // The first document by path wins; one that cannot be read any more is dropped.
         let winner = loop {
-            let (location, candidate) = candidates.pop_first()?.clone();
+            let Some((location, candidate)) = candidates.pop_first() else {
+                break None;
+            };
             let content = match candidate {
                 Candidate::Current => before.as_ref().map(|b| b.content()),
                 Candidate::New(v) => Some(object::strip_derived(v)),
@@ -215,7 +272,11 @@ impl State {
             (None, None) => None,
             (Some(old), None) => {
                 self.remove(key);
-                events.push((EventType::Deleted, Arc::new(old.at_revision(resource_version))));
+                events.push((
+                    EventType::Deleted,
+                    Arc::new(old.at_revision(resource_version)),
+                    None,
+                ));
                 None
             }
             (before, Some((location, content))) => {
@@ -234,15 +295,31 @@ impl State {
                         if old_content == content {
                             (old.derived.clone(), None)
                         } else {
-                            let generation = old.derived.generation + i64::from(object::spec_changed(&old_content, &content));
-                            (Derived { resource_version, generation, ..old.derived.clone() }, Some(EventType::Modified))
+                            let generation = old.derived.generation
+                                + i64::from(object::spec_changed(&old_content, &content));
+                            (
+                                Derived {
+                                    resource_version,
+                                    generation,
+                                    ..old.derived.clone()
+                                },
+                                Some(EventType::Modified),
+                            )
                         }
                     }
                 };
-                let stored = Arc::new(StoredObject::new(key.clone(), Some(location), content, derived));
-                self.insert(Entry { object: stored.clone(), others });
+                let stored = Arc::new(StoredObject::new(
+                    key.clone(),
+                    Some(location),
+                    content,
+                    derived,
+                ));
+                self.insert(Entry {
+                    object: stored.clone(),
+                    others,
+                });
                 if let Some(kind) = kind {
-                    events.push((kind, stored.clone()));
+                    events.push((kind, stored.clone(), before));
                 }
                 Some(stored)
             }
@@ -270,13 +347,31 @@ impl State {
 
     /// After the set of types changed: documents of newly known kinds become objects, objects of
     /// kinds no longer known wait again.
-    fn reclassify(&mut self, mirror: &Mirror, info: &CommitInfo, touched: &mut BTreeMap<ObjectKey, Touched>) {
-        let gone: Vec<GroupKind> =
-            self.objects.keys().filter(|gk| self.registry.by_kind(gk).is_none()).cloned().collect();
+    fn reclassify(
+        &mut self,
+        mirror: &Mirror,
+        info: &CommitInfo,
+        touched: &mut BTreeMap<ObjectKey, Touched>,
+    ) {
+        let gone: Vec<GroupKind> = self
+            .objects
+            .keys()
+            .filter(|gk| self.registry.by_kind(gk).is_none())
+            .cloned()
+            .collect();
         for gk in gone {
-            let keys: Vec<ObjectKey> = self.objects.get(&gk).map(|m| m.values().map(|e| e.object.key.clone()).collect()).unwrap_or_default();
+            let keys: Vec<ObjectKey> = self
+                .objects
+                .get(&gk)
+                .map(|m| m.values().map(|e| e.object.key.clone()).collect())
+                .unwrap_or_default();
             for key in keys {
-                let locations: Vec<Location> = self.touch(touched, &key).candidates.keys().cloned().collect();
+                let locations: Vec<Location> = self
+                    .touch(touched, &key)
+                    .candidates
+                    .keys()
+                    .cloned()
+                    .collect();
                 for location in locations {
                     if let Some(value) = read_document(mirror, info, &location, &key, self) {
                         self.unknown.insert(location.clone(), value);
@@ -288,14 +383,20 @@ impl State {
                 }
             }
         }
-        let known: Vec<Location> =
-            self.unknown.iter().filter(|(_, v)| self.key_of(v).is_some()).map(|(l, _)| l.clone()).collect();
+        let known: Vec<Location> = self
+            .unknown
+            .iter()
+            .filter(|(_, v)| self.key_of(v).is_some())
+            .map(|(l, _)| l.clone())
+            .collect();
         for location in known {
             if let Some(value) = self.unknown.remove(&location) {
                 let key = self.key_of(&value);
                 self.set_claim_key(&location, key.clone());
                 if let Some(key) = key {
-                    self.touch(touched, &key).candidates.insert(location, Candidate::New(value));
+                    self.touch(touched, &key)
+                        .candidates
+                        .insert(location, Candidate::New(value));
                 }
             }
         }
@@ -312,16 +413,32 @@ impl State {
 
 fn group_kind(value: &Value) -> GroupKind {
     GroupKind::from_api_version(
-        value.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-        value.get("kind").and_then(Value::as_str).unwrap_or_default(),
+        value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
     )
 }
 
 /// Reads the document at `location` from the commit again, checking that it still claims `key`.
-fn read_document(mirror: &Mirror, info: &CommitInfo, location: &Location, key: &ObjectKey, state: &State) -> Option<Value> {
+fn read_document(
+    mirror: &Mirror,
+    info: &CommitInfo,
+    location: &Location,
+    key: &ObjectKey,
+    state: &State,
+) -> Option<Value> {
     let bytes = mirror.file_at(info.id, &location.path).ok()??;
     let parsed = document::parse_file(&location.path, &bytes);
-    let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
-    let matches = state.key_of(&found.value).as_ref() == Some(key) || group_kind(&found.value) == key.gk;
+    let found = parsed
+        .objects
+        .into_iter()
+        .find(|o| o.doc == location.doc && o.item == location.item)?;
+    let matches =
+        state.key_of(&found.value).as_ref() == Some(key) || group_kind(&found.value) == key.gk;
     matches.then(|| object::strip_derived(found.value))
 }

@@ -1,0 +1,246 @@
+//! LIST: selectors, and pagination over a consistent snapshot.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::Value;
+
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{ApiError, ApiResult};
+use super::{Api, Reply, Target};
+use crate::store::StoredObject;
+
+/// How long a continue token stays valid.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
+/// How many paginated lists may be in progress at once.
+const MAX_SNAPSHOTS: usize = 256;
+
+/// Query parameters of a LIST (and of a WATCH's filters).
+#[derive(Clone, Debug, Default)]
+pub struct ListParams {
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
+    /// `limit`.
+    pub limit: Option<usize>,
+    /// `continue`.
+    pub continue_token: Option<String>,
+    /// `resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch`.
+    pub resource_version_match: Option<String>,
+}
+
+/// The filters of a list or watch.
+#[derive(Clone, Debug)]
+pub struct Filter {
+    labels: LabelSelector,
+    fields: FieldSelector,
+    namespace: Option<String>,
+}
+
+/// Fields every kind can be selected by, and the extra ones kube-apiserver supports per kind.
+fn supported_fields(target: &Target) -> Vec<&'static str> {
+    let mut fields = vec!["metadata.name", "metadata.namespace"];
+    fields.extend_from_slice(match (target.rt.group.as_str(), target.rt.kind.as_str()) {
+        ("", "Event") | ("events.k8s.io", "Event") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+            "regarding.kind",
+            "regarding.name",
+            "regarding.namespace",
+        ][..],
+        ("", "Pod") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.phase",
+            "status.podIP",
+        ][..],
+        ("", "Secret") => &["type"][..],
+        ("", "Namespace") => &["status.phase"][..],
+        ("", "Node") => &["spec.unschedulable"][..],
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => &["status.replicas"][..],
+        ("batch", "Job") => &["status.successful"][..],
+        _ => &[][..],
+    });
+    fields
+}
+
+impl Filter {
+    /// Parses the selectors of a request.
+    pub fn new(target: &Target, params: &ListParams) -> ApiResult<Self> {
+        let labels = LabelSelector::parse(params.label_selector.as_deref().unwrap_or_default())?;
+        let fields = FieldSelector::parse(
+            params.field_selector.as_deref().unwrap_or_default(),
+            &supported_fields(target),
+        )?;
+        Ok(Filter {
+            labels,
+            fields,
+            namespace: target.namespace.clone(),
+        })
+    }
+
+    /// Whether an object passes the filters.
+    pub fn matches(&self, obj: &StoredObject) -> bool {
+        if self
+            .namespace
+            .as_ref()
+            .is_some_and(|ns| ns != &obj.key.namespace)
+            || !self.labels.matches(&obj.labels)
+        {
+            return false;
+        }
+        let needs_body = self.fields.fields().any(|f| !f.starts_with("metadata."));
+        let value = needs_body.then(|| obj.value());
+        self.fields.matches(|field| match field {
+            "metadata.name" => Some(obj.key.name.clone()),
+            "metadata.namespace" => Some(obj.key.namespace.clone()),
+            other => match value
+                .as_ref()?
+                .pointer(&format!("/{}", other.replace('.', "/")))?
+            {
+                Value::String(s) => Some(s.clone()),
+                v => Some(v.to_string()),
+            },
+        })
+    }
+}
+
+/// Lists being paged through: continue tokens point into them, so every page comes from one
+/// consistent state.
+#[derive(Default)]
+pub(super) struct Snapshots {
+    lists: Mutex<HashMap<u64, (Instant, u64, Arc<Vec<Arc<StoredObject>>>)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Snapshots {
+    fn keep(&self, revision: u64, items: Arc<Vec<Arc<StoredObject>>>) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        lists.retain(|_, (at, _, _)| now.duration_since(*at) < SNAPSHOT_TTL);
+        if lists.len() >= MAX_SNAPSHOTS {
+            if let Some(oldest) = lists
+                .iter()
+                .min_by_key(|(_, (at, _, _))| *at)
+                .map(|(id, _)| *id)
+            {
+                lists.remove(&oldest);
+            }
+        }
+        lists.insert(id, (now, revision, items));
+        id
+    }
+
+    fn find(&self, id: u64) -> Option<(u64, Arc<Vec<Arc<StoredObject>>>)> {
+        let lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        lists
+            .get(&id)
+            .filter(|(at, _, _)| at.elapsed() < SNAPSHOT_TTL)
+            .map(|(_, rv, items)| (*rv, items.clone()))
+    }
+}
+
+fn encode_token(id: u64, offset: usize, revision: u64) -> String {
+    format!("{id}.{offset}.{revision}")
+}
+
+fn decode_token(token: &str) -> Option<(u64, usize)> {
+    let mut parts = token.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+impl Api {
+    /// The objects a list selects, with the resourceVersion of the state they come from.
+    pub(super) fn select(
+        &self,
+        target: &Target,
+        params: &ListParams,
+    ) -> ApiResult<(u64, Vec<Arc<StoredObject>>)> {
+        let filter = Filter::new(target, params)?;
+        let (revision, items) = self
+            .storage
+            .list(&target.rt.group_kind(), target.namespace.as_deref());
+        Ok((
+            revision,
+            items.into_iter().filter(|o| filter.matches(o)).collect(),
+        ))
+    }
+
+    /// LIST.
+    pub fn list(&self, target: &Target, params: &ListParams) -> ApiResult<Reply> {
+        let (revision, items, offset) = match &params.continue_token {
+            Some(token) => {
+                let (id, offset) = decode_token(token)
+                    .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+                let (revision, items) = self.snapshots.find(id).ok_or_else(|| {
+                    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+                })?;
+                (revision, items, offset)
+            }
+            None => {
+                let (revision, items) = self.select(target, params)?;
+                if params.resource_version_match.as_deref() == Some("Exact")
+                    && params
+                        .resource_version
+                        .as_deref()
+                        .is_some_and(|rv| rv != revision.to_string())
+                {
+                    return Err(ApiError::gone(
+                        "too old resource version: only the latest state is kept",
+                    ));
+                }
+                (revision, Arc::new(items), 0)
+            }
+        };
+        let end = params
+            .limit
+            .filter(|l| *l > 0)
+            .map_or(items.len(), |l| (offset + l).min(items.len()));
+        let page = items.get(offset..end).unwrap_or_default();
+        let mut meta = serde_json::json!({"resourceVersion": revision.to_string()});
+        if end < items.len() {
+            let id = match &params.continue_token {
+                Some(token) => decode_token(token).map(|(id, _)| id).unwrap_or_default(),
+                None => self.snapshots.keep(revision, items.clone()),
+            };
+            meta["continue"] = Value::String(encode_token(id, end, revision));
+            meta["remainingItemCount"] = Value::from(items.len() - end);
+        }
+        // Items are already serialized: splice their bytes instead of building a JSON tree.
+        let head = serde_json::json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind), "metadata": meta});
+        let head = serde_json::to_vec(&head).unwrap_or_default();
+        let mut body = BytesMut::with_capacity(
+            head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16,
+        );
+        body.put_slice(&head[..head.len() - 1]);
+        body.put_slice(b",\"items\":[");
+        for (i, obj) in page.iter().enumerate() {
+            if i > 0 {
+                body.put_u8(b',');
+            }
+            body.put_slice(&self.served(target, obj));
+        }
+        body.put_slice(b"]}");
+        Ok(Reply {
+            code: 200,
+            body: Bytes::from(body),
+        })
+    }
+}

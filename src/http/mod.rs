@@ -1,0 +1,425 @@
+//! The HTTP surface: one axum `Router` that maps Kubernetes REST paths onto the [`Api`]. The
+//! in-process client and `gitbacked serve` use this very Router.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use crate::api::discovery;
+use crate::api::status::{ApiError, ApiResult};
+use crate::api::watch::WatchParams;
+use crate::api::{Api, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
+use crate::layout::document;
+
+/// The largest request body accepted, as kube-apiserver's limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Builds the Router serving the Kubernetes API over `api`.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { json_response(200, &discovery::version()) }),
+        )
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ok))
+        .route("/api", get(core_versions))
+        .route("/apis", get(groups))
+        .route("/api/{*rest}", any(resource))
+        .route("/apis/{*rest}", any(resource))
+        .fallback(
+            |req: Request| async move { error_response(&ApiError::no_route(req.uri().path())) },
+        )
+        .with_state(api)
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+fn json_response(code: u16, value: &Value) -> Response {
+    reply_response(
+        Reply {
+            code,
+            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+        },
+        "application/json",
+    )
+}
+
+fn reply_response(reply: Reply, content_type: &str) -> Response {
+    let status = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, content_type.to_string())],
+        reply.body,
+    )
+        .into_response()
+}
+
+fn error_response(e: &ApiError) -> Response {
+    json_response(e.code, &e.to_status())
+}
+
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
+}
+
+async fn core_versions(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        let reply = Reply {
+            code: 200,
+            body: Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()),
+        };
+        return reply_response(reply, AGGREGATED);
+    }
+    json_response(200, &discovery::core_versions())
+}
+
+async fn groups(State(api): State<Api>, headers: HeaderMap) -> Response {
+    let registry = api.storage().registry();
+    if wants_aggregated(&headers) {
+        let reply = Reply {
+            code: 200,
+            body: Bytes::from(discovery::aggregated(&registry, false).to_string()),
+        };
+        return reply_response(reply, AGGREGATED);
+    }
+    json_response(200, &discovery::group_list(&registry))
+}
+
+/// A request path split into its parts.
+#[derive(Debug, PartialEq)]
+struct Path<'a> {
+    group: &'a str,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    resource: Option<&'a str>,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
+}
+
+fn parse_path(path: &str) -> Option<Path<'_>> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    if rest.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    // `namespaces/{ns}/{resource}…` addresses namespaced objects; `namespaces/{name}/status` is a
+    // subresource of a Namespace.
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, tail @ ..] if !matches!(*resource, "status" | "finalize") => {
+            (Some(*ns), {
+                let mut v = vec![*resource];
+                v.extend_from_slice(tail);
+                v
+            })
+        }
+        _ => (None, rest.to_vec()),
+    };
+    if rest.len() > 3 {
+        return None;
+    }
+    Some(Path {
+        group,
+        version,
+        namespace,
+        resource: rest.first().copied(),
+        name: rest.get(1).copied(),
+        subresource: rest.get(2).copied(),
+    })
+}
+
+fn query(req: &Request) -> ApiResult<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    Ok(pairs.into_iter().collect())
+}
+
+fn parse_bool(q: &HashMap<String, String>, key: &str) -> ApiResult<bool> {
+    match q.get(key).map(String::as_str) {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid value for {key}: {other:?}"
+        ))),
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    key: &str,
+) -> ApiResult<Option<T>> {
+    q.get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}")))
+        })
+        .transpose()
+}
+
+fn list_params(q: &HashMap<String, String>) -> ApiResult<ListParams> {
+    Ok(ListParams {
+        label_selector: q.get("labelSelector").cloned(),
+        field_selector: q.get("fieldSelector").cloned(),
+        limit: parse_number(q, "limit")?,
+        continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|c| !c.is_empty())
+            .cloned(),
+    })
+}
+
+fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid dryRun value {other:?}: only All is supported"
+            )));
+        }
+    };
+    Ok(WriteOptions { dry_run })
+}
+
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(format!(
+                "the request body is larger than {MAX_BODY} bytes"
+            )))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body failed: {e}"
+        ))),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    raw.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Parses an object body: JSON, YAML, or JSON without a content type (the Python client).
+fn parse_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
+    let value = match content_type(headers).as_str() {
+        "" | "application/json" => serde_json::from_slice(bytes)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?,
+        "application/yaml" => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+            document::parse_yaml(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "invalid YAML body at line {}: {}",
+                    e.line, e.message
+                ))
+            })?
+        }
+        other => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the media type {other:?} is not supported for this request"
+            )));
+        }
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+fn subresource(target: &Target, name: Option<&str>) -> ApiResult<Option<Subresource>> {
+    match name {
+        None => Ok(None),
+        Some("status") if target.rt.status => Ok(Some(Subresource::Status)),
+        Some("scale") if target.rt.scale.is_some() => Ok(Some(Subresource::Scale)),
+        Some(other) => Err(ApiError::no_route(&format!("{}/{other}", target.rt.plural))),
+    }
+}
+
+async fn resource(State(api): State<Api>, req: Request) -> Response {
+    match serve(api, req).await {
+        Ok(response) => response,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn serve(api: Api, req: Request) -> ApiResult<Response> {
+    let uri_path = req.uri().path().to_string();
+    let path = parse_path(&uri_path).ok_or_else(|| ApiError::no_route(&uri_path))?;
+    let q = query(&req)?;
+    let Some(resource) = path.resource else {
+        let registry = api.storage().registry();
+        let list = discovery::resource_list(&registry, path.group, path.version)
+            .ok_or_else(|| ApiError::no_route(&uri_path))?;
+        return Ok(json_response(200, &list));
+    };
+    let target = api.target(path.group, path.version, resource, path.namespace)?;
+    let method = req.method().clone();
+    let verb_allowed = |verb: &str| {
+        if target.rt.supports(verb) {
+            Ok(())
+        } else {
+            Err(ApiError::method_not_allowed(format!(
+                "{verb} is not supported on {}",
+                target.rt.plural
+            )))
+        }
+    };
+    let sub = subresource(&target, path.subresource)?;
+    let (headers, body) = {
+        let (parts, body) = req.into_parts();
+        (parts.headers, body)
+    };
+    let reply = match (&method, path.name) {
+        (&Method::GET, None) if parse_bool(&q, "watch")? => {
+            verb_allowed("watch")?;
+            let params = WatchParams {
+                list: list_params(&q)?,
+                allow_bookmarks: parse_bool(&q, "allowWatchBookmarks")?,
+                send_initial_events: q
+                    .get("sendInitialEvents")
+                    .map(|_| parse_bool(&q, "sendInitialEvents"))
+                    .transpose()?,
+                timeout: parse_number::<u64>(&q, "timeoutSeconds")?.map(Duration::from_secs),
+            };
+            let stream = api.watch(&target, &params)?;
+            let body = Body::from_stream(stream.map(Ok::<_, Infallible>));
+            return Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response());
+        }
+        (&Method::GET, None) => {
+            verb_allowed("list")?;
+            api.list(&target, &list_params(&q)?)?
+        }
+        (&Method::GET, Some(name)) => match sub {
+            Some(Subresource::Scale) => api.get_scale(&target, name)?,
+            _ => api.get(&target, name)?,
+        },
+        (&Method::POST, None) => {
+            verb_allowed("create")?;
+            let body = parse_object(&headers, &read_body(body).await?)?;
+            api.create(&target, body, &write_options(&q)?).await?
+        }
+        (&Method::PUT, Some(name)) => {
+            verb_allowed("update")?;
+            let body = parse_object(&headers, &read_body(body).await?)?;
+            api.update(&target, name, body, sub, &write_options(&q)?)
+                .await?
+        }
+        (&Method::PATCH, Some(name)) => {
+            verb_allowed("patch")?;
+            let kind = match content_type(&headers).as_str() {
+                "application/json-patch+json" => PatchType::Json,
+                "application/merge-patch+json" => PatchType::Merge,
+                other => {
+                    return Err(ApiError::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other:?})"
+                    )));
+                }
+            };
+            let bytes = read_body(body).await?;
+            let patch: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?;
+            api.patch(&target, name, kind, patch, sub, &write_options(&q)?)
+                .await?
+        }
+        (&Method::DELETE, name) => {
+            let bytes = read_body(body).await?;
+            let options: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            let mut opts = write_options(&q)?;
+            opts.dry_run |= options
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|v| v == "All"));
+            match name {
+                Some(name) => {
+                    verb_allowed("delete")?;
+                    api.delete(&target, name, &options, &opts).await?
+                }
+                None => {
+                    verb_allowed("deletecollection")?;
+                    api.delete_collection(&target, &list_params(&q)?, &options, &opts)
+                        .await?
+                }
+            }
+        }
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on {uri_path}"
+            )));
+        }
+    };
+    Ok(reply_response(reply, "application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let p = parse_path("/api/v1/namespaces/default/configmaps/a").unwrap();
+        assert_eq!(
+            (p.group, p.namespace, p.resource, p.name),
+            ("", Some("default"), Some("configmaps"), Some("a"))
+        );
+        let p = parse_path("/api/v1/namespaces/dev/status").unwrap();
+        assert_eq!(
+            (p.namespace, p.resource, p.name, p.subresource),
+            (None, Some("namespaces"), Some("dev"), Some("status"))
+        );
+        let p = parse_path("/apis/apps/v1/namespaces/x/deployments/web/scale").unwrap();
+        assert_eq!((p.group, p.subresource), ("apps", Some("scale")));
+        let p = parse_path("/apis/apps/v1").unwrap();
+        assert_eq!(p.resource, None);
+        assert!(parse_path("/apis/apps/v1/a/b/c/d").is_none());
+        assert!(parse_path("/api/v1//x").is_none());
+    }
+}

@@ -1,0 +1,350 @@
+//! The sync loop: the one task that talks to the remote. It polls the remote branch and brings new
+//! commits into the store, and it takes batches of writes to the remote (see [`writer`]).
+//! Data flows one way: git → store → API; API writes → this loop → git → store.
+
+mod writer;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use gix::ObjectId;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::api::status::{ApiError, ApiResult};
+use crate::api::storage::{Mutation, Storage, Write, WriteOutcome};
+use crate::git::{GitError, Identity, Mirror, remote};
+use crate::registry::{GroupKind, Registry};
+use crate::store::{Expired, ObjectKey, ParsedCommit, Store, StoredObject, WatchEvent};
+
+/// How the loop reaches and writes the remote.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// The branch objects live on.
+    pub branch: String,
+    /// How often the remote is polled.
+    pub interval: Duration,
+    /// Author and committer of the commits written.
+    pub author: Identity,
+    /// How long a write may wait for the remote before it fails with 503.
+    pub write_timeout: Duration,
+    /// How long in-memory objects (Events) live.
+    pub event_ttl: Duration,
+}
+
+/// A write waiting for its push.
+pub(crate) struct PendingWrite {
+    write: Write,
+    reply: oneshot::Sender<ApiResult<WriteOutcome>>,
+}
+
+/// Requests to the loop.
+pub(crate) enum Command {
+    /// Apply a write and reply once it is pushed.
+    Write(PendingWrite),
+    /// Check the remote now (webhooks, tests) and reply once the store is up to date.
+    SyncNow(oneshot::Sender<Result<(), String>>),
+    /// Stop after the writes in flight.
+    Shutdown,
+}
+
+/// Where the loop is.
+enum State {
+    /// Waiting for a write, a request or the next poll.
+    Idle,
+    /// Checking the remote for new commits.
+    Poll(Option<oneshot::Sender<Result<(), String>>>),
+    /// Taking writes to the remote.
+    Write(Vec<PendingWrite>),
+    /// Every handle is gone: stop.
+    Stopped,
+}
+
+/// The loop's own data.
+pub(crate) struct Syncer {
+    mirror: Arc<Mirror>,
+    store: Arc<Store>,
+    config: SyncConfig,
+    commands: mpsc::Receiver<Command>,
+    deferred: VecDeque<PendingWrite>,
+}
+
+impl Syncer {
+    /// Fetches the branch and brings the store to its tip; the initial sync.
+    pub(crate) async fn start(
+        mirror: Arc<Mirror>,
+        store: Arc<Store>,
+        config: SyncConfig,
+    ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
+        let tip = remote::fetch(mirror.dir(), &config.branch).await?;
+        if let Some(tip) = tip {
+            advance(&mirror, &store, tip).await?;
+        }
+        let (tx, commands) = mpsc::channel(1024);
+        Ok((
+            Syncer {
+                mirror,
+                store,
+                config,
+                commands,
+                deferred: VecDeque::new(),
+            },
+            tx,
+        ))
+    }
+
+    /// Runs until every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        let mut state = State::Idle;
+        loop {
+            state = self.step(state).await;
+            if matches!(state, State::Stopped) {
+                break;
+            }
+        }
+        debug!("sync loop stopped");
+    }
+
+    async fn step(&mut self, state: State) -> State {
+        match state {
+            State::Idle => {
+                if let Some(w) = self.deferred.pop_front() {
+                    return State::Write(self.batch(w));
+                }
+                let poll = tokio::time::sleep(jitter(self.config.interval));
+                tokio::select! {
+                    command = self.commands.recv() => match command {
+                        None | Some(Command::Shutdown) => State::Stopped,
+                        Some(Command::Write(w)) => State::Write(self.batch(w)),
+                        Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
+                    },
+                    _ = poll => State::Poll(None),
+                }
+            }
+            State::Poll(reply) => {
+                let result = self.poll().await.map_err(|e| e.to_string());
+                if let Err(e) = &result {
+                    warn!(error = %e, "sync with the remote failed; serving the last synced state");
+                }
+                self.store.expire_ephemeral();
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+                State::Idle
+            }
+            State::Write(batch) => {
+                let deferred =
+                    writer::write_batch(&self.mirror, &self.store, &self.config, batch).await;
+                self.deferred.extend(deferred);
+                State::Idle
+            }
+            State::Stopped => State::Stopped,
+        }
+    }
+
+    /// The write just received plus every write already queued: one group commit.
+    fn batch(&mut self, first: PendingWrite) -> Vec<PendingWrite> {
+        let mut batch = vec![first];
+        batch.extend(self.deferred.drain(..));
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Write(w) => batch.push(w),
+                // Answered by the poll that follows the batch's own fetches.
+                Command::SyncNow(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Command::Shutdown => {
+                    self.commands.close();
+                }
+            }
+        }
+        batch
+    }
+
+    /// A cheap look at the remote tip; fetches and applies only when it moved.
+    async fn poll(&mut self) -> Result<(), GitError> {
+        let tip = remote::remote_tip(self.mirror.dir(), &self.config.branch).await?;
+        if tip.is_none() || tip == self.store.tip().0 {
+            return Ok(());
+        }
+        fetch_and_advance(&self.mirror, &self.store, &self.config.branch).await
+    }
+}
+
+fn jitter(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // Up to 10% more, so that many processes do not poll in lockstep.
+    interval + interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
+}
+
+/// Fetches the branch and brings the store to the fetched tip.
+pub(crate) async fn fetch_and_advance(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    branch: &str,
+) -> Result<(), GitError> {
+    match remote::fetch(mirror.dir(), branch).await? {
+        Some(tip) => advance(mirror, store, tip).await,
+        None => Ok(()),
+    }
+}
+
+/// Applies every commit on the first-parent chain from the store's tip to `tip`, one by one, so
+/// that resourceVersions match those of any other process reading the same history.
+pub(crate) async fn advance(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    tip: ObjectId,
+) -> Result<(), GitError> {
+    let (mirror, store) = (mirror.clone(), store.clone());
+    tokio::task::spawn_blocking(move || {
+        let (current, seq) = store.tip();
+        if current == Some(tip) {
+            return Ok(());
+        }
+        let (chain, mut seq, mut previous) = match mirror.first_parent_chain(current, tip)? {
+            Some(chain) => {
+                let previous = current
+                    .map(|c| mirror.commit_info(c))
+                    .transpose()?
+                    .and_then(|i| i.subtree);
+                (chain, seq, previous)
+            }
+            None => {
+                warn!(%tip, "the branch history was rewritten; reading it again from the start");
+                store.reset();
+                (
+                    mirror.first_parent_chain(None, tip)?.unwrap_or_default(),
+                    0,
+                    None,
+                )
+            }
+        };
+        let started = std::time::Instant::now();
+        let commits = chain.len();
+        for info in chain {
+            seq += 1;
+            let subtree = info.subtree;
+            store.apply(&mirror, ParsedCommit::read(&mirror, info, seq, previous)?);
+            previous = subtree;
+        }
+        info!(commits, %tip, elapsed = ?started.elapsed(), "synced");
+        Ok(())
+    })
+    .await
+    .map_err(|e| GitError::Command(format!("sync task failed: {e}")))?
+}
+
+/// The storage the API uses: reads from the store, writes through the sync loop (or straight
+/// into memory for Events).
+#[derive(Clone)]
+pub struct Handle {
+    store: Arc<Store>,
+    commands: mpsc::Sender<Command>,
+    event_ttl: Duration,
+}
+
+impl Handle {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        commands: mpsc::Sender<Command>,
+        event_ttl: Duration,
+    ) -> Self {
+        Handle {
+            store,
+            commands,
+            event_ttl,
+        }
+    }
+
+    /// Checks the remote now; resolves once the store reflects what was found.
+    pub async fn sync_now(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::SyncNow(tx))
+            .await
+            .map_err(|_| "the sync loop has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the sync loop has stopped".to_string())?
+    }
+
+    /// The store behind the handle.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn write_in_memory(&self, mut write: Write) -> ApiResult<WriteOutcome> {
+        let current = self.store.get(&write.key);
+        match (write.mutate)(current.as_deref())? {
+            Mutation::Put(content) => {
+                let stored = self
+                    .store
+                    .put_ephemeral(&write.key, Some(content), self.event_ttl);
+                stored
+                    .map(WriteOutcome::Stored)
+                    .ok_or_else(|| ApiError::internal("event was not stored"))
+            }
+            Mutation::Delete => {
+                let deleted = self.store.put_ephemeral(&write.key, None, Duration::ZERO);
+                deleted
+                    .map(WriteOutcome::Deleted)
+                    .ok_or_else(|| ApiError::internal("event was not found"))
+            }
+        }
+    }
+}
+
+impl Storage for Handle {
+    fn registry(&self) -> Arc<Registry> {
+        self.store.registry()
+    }
+
+    fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
+        self.store.get(key)
+    }
+
+    fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
+        self.store.list(gk, namespace)
+    }
+
+    fn revision(&self) -> u64 {
+        self.store.revision()
+    }
+
+    fn events_since(&self, revision: u64) -> Result<Vec<WatchEvent>, Expired> {
+        self.store.events_since(revision)
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.store.subscribe()
+    }
+
+    fn write(&self, write: Write) -> BoxFuture<'static, ApiResult<WriteOutcome>> {
+        let ephemeral = self
+            .store
+            .registry()
+            .by_kind(&write.key.gk)
+            .is_some_and(|rt| rt.ephemeral);
+        if ephemeral {
+            let result = self.write_in_memory(write);
+            return async move { result }.boxed();
+        }
+        let commands = self.commands.clone();
+        async move {
+            let (reply, rx) = oneshot::channel();
+            let stopped = || ApiError::unavailable("the sync loop has stopped");
+            commands
+                .send(Command::Write(PendingWrite { write, reply }))
+                .await
+                .map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,259 @@
+//! Group commit. A batch of writes becomes a chain of commits, one per write, on top of the synced
+//! tip, pushed at once as a fast-forward. When another writer was first, the loop fetches, brings
+//! the store up to date and evaluates every write again on the new tip: a write whose precondition
+//! no longer holds gets its 409 from its own `mutate`, the others are pushed. Every write is
+//! answered only after the push that carries it succeeded.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use super::{PendingWrite, SyncConfig, advance, fetch_and_advance};
+use crate::api::status::{ApiError, ApiResult};
+use crate::api::storage::{Mutation, WriteOutcome};
+use crate::git::remote::{self, PushOutcome};
+use crate::git::{CommitBuilder, GitError, Mirror};
+use crate::layout::{self, document};
+use crate::registry::Registry;
+use crate::store::{ObjectKey, Store, StoredObject};
+
+/// How many times a batch is replayed on a moving remote before its writes fail.
+const MAX_ATTEMPTS: usize = 16;
+
+/// A write that made it into a commit of the batch being pushed.
+struct Committed {
+    pending: PendingWrite,
+    before: Option<Arc<StoredObject>>,
+    deleted: bool,
+}
+
+/// Takes a batch to the remote. Returns the writes deferred to the next batch (a second write
+/// to an object already written in this batch waits for the first one's resourceVersion).
+pub(super) async fn write_batch(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    config: &SyncConfig,
+    mut batch: Vec<PendingWrite>,
+) -> Vec<PendingWrite> {
+    let deadline = Instant::now() + config.write_timeout;
+    let mut deferred = Vec::new();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let (base, _) = store.tip();
+        let mut builder = mirror.builder(base);
+        let mut committed: Vec<Committed> = Vec::new();
+        let mut written: HashSet<ObjectKey> = HashSet::new();
+        let registry = store.registry();
+        for mut pending in batch.drain(..) {
+            if written.contains(&pending.write.key) {
+                deferred.push(pending);
+                continue;
+            }
+            let before = store.get(&pending.write.key);
+            let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
+                stage(
+                    &mut builder,
+                    &registry,
+                    &pending.write.key,
+                    before.as_deref(),
+                    &mutation,
+                    &pending.write.description,
+                    config,
+                )
+                .map(|changed| (mutation, changed))
+            });
+            match result {
+                Err(e) => {
+                    let _ = pending.reply.send(Err(e));
+                }
+                // Nothing to write: the object is already in the requested state.
+                Ok((_, false)) => {
+                    let outcome = before
+                        .map(WriteOutcome::Stored)
+                        .ok_or_else(|| ApiError::internal("nothing to write"));
+                    let _ = pending.reply.send(outcome);
+                }
+                Ok((mutation, true)) => {
+                    written.insert(pending.write.key.clone());
+                    committed.push(Committed {
+                        pending,
+                        before,
+                        deleted: mutation == Mutation::Delete,
+                    });
+                }
+            }
+        }
+        let Some(head) = builder.head().filter(|_| !committed.is_empty()) else {
+            return deferred;
+        };
+        match push_until(mirror, &config.branch, head, deadline).await {
+            Ok(PushOutcome::Pushed) => {
+                let applied = advance(mirror, store, head).await;
+                for c in committed {
+                    let outcome = match &applied {
+                        Err(e) => Err(ApiError::internal(format!(
+                            "pushed, but reading the commit back failed: {e}"
+                        ))),
+                        Ok(()) if c.deleted => c
+                            .before
+                            .map(WriteOutcome::Deleted)
+                            .ok_or_else(|| ApiError::internal("deleted object vanished")),
+                        Ok(()) => store
+                            .get(&c.pending.write.key)
+                            .map(WriteOutcome::Stored)
+                            .ok_or_else(|| {
+                                ApiError::internal("written object is not in the store")
+                            }),
+                    };
+                    let _ = c.pending.reply.send(outcome);
+                }
+                return deferred;
+            }
+            Ok(PushOutcome::Rejected) => {
+                debug!(
+                    attempt,
+                    "push rejected: another writer was first; replaying on the new tip"
+                );
+                if let Err(e) = fetch_and_advance(mirror, store, &config.branch).await {
+                    warn!(error = %e, "fetch after a rejected push failed");
+                }
+                batch = committed.into_iter().map(|c| c.pending).collect();
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "push failed");
+                fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
+                return deferred;
+            }
+        }
+    }
+    fail_all(batch, "the remote kept moving; gave up replaying");
+    deferred
+}
+
+fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
+    for w in writes {
+        let _ = w.reply.send(Err(ApiError::unavailable(format!(
+            "the write could not be pushed: {why}"
+        ))));
+    }
+}
+
+/// Pushes, retrying failures (not rejections) until the deadline.
+async fn push_until(
+    mirror: &Mirror,
+    branch: &str,
+    head: gix::ObjectId,
+    deadline: Instant,
+) -> Result<PushOutcome, GitError> {
+    let mut delay = std::time::Duration::from_millis(50);
+    loop {
+        match remote::push(mirror.dir(), head, branch).await {
+            Err(e) if Instant::now() + delay < deadline => {
+                warn!(error = %e, "push failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Writes one mutation into the files and makes it a commit. Returns `false` when it changes nothing.
+fn stage(
+    builder: &mut CommitBuilder,
+    registry: &Registry,
+    key: &ObjectKey,
+    before: Option<&StoredObject>,
+    mutation: &Mutation,
+    description: &str,
+    config: &SyncConfig,
+) -> ApiResult<bool> {
+    let internal = |e: &dyn std::fmt::Display| ApiError::internal(format!("writing {key}: {e}"));
+    match (
+        mutation,
+        before.and_then(|b| b.location.as_ref().map(|l| (b, l))),
+    ) {
+        (Mutation::Put(content), Some((old, _))) if &old.content() == content => return Ok(false),
+        (Mutation::Delete, None) => return Ok(false),
+        (Mutation::Put(content), Some((_, location))) => {
+            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
+            let (doc, item) = find_document(
+                &location.path,
+                &text,
+                key,
+                registry,
+                (location.doc, location.item),
+            )
+            .ok_or_else(|| internal(&"its document moved"))?;
+            let new = document::rewrite(&location.path, &text, doc, item, Some(content))
+                .map_err(|e| internal(&e))?;
+            builder.stage(&location.path, new.map(String::into_bytes));
+        }
+        (Mutation::Delete, Some((_, location))) => {
+            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
+            let (doc, item) = find_document(
+                &location.path,
+                &text,
+                key,
+                registry,
+                (location.doc, location.item),
+            )
+            .ok_or_else(|| internal(&"its document moved"))?;
+            let new = document::rewrite(&location.path, &text, doc, item, None)
+                .map_err(|e| internal(&e))?;
+            builder.stage(&location.path, new.map(String::into_bytes));
+        }
+        (Mutation::Put(content), None) => {
+            let rt = registry
+                .by_kind(&key.gk)
+                .ok_or_else(|| internal(&"its kind is not served"))?;
+            let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+            let path = layout::canonical_path(rt, namespace, &key.name);
+            let yaml = document::to_yaml(content);
+            // A file already at the canonical path (a person's) keeps its documents: append.
+            let text = match read_text(builder, &path).map_err(|e| internal(&e))? {
+                existing if existing.is_empty() => yaml,
+                existing if existing.ends_with('\n') => format!("{existing}---\n{yaml}"),
+                existing => format!("{existing}\n---\n{yaml}"),
+            };
+            builder.stage(&path, Some(text.into_bytes()));
+        }
+    }
+    builder
+        .commit(description, &config.author, crate::store::object::now())
+        .map_err(|e| internal(&e))?;
+    Ok(true)
+}
+
+fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, String> {
+    let bytes = builder
+        .read(path)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))
+}
+
+/// Finds the document holding `key` in a file: the remembered position when it still matches,
+/// else the first document that does.
+fn find_document(
+    path: &str,
+    text: &str,
+    key: &ObjectKey,
+    registry: &Registry,
+    hint: (u32, Option<u32>),
+) -> Option<(u32, Option<u32>)> {
+    let parsed = document::parse_file(path, text.as_bytes());
+    let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
+    let found = parsed
+        .objects
+        .iter()
+        .find(|o| (o.doc, o.item) == hint && holds(&o.value));
+    found
+        .or_else(|| parsed.objects.iter().find(|o| holds(&o.value)))
+        .map(|o| (o.doc, o.item))
+}

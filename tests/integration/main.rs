@@ -1,0 +1,5 @@
+//! Integration tests: real git (bare remotes in temp dirs, the git CLI as a person), kube-rs
+//! against the in-process client.
+
+mod core;
+mod support;
