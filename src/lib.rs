@@ -89,27 +89,18 @@ impl Default for Options {
 /// Checks and normalizes a subdirectory: relative, no `..`, no empty segments.
 fn normalize_subdirectory(subdir: Option<&str>) -> Result<String, Error> {
     let subdir = subdir.unwrap_or_default().trim_matches('/');
-    if subdir
-        .split('/')
-        .any(|s| s == ".." || s == "." || s.starts_with(".git"))
-        && !subdir.is_empty()
-    {
-        return Err(Error::Options(format!(
-            "subdirectory {subdir:?} must be a plain relative path"
-        )));
+    if subdir.split('/').any(|s| s == ".." || s == "." || s.starts_with(".git")) && !subdir.is_empty() {
+        return Err(Error::Options(format!("subdirectory {subdir:?} must be a plain relative path")));
     }
     if subdir.contains("//") {
-        return Err(Error::Options(format!(
-            "subdirectory {subdir:?} has an empty segment"
-        )));
+        return Err(Error::Options(format!("subdirectory {subdir:?} has an empty segment")));
     }
     Ok(subdir.to_string())
 }
 
 /// A local path becomes an absolute one (the mirror runs git in its own directory).
 fn normalize_url(url: &str) -> Result<String, Error> {
-    if url.contains("://") || (url.contains(':') && !url.starts_with('/') && !url.starts_with('.'))
-    {
+    if url.contains("://") || (url.contains(':') && !url.starts_with('/') && !url.starts_with('.')) {
         return Ok(url.to_string());
     }
     std::path::absolute(url)
@@ -146,9 +137,7 @@ impl GitStore {
         remote::set_url(mirror.dir(), &url).await?;
         let branch = match options.branch.clone() {
             Some(b) => b,
-            None => remote::default_branch(mirror.dir())
-                .await?
-                .unwrap_or_else(|| "main".into()),
+            None => remote::default_branch(mirror.dir()).await?.unwrap_or_else(|| "main".into()),
         };
         let config = sync::SyncConfig {
             branch,
@@ -162,13 +151,7 @@ impl GitStore {
         let task = tokio::spawn(syncer.run());
         let handle = sync::Handle::new(store, commands.clone(), options.event_ttl);
         let router = http::router(api::Api::new(Arc::new(handle.clone())));
-        Ok(GitStore {
-            handle,
-            router,
-            task,
-            shutdown: commands,
-            _cache: cache,
-        })
+        Ok(GitStore { handle, router, task, shutdown: commands, _cache: cache })
     }
 
     /// A kube client talking to this store in-process. Must be called inside a Tokio runtime.

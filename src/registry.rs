@@ -22,10 +22,7 @@ impl GroupKind {
     /// Splits an `apiVersion` and pairs its group with `kind`.
     pub fn from_api_version(api_version: &str, kind: &str) -> Self {
         let (group, _) = split_api_version(api_version);
-        GroupKind {
-            group: group.to_string(),
-            kind: kind.to_string(),
-        }
+        GroupKind { group: group.to_string(), kind: kind.to_string() }
     }
 }
 
@@ -36,11 +33,7 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 
 /// Joins a group and a version into an `apiVersion`.
 pub fn api_version(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    }
+    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
 }
 
 /// A resource type as discovery describes it.
@@ -92,10 +85,7 @@ pub struct ScaleSubresource {
 impl ResourceType {
     /// The group and kind of objects of this type.
     pub fn group_kind(&self) -> GroupKind {
-        GroupKind {
-            group: self.group.clone(),
-            kind: self.kind.clone(),
-        }
+        GroupKind { group: self.group.clone(), kind: self.kind.clone() }
     }
 
     /// The preferred version.
@@ -132,8 +122,7 @@ struct BuiltinEntry {
 
 static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
     let entries: Vec<BuiltinEntry> =
-        serde_json::from_str(include_str!("../data/builtin-resources.json"))
-            .expect("valid built-in resource table");
+        serde_json::from_str(include_str!("../data/builtin-resources.json")).expect("valid built-in resource table");
     // Alpha versions are off by default in kube-apiserver; a beta version is not served once the kind is GA.
     let is_ga = |v: &str| !v.contains("alpha") && !v.contains("beta");
     let mut by_kind: BTreeMap<(String, String), ResourceType> = BTreeMap::new();
@@ -180,10 +169,7 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
 
 /// The group and kind of CustomResourceDefinition objects.
 pub fn crd_group_kind() -> GroupKind {
-    GroupKind {
-        group: "apiextensions.k8s.io".into(),
-        kind: "CustomResourceDefinition".into(),
-    }
+    GroupKind { group: "apiextensions.k8s.io".into(), kind: "CustomResourceDefinition".into() }
 }
 
 /// All resource types currently served, indexed both ways.
@@ -195,10 +181,7 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        let mut registry = Registry {
-            by_kind: BTreeMap::new(),
-            by_plural: BTreeMap::new(),
-        };
+        let mut registry = Registry { by_kind: BTreeMap::new(), by_plural: BTreeMap::new() };
         for rt in BUILTINS.iter() {
             registry.insert(rt.clone());
         }
@@ -208,21 +191,13 @@ impl Default for Registry {
 
 impl Registry {
     fn insert(&mut self, rt: Arc<ResourceType>) {
-        self.by_plural
-            .insert((rt.group.clone(), rt.plural.clone()), rt.clone());
+        self.by_plural.insert((rt.group.clone(), rt.plural.clone()), rt.clone());
         self.by_kind.insert(rt.group_kind(), rt);
     }
 
     /// The type served at `/apis/{group}/{version}/{plural}`.
-    pub fn by_plural(
-        &self,
-        group: &str,
-        version: &str,
-        plural: &str,
-    ) -> Option<&Arc<ResourceType>> {
-        self.by_plural
-            .get(&(group.to_string(), plural.to_string()))
-            .filter(|rt| rt.serves(version))
+    pub fn by_plural(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<ResourceType>> {
+        self.by_plural.get(&(group.to_string(), plural.to_string())).filter(|rt| rt.serves(version))
     }
 
     /// The type of objects of `gk`.
@@ -241,10 +216,7 @@ impl Registry {
         let rt = Arc::new(crd_resource_type(crd)?);
         if let Some(existing) = self.by_kind.get(&rt.group_kind()) {
             if existing.crd.is_none() {
-                return Err(format!(
-                    "{} shadows the built-in kind {}",
-                    rt.plural, existing.kind
-                ));
+                return Err(format!("{} shadows the built-in kind {}", rt.plural, existing.kind));
             }
             if format!("{existing:?}") == format!("{rt:?}") {
                 return Ok(false);
@@ -257,17 +229,12 @@ impl Registry {
 
     /// Removes the type defined by the CRD called `name`; returns whether one was removed.
     pub fn remove_crd(&mut self, name: &str) -> bool {
-        let Some(gk) = self
-            .by_kind
-            .values()
-            .find(|rt| rt.crd.as_deref() == Some(name))
-            .map(|rt| rt.group_kind())
+        let Some(gk) = self.by_kind.values().find(|rt| rt.crd.as_deref() == Some(name)).map(|rt| rt.group_kind())
         else {
             return false;
         };
         if let Some(rt) = self.by_kind.remove(&gk) {
-            self.by_plural
-                .remove(&(rt.group.clone(), rt.plural.clone()));
+            self.by_plural.remove(&(rt.group.clone(), rt.plural.clone()));
         }
         true
     }
@@ -275,21 +242,13 @@ impl Registry {
 
 /// Reads the type a CustomResourceDefinition describes.
 pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, String> {
-    let name = crd
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .ok_or("CRD has no metadata.name")?;
+    let name = crd.pointer("/metadata/name").and_then(Value::as_str).ok_or("CRD has no metadata.name")?;
     let spec = crd.get("spec").ok_or("CRD has no spec")?;
     let str_at = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
     let strings_at = |v: &Value, p: &str| -> Vec<String> {
         v.pointer(p)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default()
     };
     let group = str_at(spec, "/group").ok_or("CRD has no spec.group")?;
@@ -303,42 +262,27 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, String> {
         Some("Namespaced") => true,
         Some("Cluster") => false,
         other => {
-            return Err(format!(
-                "CRD scope must be Namespaced or Cluster, not {other:?}"
-            ));
+            return Err(format!("CRD scope must be Namespaced or Cluster, not {other:?}"));
         }
     };
     let versions: Vec<&Value> = spec
         .get("versions")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true))
-                .collect()
-        })
+        .map(|a| a.iter().filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(true)).collect())
         .unwrap_or_default();
     // The storage version is preferred, as the apiserver does.
     let mut ordered: Vec<&Value> = versions.clone();
     ordered.sort_by_key(|v| !v.get("storage").and_then(Value::as_bool).unwrap_or(false));
     let first = *ordered.first().ok_or("CRD serves no version")?;
     let subresources = first.get("subresources");
-    let scale = subresources
-        .and_then(|s| s.get("scale"))
-        .map(|s| ScaleSubresource {
-            spec_replicas_path: str_at(s, "/specReplicasPath")
-                .unwrap_or_else(|| ".spec.replicas".into()),
-            status_replicas_path: str_at(s, "/statusReplicasPath")
-                .unwrap_or_else(|| ".status.replicas".into()),
-            label_selector_path: str_at(s, "/labelSelectorPath"),
-        });
+    let scale = subresources.and_then(|s| s.get("scale")).map(|s| ScaleSubresource {
+        spec_replicas_path: str_at(s, "/specReplicasPath").unwrap_or_else(|| ".spec.replicas".into()),
+        status_replicas_path: str_at(s, "/statusReplicasPath").unwrap_or_else(|| ".status.replicas".into()),
+        label_selector_path: str_at(s, "/labelSelectorPath"),
+    });
     let schemas = ordered
         .iter()
-        .filter_map(|v| {
-            Some((
-                str_at(v, "/name")?,
-                v.pointer("/schema/openAPIV3Schema")?.clone(),
-            ))
-        })
+        .filter_map(|v| Some((str_at(v, "/name")?, v.pointer("/schema/openAPIV3Schema")?.clone())))
         .collect();
     Ok(ResourceType {
         group,
@@ -351,24 +295,11 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, String> {
         scale,
         short_names: strings_at(spec, "/names/shortNames"),
         categories: strings_at(spec, "/names/categories"),
-        verbs: [
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
-        .map(String::from)
-        .to_vec(),
+        verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            .map(String::from)
+            .to_vec(),
         ephemeral: false,
-        printer_columns: first
-            .get("additionalPrinterColumns")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
+        printer_columns: first.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
         schemas,
         crd: Some(name.to_string()),
     })
@@ -387,10 +318,7 @@ mod tests {
         assert!(!r.by_plural("", "v1", "namespaces").unwrap().namespaced);
         let deploy = r.by_plural("apps", "v1", "deployments").unwrap();
         assert!(deploy.status && deploy.scale.is_some());
-        let hpa = r.by_kind(&GroupKind {
-            group: "autoscaling".into(),
-            kind: "HorizontalPodAutoscaler".into(),
-        });
+        let hpa = r.by_kind(&GroupKind { group: "autoscaling".into(), kind: "HorizontalPodAutoscaler".into() });
         assert_eq!(hpa.unwrap().preferred_version(), "v2");
         assert!(r.by_plural("", "v1", "events").unwrap().ephemeral);
         assert!(r.by_plural("apps", "v1beta1", "deployments").is_none());

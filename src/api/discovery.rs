@@ -24,12 +24,9 @@ pub fn version() -> Value {
 
 /// Orders versions as Kubernetes does: GA before beta before alpha, higher numbers first.
 fn priority(version: &str) -> Reverse<(u8, u32, u32)> {
-    let (major, rest) = version.trim_start_matches('v').split_at(
-        version
-            .trim_start_matches('v')
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(version.len() - 1),
-    );
+    let (major, rest) = version
+        .trim_start_matches('v')
+        .split_at(version.trim_start_matches('v').find(|c: char| !c.is_ascii_digit()).unwrap_or(version.len() - 1));
     let major: u32 = major.parse().unwrap_or(0);
     let (stage, minor) = if let Some(n) = rest.strip_prefix("beta") {
         (1, n.parse::<u32>().unwrap_or(0))
@@ -70,10 +67,8 @@ pub fn group_list(registry: &Registry) -> Value {
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .map(|(group, versions)| {
-            let entries: Vec<Value> = versions
-                .iter()
-                .map(|v| json!({"groupVersion": api_version(&group, v), "version": v}))
-                .collect();
+            let entries: Vec<Value> =
+                versions.iter().map(|v| json!({"groupVersion": api_version(&group, v), "version": v})).collect();
             json!({"name": group, "versions": entries, "preferredVersion": entries[0]})
         })
         .collect();
@@ -94,20 +89,13 @@ fn subresources(rt: &ResourceType) -> Vec<(&'static str, &'static str, &'static 
 /// `GET /api/v1` and `GET /apis/{group}/{version}`; `None` when nothing is served there.
 pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for rt in registry
-        .all()
-        .filter(|rt| rt.group == group && rt.serves(version))
-    {
+    for rt in registry.all().filter(|rt| rt.group == group && rt.serves(version)) {
         resources.push(json!({
             "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
             "verbs": rt.verbs, "shortNames": rt.short_names, "categories": rt.categories,
         }));
         for (sub, g, v) in subresources(rt) {
-            let kind = if sub == "scale" {
-                "Scale"
-            } else {
-                rt.kind.as_str()
-            };
+            let kind = if sub == "scale" { "Scale" } else { rt.kind.as_str() };
             resources.push(json!({
                 "name": format!("{}/{sub}", rt.plural), "singularName": "", "namespaced": rt.namespaced,
                 "kind": kind, "group": g, "version": v, "verbs": ["get", "patch", "update"],
@@ -177,24 +165,15 @@ mod tests {
     fn discovery_documents() {
         let r = Registry::default();
         let apps = resource_list(&r, "apps", "v1").unwrap();
-        let names: Vec<&str> = apps["resources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap())
-            .collect();
+        let names: Vec<&str> =
+            apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert!(
             names.contains(&"deployments")
                 && names.contains(&"deployments/scale")
                 && names.contains(&"deployments/status")
         );
         let groups = group_list(&r);
-        let autoscaling = groups["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|g| g["name"] == "autoscaling")
-            .unwrap();
+        let autoscaling = groups["groups"].as_array().unwrap().iter().find(|g| g["name"] == "autoscaling").unwrap();
         assert_eq!(autoscaling["preferredVersion"]["version"], "v2");
         let core = aggregated(&r, true);
         assert_eq!(core["items"].as_array().unwrap().len(), 1);

@@ -84,25 +84,14 @@ impl Filter {
     /// Parses the selectors of a request.
     pub fn new(target: &Target, params: &ListParams) -> ApiResult<Self> {
         let labels = LabelSelector::parse(params.label_selector.as_deref().unwrap_or_default())?;
-        let fields = FieldSelector::parse(
-            params.field_selector.as_deref().unwrap_or_default(),
-            &supported_fields(target),
-        )?;
-        Ok(Filter {
-            labels,
-            fields,
-            namespace: target.namespace.clone(),
-        })
+        let fields =
+            FieldSelector::parse(params.field_selector.as_deref().unwrap_or_default(), &supported_fields(target))?;
+        Ok(Filter { labels, fields, namespace: target.namespace.clone() })
     }
 
     /// Whether an object passes the filters.
     pub fn matches(&self, obj: &StoredObject) -> bool {
-        if self
-            .namespace
-            .as_ref()
-            .is_some_and(|ns| ns != &obj.key.namespace)
-            || !self.labels.matches(&obj.labels)
-        {
+        if self.namespace.as_ref().is_some_and(|ns| ns != &obj.key.namespace) || !self.labels.matches(&obj.labels) {
             return false;
         }
         let needs_body = self.fields.fields().any(|f| !f.starts_with("metadata."));
@@ -110,10 +99,7 @@ impl Filter {
         self.fields.matches(|field| match field {
             "metadata.name" => Some(obj.key.name.clone()),
             "metadata.namespace" => Some(obj.key.namespace.clone()),
-            other => match value
-                .as_ref()?
-                .pointer(&format!("/{}", other.replace('.', "/")))?
-            {
+            other => match value.as_ref()?.pointer(&format!("/{}", other.replace('.', "/")))? {
                 Value::String(s) => Some(s.clone()),
                 v => Some(v.to_string()),
             },
@@ -125,35 +111,36 @@ impl Filter {
 /// consistent state.
 #[derive(Default)]
 pub(super) struct Snapshots {
-    lists: Mutex<HashMap<u64, (Instant, u64, Arc<Vec<Arc<StoredObject>>>)>>,
+    lists: Mutex<HashMap<u64, Snapshot>>,
     next: std::sync::atomic::AtomicU64,
 }
 
+/// The selected objects of one list, as they were when its first page was read.
+type Items = Arc<Vec<Arc<StoredObject>>>;
+
+struct Snapshot {
+    taken: Instant,
+    revision: u64,
+    items: Items,
+}
+
 impl Snapshots {
-    fn keep(&self, revision: u64, items: Arc<Vec<Arc<StoredObject>>>) -> u64 {
+    fn keep(&self, revision: u64, items: Items) -> u64 {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        lists.retain(|_, (at, _, _)| now.duration_since(*at) < SNAPSHOT_TTL);
-        if lists.len() >= MAX_SNAPSHOTS {
-            if let Some(oldest) = lists
-                .iter()
-                .min_by_key(|(_, (at, _, _))| *at)
-                .map(|(id, _)| *id)
-            {
-                lists.remove(&oldest);
-            }
+        lists.retain(|_, s| now.duration_since(s.taken) < SNAPSHOT_TTL);
+        let oldest = lists.iter().min_by_key(|(_, s)| s.taken).map(|(id, _)| *id);
+        if let Some(oldest) = oldest.filter(|_| lists.len() >= MAX_SNAPSHOTS) {
+            lists.remove(&oldest);
         }
-        lists.insert(id, (now, revision, items));
+        lists.insert(id, Snapshot { taken: now, revision, items });
         id
     }
 
-    fn find(&self, id: u64) -> Option<(u64, Arc<Vec<Arc<StoredObject>>>)> {
+    fn find(&self, id: u64) -> Option<(u64, Items)> {
         let lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        lists
-            .get(&id)
-            .filter(|(at, _, _)| at.elapsed() < SNAPSHOT_TTL)
-            .map(|(_, rv, items)| (*rv, items.clone()))
+        lists.get(&id).filter(|s| s.taken.elapsed() < SNAPSHOT_TTL).map(|s| (s.revision, s.items.clone()))
     }
 }
 
@@ -168,27 +155,18 @@ fn decode_token(token: &str) -> Option<(u64, usize)> {
 
 impl Api {
     /// The objects a list selects, with the resourceVersion of the state they come from.
-    pub(super) fn select(
-        &self,
-        target: &Target,
-        params: &ListParams,
-    ) -> ApiResult<(u64, Vec<Arc<StoredObject>>)> {
+    pub(super) fn select(&self, target: &Target, params: &ListParams) -> ApiResult<(u64, Vec<Arc<StoredObject>>)> {
         let filter = Filter::new(target, params)?;
-        let (revision, items) = self
-            .storage
-            .list(&target.rt.group_kind(), target.namespace.as_deref());
-        Ok((
-            revision,
-            items.into_iter().filter(|o| filter.matches(o)).collect(),
-        ))
+        let (revision, items) = self.storage.list(&target.rt.group_kind(), target.namespace.as_deref());
+        Ok((revision, items.into_iter().filter(|o| filter.matches(o)).collect()))
     }
 
     /// LIST.
     pub fn list(&self, target: &Target, params: &ListParams) -> ApiResult<Reply> {
         let (revision, items, offset) = match &params.continue_token {
             Some(token) => {
-                let (id, offset) = decode_token(token)
-                    .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+                let (id, offset) =
+                    decode_token(token).ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
                 let (revision, items) = self.snapshots.find(id).ok_or_else(|| {
                     ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
                 })?;
@@ -197,22 +175,14 @@ impl Api {
             None => {
                 let (revision, items) = self.select(target, params)?;
                 if params.resource_version_match.as_deref() == Some("Exact")
-                    && params
-                        .resource_version
-                        .as_deref()
-                        .is_some_and(|rv| rv != revision.to_string())
+                    && params.resource_version.as_deref().is_some_and(|rv| rv != revision.to_string())
                 {
-                    return Err(ApiError::gone(
-                        "too old resource version: only the latest state is kept",
-                    ));
+                    return Err(ApiError::gone("too old resource version: only the latest state is kept"));
                 }
                 (revision, Arc::new(items), 0)
             }
         };
-        let end = params
-            .limit
-            .filter(|l| *l > 0)
-            .map_or(items.len(), |l| (offset + l).min(items.len()));
+        let end = params.limit.filter(|l| *l > 0).map_or(items.len(), |l| (offset + l).min(items.len()));
         let page = items.get(offset..end).unwrap_or_default();
         let mut meta = serde_json::json!({"resourceVersion": revision.to_string()});
         if end < items.len() {
@@ -226,9 +196,7 @@ impl Api {
         // Items are already serialized: splice their bytes instead of building a JSON tree.
         let head = serde_json::json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind), "metadata": meta});
         let head = serde_json::to_vec(&head).unwrap_or_default();
-        let mut body = BytesMut::with_capacity(
-            head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16,
-        );
+        let mut body = BytesMut::with_capacity(head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16);
         body.put_slice(&head[..head.len() - 1]);
         body.put_slice(b",\"items\":[");
         for (i, obj) in page.iter().enumerate() {
@@ -238,9 +206,6 @@ impl Api {
             body.put_slice(&self.served(target, obj));
         }
         body.put_slice(b"]}");
-        Ok(Reply {
-            code: 200,
-            body: Bytes::from(body),
-        })
+        Ok(Reply { code: 200, body: Bytes::from(body) })
     }
 }

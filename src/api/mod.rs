@@ -40,24 +40,13 @@ impl Target {
     }
 
     fn key(&self, name: &str) -> ObjectKey {
-        let namespace = if self.rt.namespaced {
-            self.namespace.clone().unwrap_or_else(|| "default".into())
-        } else {
-            String::new()
-        };
-        ObjectKey {
-            gk: self.rt.group_kind(),
-            namespace,
-            name: name.to_string(),
-        }
+        let namespace =
+            if self.rt.namespaced { self.namespace.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
+        ObjectKey { gk: self.rt.group_kind(), namespace, name: name.to_string() }
     }
 
     fn subject<'a>(&'a self, name: &'a str) -> Subject<'a> {
-        Subject {
-            group: &self.rt.group,
-            resource: &self.rt.plural,
-            name,
-        }
+        Subject { group: &self.rt.group, resource: &self.rt.plural, name }
     }
 }
 
@@ -97,10 +86,7 @@ pub struct Reply {
 
 impl Reply {
     fn json(code: u16, value: &Value) -> Self {
-        Reply {
-            code,
-            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-        }
+        Reply { code, body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()) }
     }
 }
 
@@ -114,10 +100,7 @@ pub struct Api {
 impl Api {
     /// The API over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Api {
-            storage,
-            snapshots: Arc::default(),
-        }
+        Api { storage, snapshots: Arc::default() }
     }
 
     /// The storage behind the API.
@@ -126,17 +109,11 @@ impl Api {
     }
 
     /// Resolves `/apis/{group}/{version}/{plural}` to a served type.
-    pub fn target(
-        &self,
-        group: &str,
-        version: &str,
-        plural: &str,
-        namespace: Option<&str>,
-    ) -> ApiResult<Target> {
+    pub fn target(&self, group: &str, version: &str, plural: &str, namespace: Option<&str>) -> ApiResult<Target> {
         let registry = self.storage.registry();
-        let rt = registry.by_plural(group, version, plural).ok_or_else(|| {
-            ApiError::no_route(&format!("{}/{plural}", api_version(group, version)))
-        })?;
+        let rt = registry
+            .by_plural(group, version, plural)
+            .ok_or_else(|| ApiError::no_route(&format!("{}/{plural}", api_version(group, version))))?;
         if namespace.is_some() && !rt.namespaced {
             return Err(ApiError::no_route(&format!("{plural} is not namespaced")));
         }
@@ -144,11 +121,7 @@ impl Api {
             validate_name(ns, NameRule::DnsLabel)
                 .map_err(|e| ApiError::bad_request(format!("invalid namespace: {e}")))?;
         }
-        Ok(Target {
-            rt: rt.clone(),
-            version: version.to_string(),
-            namespace: namespace.map(str::to_string),
-        })
+        Ok(Target { rt: rt.clone(), version: version.to_string(), namespace: namespace.map(str::to_string) })
     }
 
     /// The object as served at the target's version.
@@ -165,38 +138,21 @@ impl Api {
 
     /// GET one object.
     pub fn get(&self, target: &Target, name: &str) -> ApiResult<Reply> {
-        let obj = self
-            .storage
-            .get(&target.key(name))
-            .ok_or_else(|| ApiError::not_found(target.subject(name)))?;
-        Ok(Reply {
-            code: 200,
-            body: self.served(target, &obj),
-        })
+        let obj = self.storage.get(&target.key(name)).ok_or_else(|| ApiError::not_found(target.subject(name)))?;
+        Ok(Reply { code: 200, body: self.served(target, &obj) })
     }
 
     /// GET a scale subresource.
     pub fn get_scale(&self, target: &Target, name: &str) -> ApiResult<Reply> {
-        let obj = self
-            .storage
-            .get(&target.key(name))
-            .ok_or_else(|| ApiError::not_found(target.subject(name)))?;
+        let obj = self.storage.get(&target.key(name)).ok_or_else(|| ApiError::not_found(target.subject(name)))?;
         Ok(Reply::json(200, &scale_of(target, &obj)?))
     }
 
     /// POST an object.
-    pub async fn create(
-        &self,
-        target: &Target,
-        mut body: Value,
-        opts: &WriteOptions,
-    ) -> ApiResult<Reply> {
+    pub async fn create(&self, target: &Target, mut body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
         check_kind(target, &body)?;
         let meta = metadata_mut(&mut body);
-        let name = match (
-            meta.get("name").and_then(Value::as_str),
-            meta.get("generateName").and_then(Value::as_str),
-        ) {
+        let name = match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
             (Some(n), _) if !n.is_empty() => n.to_string(),
             (_, Some(prefix)) if !prefix.is_empty() => format!("{prefix}{}", random_suffix()),
             _ => {
@@ -204,32 +160,21 @@ impl Api {
                     &target.rt.kind,
                     &target.rt.group,
                     "",
-                    vec![(
-                        "metadata.name".into(),
-                        "Required value: name or generateName is required".into(),
-                    )],
+                    vec![("metadata.name".into(), "Required value: name or generateName is required".into())],
                 ));
             }
         };
         meta.insert("name".into(), Value::String(name.clone()));
         let key = self.key_for_body(target, &name, &body)?;
         let content = prepare_new(target, &key, body)?;
-        let subject = (
-            target.rt.group.clone(),
-            target.rt.plural.clone(),
-            name.clone(),
-        );
+        let subject = (target.rt.group.clone(), target.rt.plural.clone(), name.clone());
         let mutate = move |current: Option<&StoredObject>| match current {
-            Some(_) => Err(ApiError::already_exists(Subject {
-                group: &subject.0,
-                resource: &subject.1,
-                name: &subject.2,
-            })),
+            Some(_) => {
+                Err(ApiError::already_exists(Subject { group: &subject.0, resource: &subject.1, name: &subject.2 }))
+            }
             None => Ok(Mutation::Put(content.clone())),
         };
-        let reply = self
-            .write(target, key, "create", opts, Box::new(mutate))
-            .await?;
+        let reply = self.write(target, key, "create", opts, Box::new(mutate)).await?;
         Ok(Reply { code: 201, ..reply })
     }
 
@@ -246,10 +191,7 @@ impl Api {
         if sub == Some(Subresource::Scale) {
             return self.update_scale(target, name, body, opts).await;
         }
-        let body_name = body
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let body_name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         if body_name != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
@@ -258,16 +200,11 @@ impl Api {
         let key = self.key_for_body(target, name, &body)?;
         let t = target.clone();
         let mutate = move |current: Option<&StoredObject>| {
-            let current = current
-                .ok_or_else(|| ApiError::not_found(t.subject(&t.key(name_of(&body)).name)))?;
+            let current = current.ok_or_else(|| ApiError::not_found(t.subject(&t.key(name_of(&body)).name)))?;
             check_preconditions(&t, current, &body)?;
             settle(&t, current, body.clone(), sub)
         };
-        let verb = if sub == Some(Subresource::Status) {
-            "update status of"
-        } else {
-            "update"
-        };
+        let verb = if sub == Some(Subresource::Status) { "update status of" } else { "update" };
         self.write(target, key, verb, opts, Box::new(mutate)).await
     }
 
@@ -297,29 +234,17 @@ impl Api {
             let patched = apply_patch(kind, &served, &patch)?;
             check_kind(&t, &patched)?;
             if name_of(&patched) != subject_name {
-                return Err(ApiError::bad_request(
-                    "metadata.name cannot be changed by a patch",
-                ));
+                return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
             }
             check_preconditions(&t, current, &patched)?;
             settle(&t, current, patched, sub)
         };
-        let verb = if sub == Some(Subresource::Status) {
-            "patch status of"
-        } else {
-            "patch"
-        };
+        let verb = if sub == Some(Subresource::Status) { "patch status of" } else { "patch" };
         self.write(target, key, verb, opts, Box::new(mutate)).await
     }
 
     /// DELETE an object: marks it (deletionTimestamp) while it has finalizers, removes it otherwise.
-    pub async fn delete(
-        &self,
-        target: &Target,
-        name: &str,
-        options: &Value,
-        opts: &WriteOptions,
-    ) -> ApiResult<Reply> {
+    pub async fn delete(&self, target: &Target, name: &str, options: &Value, opts: &WriteOptions) -> ApiResult<Reply> {
         let key = target.key(name);
         let t = target.clone();
         let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
@@ -332,25 +257,17 @@ impl Api {
             check_preconditions(&t, current, &check)?;
             let mut content = current.content();
             let meta = metadata_mut(&mut content);
-            let has_finalizers = meta
-                .get("finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
+            let has_finalizers = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
             if !has_finalizers {
                 return Ok(Mutation::Delete);
             }
             if !meta.contains_key("deletionTimestamp") {
-                meta.insert(
-                    "deletionTimestamp".into(),
-                    Value::String(object::rfc3339(object::now())),
-                );
+                meta.insert("deletionTimestamp".into(), Value::String(object::rfc3339(object::now())));
                 meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
             }
             Ok(Mutation::Put(content))
         };
-        let reply = self
-            .write(target, key, "delete", opts, Box::new(mutate))
-            .await?;
+        let reply = self.write(target, key, "delete", opts, Box::new(mutate)).await?;
         Ok(reply)
     }
 
@@ -365,14 +282,10 @@ impl Api {
         let (_, items) = self.select(target, params)?;
         let mut deleted = Vec::new();
         for obj in items {
-            let scoped = Target {
-                namespace: Some(obj.key.namespace.clone()).filter(|n| !n.is_empty()),
-                ..target.clone()
-            };
+            let scoped =
+                Target { namespace: Some(obj.key.namespace.clone()).filter(|n| !n.is_empty()), ..target.clone() };
             match self.delete(&scoped, &obj.key.name, options, opts).await {
-                Ok(_) => deleted.push(
-                    serde_json::from_slice::<Value>(&self.served(target, &obj)).unwrap_or_default(),
-                ),
+                Ok(_) => deleted.push(serde_json::from_slice::<Value>(&self.served(target, &obj)).unwrap_or_default()),
                 Err(e) if e.reason == "NotFound" => {}
                 Err(e) => return Err(e),
             }
@@ -384,10 +297,7 @@ impl Api {
 
     /// The key of an object sent in a body, checking its namespace against the URL.
     fn key_for_body(&self, target: &Target, name: &str, body: &Value) -> ApiResult<ObjectKey> {
-        let namespace = body
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty());
+        let namespace = body.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty());
         if target.rt.namespaced {
             if target.namespace.is_none() {
                 return Err(ApiError::method_not_allowed(format!(
@@ -422,12 +332,7 @@ impl Api {
     ) -> ApiResult<Reply> {
         // The last content a mutation asked for: the answer when removing the last finalizer deletes.
         let last: Arc<Mutex<Option<Value>>> = Arc::default();
-        let description = format!(
-            "{verb} {} {} {}",
-            target.api_version(),
-            target.rt.kind,
-            display_name(&key)
-        );
+        let description = format!("{verb} {} {} {}", target.api_version(), target.rt.kind, display_name(&key));
         if opts.dry_run {
             let current = self.storage.get(&key);
             let mutation = mutate(current.as_deref())?;
@@ -441,25 +346,11 @@ impl Api {
             }
             Ok(mutation)
         };
-        let outcome = self
-            .storage
-            .write(Write {
-                key: key.clone(),
-                description,
-                mutate: Box::new(wrapped),
-            })
-            .await?;
+        let outcome = self.storage.write(Write { key: key.clone(), description, mutate: Box::new(wrapped) }).await?;
         Ok(match outcome {
-            WriteOutcome::Stored(obj) => Reply {
-                code: 200,
-                body: self.served(target, &obj),
-            },
+            WriteOutcome::Stored(obj) => Reply { code: 200, body: self.served(target, &obj) },
             WriteOutcome::Deleted(before)
-                if verb == "delete"
-                    || before
-                        .value()
-                        .pointer("/metadata/deletionTimestamp")
-                        .is_none() =>
+                if verb == "delete" || before.value().pointer("/metadata/deletionTimestamp").is_none() =>
             {
                 Reply::json(
                     200,
@@ -470,39 +361,22 @@ impl Api {
             // An update that removed the last finalizer of an object being deleted: the object is
             // gone; answer with the state the update asked for.
             WriteOutcome::Deleted(before) => {
-                let content = last
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take()
-                    .unwrap_or_else(|| before.content());
+                let content = last.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| before.content());
                 let obj = StoredObject::new(key, None, content, before.derived.clone());
-                Reply {
-                    code: 200,
-                    body: self.served(target, &obj),
-                }
+                Reply { code: 200, body: self.served(target, &obj) }
             }
         })
     }
 
     /// What a write would store, without storing it (`dryRun=All`).
-    fn preview(
-        &self,
-        target: &Target,
-        key: &ObjectKey,
-        current: Option<&StoredObject>,
-        mutation: Mutation,
-    ) -> Reply {
+    fn preview(&self, target: &Target, key: &ObjectKey, current: Option<&StoredObject>, mutation: Mutation) -> Reply {
         match (mutation, current) {
-            (Mutation::Delete, Some(c)) => Reply {
-                code: 200,
-                body: self.served(target, c),
-            },
+            (Mutation::Delete, Some(c)) => Reply { code: 200, body: self.served(target, c) },
             (Mutation::Delete, None) => Reply::json(200, &json!({})),
             (Mutation::Put(content), current) => {
                 let derived = match current {
                     Some(c) => Derived {
-                        generation: c.derived.generation
-                            + i64::from(object::spec_changed(&c.content(), &content)),
+                        generation: c.derived.generation + i64::from(object::spec_changed(&c.content(), &content)),
                         ..c.derived.clone()
                     },
                     None => Derived {
@@ -522,47 +396,29 @@ impl Api {
         }
     }
 
-    async fn update_scale(
-        &self,
-        target: &Target,
-        name: &str,
-        body: Value,
-        opts: &WriteOptions,
-    ) -> ApiResult<Reply> {
+    async fn update_scale(&self, target: &Target, name: &str, body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
         let key = target.key(name);
         let t = target.clone();
         let mutate = move |current: Option<&StoredObject>| {
-            let current = current
-                .ok_or_else(|| ApiError::not_found(t.subject(&t.key(name_of(&body)).name)))?;
+            let current = current.ok_or_else(|| ApiError::not_found(t.subject(&t.key(name_of(&body)).name)))?;
             check_preconditions(&t, current, &body)?;
             scaled(&t, current, &body)
         };
-        let reply = self
-            .write(target, key.clone(), "scale", opts, Box::new(mutate))
-            .await?;
+        let reply = self.write(target, key.clone(), "scale", opts, Box::new(mutate)).await?;
         let obj = match opts.dry_run {
             true => return Ok(reply),
-            false => self
-                .storage
-                .get(&key)
-                .ok_or_else(|| ApiError::not_found(target.subject(name)))?,
+            false => self.storage.get(&key).ok_or_else(|| ApiError::not_found(target.subject(name)))?,
         };
         Ok(Reply::json(200, &scale_of(target, &obj)?))
     }
 }
 
 fn display_name(key: &ObjectKey) -> String {
-    if key.namespace.is_empty() {
-        key.name.clone()
-    } else {
-        format!("{}/{}", key.namespace, key.name)
-    }
+    if key.namespace.is_empty() { key.name.clone() } else { format!("{}/{}", key.namespace, key.name) }
 }
 
 fn name_of(body: &Value) -> &str {
-    body.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
 }
 
 fn apply_patch(kind: PatchType, target: &Value, patch: &Value) -> ApiResult<Value> {
@@ -577,15 +433,9 @@ fn check_kind(target: &Target, body: &Value) -> ApiResult<()> {
     if !body.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
-    let kind = body
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or(&target.rt.kind);
-    let api_version = body
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| target.api_version());
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or(&target.rt.kind);
+    let api_version =
+        body.get("apiVersion").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| target.api_version());
     if kind != target.rt.kind || api_version != target.api_version() {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({api_version}) and kind ({kind}) do not match the URL ({}, {})",
@@ -599,32 +449,18 @@ fn check_kind(target: &Target, body: &Value) -> ApiResult<()> {
 /// resourceVersion and uid preconditions carried by a body.
 fn check_preconditions(target: &Target, current: &StoredObject, body: &Value) -> ApiResult<()> {
     let name = &current.key.name;
-    if let Some(rv) = body
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        if rv != current.derived.resource_version.to_string() {
-            return Err(ApiError::conflict(
-                target.subject(name),
-                "the object has been modified; please apply your changes to the latest version and try again",
-            ));
-        }
+    let field = |path: &str| body.pointer(path).and_then(Value::as_str).filter(|s| !s.is_empty());
+    if field("/metadata/resourceVersion").is_some_and(|rv| rv != current.derived.resource_version.to_string()) {
+        return Err(ApiError::conflict(
+            target.subject(name),
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
     }
-    if let Some(uid) = body
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
-        if uid != current.derived.uid {
-            return Err(ApiError::conflict(
-                target.subject(name),
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    current.derived.uid
-                ),
-            ));
-        }
+    if let Some(uid) = field("/metadata/uid").filter(|uid| *uid != current.derived.uid) {
+        return Err(ApiError::conflict(
+            target.subject(name),
+            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", current.derived.uid),
+        ));
     }
     Ok(())
 }
@@ -644,21 +480,14 @@ fn prepare_new(target: &Target, key: &ObjectKey, body: Value) -> ApiResult<Value
     }
     validate_metadata(target, &key.name, meta)?;
     // Status is written through /status only.
-    if target.rt.status {
-        if let Some(map) = content.as_object_mut() {
-            map.remove("status");
-        }
+    if let Some(map) = content.as_object_mut().filter(|_| target.rt.status) {
+        map.remove("status");
     }
     Ok(ordered(content))
 }
 
 /// The content an update stores: status or everything but status, lifecycle fields kept.
-fn settle(
-    target: &Target,
-    current: &StoredObject,
-    new: Value,
-    sub: Option<Subresource>,
-) -> ApiResult<Mutation> {
+fn settle(target: &Target, current: &StoredObject, new: Value, sub: Option<Subresource>) -> ApiResult<Mutation> {
     let old = current.content();
     let mut content = match sub {
         Some(Subresource::Status) => {
@@ -686,11 +515,7 @@ fn settle(
     };
     content["apiVersion"] = Value::String(target.api_version());
     content["kind"] = Value::String(target.rt.kind.clone());
-    let old_meta = old
-        .get("metadata")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
     let meta = metadata_mut(&mut content);
     // deletionTimestamp is immutable once set, and cannot be set by an update.
     for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
@@ -705,10 +530,7 @@ fn settle(
     };
     validate_metadata(target, &current.key.name, meta)?;
     let terminating = meta.contains_key("deletionTimestamp");
-    let finalizers_left = meta
-        .get("finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
+    let finalizers_left = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
     if terminating && !finalizers_left {
         return Ok(Mutation::Delete);
     }
@@ -723,36 +545,18 @@ fn validate_metadata(target: &Target, name: &str, meta: &Map<String, Value>) -> 
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {
                 if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string()) {
-                    causes.push((
-                        format!("metadata.{field}.{k}"),
-                        "Invalid value: must be a string".to_string(),
-                    ));
+                    causes.push((format!("metadata.{field}.{k}"), "Invalid value: must be a string".to_string()));
                 }
             }
-            Some(_) => causes.push((
-                format!("metadata.{field}"),
-                "Invalid value: must be a map of strings".into(),
-            )),
+            Some(_) => causes.push((format!("metadata.{field}"), "Invalid value: must be a map of strings".into())),
         }
     }
     match meta.get("finalizers") {
         None | Some(Value::Null) => {}
         Some(Value::Array(f)) if f.iter().all(Value::is_string) => {}
-        Some(_) => causes.push((
-            "metadata.finalizers".into(),
-            "Invalid value: must be a list of strings".into(),
-        )),
+        Some(_) => causes.push(("metadata.finalizers".into(), "Invalid value: must be a list of strings".into())),
     }
-    if causes.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            &target.rt.kind,
-            &target.rt.group,
-            name,
-            causes,
-        ))
-    }
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(&target.rt.kind, &target.rt.group, name, causes)) }
 }
 
 /// Puts apiVersion, kind and metadata first, as the apiserver writes objects.
@@ -776,10 +580,7 @@ fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
     );
     let mut bits = hasher.finish();
     (0..5)
@@ -798,17 +599,9 @@ fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// The `autoscaling/v1 Scale` view of an object.
 fn scale_of(target: &Target, obj: &StoredObject) -> ApiResult<Value> {
-    let scale = target
-        .rt
-        .scale
-        .as_ref()
-        .ok_or_else(|| ApiError::no_route(&format!("{}/scale", target.rt.plural)))?;
+    let scale = target.rt.scale.as_ref().ok_or_else(|| ApiError::no_route(&format!("{}/scale", target.rt.plural)))?;
     let value = obj.value();
-    let selector = scale
-        .label_selector_path
-        .as_deref()
-        .and_then(|p| at_path(&value, p))
-        .cloned();
+    let selector = scale.label_selector_path.as_deref().and_then(|p| at_path(&value, p)).cloned();
     let mut status = json!({"replicas": at_path(&value, &scale.status_replicas_path).cloned().unwrap_or(json!(0))});
     if let Some(Value::String(s)) = selector {
         status["selector"] = Value::String(s);
@@ -824,23 +617,16 @@ fn scale_of(target: &Target, obj: &StoredObject) -> ApiResult<Value> {
 
 /// The object with the replicas of a Scale applied.
 fn scaled(target: &Target, current: &StoredObject, scale: &Value) -> ApiResult<Mutation> {
-    let path = target
-        .rt
-        .scale
-        .as_ref()
-        .map(|s| s.spec_replicas_path.clone())
-        .ok_or_else(|| ApiError::no_route("scale"))?;
-    let replicas = scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "Scale",
-                "autoscaling",
-                &current.key.name,
-                vec![("spec.replicas".into(), "Required value".into())],
-            )
-        })?;
+    let path =
+        target.rt.scale.as_ref().map(|s| s.spec_replicas_path.clone()).ok_or_else(|| ApiError::no_route("scale"))?;
+    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| {
+        ApiError::invalid(
+            "Scale",
+            "autoscaling",
+            &current.key.name,
+            vec![("spec.replicas".into(), "Required value".into())],
+        )
+    })?;
     let mut content = current.content();
     let mut cursor = &mut content;
     let parts: Vec<&str> = path.trim_start_matches('.').split('.').collect();

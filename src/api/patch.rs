@@ -7,22 +7,18 @@ use super::status::{ApiError, ApiResult};
 /// Applies a JSON patch. A `test` of a missing path against `null` succeeds, as in kube-apiserver
 /// (kube's finalizer helper relies on it); json-patch rejects it, so such tests are checked here.
 pub fn json_patch(target: &Value, patch: &Value) -> ApiResult<Value> {
-    let ops = patch
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("a JSON patch must be an array of operations"))?;
+    let ops = patch.as_array().ok_or_else(|| ApiError::bad_request("a JSON patch must be an array of operations"))?;
     let mut kept = Vec::with_capacity(ops.len());
     let mut doc = target.clone();
     for op in ops {
-        let is_null_test = op.get("op").and_then(Value::as_str) == Some("test")
-            && op.get("value") == Some(&Value::Null);
+        let is_null_test =
+            op.get("op").and_then(Value::as_str) == Some("test") && op.get("value") == Some(&Value::Null);
         let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
         if is_null_test && pointer_or_null(&doc, path).is_none() {
             // Applied in order: earlier operations may have created the path.
             apply_ops(&mut doc, std::mem::take(&mut kept))?;
             if pointer_or_null(&doc, path).is_some() {
-                return Err(invalid(&format!(
-                    "test operation failed: {path} is not null"
-                )));
+                return Err(invalid(&format!("test operation failed: {path} is not null")));
             }
             continue;
         }
@@ -50,9 +46,7 @@ fn invalid(message: &str) -> ApiError {
     ApiError {
         code: 422,
         reason: "Invalid",
-        message: format!(
-            "the server rejected our request due to an error in our request: {message}"
-        ),
+        message: format!("the server rejected our request due to an error in our request: {message}"),
         details: None,
     }
 }
@@ -83,10 +77,7 @@ mod tests {
         assert_eq!(json_patch(&with, &add).unwrap_err().code, 422);
         let remove = json!([{"op": "test", "path": "/metadata/finalizers/0", "value": "f"},
                             {"op": "remove", "path": "/metadata/finalizers/0"}]);
-        assert_eq!(
-            json_patch(&with, &remove).unwrap()["metadata"]["finalizers"],
-            json!([])
-        );
+        assert_eq!(json_patch(&with, &remove).unwrap()["metadata"]["finalizers"], json!([]));
         assert_eq!(json_patch(&obj, &json!({"op": "x"})).unwrap_err().code, 400);
     }
 
@@ -97,9 +88,6 @@ mod tests {
             merge_patch(&obj, &json!({"b": {"c": null}, "e": 4})).unwrap(),
             json!({"a": 1, "b": {"d": 3}, "e": 4})
         );
-        assert_eq!(
-            merge_patch(&obj, &json!([1])).unwrap_err().reason,
-            "BadRequest"
-        );
+        assert_eq!(merge_patch(&obj, &json!([1])).unwrap_err().reason, "BadRequest");
     }
 }

@@ -26,19 +26,14 @@ fn is_key(s: &str) -> bool {
     let (prefix, name) = s.rsplit_once('/').map_or((None, s), |(p, n)| (Some(p), n));
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     let prefix_ok = prefix.is_none_or(|p| {
         !p.is_empty()
             && p.len() <= 253
-            && p.split('.').all(|l| {
-                !l.is_empty()
-                    && l.chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            })
+            && p.split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     });
     name_ok && prefix_ok
 }
@@ -46,8 +41,7 @@ fn is_key(s: &str) -> bool {
 fn is_value(s: &str) -> bool {
     s.is_empty()
         || (s.len() <= 63
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && s.starts_with(|c: char| c.is_ascii_alphanumeric())
             && s.ends_with(|c: char| c.is_ascii_alphanumeric()))
 }
@@ -73,8 +67,7 @@ fn split_top_level(s: &str) -> Vec<&str> {
 impl LabelSelector {
     /// Parses `a=b,c!=d,e in (f,g),!h,i`.
     pub fn parse(s: &str) -> ApiResult<Self> {
-        let bad =
-            |why: String| ApiError::bad_request(format!("unable to parse requirement: {why}"));
+        let bad = |why: String| ApiError::bad_request(format!("unable to parse requirement: {why}"));
         let mut requirements = Vec::new();
         if s.trim().is_empty() {
             return Ok(LabelSelector { requirements });
@@ -84,42 +77,22 @@ impl LabelSelector {
             let (key, op) = if let Some(key) = part.strip_prefix('!') {
                 (key.trim(), Op::DoesNotExist)
             } else if let Some((key, rest)) = split_word(part, " notin ") {
-                (
-                    key,
-                    Op::NotIn(
-                        parse_set(rest).ok_or_else(|| bad(format!("invalid set in {part:?}")))?,
-                    ),
-                )
+                (key, Op::NotIn(parse_set(rest).ok_or_else(|| bad(format!("invalid set in {part:?}")))?))
             } else if let Some((key, rest)) = split_word(part, " in ") {
-                (
-                    key,
-                    Op::In(parse_set(rest).ok_or_else(|| bad(format!("invalid set in {part:?}")))?),
-                )
+                (key, Op::In(parse_set(rest).ok_or_else(|| bad(format!("invalid set in {part:?}")))?))
             } else if let Some((key, value)) = part.split_once("!=") {
                 (key.trim(), Op::NotEquals(value.trim().to_string()))
-            } else if let Some((key, value)) =
-                part.split_once("==").or_else(|| part.split_once('='))
-            {
+            } else if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (key.trim(), Op::Equals(value.trim().to_string()))
             } else if let Some((key, value)) = part.split_once('>') {
                 (
                     key.trim(),
-                    Op::GreaterThan(
-                        value
-                            .trim()
-                            .parse()
-                            .map_err(|_| bad(format!("{value:?} is not an integer")))?,
-                    ),
+                    Op::GreaterThan(value.trim().parse().map_err(|_| bad(format!("{value:?} is not an integer")))?),
                 )
             } else if let Some((key, value)) = part.split_once('<') {
                 (
                     key.trim(),
-                    Op::LessThan(
-                        value
-                            .trim()
-                            .parse()
-                            .map_err(|_| bad(format!("{value:?} is not an integer")))?,
-                    ),
+                    Op::LessThan(value.trim().parse().map_err(|_| bad(format!("{value:?} is not an integer")))?),
                 )
             } else {
                 (part, Op::Exists)
@@ -151,12 +124,8 @@ impl LabelSelector {
                 Op::NotEquals(v) => value != Some(v),
                 Op::In(vs) => value.is_some_and(|x| vs.contains(x)),
                 Op::NotIn(vs) => value.is_none_or(|x| !vs.contains(x)),
-                Op::GreaterThan(n) => value
-                    .and_then(|x| x.parse::<i64>().ok())
-                    .is_some_and(|x| x > *n),
-                Op::LessThan(n) => value
-                    .and_then(|x| x.parse::<i64>().ok())
-                    .is_some_and(|x| x < *n),
+                Op::GreaterThan(n) => value.and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x > *n),
+                Op::LessThan(n) => value.and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x < *n),
             }
         })
     }
@@ -192,15 +161,11 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                )));
+                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
             };
             let field = field.trim();
             if !supported.contains(&field) {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             requirements.push((field.to_string(), equal, value.trim().to_string()));
         }
@@ -222,10 +187,7 @@ impl FieldSelector {
 
     /// The value required for `field` with `=`, when there is one (used to narrow a lookup).
     pub fn equal_to(&self, field: &str) -> Option<&str> {
-        self.requirements
-            .iter()
-            .find(|(f, eq, _)| f == field && *eq)
-            .map(|(_, _, v)| v.as_str())
+        self.requirements.iter().find(|(f, eq, _)| f == field && *eq).map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -234,10 +196,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -260,11 +219,7 @@ mod tests {
             ("example.com/key!=v", true),
             ("", true),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&l),
-                expected,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&l), expected, "{sel}");
         }
         for bad in ["app in (web", "=x", "a b=c", "app=in valid", "n>x", "-a=b"] {
             let e = LabelSelector::parse(bad).unwrap_err();
@@ -274,11 +229,8 @@ mod tests {
 
     #[test]
     fn field_selectors_reject_unknown_fields() {
-        let f = FieldSelector::parse(
-            "metadata.name=a,metadata.namespace!=b",
-            &["metadata.name", "metadata.namespace"],
-        )
-        .unwrap();
+        let f = FieldSelector::parse("metadata.name=a,metadata.namespace!=b", &["metadata.name", "metadata.namespace"])
+            .unwrap();
         assert!(f.matches(|n| Some(if n == "metadata.name" { "a" } else { "c" }.into())));
         assert!(!f.matches(|_| Some("a".into())));
         assert_eq!(f.equal_to("metadata.name"), Some("a"));

@@ -32,11 +32,7 @@ pub struct Subject<'a> {
 
 impl Subject<'_> {
     fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.to_string()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        if self.group.is_empty() { self.resource.to_string() } else { format!("{}.{}", self.resource, self.group) }
     }
 
     fn details(&self) -> Value {
@@ -46,44 +42,27 @@ impl Subject<'_> {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
+        ApiError { code, reason, message: message.into(), details: None }
     }
 
     /// 404 NotFound for an object.
     pub fn not_found(s: Subject) -> Self {
         ApiError {
             details: Some(s.details()),
-            ..Self::new(
-                404,
-                "NotFound",
-                format!("{} \"{}\" not found", s.qualified(), s.name),
-            )
+            ..Self::new(404, "NotFound", format!("{} \"{}\" not found", s.qualified(), s.name))
         }
     }
 
     /// 404 NotFound for a path the API does not serve.
     pub fn no_route(path: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("the server could not find the requested resource ({path})"),
-        )
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
     }
 
     /// 409 AlreadyExists.
     pub fn already_exists(s: Subject) -> Self {
         ApiError {
             details: Some(s.details()),
-            ..Self::new(
-                409,
-                "AlreadyExists",
-                format!("{} \"{}\" already exists", s.qualified(), s.name),
-            )
+            ..Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", s.qualified(), s.name))
         }
     }
 
@@ -94,11 +73,7 @@ impl ApiError {
             ..Self::new(
                 409,
                 "Conflict",
-                format!(
-                    "Operation cannot be fulfilled on {} \"{}\": {why}",
-                    s.qualified(),
-                    s.name
-                ),
+                format!("Operation cannot be fulfilled on {} \"{}\": {why}", s.qualified(), s.name),
             )
         }
     }
@@ -106,15 +81,13 @@ impl ApiError {
     /// 422 Invalid with one cause per offending field.
     pub fn invalid(kind: &str, group: &str, name: &str, causes: Vec<(String, String)>) -> Self {
         let summary: Vec<String> = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-        let causes: Vec<Value> =
-            causes.into_iter().map(|(field, message)| json!({"reason": "FieldValueInvalid", "message": message, "field": field})).collect();
+        let causes: Vec<Value> = causes
+            .into_iter()
+            .map(|(field, message)| json!({"reason": "FieldValueInvalid", "message": message, "field": field}))
+            .collect();
         ApiError {
             details: Some(json!({"name": name, "group": group, "kind": kind, "causes": causes})),
-            ..Self::new(
-                422,
-                "Invalid",
-                format!("{kind} \"{name}\" is invalid: {}", summary.join(", ")),
-            )
+            ..Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {}", summary.join(", ")))
         }
     }
 

@@ -67,15 +67,8 @@ impl Watch {
     }
 
     fn expired(&mut self, oldest: u64) {
-        let status = ApiError::gone(format!(
-            "too old resource version: {} ({oldest})",
-            self.cursor
-        ))
-        .to_status();
-        self.pending.push_back(line(
-            "ERROR",
-            &serde_json::to_vec(&status).unwrap_or_default(),
-        ));
+        let status = ApiError::gone(format!("too old resource version: {} ({oldest})", self.cursor)).to_status();
+        self.pending.push_back(line("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
         self.done = true;
     }
 
@@ -92,10 +85,7 @@ impl Watch {
         let now = self.filter.matches(&event.object);
         match event.kind {
             EventType::Modified => {
-                let before = event
-                    .previous
-                    .as_deref()
-                    .is_some_and(|p| self.filter.matches(p));
+                let before = event.previous.as_deref().is_some_and(|p| self.filter.matches(p));
                 match (before, now) {
                     (true, true) => self.push(EventType::Modified, &event.object),
                     (false, true) => self.push(EventType::Added, &event.object),
@@ -134,11 +124,7 @@ impl Watch {
             if !self.pending.is_empty() || self.done {
                 continue;
             }
-            let wake = if self.bookmarks {
-                self.next_bookmark.min(self.deadline)
-            } else {
-                self.deadline
-            };
+            let wake = if self.bookmarks { self.next_bookmark.min(self.deadline) } else { self.deadline };
             tokio::select! {
                 changed = self.changes.changed() => {
                     if changed.is_err() {
@@ -165,18 +151,19 @@ impl Api {
         params: &WatchParams,
     ) -> ApiResult<impl Stream<Item = Bytes> + Send + 'static + use<>> {
         let filter = Filter::new(target, &params.list)?;
-        let rv = params
-            .list
-            .resource_version
-            .as_deref()
-            .filter(|rv| !rv.is_empty());
+        let rv = params.list.resource_version.as_deref().filter(|rv| !rv.is_empty());
         let initial = match params.send_initial_events {
             Some(true) => {
                 if params.list.resource_version_match.as_deref() != Some("NotOlderThan") {
-                    return Err(ApiError::invalid("ListOptions", "meta.k8s.io", "", vec![(
-                        "resourceVersionMatch".into(),
-                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
-                    )]));
+                    return Err(ApiError::invalid(
+                        "ListOptions",
+                        "meta.k8s.io",
+                        "",
+                        vec![(
+                            "resourceVersionMatch".into(),
+                            "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                        )],
+                    ));
                 }
                 true
             }
@@ -210,12 +197,8 @@ impl Api {
             }
         } else {
             let rv = rv.unwrap_or("0");
-            watch.cursor = rv
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
+            watch.cursor = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?;
         }
-        Ok(futures::stream::unfold(watch, |mut w| async move {
-            w.next().await.map(|line| (line, w))
-        }))
+        Ok(futures::stream::unfold(watch, |mut w| async move { w.next().await.map(|line| (line, w)) }))
     }
 }

@@ -68,21 +68,14 @@ pub struct Mirror {
 impl Mirror {
     /// Opens the bare mirror at `dir`, creating it when missing.
     pub fn open_or_init(dir: &Path, subdir: &str) -> Result<Self, GitError> {
-        let err = |e: &dyn std::fmt::Display| GitError::Mirror {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        };
+        let err = |e: &dyn std::fmt::Display| GitError::Mirror { path: dir.to_path_buf(), message: e.to_string() };
         let repo = if dir.join("HEAD").exists() {
             gix::open(dir).map_err(|e| err(&e))?
         } else {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
             gix::init_bare(dir).map_err(|e| err(&e))?
         };
-        Ok(Mirror {
-            repo: repo.into_sync(),
-            dir: dir.to_path_buf(),
-            subdir: subdir.to_string(),
-        })
+        Ok(Mirror { repo: repo.into_sync(), dir: dir.to_path_buf(), subdir: subdir.to_string() })
     }
 
     /// The mirror's directory, for the git CLI.
@@ -110,12 +103,7 @@ impl Mirror {
         let first_parent = decoded.parents().next();
         let time = decoded.committer().map_err(objects)?.seconds();
         let subtree = subtree_of(&repo, tree, &self.subdir)?;
-        Ok(CommitInfo {
-            id,
-            first_parent,
-            subtree,
-            time,
-        })
+        Ok(CommitInfo { id, first_parent, subtree, time })
     }
 
     /// The first-parent chain from `tip` back to (excluding) `stop`, oldest first.
@@ -144,11 +132,7 @@ impl Mirror {
     }
 
     /// The files that differ between two subdirectory trees: cost proportional to the change.
-    pub fn diff(
-        &self,
-        old: Option<ObjectId>,
-        new: Option<ObjectId>,
-    ) -> Result<Vec<FileChange>, GitError> {
+    pub fn diff(&self, old: Option<ObjectId>, new: Option<ObjectId>) -> Result<Vec<FileChange>, GitError> {
         if old == new {
             return Ok(Vec::new());
         }
@@ -177,33 +161,18 @@ impl Mirror {
             .into_iter()
             .filter_map(|change| {
                 let (path, old, new) = match change {
-                    Change::Addition {
-                        entry_mode,
-                        oid,
-                        path,
-                        ..
-                    } => (path, None, file(entry_mode, oid)),
-                    Change::Deletion {
-                        entry_mode,
-                        oid,
-                        path,
-                        ..
-                    } => (path, file(entry_mode, oid), None),
-                    Change::Modification {
-                        previous_entry_mode,
-                        previous_oid,
-                        entry_mode,
-                        oid,
-                        path,
-                    } => (
-                        path,
-                        file(previous_entry_mode, previous_oid),
-                        file(entry_mode, oid),
-                    ),
+                    Change::Addition { entry_mode, oid, path, .. } => (path, None, file(entry_mode, oid)),
+                    Change::Deletion { entry_mode, oid, path, .. } => (path, file(entry_mode, oid), None),
+                    Change::Modification { previous_entry_mode, previous_oid, entry_mode, oid, path } => {
+                        (path, file(previous_entry_mode, previous_oid), file(entry_mode, oid))
+                    }
                 };
                 let path = path.to_str().ok()?.to_string();
-                ((old.is_some() || new.is_some()) && crate::layout::holds_objects(&path))
-                    .then_some(FileChange { path, old, new })
+                ((old.is_some() || new.is_some()) && crate::layout::holds_objects(&path)).then_some(FileChange {
+                    path,
+                    old,
+                    new,
+                })
             })
             .collect();
         changes.sort_by(|a, b| a.path.cmp(&b.path));
@@ -220,18 +189,9 @@ impl Mirror {
     /// The blob at `path` (relative to the subdirectory) in the tree of `commit`.
     pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
         let repo = self.local();
-        let tree = repo
-            .find_commit(commit)
-            .map_err(objects)?
-            .tree_id()
-            .map_err(objects)?
-            .detach();
+        let tree = repo.find_commit(commit).map_err(objects)?.tree_id().map_err(objects)?.detach();
         let full = crate::layout::in_subdir(&self.subdir, path);
-        let entry = repo
-            .find_tree(tree)
-            .map_err(objects)?
-            .peel_to_entry_by_path(&full)
-            .map_err(objects)?;
+        let entry = repo.find_tree(tree).map_err(objects)?.peel_to_entry_by_path(&full).map_err(objects)?;
         match entry {
             Some(e) if e.mode().is_blob() => Ok(Some(self.blob(e.object_id())?)),
             _ => Ok(None),
@@ -240,27 +200,15 @@ impl Mirror {
 
     /// Starts building commits on top of `parent` (`None` for the first commit of a branch).
     pub fn builder(&self, parent: Option<ObjectId>) -> CommitBuilder {
-        CommitBuilder {
-            mirror: self.clone(),
-            parent,
-            files: Vec::new(),
-        }
+        CommitBuilder { mirror: self.clone(), parent, files: Vec::new() }
     }
 }
 
-fn subtree_of(
-    repo: &gix::Repository,
-    tree: ObjectId,
-    subdir: &str,
-) -> Result<Option<ObjectId>, GitError> {
+fn subtree_of(repo: &gix::Repository, tree: ObjectId, subdir: &str) -> Result<Option<ObjectId>, GitError> {
     if subdir.is_empty() {
         return Ok(Some(tree));
     }
-    let entry = repo
-        .find_tree(tree)
-        .map_err(objects)?
-        .peel_to_entry_by_path(subdir)
-        .map_err(objects)?;
+    let entry = repo.find_tree(tree).map_err(objects)?.peel_to_entry_by_path(subdir).map_err(objects)?;
     Ok(entry.filter(|e| e.mode().is_tree()).map(|e| e.object_id()))
 }
 
@@ -275,10 +223,7 @@ pub struct Identity {
 
 impl Default for Identity {
     fn default() -> Self {
-        Identity {
-            name: "gitbacked".into(),
-            email: "gitbacked@localhost".into(),
-        }
+        Identity { name: "gitbacked".into(), email: "gitbacked@localhost".into() }
     }
 }
 
@@ -292,10 +237,7 @@ impl std::str::FromStr for Identity {
         if name.trim().is_empty() || email.contains(['<', '>', '\n']) || name.contains('\n') {
             return Err("expected \"Name <email>\"".into());
         }
-        Ok(Identity {
-            name: name.trim().to_string(),
-            email: email.trim().to_string(),
-        })
+        Ok(Identity { name: name.trim().to_string(), email: email.trim().to_string() })
     }
 }
 
@@ -329,20 +271,10 @@ impl CommitBuilder {
     }
 
     /// Writes the staged files as one commit on top of the previous one, and returns its id.
-    pub fn commit(
-        &mut self,
-        message: &str,
-        author: &Identity,
-        time: i64,
-    ) -> Result<ObjectId, GitError> {
+    pub fn commit(&mut self, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
         let repo = self.mirror.local();
         let base = match self.parent {
-            Some(p) => repo
-                .find_commit(p)
-                .map_err(objects)?
-                .tree_id()
-                .map_err(objects)?
-                .detach(),
+            Some(p) => repo.find_commit(p).map_err(objects)?.tree_id().map_err(objects)?.detach(),
             None => ObjectId::empty_tree(repo.object_hash()),
         };
         let mut editor = repo.edit_tree(base).map_err(objects)?;
@@ -351,9 +283,7 @@ impl CommitBuilder {
             match content {
                 Some(bytes) => {
                     let blob = repo.write_blob(&bytes).map_err(objects)?.detach();
-                    editor
-                        .upsert(full.as_str(), EntryKind::Blob, blob)
-                        .map_err(objects)?;
+                    editor.upsert(full.as_str(), EntryKind::Blob, blob).map_err(objects)?;
                 }
                 None => {
                     editor.remove(full.as_str()).map_err(objects)?;
@@ -364,10 +294,7 @@ impl CommitBuilder {
         let signature = gix::actor::Signature {
             name: author.name.as_str().into(),
             email: author.email.as_str().into(),
-            time: gix::date::Time {
-                seconds: time,
-                offset: 0,
-            },
+            time: gix::date::Time { seconds: time, offset: 0 },
         };
         let commit = gix::objs::Commit {
             tree,

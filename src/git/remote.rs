@@ -39,9 +39,7 @@ async fn git(dir: &Path, args: &[&str]) -> Result<std::process::Output, GitError
     match tokio::time::timeout(COMMAND_TIMEOUT, cmd.output()).await {
         Ok(Ok(output)) => Ok(output),
         Ok(Err(e)) => Err(GitError::Command(format!("git {what}: {e}"))),
-        Err(_) => Err(GitError::Command(format!(
-            "git {what} timed out after {COMMAND_TIMEOUT:?}"
-        ))),
+        Err(_) => Err(GitError::Command(format!("git {what} timed out after {COMMAND_TIMEOUT:?}"))),
     }
 }
 
@@ -51,8 +49,7 @@ fn failed(what: &str, output: &std::process::Output) -> GitError {
 }
 
 fn parse_id(hex: &str) -> Result<ObjectId, GitError> {
-    ObjectId::from_hex(hex.trim().as_bytes())
-        .map_err(|e| GitError::Command(format!("bad object id {hex:?}: {e}")))
+    ObjectId::from_hex(hex.trim().as_bytes()).map_err(|e| GitError::Command(format!("bad object id {hex:?}: {e}")))
 }
 
 /// Points the mirror's `origin` at `url`.
@@ -97,18 +94,7 @@ pub async fn remote_tip(dir: &Path, branch: &str) -> Result<Option<ObjectId>, Gi
 pub async fn fetch(dir: &Path, branch: &str) -> Result<Option<ObjectId>, GitError> {
     let tracking = format!("refs/remotes/{REMOTE}/{branch}");
     let refspec = format!("+refs/heads/{branch}:{tracking}");
-    let output = git(
-        dir,
-        &[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            REMOTE,
-            &refspec,
-        ],
-    )
-    .await?;
+    let output = git(dir, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE, &refspec]).await?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         if stderr.contains("couldn't find remote ref") {
@@ -129,24 +115,18 @@ pub async fn push(dir: &Path, commit: ObjectId, branch: &str) -> Result<PushOutc
     let output = git(dir, &["push", "--porcelain", "--quiet", REMOTE, &refspec]).await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     // Porcelain lines: `<flag>\t<from>:<to>\t<summary>`; `!` is a rejected ref.
-    let line = stdout.lines().find(|l| {
-        l.ends_with(&format!(":refs/heads/{branch}"))
-            || l.contains(&format!(":refs/heads/{branch}\t"))
-    });
+    let line = stdout
+        .lines()
+        .find(|l| l.ends_with(&format!(":refs/heads/{branch}")) || l.contains(&format!(":refs/heads/{branch}\t")));
     match line.and_then(|l| l.chars().next()) {
         Some(' ' | '+' | '=' | '*' | '-') if output.status.success() => Ok(PushOutcome::Pushed),
         Some('!') => {
             let summary = line.unwrap_or_default();
-            if summary.contains("fetch first")
-                || summary.contains("non-fast-forward")
-                || summary.contains("stale info")
+            if summary.contains("fetch first") || summary.contains("non-fast-forward") || summary.contains("stale info")
             {
                 Ok(PushOutcome::Rejected)
             } else {
-                Err(GitError::Command(format!(
-                    "push rejected: {}",
-                    summary.split('\t').next_back().unwrap_or(summary)
-                )))
+                Err(GitError::Command(format!("push rejected: {}", summary.split('\t').next_back().unwrap_or(summary))))
             }
         }
         _ if output.status.success() => Ok(PushOutcome::Pushed),

@@ -30,10 +30,7 @@ const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGrou
 /// Builds the Router serving the Kubernetes API over `api`.
 pub fn router(api: Api) -> Router {
     Router::new()
-        .route(
-            "/version",
-            get(|| async { json_response(200, &discovery::version()) }),
-        )
+        .route("/version", get(|| async { json_response(200, &discovery::version()) }))
         .route("/healthz", get(ok))
         .route("/livez", get(ok))
         .route("/readyz", get(ok))
@@ -41,9 +38,7 @@ pub fn router(api: Api) -> Router {
         .route("/apis", get(groups))
         .route("/api/{*rest}", any(resource))
         .route("/apis/{*rest}", any(resource))
-        .fallback(
-            |req: Request| async move { error_response(&ApiError::no_route(req.uri().path())) },
-        )
+        .fallback(|req: Request| async move { error_response(&ApiError::no_route(req.uri().path())) })
         .with_state(api)
 }
 
@@ -52,23 +47,12 @@ async fn ok() -> &'static str {
 }
 
 fn json_response(code: u16, value: &Value) -> Response {
-    reply_response(
-        Reply {
-            code,
-            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-        },
-        "application/json",
-    )
+    reply_response(Reply { code, body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()) }, "application/json")
 }
 
 fn reply_response(reply: Reply, content_type: &str) -> Response {
     let status = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(header::CONTENT_TYPE, content_type.to_string())],
-        reply.body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, content_type.to_string())], reply.body).into_response()
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -76,18 +60,13 @@ fn error_response(e: &ApiError) -> Response {
 }
 
 fn wants_aggregated(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
 }
 
 async fn core_versions(State(api): State<Api>, headers: HeaderMap) -> Response {
     if wants_aggregated(&headers) {
-        let reply = Reply {
-            code: 200,
-            body: Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()),
-        };
+        let reply =
+            Reply { code: 200, body: Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()) };
         return reply_response(reply, AGGREGATED);
     }
     json_response(200, &discovery::core_versions())
@@ -96,10 +75,7 @@ async fn core_versions(State(api): State<Api>, headers: HeaderMap) -> Response {
 async fn groups(State(api): State<Api>, headers: HeaderMap) -> Response {
     let registry = api.storage().registry();
     if wants_aggregated(&headers) {
-        let reply = Reply {
-            code: 200,
-            body: Bytes::from(discovery::aggregated(&registry, false).to_string()),
-        };
+        let reply = Reply { code: 200, body: Bytes::from(discovery::aggregated(&registry, false).to_string()) };
         return reply_response(reply, AGGREGATED);
     }
     json_response(200, &discovery::group_list(&registry))
@@ -129,13 +105,11 @@ fn parse_path(path: &str) -> Option<Path<'_>> {
     // `namespaces/{ns}/{resource}…` addresses namespaced objects; `namespaces/{name}/status` is a
     // subresource of a Namespace.
     let (namespace, rest) = match rest {
-        ["namespaces", ns, resource, tail @ ..] if !matches!(*resource, "status" | "finalize") => {
-            (Some(*ns), {
-                let mut v = vec![*resource];
-                v.extend_from_slice(tail);
-                v
-            })
-        }
+        ["namespaces", ns, resource, tail @ ..] if !matches!(*resource, "status" | "finalize") => (Some(*ns), {
+            let mut v = vec![*resource];
+            v.extend_from_slice(tail);
+            v
+        }),
         _ => (None, rest.to_vec()),
     };
     if rest.len() > 3 {
@@ -152,9 +126,8 @@ fn parse_path(path: &str) -> Option<Path<'_>> {
 }
 
 fn query(req: &Request) -> ApiResult<HashMap<String, String>> {
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
-            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
     Ok(pairs.into_iter().collect())
 }
 
@@ -162,22 +135,14 @@ fn parse_bool(q: &HashMap<String, String>, key: &str) -> ApiResult<bool> {
     match q.get(key).map(String::as_str) {
         None | Some("") | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "invalid value for {key}: {other:?}"
-        ))),
+        Some(other) => Err(ApiError::bad_request(format!("invalid value for {key}: {other:?}"))),
     }
 }
 
-fn parse_number<T: std::str::FromStr>(
-    q: &HashMap<String, String>,
-    key: &str,
-) -> ApiResult<Option<T>> {
+fn parse_number<T: std::str::FromStr>(q: &HashMap<String, String>, key: &str) -> ApiResult<Option<T>> {
     q.get(key)
         .filter(|v| !v.is_empty())
-        .map(|v| {
-            v.parse()
-                .map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}")))
-        })
+        .map(|v| v.parse().map_err(|_| ApiError::bad_request(format!("invalid value for {key}: {v:?}"))))
         .transpose()
 }
 
@@ -188,10 +153,7 @@ fn list_params(q: &HashMap<String, String>) -> ApiResult<ListParams> {
         limit: parse_number(q, "limit")?,
         continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
         resource_version: q.get("resourceVersion").cloned(),
-        resource_version_match: q
-            .get("resourceVersionMatch")
-            .filter(|c| !c.is_empty())
-            .cloned(),
+        resource_version_match: q.get("resourceVersionMatch").filter(|c| !c.is_empty()).cloned(),
     })
 }
 
@@ -200,9 +162,7 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
         None | Some("") => false,
         Some("All") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "invalid dryRun value {other:?}: only All is supported"
-            )));
+            return Err(ApiError::bad_request(format!("invalid dryRun value {other:?}: only All is supported")));
         }
     };
     Ok(WriteOptions { dry_run })
@@ -212,46 +172,28 @@ async fn read_body(body: Body) -> ApiResult<Bytes> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::too_large(format!(
-                "the request body is larger than {MAX_BODY} bytes"
-            )))
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(format!("the request body is larger than {MAX_BODY} bytes")))
         }
-        Err(e) => Err(ApiError::bad_request(format!(
-            "reading the request body failed: {e}"
-        ))),
+        Err(e) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
     }
 }
 
 fn content_type(headers: &HeaderMap) -> String {
-    let raw = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    raw.split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    raw.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
 
 /// Parses an object body: JSON, YAML, or JSON without a content type (the Python client).
 fn parse_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
     let value = match content_type(headers).as_str() {
-        "" | "application/json" => serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?,
+        "" | "application/json" => {
+            serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?
+        }
         "application/yaml" => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-            document::parse_yaml(text).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "invalid YAML body at line {}: {}",
-                    e.line, e.message
-                ))
-            })?
+            let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+            document::parse_yaml(text)
+                .map_err(|e| ApiError::bad_request(format!("invalid YAML body at line {}: {}", e.line, e.message)))?
         }
         other => {
             return Err(ApiError::unsupported_media_type(format!(
@@ -297,10 +239,7 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
         if target.rt.supports(verb) {
             Ok(())
         } else {
-            Err(ApiError::method_not_allowed(format!(
-                "{verb} is not supported on {}",
-                target.rt.plural
-            )))
+            Err(ApiError::method_not_allowed(format!("{verb} is not supported on {}", target.rt.plural)))
         }
     };
     let sub = subresource(&target, path.subresource)?;
@@ -322,12 +261,7 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
             };
             let stream = api.watch(&target, &params)?;
             let body = Body::from_stream(stream.map(Ok::<_, Infallible>));
-            return Ok((
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response());
+            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
         (&Method::GET, None) => {
             verb_allowed("list")?;
@@ -345,8 +279,7 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
         (&Method::PUT, Some(name)) => {
             verb_allowed("update")?;
             let body = parse_object(&headers, &read_body(body).await?)?;
-            api.update(&target, name, body, sub, &write_options(&q)?)
-                .await?
+            api.update(&target, name, body, sub, &write_options(&q)?).await?
         }
         (&Method::PATCH, Some(name)) => {
             verb_allowed("patch")?;
@@ -360,10 +293,9 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
                 }
             };
             let bytes = read_body(body).await?;
-            let patch: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?;
-            api.patch(&target, name, kind, patch, sub, &write_options(&q)?)
-                .await?
+            let patch: Value =
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?;
+            api.patch(&target, name, kind, patch, sub, &write_options(&q)?).await?
         }
         (&Method::DELETE, name) => {
             let bytes = read_body(body).await?;
@@ -374,10 +306,8 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
                     .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
             let mut opts = write_options(&q)?;
-            opts.dry_run |= options
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|d| d.iter().any(|v| v == "All"));
+            opts.dry_run |=
+                options.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
             match name {
                 Some(name) => {
                     verb_allowed("delete")?;
@@ -385,15 +315,12 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
                 }
                 None => {
                     verb_allowed("deletecollection")?;
-                    api.delete_collection(&target, &list_params(&q)?, &options, &opts)
-                        .await?
+                    api.delete_collection(&target, &list_params(&q)?, &options, &opts).await?
                 }
             }
         }
         _ => {
-            return Err(ApiError::method_not_allowed(format!(
-                "{method} is not supported on {uri_path}"
-            )));
+            return Err(ApiError::method_not_allowed(format!("{method} is not supported on {uri_path}")));
         }
     };
     Ok(reply_response(reply, "application/json"))
@@ -406,10 +333,7 @@ mod tests {
     #[test]
     fn paths() {
         let p = parse_path("/api/v1/namespaces/default/configmaps/a").unwrap();
-        assert_eq!(
-            (p.group, p.namespace, p.resource, p.name),
-            ("", Some("default"), Some("configmaps"), Some("a"))
-        );
+        assert_eq!((p.group, p.namespace, p.resource, p.name), ("", Some("default"), Some("configmaps"), Some("a")));
         let p = parse_path("/api/v1/namespaces/dev/status").unwrap();
         assert_eq!(
             (p.namespace, p.resource, p.name, p.subresource),

@@ -53,28 +53,19 @@ fn chunks(text: &str) -> Vec<Chunk> {
     for line in text.split_inclusive('\n') {
         line_no += 1;
         let bare = line.trim_end_matches(['\n', '\r']);
-        let is_marker = |m: &str| {
-            bare == m || bare.starts_with(&format!("{m} ")) || bare.starts_with(&format!("{m}\t"))
-        };
+        let is_marker =
+            |m: &str| bare == m || bare.starts_with(&format!("{m} ")) || bare.starts_with(&format!("{m}\t"));
         if is_marker("---") {
             // A leading `---` before any content does not end an (empty) document.
             if seen_content || !out.is_empty() {
-                out.push(Chunk {
-                    start,
-                    end: offset,
-                    first_line,
-                });
+                out.push(Chunk { start, end: offset, first_line });
             }
             // Content on the marker line (`--- {a: 1}`) belongs to the next document.
             start = offset + 3;
             first_line = line_no;
             seen_content = true;
         } else if is_marker("...") {
-            out.push(Chunk {
-                start,
-                end: offset,
-                first_line,
-            });
+            out.push(Chunk { start, end: offset, first_line });
             start = offset + line.len();
             first_line = line_no + 1;
             seen_content = false;
@@ -84,11 +75,7 @@ fn chunks(text: &str) -> Vec<Chunk> {
         offset += line.len();
     }
     if seen_content || out.is_empty() || start < text.len() {
-        out.push(Chunk {
-            start,
-            end: text.len(),
-            first_line,
-        });
+        out.push(Chunk { start, end: text.len(), first_line });
     }
     out
 }
@@ -110,8 +97,7 @@ pub fn parse_yaml(text: &str) -> Result<Value, DocumentError> {
 
 /// Serializes an object as a YAML document (ending in a newline).
 pub fn to_yaml(value: &Value) -> String {
-    let mut text = serde_saphyr::to_string(value)
-        .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+    let mut text = serde_saphyr::to_string(value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -120,8 +106,7 @@ pub fn to_yaml(value: &Value) -> String {
 
 /// Serializes an object as a JSON file.
 pub fn to_json(value: &Value) -> String {
-    let mut text = serde_json::to_string_pretty(value)
-        .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
     text.push('\n');
     text
 }
@@ -130,9 +115,7 @@ pub fn to_json(value: &Value) -> String {
 pub fn is_object(value: &Value) -> bool {
     value.get("apiVersion").is_some_and(Value::is_string)
         && value.get("kind").is_some_and(Value::is_string)
-        && value
-            .pointer("/metadata/name")
-            .is_some_and(Value::is_string)
+        && value.pointer("/metadata/name").is_some_and(Value::is_string)
 }
 
 /// Whether a document is a list of objects (`kind: List` and friends).
@@ -148,19 +131,11 @@ fn collect(doc: u32, value: Value, out: &mut Vec<FoundObject>) {
     if let Some(items) = list_items(&value) {
         for (i, item) in items.iter().enumerate() {
             if is_object(item) {
-                out.push(FoundObject {
-                    doc,
-                    item: Some(i as u32),
-                    value: item.clone(),
-                });
+                out.push(FoundObject { doc, item: Some(i as u32), value: item.clone() });
             }
         }
     } else if is_object(&value) {
-        out.push(FoundObject {
-            doc,
-            item: None,
-            value,
-        });
+        out.push(FoundObject { doc, item: None, value });
     }
 }
 
@@ -168,19 +143,13 @@ fn collect(doc: u32, value: Value, out: &mut Vec<FoundObject>) {
 pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
     let mut parsed = ParsedFile::default();
     let Ok(text) = std::str::from_utf8(bytes) else {
-        parsed.errors.push(DocumentError {
-            line: 1,
-            message: "file is not UTF-8".into(),
-        });
+        parsed.errors.push(DocumentError { line: 1, message: "file is not UTF-8".into() });
         return parsed;
     };
     if is_json(path) {
         match serde_json::from_str::<Value>(text) {
             Ok(value) => collect(0, value, &mut parsed.objects),
-            Err(e) => parsed.errors.push(DocumentError {
-                line: e.line() as u64,
-                message: e.to_string(),
-            }),
+            Err(e) => parsed.errors.push(DocumentError { line: e.line() as u64, message: e.to_string() }),
         }
         return parsed;
     }
@@ -210,10 +179,7 @@ pub fn rewrite(
     new: Option<&Value>,
 ) -> Result<Option<String>, String> {
     let edit_list = |mut list: Value| -> Result<Value, String> {
-        let items = list
-            .get_mut("items")
-            .and_then(Value::as_array_mut)
-            .ok_or("document is not a list")?;
+        let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or("document is not a list")?;
         let i = item.unwrap_or_default() as usize;
         if i >= items.len() {
             return Err(format!("list has no item {i}"));
@@ -228,17 +194,13 @@ pub fn rewrite(
     };
     if is_json(path) {
         let replaced = match (item, new) {
-            (Some(_), _) => Some(edit_list(
-                serde_json::from_str(text).map_err(|e| e.to_string())?,
-            )?),
+            (Some(_), _) => Some(edit_list(serde_json::from_str(text).map_err(|e| e.to_string())?)?),
             (None, new) => new.cloned(),
         };
         return Ok(replaced.map(|v| to_json(&v)));
     }
     let chunks = chunks(text);
-    let chunk = chunks
-        .get(doc as usize)
-        .ok_or_else(|| format!("file has no document {doc}"))?;
+    let chunk = chunks.get(doc as usize).ok_or_else(|| format!("file has no document {doc}"))?;
     let body = &text[chunk.start..chunk.end];
     let replacement = match (item, new) {
         (Some(_), _) => Some(edit_list(parse_yaml(body).map_err(|e| e.message)?)?),
@@ -263,11 +225,7 @@ pub fn rewrite(
                 out.truncate(marker_start);
                 out.push_str(rest);
             } else {
-                out.push_str(
-                    rest.strip_prefix("---")
-                        .map(|r| r.trim_start_matches([' ', '\t']))
-                        .unwrap_or(rest),
-                );
+                out.push_str(rest.strip_prefix("---").map(|r| r.trim_start_matches([' ', '\t'])).unwrap_or(rest));
                 out = out.trim_start_matches('\n').to_string();
             }
         }
@@ -291,11 +249,8 @@ mod tests {
     #[test]
     fn multi_document_files_keep_indices() {
         let parsed = parse_file("x.yaml", MULTI.as_bytes());
-        let names: Vec<(u32, &str)> = parsed
-            .objects
-            .iter()
-            .map(|o| (o.doc, o.value["metadata"]["name"].as_str().unwrap()))
-            .collect();
+        let names: Vec<(u32, &str)> =
+            parsed.objects.iter().map(|o| (o.doc, o.value["metadata"]["name"].as_str().unwrap())).collect();
         assert_eq!(names, [(0, "a"), (1, "b"), (3, "c")]);
         assert!(parsed.errors.is_empty());
     }
@@ -303,24 +258,16 @@ mod tests {
     #[test]
     fn rewriting_one_document_leaves_neighbours_untouched() {
         let new = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "y"}});
-        let out = rewrite("x.yaml", MULTI, 3, None, Some(&new))
-            .unwrap()
-            .unwrap();
-        assert!(
-            out.starts_with(&MULTI[..MULTI.rfind("apiVersion").unwrap()]),
-            "{out}"
-        );
+        let out = rewrite("x.yaml", MULTI, 3, None, Some(&new)).unwrap().unwrap();
+        assert!(out.starts_with(&MULTI[..MULTI.rfind("apiVersion").unwrap()]), "{out}");
         let parsed = parse_file("x.yaml", out.as_bytes());
         assert_eq!(parsed.objects[2].value, new);
 
         let out = rewrite("x.yaml", MULTI, 1, None, None).unwrap().unwrap();
         assert!(!out.contains("name: b"));
         assert!(out.contains("# leading comment") && out.contains("# only a comment"));
-        let names: Vec<_> = parse_file("x.yaml", out.as_bytes())
-            .objects
-            .iter()
-            .map(|o| o.value["metadata"]["name"].clone())
-            .collect();
+        let names: Vec<_> =
+            parse_file("x.yaml", out.as_bytes()).objects.iter().map(|o| o.value["metadata"]["name"].clone()).collect();
         assert_eq!(names, [json!("a"), json!("c")]);
 
         let out = rewrite("x.yaml", MULTI, 0, None, None).unwrap().unwrap();
@@ -339,10 +286,7 @@ mod tests {
     fn lists_and_json_files() {
         let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s1}\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s2}\n";
         let parsed = parse_file("l.yml", list.as_bytes());
-        assert_eq!(
-            parsed.objects.iter().map(|o| o.item).collect::<Vec<_>>(),
-            [Some(0), Some(1)]
-        );
+        assert_eq!(parsed.objects.iter().map(|o| o.item).collect::<Vec<_>>(), [Some(0), Some(1)]);
         let out = rewrite("l.yml", list, 0, Some(0), None).unwrap().unwrap();
         let parsed = parse_file("l.yml", out.as_bytes());
         assert_eq!(parsed.objects.len(), 1);

@@ -10,20 +10,14 @@ use crate::registry::ResourceType;
 
 /// Whether a path (relative to the subdirectory) names a file that may hold objects.
 pub fn holds_objects(path: &str) -> bool {
-    [".yaml", ".yml", ".json"]
-        .iter()
-        .any(|ext| path.ends_with(ext))
+    [".yaml", ".yml", ".json"].iter().any(|ext| path.ends_with(ext))
 }
 
 /// The path, relative to the subdirectory, where a new object of type `rt` is written.
 /// `namespace` and `name` must already be valid (see [`validate_name`]).
 pub fn canonical_path(rt: &ResourceType, namespace: Option<&str>, name: &str) -> String {
     let dir = namespace.unwrap_or("_cluster");
-    let resource = if rt.group.is_empty() {
-        rt.plural.clone()
-    } else {
-        format!("{}.{}", rt.plural, rt.group)
-    };
+    let resource = if rt.group.is_empty() { rt.plural.clone() } else { format!("{}.{}", rt.plural, rt.group) };
     format!("{dir}/{resource}/{name}.yaml")
 }
 
@@ -53,8 +47,7 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -65,10 +58,7 @@ pub fn validate_name(name: &str, rule: NameRule) -> Result<(), String> {
         NameRule::DnsLabel => is_dns_label(name),
         NameRule::DnsSubdomain => name.len() <= 253 && name.split('.').all(is_dns_label),
         NameRule::PathSegment => {
-            !name.is_empty()
-                && name != "."
-                && name != ".."
-                && !name.contains(['/', '%', '\\', '\0'])
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%', '\\', '\0'])
         }
     };
     if ok {
@@ -89,11 +79,7 @@ pub fn validate_name(name: &str, rule: NameRule) -> Result<(), String> {
 
 /// Joins the subdirectory and a relative path into a repository path.
 pub fn in_subdir(subdir: &str, relative: &str) -> String {
-    if subdir.is_empty() {
-        relative.to_string()
-    } else {
-        format!("{subdir}/{relative}")
-    }
+    if subdir.is_empty() { relative.to_string() } else { format!("{subdir}/{relative}") }
 }
 
 #[cfg(test)]
@@ -105,20 +91,11 @@ mod tests {
     fn canonical_paths_stay_inside_the_subdirectory() {
         let r = Registry::default();
         let cm = r.by_plural("", "v1", "configmaps").unwrap();
-        assert_eq!(
-            canonical_path(cm, Some("default"), "web"),
-            "default/configmaps/web.yaml"
-        );
+        assert_eq!(canonical_path(cm, Some("default"), "web"), "default/configmaps/web.yaml");
         let ns = r.by_plural("", "v1", "namespaces").unwrap();
-        assert_eq!(
-            canonical_path(ns, None, "dev"),
-            "_cluster/namespaces/dev.yaml"
-        );
+        assert_eq!(canonical_path(ns, None, "dev"), "_cluster/namespaces/dev.yaml");
         let deploy = r.by_plural("apps", "v1", "deployments").unwrap();
-        assert_eq!(
-            canonical_path(deploy, Some("a"), "b"),
-            "a/deployments.apps/b.yaml"
-        );
+        assert_eq!(canonical_path(deploy, Some("a"), "b"), "a/deployments.apps/b.yaml");
     }
 
     #[test]

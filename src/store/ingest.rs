@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracing::{debug, warn};
 
 use super::object::{self, Derived, Location, ObjectKey, StoredObject};
-use super::{Claim, Entry, EventType, State};
+use super::{Claim, Entry, EventType, State, WatchEvent};
 use crate::git::{CommitInfo, FileChange, GitError, Mirror};
 use crate::layout::document::{self, FoundObject, ParsedFile};
 use crate::registry::{GroupKind, crd_group_kind};
@@ -32,15 +32,10 @@ impl ParsedCommit {
         previous: Option<gix::ObjectId>,
     ) -> Result<Self, GitError> {
         let changes = mirror.diff(previous, info.subtree)?;
-        let to_parse: Vec<(&str, gix::ObjectId)> = changes
-            .iter()
-            .filter_map(|c| Some((c.path.as_str(), c.new?)))
-            .collect();
-        let threads = if to_parse.len() < 256 {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        };
+        let to_parse: Vec<(&str, gix::ObjectId)> =
+            changes.iter().filter_map(|c| Some((c.path.as_str(), c.new?))).collect();
+        let threads =
+            if to_parse.len() < 256 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
         let chunk = to_parse.len().div_ceil(threads).max(1);
         let parsed = std::thread::scope(|scope| {
             let workers: Vec<_> = to_parse
@@ -54,10 +49,7 @@ impl ParsedCommit {
                                     Ok(bytes) => document::parse_file(path, &bytes),
                                     Err(e) => ParsedFile {
                                         objects: Vec::new(),
-                                        errors: vec![document::DocumentError {
-                                            line: 1,
-                                            message: e.to_string(),
-                                        }],
+                                        errors: vec![document::DocumentError { line: 1, message: e.to_string() }],
                                     },
                                 };
                                 (path.to_string(), parsed)
@@ -66,17 +58,9 @@ impl ParsedCommit {
                     })
                 })
                 .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
         });
-        Ok(ParsedCommit {
-            info,
-            seq,
-            changes,
-            parsed,
-        })
+        Ok(ParsedCommit { info, seq, changes, parsed })
     }
 }
 
@@ -100,12 +84,7 @@ struct Touched {
 impl State {
     /// Applies one parsed commit and records its events.
     pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
-        let ParsedCommit {
-            info,
-            seq,
-            changes,
-            mut parsed,
-        } = commit;
+        let ParsedCommit { info, seq, changes, mut parsed } = commit;
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
         let mut added: Vec<(Location, Value)> = Vec::new();
         for change in &changes {
@@ -113,9 +92,7 @@ impl State {
             for claim in self.files.remove(&path).unwrap_or_default() {
                 match claim.key {
                     Some(key) => {
-                        self.touch(&mut touched, &key)
-                            .candidates
-                            .remove(&claim.location);
+                        self.touch(&mut touched, &key).candidates.remove(&claim.location);
                     }
                     None => {
                         self.unknown.remove(&claim.location);
@@ -133,20 +110,12 @@ impl State {
                 self.invalid.insert(path.clone(), file.errors);
             }
             for FoundObject { doc, item, value } in file.objects {
-                added.push((
-                    Location {
-                        path: path.clone(),
-                        doc,
-                        item,
-                    },
-                    value,
-                ));
+                added.push((Location { path: path.clone(), doc, item }, value));
             }
         }
         // CRDs first: the types they define decide how the other documents are read.
         let crd = crd_group_kind();
-        let (crds, others): (Vec<_>, Vec<_>) =
-            added.into_iter().partition(|(_, v)| group_kind(v) == crd);
+        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, v)| group_kind(v) == crd);
         for (location, value) in crds {
             self.claim(&mut touched, location, value);
         }
@@ -169,18 +138,14 @@ impl State {
         for (key, t) in std::mem::take(&mut touched) {
             self.resolve(mirror, &info, seq, &key, t, &mut events);
         }
-        for (kind, object, previous) in events {
+        for WatchEvent { kind, object, previous } in events {
             self.record(kind, object, previous);
         }
         self.tip = Some(info.id);
         self.seq = seq;
     }
 
-    fn touch<'a>(
-        &self,
-        touched: &'a mut BTreeMap<ObjectKey, Touched>,
-        key: &ObjectKey,
-    ) -> &'a mut Touched {
+    fn touch<'a>(&self, touched: &'a mut BTreeMap<ObjectKey, Touched>, key: &ObjectKey) -> &'a mut Touched {
         touched.entry(key.clone()).or_insert_with(|| {
             let entry = self.entry(key);
             let mut candidates = BTreeMap::new();
@@ -192,25 +157,15 @@ impl State {
                     candidates.insert(loc.clone(), Candidate::Unread);
                 }
             }
-            Touched {
-                before: entry.map(|e| e.object.clone()),
-                candidates,
-            }
+            Touched { before: entry.map(|e| e.object.clone()), candidates }
         })
     }
 
     /// Records that a document claims an object (or waits for its kind to be known).
-    fn claim(
-        &mut self,
-        touched: &mut BTreeMap<ObjectKey, Touched>,
-        location: Location,
-        value: Value,
-    ) {
+    fn claim(&mut self, touched: &mut BTreeMap<ObjectKey, Touched>, location: Location, value: Value) {
         let key = self.key_of(&value);
         if let Some(key) = &key {
-            self.touch(touched, key)
-                .candidates
-                .insert(location.clone(), Candidate::New(value));
+            self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(value));
         } else {
             let gk = group_kind(&value);
             let ephemeral = self.registry.by_kind(&gk).is_some_and(|rt| rt.ephemeral);
@@ -221,17 +176,12 @@ impl State {
                 self.unknown.insert(location.clone(), value);
             }
         }
-        self.files
-            .entry(location.path.clone())
-            .or_default()
-            .push(Claim { location, key });
+        self.files.entry(location.path.clone()).or_default().push(Claim { location, key });
     }
 
     /// The key of a document, `None` when its kind is not served (unknown, or kept in memory only).
     fn key_of(&self, value: &Value) -> Option<ObjectKey> {
-        ObjectKey::of(&self.registry, value)
-            .filter(|(_, rt)| !rt.ephemeral)
-            .map(|(key, _)| key)
+        ObjectKey::of(&self.registry, value).filter(|(_, rt)| !rt.ephemeral).map(|(key, _)| key)
     }
 
     /// Settles a touched key: picks the winning document and records the event, if any.
@@ -242,13 +192,10 @@ impl State {
         seq: u64,
         key: &ObjectKey,
         t: Touched,
-        events: &mut Vec<(EventType, Arc<StoredObject>, Option<Arc<StoredObject>>)>,
+        events: &mut Vec<WatchEvent>,
     ) -> Option<Arc<StoredObject>> {
         let resource_version = super::revision(seq, events.len() as u64 + 1);
-        let Touched {
-            before,
-            mut candidates,
-        } = t;
+        let Touched { before, mut candidates } = t;
         // The first document by path wins; one that cannot be read any more is dropped.
         let winner = loop {
             let Some((location, candidate)) = candidates.pop_first() else {
@@ -272,11 +219,8 @@ impl State {
             (None, None) => None,
             (Some(old), None) => {
                 self.remove(key);
-                events.push((
-                    EventType::Deleted,
-                    Arc::new(old.at_revision(resource_version)),
-                    None,
-                ));
+                let object = Arc::new(old.at_revision(resource_version));
+                events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
                 None
             }
             (before, Some((location, content))) => {
@@ -295,31 +239,16 @@ impl State {
                         if old_content == content {
                             (old.derived.clone(), None)
                         } else {
-                            let generation = old.derived.generation
-                                + i64::from(object::spec_changed(&old_content, &content));
-                            (
-                                Derived {
-                                    resource_version,
-                                    generation,
-                                    ..old.derived.clone()
-                                },
-                                Some(EventType::Modified),
-                            )
+                            let generation =
+                                old.derived.generation + i64::from(object::spec_changed(&old_content, &content));
+                            (Derived { resource_version, generation, ..old.derived.clone() }, Some(EventType::Modified))
                         }
                     }
                 };
-                let stored = Arc::new(StoredObject::new(
-                    key.clone(),
-                    Some(location),
-                    content,
-                    derived,
-                ));
-                self.insert(Entry {
-                    object: stored.clone(),
-                    others,
-                });
+                let stored = Arc::new(StoredObject::new(key.clone(), Some(location), content, derived));
+                self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
-                    events.push((kind, stored.clone(), before));
+                    events.push(WatchEvent { kind, object: stored.clone(), previous: before });
                 }
                 Some(stored)
             }
@@ -347,31 +276,14 @@ impl State {
 
     /// After the set of types changed: documents of newly known kinds become objects, objects of
     /// kinds no longer known wait again.
-    fn reclassify(
-        &mut self,
-        mirror: &Mirror,
-        info: &CommitInfo,
-        touched: &mut BTreeMap<ObjectKey, Touched>,
-    ) {
-        let gone: Vec<GroupKind> = self
-            .objects
-            .keys()
-            .filter(|gk| self.registry.by_kind(gk).is_none())
-            .cloned()
-            .collect();
+    fn reclassify(&mut self, mirror: &Mirror, info: &CommitInfo, touched: &mut BTreeMap<ObjectKey, Touched>) {
+        let gone: Vec<GroupKind> =
+            self.objects.keys().filter(|gk| self.registry.by_kind(gk).is_none()).cloned().collect();
         for gk in gone {
-            let keys: Vec<ObjectKey> = self
-                .objects
-                .get(&gk)
-                .map(|m| m.values().map(|e| e.object.key.clone()).collect())
-                .unwrap_or_default();
+            let keys: Vec<ObjectKey> =
+                self.objects.get(&gk).map(|m| m.values().map(|e| e.object.key.clone()).collect()).unwrap_or_default();
             for key in keys {
-                let locations: Vec<Location> = self
-                    .touch(touched, &key)
-                    .candidates
-                    .keys()
-                    .cloned()
-                    .collect();
+                let locations: Vec<Location> = self.touch(touched, &key).candidates.keys().cloned().collect();
                 for location in locations {
                     if let Some(value) = read_document(mirror, info, &location, &key, self) {
                         self.unknown.insert(location.clone(), value);
@@ -383,20 +295,14 @@ impl State {
                 }
             }
         }
-        let known: Vec<Location> = self
-            .unknown
-            .iter()
-            .filter(|(_, v)| self.key_of(v).is_some())
-            .map(|(l, _)| l.clone())
-            .collect();
+        let known: Vec<Location> =
+            self.unknown.iter().filter(|(_, v)| self.key_of(v).is_some()).map(|(l, _)| l.clone()).collect();
         for location in known {
             if let Some(value) = self.unknown.remove(&location) {
                 let key = self.key_of(&value);
                 self.set_claim_key(&location, key.clone());
                 if let Some(key) = key {
-                    self.touch(touched, &key)
-                        .candidates
-                        .insert(location, Candidate::New(value));
+                    self.touch(touched, &key).candidates.insert(location, Candidate::New(value));
                 }
             }
         }
@@ -413,14 +319,8 @@ impl State {
 
 fn group_kind(value: &Value) -> GroupKind {
     GroupKind::from_api_version(
-        value
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        value
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
+        value.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+        value.get("kind").and_then(Value::as_str).unwrap_or_default(),
     )
 }
 
@@ -434,11 +334,7 @@ fn read_document(
 ) -> Option<Value> {
     let bytes = mirror.file_at(info.id, &location.path).ok()??;
     let parsed = document::parse_file(&location.path, &bytes);
-    let found = parsed
-        .objects
-        .into_iter()
-        .find(|o| o.doc == location.doc && o.item == location.item)?;
-    let matches =
-        state.key_of(&found.value).as_ref() == Some(key) || group_kind(&found.value) == key.gk;
+    let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
+    let matches = state.key_of(&found.value).as_ref() == Some(key) || group_kind(&found.value) == key.gk;
     matches.then(|| object::strip_derived(found.value))
 }

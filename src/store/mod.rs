@@ -145,10 +145,7 @@ impl Store {
             seq: 0,
             expiry: BTreeMap::new(),
         };
-        Store {
-            state: RwLock::new(state),
-            revision_tx: watch::channel(0).0,
-        }
+        Store { state: RwLock::new(state), revision_tx: watch::channel(0).0 }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -202,9 +199,7 @@ impl Store {
     pub fn events_since(&self, since: u64) -> Result<Vec<WatchEvent>, Expired> {
         let state = self.read();
         if since < state.log_start || since > state.revision {
-            return Err(Expired {
-                oldest: state.log_start,
-            });
+            return Err(Expired { oldest: state.log_start });
         }
         let first = state.log.partition_point(|e| e.revision() <= since);
         Ok(state.log.range(first..).cloned().collect())
@@ -227,11 +222,7 @@ impl Store {
 
     /// Files that have documents which could not be parsed, with the problems.
     pub fn invalid_files(&self) -> Vec<(String, Vec<DocumentError>)> {
-        self.read()
-            .invalid
-            .iter()
-            .map(|(p, e)| (p.to_string(), e.clone()))
-            .collect()
+        self.read().invalid.iter().map(|(p, e)| (p.to_string(), e.clone())).collect()
     }
 
     /// Applies parsed commits (see [`ParsedCommit`]) in order.
@@ -249,17 +240,9 @@ impl Store {
     pub(crate) fn reset(&self) {
         let mut state = self.write();
         let capacity = state.log_capacity;
-        let ephemeral: Vec<_> = state
-            .objects
-            .values()
-            .flat_map(|m| m.values())
-            .filter(|e| e.object.location.is_none())
-            .cloned()
-            .collect();
-        *state = Store::new(capacity)
-            .state
-            .into_inner()
-            .unwrap_or_else(|e| e.into_inner());
+        let ephemeral: Vec<_> =
+            state.objects.values().flat_map(|m| m.values()).filter(|e| e.object.location.is_none()).cloned().collect();
+        *state = Store::new(capacity).state.into_inner().unwrap_or_else(|e| e.into_inner());
         for entry in ephemeral {
             state.insert(entry);
         }
@@ -267,12 +250,7 @@ impl Store {
 
     /// Stores an in-memory-only object (Events), or deletes it (`None`); returns the stored object
     /// (the deleted one for deletions). `ttl` sets when it expires.
-    pub fn put_ephemeral(
-        &self,
-        key: &ObjectKey,
-        content: Option<Value>,
-        ttl: Duration,
-    ) -> Option<Arc<StoredObject>> {
+    pub fn put_ephemeral(&self, key: &ObjectKey, content: Option<Value>, ttl: Duration) -> Option<Arc<StoredObject>> {
         let (result, revision) = {
             let mut state = self.write();
             let result = state.put_ephemeral(key, content, ttl);
@@ -285,12 +263,8 @@ impl Store {
     /// Deletes in-memory objects whose time to live has passed.
     pub fn expire_ephemeral(&self) {
         let now = Instant::now();
-        let expired: Vec<ObjectKey> = self
-            .read()
-            .expiry
-            .range(..(now, min_key()))
-            .map(|((_, k), _)| k.clone())
-            .collect();
+        let expired: Vec<ObjectKey> =
+            self.read().expiry.range(..(now, min_key())).map(|((_, k), _)| k.clone()).collect();
         for key in expired {
             self.put_ephemeral(&key, None, Duration::ZERO);
         }
@@ -299,10 +273,7 @@ impl Store {
 
 fn min_key() -> ObjectKey {
     ObjectKey {
-        gk: GroupKind {
-            group: String::new(),
-            kind: String::new(),
-        },
+        gk: GroupKind { group: String::new(), kind: String::new() },
         namespace: String::new(),
         name: String::new(),
     }
@@ -310,25 +281,17 @@ fn min_key() -> ObjectKey {
 
 impl State {
     fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
-        let entry = self
-            .objects
-            .get(&key.gk)?
-            .get(&(key.namespace.clone(), key.name.clone()))?;
+        let entry = self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))?;
         Some(entry.object.clone())
     }
 
     fn entry(&self, key: &ObjectKey) -> Option<&Entry> {
-        self.objects
-            .get(&key.gk)?
-            .get(&(key.namespace.clone(), key.name.clone()))
+        self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))
     }
 
     fn insert(&mut self, entry: Entry) {
         let key = entry.object.key.clone();
-        self.objects
-            .entry(key.gk)
-            .or_default()
-            .insert((key.namespace, key.name), entry);
+        self.objects.entry(key.gk).or_default().insert((key.namespace, key.name), entry);
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
@@ -340,18 +303,9 @@ impl State {
         removed
     }
 
-    fn record(
-        &mut self,
-        kind: EventType,
-        object: Arc<StoredObject>,
-        previous: Option<Arc<StoredObject>>,
-    ) {
+    fn record(&mut self, kind: EventType, object: Arc<StoredObject>, previous: Option<Arc<StoredObject>>) {
         self.revision = self.revision.max(object.derived.resource_version);
-        self.log.push_back(WatchEvent {
-            kind,
-            object,
-            previous,
-        });
+        self.log.push_back(WatchEvent { kind, object, previous });
         while self.log.len() > self.log_capacity {
             if let Some(dropped) = self.log.pop_front() {
                 self.log_start = dropped.revision();
@@ -359,12 +313,7 @@ impl State {
         }
     }
 
-    fn put_ephemeral(
-        &mut self,
-        key: &ObjectKey,
-        content: Option<Value>,
-        ttl: Duration,
-    ) -> Option<Arc<StoredObject>> {
+    fn put_ephemeral(&mut self, key: &ObjectKey, content: Option<Value>, ttl: Duration) -> Option<Arc<StoredObject>> {
         let before = self.get(key);
         if let Some(old) = &before {
             self.expiry.retain(|(_, k), _| k != &old.key);
@@ -375,8 +324,7 @@ impl State {
                 let derived = match &before {
                     Some(old) => Derived {
                         resource_version,
-                        generation: old.derived.generation
-                            + i64::from(object::spec_changed(&old.content(), &content)),
+                        generation: old.derived.generation + i64::from(object::spec_changed(&old.content(), &content)),
                         ..old.derived.clone()
                     },
                     None => Derived {
@@ -387,27 +335,16 @@ impl State {
                     },
                 };
                 let stored = Arc::new(StoredObject::new(key.clone(), None, content, derived));
-                self.insert(Entry {
-                    object: stored.clone(),
-                    others: Vec::new(),
-                });
+                self.insert(Entry { object: stored.clone(), others: Vec::new() });
                 self.expiry.insert((Instant::now() + ttl, key.clone()), ());
-                let kind = if before.is_some() {
-                    EventType::Modified
-                } else {
-                    EventType::Added
-                };
+                let kind = if before.is_some() { EventType::Modified } else { EventType::Added };
                 self.record(kind, stored.clone(), before);
                 Some(stored)
             }
             None => {
                 let old = before?;
                 self.remove(key);
-                self.record(
-                    EventType::Deleted,
-                    Arc::new(old.at_revision(resource_version)),
-                    None,
-                );
+                self.record(EventType::Deleted, Arc::new(old.at_revision(resource_version)), None);
                 Some(old)
             }
         }

@@ -22,14 +22,8 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// The key of a document, with its namespace settled by the type's scope: cluster-scoped objects
     /// have none, namespaced ones default to `default`. `None` when the kind is not served.
-    pub fn of<'r>(
-        registry: &'r Registry,
-        value: &Value,
-    ) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
-        let gk = GroupKind::from_api_version(
-            value.get("apiVersion")?.as_str()?,
-            value.get("kind")?.as_str()?,
-        );
+    pub fn of<'r>(registry: &'r Registry, value: &Value) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
+        let gk = GroupKind::from_api_version(value.get("apiVersion")?.as_str()?, value.get("kind")?.as_str()?);
         let rt = registry.by_kind(&gk)?;
         let name = value.pointer("/metadata/name")?.as_str()?.to_string();
         let namespace = match rt.namespaced {
@@ -40,32 +34,17 @@ impl ObjectKey {
                 .unwrap_or("default"),
             false => "",
         };
-        Some((
-            ObjectKey {
-                gk,
-                namespace: namespace.to_string(),
-                name,
-            },
-            rt,
-        ))
+        Some((ObjectKey { gk, namespace: namespace.to_string(), name }, rt))
     }
 }
 
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let group = if self.gk.group.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", self.gk.group)
-        };
+        let group = if self.gk.group.is_empty() { String::new() } else { format!(".{}", self.gk.group) };
         if self.namespace.is_empty() {
             write!(f, "{}{group} {}", self.gk.kind, self.name)
         } else {
-            write!(
-                f,
-                "{}{group} {}/{}",
-                self.gk.kind, self.namespace, self.name
-            )
+            write!(f, "{}{group} {}/{}", self.gk.kind, self.namespace, self.name)
         }
     }
 }
@@ -82,13 +61,7 @@ pub struct Location {
 }
 
 /// Metadata fields that are derived from git history and never stored in files.
-pub const DERIVED_FIELDS: [&str; 5] = [
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "selfLink",
-];
+pub const DERIVED_FIELDS: [&str; 5] = ["resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"];
 
 /// The metadata the store derives for an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -120,12 +93,7 @@ pub struct StoredObject {
 
 impl StoredObject {
     /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
-    pub fn new(
-        key: ObjectKey,
-        location: Option<Location>,
-        mut content: Value,
-        derived: Derived,
-    ) -> Self {
+    pub fn new(key: ObjectKey, location: Option<Location>, mut content: Value, derived: Derived) -> Self {
         let meta = metadata_mut(&mut content);
         if !key.namespace.is_empty() {
             meta.insert("namespace".into(), Value::String(key.namespace.clone()));
@@ -133,41 +101,22 @@ impl StoredObject {
             meta.remove("namespace");
         }
         meta.insert("uid".into(), Value::String(derived.uid.clone()));
-        meta.insert(
-            "resourceVersion".into(),
-            Value::String(derived.resource_version.to_string()),
-        );
+        meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
         meta.insert("generation".into(), Value::from(derived.generation));
-        meta.insert(
-            "creationTimestamp".into(),
-            Value::String(derived.creation_timestamp.clone()),
-        );
+        meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
         let labels = meta
             .get("labels")
             .and_then(Value::as_object)
-            .map(|l| {
-                l.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
-        let json = Bytes::from(
-            serde_json::to_vec(&content)
-                .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}")),
-        );
-        StoredObject {
-            key,
-            location,
-            derived,
-            labels,
-            json,
-        }
+        let json =
+            Bytes::from(serde_json::to_vec(&content).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}")));
+        StoredObject { key, location, derived, labels, json }
     }
 
     /// The served object.
     pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.json)
-            .unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"))
+        serde_json::from_slice(&self.json).unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"))
     }
 
     /// The object as it is stored in git: the served object without derived metadata.
@@ -177,16 +126,8 @@ impl StoredObject {
 
     /// The same object at another resourceVersion (a DELETED event carries the deletion's).
     pub fn at_revision(&self, resource_version: u64) -> Self {
-        let derived = Derived {
-            resource_version,
-            ..self.derived.clone()
-        };
-        StoredObject::new(
-            self.key.clone(),
-            self.location.clone(),
-            self.content(),
-            derived,
-        )
+        let derived = Derived { resource_version, ..self.derived.clone() };
+        StoredObject::new(self.key.clone(), self.location.clone(), self.content(), derived)
     }
 }
 
@@ -195,9 +136,7 @@ pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     if !object.get("metadata").is_some_and(Value::is_object) {
         object["metadata"] = Value::Object(Map::new());
     }
-    object["metadata"]
-        .as_object_mut()
-        .unwrap_or_else(|| unreachable!("metadata was just made an object"))
+    object["metadata"].as_object_mut().unwrap_or_else(|| unreachable!("metadata was just made an object"))
 }
 
 /// Removes the derived metadata fields (and the defaulted namespace stays as written).
@@ -240,39 +179,20 @@ pub fn rfc3339(seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// Seconds since the epoch, now.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// A stable UUID-shaped id from a string, via git's own object hashing.
 pub fn stable_uid(seed: &str) -> String {
-    let id = gix::objs::compute_hash(
-        gix::hash::Kind::Sha1,
-        gix::objs::Kind::Blob,
-        seed.as_bytes(),
-    )
-    .unwrap_or_else(|e| unreachable!("hashing in memory cannot fail: {e}"));
+    let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, seed.as_bytes())
+        .unwrap_or_else(|e| unreachable!("hashing in memory cannot fail: {e}"));
     let hex = id.to_hex().to_string();
-    format!(
-        "{}-{}-5{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-5{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
 }
 
 #[cfg(test)]

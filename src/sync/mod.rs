@@ -84,16 +84,7 @@ impl Syncer {
             advance(&mirror, &store, tip).await?;
         }
         let (tx, commands) = mpsc::channel(1024);
-        Ok((
-            Syncer {
-                mirror,
-                store,
-                config,
-                commands,
-                deferred: VecDeque::new(),
-            },
-            tx,
-        ))
+        Ok((Syncer { mirror, store, config, commands, deferred: VecDeque::new() }, tx))
     }
 
     /// Runs until every handle is dropped.
@@ -136,8 +127,7 @@ impl Syncer {
                 State::Idle
             }
             State::Write(batch) => {
-                let deferred =
-                    writer::write_batch(&self.mirror, &self.store, &self.config, batch).await;
+                let deferred = writer::write_batch(&self.mirror, &self.store, &self.config, batch).await;
                 self.deferred.extend(deferred);
                 State::Idle
             }
@@ -175,20 +165,14 @@ impl Syncer {
 }
 
 fn jitter(interval: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     // Up to 10% more, so that many processes do not poll in lockstep.
     interval + interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
 }
 
 /// Fetches the branch and brings the store to the fetched tip.
-pub(crate) async fn fetch_and_advance(
-    mirror: &Arc<Mirror>,
-    store: &Arc<Store>,
-    branch: &str,
-) -> Result<(), GitError> {
+pub(crate) async fn fetch_and_advance(mirror: &Arc<Mirror>, store: &Arc<Store>, branch: &str) -> Result<(), GitError> {
     match remote::fetch(mirror.dir(), branch).await? {
         Some(tip) => advance(mirror, store, tip).await,
         None => Ok(()),
@@ -197,11 +181,7 @@ pub(crate) async fn fetch_and_advance(
 
 /// Applies every commit on the first-parent chain from the store's tip to `tip`, one by one, so
 /// that resourceVersions match those of any other process reading the same history.
-pub(crate) async fn advance(
-    mirror: &Arc<Mirror>,
-    store: &Arc<Store>,
-    tip: ObjectId,
-) -> Result<(), GitError> {
+pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Result<(), GitError> {
     let (mirror, store) = (mirror.clone(), store.clone());
     tokio::task::spawn_blocking(move || {
         let (current, seq) = store.tip();
@@ -210,20 +190,13 @@ pub(crate) async fn advance(
         }
         let (chain, mut seq, mut previous) = match mirror.first_parent_chain(current, tip)? {
             Some(chain) => {
-                let previous = current
-                    .map(|c| mirror.commit_info(c))
-                    .transpose()?
-                    .and_then(|i| i.subtree);
+                let previous = current.map(|c| mirror.commit_info(c)).transpose()?.and_then(|i| i.subtree);
                 (chain, seq, previous)
             }
             None => {
                 warn!(%tip, "the branch history was rewritten; reading it again from the start");
                 store.reset();
-                (
-                    mirror.first_parent_chain(None, tip)?.unwrap_or_default(),
-                    0,
-                    None,
-                )
+                (mirror.first_parent_chain(None, tip)?.unwrap_or_default(), 0, None)
             }
         };
         let started = std::time::Instant::now();
@@ -251,27 +224,15 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub(crate) fn new(
-        store: Arc<Store>,
-        commands: mpsc::Sender<Command>,
-        event_ttl: Duration,
-    ) -> Self {
-        Handle {
-            store,
-            commands,
-            event_ttl,
-        }
+    pub(crate) fn new(store: Arc<Store>, commands: mpsc::Sender<Command>, event_ttl: Duration) -> Self {
+        Handle { store, commands, event_ttl }
     }
 
     /// Checks the remote now; resolves once the store reflects what was found.
     pub async fn sync_now(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::SyncNow(tx))
-            .await
-            .map_err(|_| "the sync loop has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the sync loop has stopped".to_string())?
+        self.commands.send(Command::SyncNow(tx)).await.map_err(|_| "the sync loop has stopped".to_string())?;
+        rx.await.map_err(|_| "the sync loop has stopped".to_string())?
     }
 
     /// The store behind the handle.
@@ -283,18 +244,12 @@ impl Handle {
         let current = self.store.get(&write.key);
         match (write.mutate)(current.as_deref())? {
             Mutation::Put(content) => {
-                let stored = self
-                    .store
-                    .put_ephemeral(&write.key, Some(content), self.event_ttl);
-                stored
-                    .map(WriteOutcome::Stored)
-                    .ok_or_else(|| ApiError::internal("event was not stored"))
+                let stored = self.store.put_ephemeral(&write.key, Some(content), self.event_ttl);
+                stored.map(WriteOutcome::Stored).ok_or_else(|| ApiError::internal("event was not stored"))
             }
             Mutation::Delete => {
                 let deleted = self.store.put_ephemeral(&write.key, None, Duration::ZERO);
-                deleted
-                    .map(WriteOutcome::Deleted)
-                    .ok_or_else(|| ApiError::internal("event was not found"))
+                deleted.map(WriteOutcome::Deleted).ok_or_else(|| ApiError::internal("event was not found"))
             }
         }
     }
@@ -326,11 +281,7 @@ impl Storage for Handle {
     }
 
     fn write(&self, write: Write) -> BoxFuture<'static, ApiResult<WriteOutcome>> {
-        let ephemeral = self
-            .store
-            .registry()
-            .by_kind(&write.key.gk)
-            .is_some_and(|rt| rt.ephemeral);
+        let ephemeral = self.store.registry().by_kind(&write.key.gk).is_some_and(|rt| rt.ephemeral);
         if ephemeral {
             let result = self.write_in_memory(write);
             return async move { result }.boxed();
@@ -339,10 +290,7 @@ impl Storage for Handle {
         async move {
             let (reply, rx) = oneshot::channel();
             let stopped = || ApiError::unavailable("the sync loop has stopped");
-            commands
-                .send(Command::Write(PendingWrite { write, reply }))
-                .await
-                .map_err(|_| stopped())?;
+            commands.send(Command::Write(PendingWrite { write, reply })).await.map_err(|_| stopped())?;
             rx.await.map_err(|_| stopped())?
         }
         .boxed()

@@ -70,18 +70,13 @@ pub(super) async fn write_batch(
                 }
                 // Nothing to write: the object is already in the requested state.
                 Ok((_, false)) => {
-                    let outcome = before
-                        .map(WriteOutcome::Stored)
-                        .ok_or_else(|| ApiError::internal("nothing to write"));
+                    let outcome =
+                        before.map(WriteOutcome::Stored).ok_or_else(|| ApiError::internal("nothing to write"));
                     let _ = pending.reply.send(outcome);
                 }
                 Ok((mutation, true)) => {
                     written.insert(pending.write.key.clone());
-                    committed.push(Committed {
-                        pending,
-                        before,
-                        deleted: mutation == Mutation::Delete,
-                    });
+                    committed.push(Committed { pending, before, deleted: mutation == Mutation::Delete });
                 }
             }
         }
@@ -93,9 +88,7 @@ pub(super) async fn write_batch(
                 let applied = advance(mirror, store, head).await;
                 for c in committed {
                     let outcome = match &applied {
-                        Err(e) => Err(ApiError::internal(format!(
-                            "pushed, but reading the commit back failed: {e}"
-                        ))),
+                        Err(e) => Err(ApiError::internal(format!("pushed, but reading the commit back failed: {e}"))),
                         Ok(()) if c.deleted => c
                             .before
                             .map(WriteOutcome::Deleted)
@@ -103,19 +96,14 @@ pub(super) async fn write_batch(
                         Ok(()) => store
                             .get(&c.pending.write.key)
                             .map(WriteOutcome::Stored)
-                            .ok_or_else(|| {
-                                ApiError::internal("written object is not in the store")
-                            }),
+                            .ok_or_else(|| ApiError::internal("written object is not in the store")),
                     };
                     let _ = c.pending.reply.send(outcome);
                 }
                 return deferred;
             }
             Ok(PushOutcome::Rejected) => {
-                debug!(
-                    attempt,
-                    "push rejected: another writer was first; replaying on the new tip"
-                );
+                debug!(attempt, "push rejected: another writer was first; replaying on the new tip");
                 if let Err(e) = fetch_and_advance(mirror, store, &config.branch).await {
                     warn!(error = %e, "fetch after a rejected push failed");
                 }
@@ -137,9 +125,7 @@ pub(super) async fn write_batch(
 
 fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
     for w in writes {
-        let _ = w.reply.send(Err(ApiError::unavailable(format!(
-            "the write could not be pushed: {why}"
-        ))));
+        let _ = w.reply.send(Err(ApiError::unavailable(format!("the write could not be pushed: {why}"))));
     }
 }
 
@@ -174,44 +160,25 @@ fn stage(
     config: &SyncConfig,
 ) -> ApiResult<bool> {
     let internal = |e: &dyn std::fmt::Display| ApiError::internal(format!("writing {key}: {e}"));
-    match (
-        mutation,
-        before.and_then(|b| b.location.as_ref().map(|l| (b, l))),
-    ) {
+    match (mutation, before.and_then(|b| b.location.as_ref().map(|l| (b, l)))) {
         (Mutation::Put(content), Some((old, _))) if &old.content() == content => return Ok(false),
         (Mutation::Delete, None) => return Ok(false),
         (Mutation::Put(content), Some((_, location))) => {
             let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
-            let (doc, item) = find_document(
-                &location.path,
-                &text,
-                key,
-                registry,
-                (location.doc, location.item),
-            )
-            .ok_or_else(|| internal(&"its document moved"))?;
-            let new = document::rewrite(&location.path, &text, doc, item, Some(content))
-                .map_err(|e| internal(&e))?;
+            let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
+                .ok_or_else(|| internal(&"its document moved"))?;
+            let new = document::rewrite(&location.path, &text, doc, item, Some(content)).map_err(|e| internal(&e))?;
             builder.stage(&location.path, new.map(String::into_bytes));
         }
         (Mutation::Delete, Some((_, location))) => {
             let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
-            let (doc, item) = find_document(
-                &location.path,
-                &text,
-                key,
-                registry,
-                (location.doc, location.item),
-            )
-            .ok_or_else(|| internal(&"its document moved"))?;
-            let new = document::rewrite(&location.path, &text, doc, item, None)
-                .map_err(|e| internal(&e))?;
+            let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
+                .ok_or_else(|| internal(&"its document moved"))?;
+            let new = document::rewrite(&location.path, &text, doc, item, None).map_err(|e| internal(&e))?;
             builder.stage(&location.path, new.map(String::into_bytes));
         }
         (Mutation::Put(content), None) => {
-            let rt = registry
-                .by_kind(&key.gk)
-                .ok_or_else(|| internal(&"its kind is not served"))?;
+            let rt = registry.by_kind(&key.gk).ok_or_else(|| internal(&"its kind is not served"))?;
             let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
             let path = layout::canonical_path(rt, namespace, &key.name);
             let yaml = document::to_yaml(content);
@@ -224,17 +191,12 @@ fn stage(
             builder.stage(&path, Some(text.into_bytes()));
         }
     }
-    builder
-        .commit(description, &config.author, crate::store::object::now())
-        .map_err(|e| internal(&e))?;
+    builder.commit(description, &config.author, crate::store::object::now()).map_err(|e| internal(&e))?;
     Ok(true)
 }
 
 fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, String> {
-    let bytes = builder
-        .read(path)
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
+    let bytes = builder.read(path).map_err(|e| e.to_string())?.unwrap_or_default();
     String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))
 }
 
@@ -249,11 +211,6 @@ fn find_document(
 ) -> Option<(u32, Option<u32>)> {
     let parsed = document::parse_file(path, text.as_bytes());
     let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
-    let found = parsed
-        .objects
-        .iter()
-        .find(|o| (o.doc, o.item) == hint && holds(&o.value));
-    found
-        .or_else(|| parsed.objects.iter().find(|o| holds(&o.value)))
-        .map(|o| (o.doc, o.item))
+    let found = parsed.objects.iter().find(|o| (o.doc, o.item) == hint && holds(&o.value));
+    found.or_else(|| parsed.objects.iter().find(|o| holds(&o.value))).map(|o| (o.doc, o.item))
 }
