@@ -375,10 +375,9 @@ impl Api {
             (Mutation::Delete, None) => Reply::json(200, &json!({})),
             (Mutation::Put(content), current) => {
                 let derived = match current {
-                    Some(c) => Derived {
-                        generation: c.derived.generation + i64::from(object::spec_changed(&c.content(), &content)),
-                        ..c.derived.clone()
-                    },
+                    Some(c) => {
+                        c.derived.after_change(c.derived.resource_version, &c.content(), &content, target.rt.status)
+                    }
                     None => Derived {
                         resource_version: 0,
                         uid: object::stable_uid(&format!("{key}@dry-run@{}", random_suffix())),

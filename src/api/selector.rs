@@ -232,7 +232,7 @@ mod tests {
         let f = FieldSelector::parse("metadata.name=a,metadata.namespace!=b", &["metadata.name", "metadata.namespace"])
             .unwrap();
         assert!(f.matches(|n| Some(if n == "metadata.name" { "a" } else { "c" }.into())));
-        assert!(!f.matches(|_| Some("a".into())));
+        assert!(!f.matches(|_| Some("b".into())));
         assert_eq!(f.equal_to("metadata.name"), Some("a"));
         let e = FieldSelector::parse("spec.foo=1", &["metadata.name"]).unwrap_err();
         assert_eq!((e.code, e.reason), (400, "BadRequest"));

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::object::{self, Derived, Location, ObjectKey, StoredObject};
 use super::{Claim, Entry, EventType, State, WatchEvent};
@@ -172,7 +172,7 @@ impl State {
             if ephemeral {
                 warn!(file = %location.path, kind = %gk.kind, "Events are kept in memory only; ignoring one found in git");
             } else {
-                debug!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
+                warn!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
                 self.unknown.insert(location.clone(), value);
             }
         }
@@ -239,9 +239,9 @@ impl State {
                         if old_content == content {
                             (old.derived.clone(), None)
                         } else {
-                            let generation =
-                                old.derived.generation + i64::from(object::spec_changed(&old_content, &content));
-                            (Derived { resource_version, generation, ..old.derived.clone() }, Some(EventType::Modified))
+                            let status = self.registry.by_kind(&key.gk).is_some_and(|rt| rt.status);
+                            let derived = old.derived.after_change(resource_version, &old_content, &content, status);
+                            (derived, Some(EventType::Modified))
                         }
                     }
                 };

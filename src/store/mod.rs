@@ -322,11 +322,7 @@ impl State {
         match content {
             Some(content) => {
                 let derived = match &before {
-                    Some(old) => Derived {
-                        resource_version,
-                        generation: old.derived.generation + i64::from(object::spec_changed(&old.content(), &content)),
-                        ..old.derived.clone()
-                    },
+                    Some(old) => old.derived.after_change(resource_version, &old.content(), &content, false),
                     None => Derived {
                         resource_version,
                         uid: object::stable_uid(&format!("{key}@{resource_version}")),

@@ -150,19 +150,24 @@ pub fn strip_derived(mut object: Value) -> Value {
     object
 }
 
-/// Whether two contents differ outside metadata and status: what bumps `generation`.
-pub fn spec_changed(old: &Value, new: &Value) -> bool {
+/// Whether a change bumps `generation`: anything outside `metadata`, and outside `status` when the
+/// type has a status subresource.
+pub fn spec_changed(old: &Value, new: &Value, status_subresource: bool) -> bool {
+    let counted = |k: &str| k != "metadata" && !(status_subresource && k == "status");
     let outside = |v: &Value| -> Map<String, Value> {
         v.as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
+            .map(|m| m.iter().filter(|(k, _)| counted(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default()
     };
     outside(old) != outside(new)
+}
+
+impl Derived {
+    /// The derived metadata after the content changed from `old` to `new`.
+    pub fn after_change(&self, resource_version: u64, old: &Value, new: &Value, status_subresource: bool) -> Derived {
+        let generation = self.generation + i64::from(spec_changed(old, new, status_subresource));
+        Derived { resource_version, generation, ..self.clone() }
+    }
 }
 
 /// Formats seconds since the epoch as RFC 3339 (`2006-01-02T15:04:05Z`).
