@@ -24,6 +24,7 @@ pub mod api;
 pub mod git;
 pub mod http;
 pub mod layout;
+pub mod metrics;
 pub mod registry;
 pub mod store;
 pub mod sync;
@@ -139,18 +140,20 @@ impl GitStore {
             Some(b) => b,
             None => remote::default_branch(mirror.dir()).await?.unwrap_or_else(|| "main".into()),
         };
+        let store = Arc::new(Store::new(options.watch_window));
+        let metrics = Arc::new(metrics::Metrics::new(store.clone()));
         let config = sync::SyncConfig {
             branch,
             interval: options.interval,
             author: options.author.clone(),
             write_timeout: options.write_timeout,
             event_ttl: options.event_ttl,
+            metrics: metrics.clone(),
         };
-        let store = Arc::new(Store::new(options.watch_window));
         let (syncer, commands) = sync::Syncer::start(mirror, store.clone(), config).await?;
         let task = tokio::spawn(syncer.run());
         let handle = sync::Handle::new(store, commands.clone(), options.event_ttl);
-        let router = http::router(api::Api::new(Arc::new(handle.clone())));
+        let router = http::router(api::Api::new(Arc::new(handle.clone())), metrics);
         Ok(GitStore { handle, router, task, shutdown: commands, _cache: cache })
     }
 

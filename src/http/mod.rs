@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use crate::api::status::{ApiError, ApiResult};
 use crate::api::watch::WatchParams;
 use crate::api::{Api, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
 use crate::layout::document;
+use crate::metrics::Metrics;
 
 /// The largest request body accepted, as kube-apiserver's limit.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -28,18 +30,27 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Builds the Router serving the Kubernetes API over `api`.
-pub fn router(api: Api) -> Router {
+pub fn router(api: Api, metrics: Arc<Metrics>) -> Router {
+    let state = AppState { api, metrics };
     Router::new()
         .route("/version", get(|| async { json_response(200, &discovery::version()) }))
         .route("/healthz", get(ok))
         .route("/livez", get(ok))
         .route("/readyz", get(ok))
+        .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
         .route("/api", get(core_versions))
         .route("/apis", get(groups))
         .route("/api/{*rest}", any(resource))
         .route("/apis/{*rest}", any(resource))
         .fallback(|req: Request| async move { error_response(&ApiError::no_route(req.uri().path())) })
-        .with_state(api)
+        .with_state(state)
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AppState {
+    api: Api,
+    metrics: Arc<Metrics>,
 }
 
 async fn ok() -> &'static str {
@@ -63,7 +74,7 @@ fn wants_aggregated(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
 }
 
-async fn core_versions(State(api): State<Api>, headers: HeaderMap) -> Response {
+async fn core_versions(State(AppState { api, .. }): State<AppState>, headers: HeaderMap) -> Response {
     if wants_aggregated(&headers) {
         let reply =
             Reply { code: 200, body: Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()) };
@@ -72,7 +83,7 @@ async fn core_versions(State(api): State<Api>, headers: HeaderMap) -> Response {
     json_response(200, &discovery::core_versions())
 }
 
-async fn groups(State(api): State<Api>, headers: HeaderMap) -> Response {
+async fn groups(State(AppState { api, .. }): State<AppState>, headers: HeaderMap) -> Response {
     let registry = api.storage().registry();
     if wants_aggregated(&headers) {
         let reply = Reply { code: 200, body: Bytes::from(discovery::aggregated(&registry, false).to_string()) };
@@ -216,14 +227,25 @@ fn subresource(target: &Target, name: Option<&str>) -> ApiResult<Option<Subresou
     }
 }
 
-async fn resource(State(api): State<Api>, req: Request) -> Response {
-    match serve(api, req).await {
+async fn resource(State(state): State<AppState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let mut verb = Verb { name: "unknown", resource: String::new() };
+    let response = match serve(&state, req, &mut verb).await {
         Ok(response) => response,
         Err(e) => error_response(&e),
-    }
+    };
+    state.metrics.request(verb.name, &verb.resource, response.status().as_u16(), started.elapsed());
+    response
 }
 
-async fn serve(api: Api, req: Request) -> ApiResult<Response> {
+/// What a request did, for metrics.
+struct Verb {
+    name: &'static str,
+    resource: String,
+}
+
+async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Response> {
+    let api = &state.api;
     let uri_path = req.uri().path().to_string();
     let path = parse_path(&uri_path).ok_or_else(|| ApiError::no_route(&uri_path))?;
     let q = query(&req)?;
@@ -233,6 +255,7 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
             .ok_or_else(|| ApiError::no_route(&uri_path))?;
         return Ok(json_response(200, &list));
     };
+    verb.resource = resource.to_string();
     let target = api.target(path.group, path.version, resource, path.namespace)?;
     let method = req.method().clone();
     let verb_allowed = |verb: &str| {
@@ -260,14 +283,18 @@ async fn serve(api: Api, req: Request) -> ApiResult<Response> {
                 timeout: parse_number::<u64>(&q, "timeoutSeconds")?.map(Duration::from_secs),
             };
             let stream = api.watch(&target, &params)?;
-            let body = Body::from_stream(stream.map(Ok::<_, Infallible>));
+            let guard = state.metrics.watch_opened();
+            let body = Body::from_stream(stream.map(move |line| {
+                let _open = &guard;
+                Ok::<_, Infallible>(line)
+            }));
             return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response());
         }
         (&Method::GET, None) => {
             verb_allowed("list")?;
             api.list(&target, &list_params(&q)?)?
         }
-        (&Method::GET, Some(name)) => match sub {
+        (&Method::GET, Some(name)) => match verb_allowed("get").map(|_| sub)? {
             Some(Subresource::Scale) => api.get_scale(&target, name)?,
             _ => api.get(&target, name)?,
         },

@@ -17,11 +17,12 @@ use tracing::{debug, info, warn};
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, Storage, Write, WriteOutcome};
 use crate::git::{GitError, Identity, Mirror, remote};
+use crate::metrics::Metrics;
 use crate::registry::{GroupKind, Registry};
 use crate::store::{Expired, ObjectKey, ParsedCommit, Store, StoredObject, WatchEvent};
 
 /// How the loop reaches and writes the remote.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SyncConfig {
     /// The branch objects live on.
     pub branch: String,
@@ -33,6 +34,21 @@ pub struct SyncConfig {
     pub write_timeout: Duration,
     /// How long in-memory objects (Events) live.
     pub event_ttl: Duration,
+    /// Where git operations are counted.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs a git network operation and counts it; `outcome` names a successful result.
+pub(crate) async fn observed<T>(
+    metrics: &Metrics,
+    operation: &'static str,
+    run: impl Future<Output = Result<T, GitError>>,
+    outcome: impl Fn(&T) -> &'static str,
+) -> Result<T, GitError> {
+    let started = std::time::Instant::now();
+    let result = run.await;
+    metrics.git(operation, result.as_ref().map_or("error", outcome), started.elapsed());
+    result
 }
 
 /// A write waiting for its push.
@@ -79,10 +95,7 @@ impl Syncer {
         store: Arc<Store>,
         config: SyncConfig,
     ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
-        let tip = remote::fetch(mirror.dir(), &config.branch).await?;
-        if let Some(tip) = tip {
-            advance(&mirror, &store, tip).await?;
-        }
+        fetch_and_advance(&mirror, &store, &config).await?;
         let (tx, commands) = mpsc::channel(1024);
         Ok((Syncer { mirror, store, config, commands, deferred: VecDeque::new() }, tx))
     }
@@ -156,11 +169,13 @@ impl Syncer {
 
     /// A cheap look at the remote tip; fetches and applies only when it moved.
     async fn poll(&mut self) -> Result<(), GitError> {
-        let tip = remote::remote_tip(self.mirror.dir(), &self.config.branch).await?;
-        if tip.is_none() || tip == self.store.tip().0 {
-            return Ok(());
+        let (dir, branch) = (self.mirror.dir(), &self.config.branch);
+        let tip = observed(&self.config.metrics, "ls-remote", remote::remote_tip(dir, branch), |_| "ok").await?;
+        if tip.is_some() && tip != self.store.tip().0 {
+            fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
         }
-        fetch_and_advance(&self.mirror, &self.store, &self.config.branch).await
+        self.config.metrics.synced();
+        Ok(())
     }
 }
 
@@ -172,11 +187,17 @@ fn jitter(interval: Duration) -> Duration {
 }
 
 /// Fetches the branch and brings the store to the fetched tip.
-pub(crate) async fn fetch_and_advance(mirror: &Arc<Mirror>, store: &Arc<Store>, branch: &str) -> Result<(), GitError> {
-    match remote::fetch(mirror.dir(), branch).await? {
-        Some(tip) => advance(mirror, store, tip).await,
-        None => Ok(()),
+pub(crate) async fn fetch_and_advance(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    config: &SyncConfig,
+) -> Result<(), GitError> {
+    let fetched = observed(&config.metrics, "fetch", remote::fetch(mirror.dir(), &config.branch), |_| "ok").await?;
+    if let Some(tip) = fetched {
+        advance(mirror, store, tip).await?;
     }
+    config.metrics.synced();
+    Ok(())
 }
 
 /// Applies every commit on the first-parent chain from the store's tip to `tip`, one by one, so

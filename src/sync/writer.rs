@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use super::{PendingWrite, SyncConfig, advance, fetch_and_advance};
+use super::{PendingWrite, SyncConfig, advance, fetch_and_advance, observed};
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, WriteOutcome};
 use crate::git::remote::{self, PushOutcome};
@@ -83,7 +83,7 @@ pub(super) async fn write_batch(
         let Some(head) = builder.head().filter(|_| !committed.is_empty()) else {
             return deferred;
         };
-        match push_until(mirror, &config.branch, head, deadline).await {
+        match push_until(mirror, config, head, deadline).await {
             Ok(PushOutcome::Pushed) => {
                 let applied = advance(mirror, store, head).await;
                 for c in committed {
@@ -104,7 +104,7 @@ pub(super) async fn write_batch(
             }
             Ok(PushOutcome::Rejected) => {
                 debug!(attempt, "push rejected: another writer was first; replaying on the new tip");
-                if let Err(e) = fetch_and_advance(mirror, store, &config.branch).await {
+                if let Err(e) = fetch_and_advance(mirror, store, config).await {
                     warn!(error = %e, "fetch after a rejected push failed");
                 }
                 batch = committed.into_iter().map(|c| c.pending).collect();
@@ -132,13 +132,15 @@ fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
 /// Pushes, retrying failures (not rejections) until the deadline.
 async fn push_until(
     mirror: &Mirror,
-    branch: &str,
+    config: &SyncConfig,
     head: gix::ObjectId,
     deadline: Instant,
 ) -> Result<PushOutcome, GitError> {
     let mut delay = std::time::Duration::from_millis(50);
     loop {
-        match remote::push(mirror.dir(), head, branch).await {
+        let push = remote::push(mirror.dir(), head, &config.branch);
+        let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
+        match observed(&config.metrics, "push", push, outcome).await {
             Err(e) if Instant::now() + delay < deadline => {
                 warn!(error = %e, "push failed; retrying");
                 tokio::time::sleep(delay).await;
