@@ -210,6 +210,13 @@ pub fn rewrite(
     out.push_str(&text[..chunk.start]);
     match replacement {
         Some(v) => {
+            // Comment and blank lines heading the document are the person's: keep them.
+            let lead: usize = body
+                .split_inclusive('\n')
+                .take_while(|l| l.ends_with('\n') && (l.trim().is_empty() || l.trim_start().starts_with('#')))
+                .map(str::len)
+                .sum();
+            out.push_str(&body[..lead]);
             // Content that followed a `---` on its line needs a line of its own.
             if chunk.start > 0 && !out.ends_with('\n') {
                 out.push('\n');
