@@ -2,4 +2,5 @@
 //! against the in-process client.
 
 mod core;
+mod repo;
 mod support;

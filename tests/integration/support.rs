@@ -9,18 +9,9 @@ use gitbacked::{GitStore, Options};
 
 /// Runs git and returns stdout; panics with stderr on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out =
+        Command::new("git").arg("-C").arg(dir).args(args).env("GIT_TERMINAL_PROMPT", "0").output().expect("git runs");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -34,20 +25,8 @@ impl Remote {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let remote = dir.path().join("remote.git");
-        git(
-            dir.path(),
-            &[
-                "init",
-                "--quiet",
-                "--bare",
-                "--initial-branch=main",
-                remote.to_str().unwrap(),
-            ],
-        );
-        git(
-            dir.path(),
-            &["clone", "--quiet", remote.to_str().unwrap(), "person"],
-        );
+        git(dir.path(), &["init", "--quiet", "--bare", "--initial-branch=main", remote.to_str().unwrap()]);
+        git(dir.path(), &["clone", "--quiet", remote.to_str().unwrap(), "person"]);
         let r = Remote { dir };
         git(&r.person(), &["config", "user.name", "A Person"]);
         git(&r.person(), &["config", "user.email", "person@example.com"]);
@@ -74,11 +53,7 @@ impl Remote {
     /// The person writes (Some) or deletes (None) files, commits and pushes (pulling first).
     pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) {
         let p = self.person();
-        let _ = Command::new("git")
-            .arg("-C")
-            .arg(&p)
-            .args(["pull", "--quiet", "--rebase", "origin", "main"])
-            .output();
+        let _ = Command::new("git").arg("-C").arg(&p).args(["pull", "--quiet", "--rebase", "origin", "main"]).output();
         for (path, content) in files {
             let full = p.join(path);
             match content {
@@ -98,58 +73,37 @@ impl Remote {
 
     /// A file on the remote's main branch, `None` when missing.
     pub fn file(&self, path: &str) -> Option<String> {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(self.path())
-            .args(["show", &format!("main:{path}")])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let out =
+            Command::new("git").arg("-C").arg(self.path()).args(["show", &format!("main:{path}")]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Subjects of the remote's commits, newest first.
     pub fn log(&self) -> Vec<String> {
-        git(&self.path(), &["log", "--format=%s", "main"])
-            .lines()
-            .map(str::to_string)
-            .collect()
+        git(&self.path(), &["log", "--format=%s", "main"]).lines().map(str::to_string).collect()
     }
 
     /// Files on the remote's main branch.
     pub fn files(&self) -> Vec<String> {
-        git(&self.path(), &["ls-tree", "-r", "--name-only", "main"])
-            .lines()
-            .map(str::to_string)
-            .collect()
+        git(&self.path(), &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_string).collect()
     }
 }
 
 /// Options for tests: fast polling.
 pub fn options() -> Options {
-    Options {
-        interval: Duration::from_millis(100),
-        write_timeout: Duration::from_secs(20),
-        ..Default::default()
-    }
+    Options { interval: Duration::from_millis(100), write_timeout: Duration::from_secs(20), ..Default::default() }
 }
 
 /// Opens a store on the remote.
 pub async fn open(remote: &Remote) -> GitStore {
-    GitStore::open(&remote.url(), options())
-        .await
-        .expect("store opens")
+    GitStore::open(&remote.url(), options()).await.expect("store opens")
 }
 
 /// Waits (bounded) until `check` holds.
 pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -159,4 +113,54 @@ pub fn configmap(name: &str, data: &str) -> String {
     format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  key: \"{data}\"\n"
     )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the watch, repo and semantics modules.
+
+/// Runs a test body, failing it when it takes longer than `secs` seconds.
+pub async fn within<F: std::future::Future>(secs: u64, body: F) -> F::Output {
+    match tokio::time::timeout(Duration::from_secs(secs), body).await {
+        Ok(out) => out,
+        Err(_) => panic!("the test did not finish within {secs}s"),
+    }
+}
+
+/// Opens a store on the remote with options of one's own (fast polling unless overridden).
+pub async fn open_with(remote: &Remote, options: Options) -> GitStore {
+    GitStore::open(&remote.url(), options).await.expect("store opens")
+}
+
+/// The `Status` of a failed kube call; panics on success or on a non-API error.
+pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+impl Remote {
+    /// The person runs `edit` in their clone (after pulling), then commits everything and pushes.
+    pub fn commit_with(&self, message: &str, edit: impl FnOnce(&Path)) {
+        let p = self.person();
+        git(&p, &["pull", "--quiet", "--rebase", "origin", "main"]);
+        edit(&p);
+        git(&p, &["add", "--all"]);
+        git(&p, &["commit", "--quiet", "--allow-empty", "-m", message]);
+        git(&p, &["push", "--quiet", "origin", "main"]);
+    }
+
+    /// Number of commits on the remote's main branch.
+    pub fn commit_count(&self) -> usize {
+        self.log().len()
+    }
+
+    /// Paths changed by the remote's newest commit.
+    pub fn last_changed_files(&self) -> Vec<String> {
+        git(&self.path(), &["show", "--format=", "--name-only", "main"])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
 }

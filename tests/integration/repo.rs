@@ -1,0 +1,587 @@
+//! The repository side: restarts, several writers on one remote, files a person gets wrong,
+//! multi-document files, paths that try to leave the repository, and CRDs arriving by commit.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::core::GroupVersionKind;
+use serde_json::json;
+
+use crate::support::{Remote, configmap, git, open, open_with, options, status_of, within};
+
+fn cm(name: &str, value: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"key": value}})).unwrap()
+}
+
+fn names(list: &[ConfigMap]) -> Vec<String> {
+    list.iter().map(|c| c.metadata.name.clone().unwrap()).collect()
+}
+
+fn value_of(c: &ConfigMap) -> String {
+    c.data.as_ref().unwrap()["key"].clone()
+}
+
+fn set_value(c: &mut ConfigMap, value: &str) {
+    c.data.get_or_insert_with(Default::default).insert("key".into(), value.into());
+}
+
+#[tokio::test]
+async fn a_restart_keeps_uids_and_resource_versions() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let a = api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
+        let b = api.create(&PostParams::default(), &cm("b", "1")).await.unwrap();
+        let mut b2 = b.clone();
+        set_value(&mut b2, "2");
+        let b2 = api.replace("b", &PostParams::default(), &b2).await.unwrap();
+        let revision = store.store().revision();
+        store.close().await.unwrap();
+
+        // A new process with a fresh cache derives the same metadata from the same history.
+        let cache = tempfile::tempdir().unwrap();
+        let reopened =
+            open_with(&remote, gitbacked::Options { cache_dir: Some(cache.path().join("mirror.git")), ..options() })
+                .await;
+        assert_eq!(reopened.store().revision(), revision);
+        let api: Api<ConfigMap> = Api::namespaced(reopened.client(), "default");
+        for (before, name) in [(&a, "a"), (&b2, "b")] {
+            let after = api.get(name).await.unwrap();
+            assert_eq!(after.metadata.uid, before.metadata.uid, "{name}");
+            assert_eq!(after.metadata.resource_version, before.metadata.resource_version, "{name}");
+            assert_eq!(after.metadata.creation_timestamp, before.metadata.creation_timestamp, "{name}");
+            assert_eq!(after.data, before.data, "{name}");
+        }
+
+        // An update carrying the resourceVersion read before the restart still applies.
+        let mut stale = a.clone();
+        set_value(&mut stale, "from-before-the-restart");
+        let updated = api.replace("a", &PostParams::default(), &stale).await.unwrap();
+        assert_eq!(updated.metadata.uid, a.metadata.uid);
+        assert_ne!(updated.metadata.resource_version, a.metadata.resource_version);
+        assert!(remote.file("default/configmaps/a.yaml").unwrap().contains("from-before-the-restart"));
+        let after_update = updated.metadata.resource_version.clone();
+        reopened.close().await.unwrap();
+
+        // Reopening on the kept cache agrees too.
+        let again =
+            open_with(&remote, gitbacked::Options { cache_dir: Some(cache.path().join("mirror.git")), ..options() })
+                .await;
+        let api: Api<ConfigMap> = Api::namespaced(again.client(), "default");
+        let a3 = api.get("a").await.unwrap();
+        assert_eq!(a3.metadata.resource_version, after_update);
+        assert_eq!(a3.metadata.uid, a.metadata.uid);
+        again.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_writers_on_one_object_one_wins_the_other_conflicts() {
+    within(60, async {
+        let remote = Remote::new();
+        let one = open(&remote).await;
+        let two = open(&remote).await;
+        let api1: Api<ConfigMap> = Api::namespaced(one.client(), "default");
+        let api2: Api<ConfigMap> = Api::namespaced(two.client(), "default");
+        api1.create(&PostParams::default(), &cm("shared", "0")).await.unwrap();
+        two.sync().await.unwrap();
+
+        let mut o1 = api1.get("shared").await.unwrap();
+        let mut o2 = api2.get("shared").await.unwrap();
+        assert_eq!(o1.metadata.resource_version, o2.metadata.resource_version);
+        set_value(&mut o1, "one");
+        set_value(&mut o2, "two");
+        let commits = remote.commit_count();
+        let pp = PostParams::default();
+        let (r1, r2) = tokio::join!(api1.replace("shared", &pp, &o1), api2.replace("shared", &pp, &o2));
+        let (winner, loser) = match (r1, r2) {
+            (Ok(w), Err(e)) => (w, Err::<ConfigMap, _>(e)),
+            (Err(e), Ok(w)) => (w, Err(e)),
+            (r1, r2) => panic!("expected exactly one success: {r1:?} / {r2:?}"),
+        };
+        let status = status_of(loser);
+        assert!(status.is_conflict(), "{status:?}");
+        assert_eq!(status.reason, "Conflict");
+        assert_eq!(status.code, 409);
+
+        assert_eq!(remote.commit_count(), commits + 1, "exactly one update commit: {:?}", remote.log());
+        assert_eq!(remote.log()[0], "update v1 ConfigMap default/shared");
+        let file = remote.file("default/configmaps/shared.yaml").unwrap();
+        assert!(file.contains(&format!("key: {}", value_of(&winner))), "{file}");
+        one.close().await.unwrap();
+        two.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_writers_on_different_objects_both_land() {
+    within(60, async {
+        let remote = Remote::new();
+        let one = open(&remote).await;
+        let api1: Api<ConfigMap> = Api::namespaced(one.client(), "default");
+        for name in ["x", "y", "p", "q"] {
+            api1.create(&PostParams::default(), &cm(name, "0")).await.unwrap();
+        }
+        // The second writer does not poll: it learns about the first one's commits only when its
+        // own push is rejected.
+        let two = open_with(&remote, gitbacked::Options { interval: Duration::from_secs(3600), ..options() }).await;
+        let api2: Api<ConfigMap> = Api::namespaced(two.client(), "default");
+        let pp = PostParams::default();
+
+        // Concurrently.
+        let mut x = api1.get("x").await.unwrap();
+        let mut y = api2.get("y").await.unwrap();
+        set_value(&mut x, "x-one");
+        set_value(&mut y, "y-two");
+        let (rx, ry) = tokio::join!(api1.replace("x", &pp, &x), api2.replace("y", &pp, &y));
+        rx.unwrap();
+        ry.unwrap();
+
+        // Deterministically: the second writer is behind, its push is rejected and replayed.
+        let mut p = api1.get("p").await.unwrap();
+        let mut q = api2.get("q").await.unwrap();
+        set_value(&mut p, "p-one");
+        api1.replace("p", &pp, &p).await.unwrap();
+        set_value(&mut q, "q-two");
+        let q2 = api2.replace("q", &pp, &q).await.unwrap();
+        assert_eq!(value_of(&q2), "q-two");
+        // The replayed write was made on top of the first writer's commit.
+        assert_eq!(value_of(&api2.get("p").await.unwrap()), "p-one", "the second store caught up while replaying");
+
+        let log = remote.log();
+        for subject in [
+            "update v1 ConfigMap default/x",
+            "update v1 ConfigMap default/y",
+            "update v1 ConfigMap default/p",
+            "update v1 ConfigMap default/q",
+        ] {
+            assert_eq!(log.iter().filter(|s| *s == subject).count(), 1, "{subject} in {log:?}");
+        }
+        assert_eq!(log[0], "update v1 ConfigMap default/q");
+        assert!(git(&remote.path(), &["log", "--merges", "--format=%H", "main"]).is_empty(), "history stays linear");
+        for (name, value) in [("x", "x-one"), ("y", "y-two"), ("p", "p-one"), ("q", "q-two")] {
+            let file = remote.file(&format!("default/configmaps/{name}.yaml")).unwrap();
+            assert!(file.contains(&format!("key: {value}")), "{name}: {file}");
+        }
+        one.sync().await.unwrap();
+        two.sync().await.unwrap();
+        for api in [&api1, &api2] {
+            let all = api.list(&ListParams::default()).await.unwrap().items;
+            let values: Vec<String> = all.iter().map(value_of).collect();
+            assert_eq!(values, ["p-one", "q-two", "x-one", "y-two"]);
+        }
+        one.close().await.unwrap();
+        two.close().await.unwrap();
+    })
+    .await;
+}
+
+const BROKEN: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata: [unclosed\n";
+
+#[tokio::test]
+async fn broken_yaml_is_skipped_and_reported() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/good.yaml", Some(&configmap("good", "1")))], "good");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+
+        // Line 1-7: m1, 8: ---, 9-12: broken document (error at 12 or 13), 13: ---, 14-: m3.
+        let multi = format!(
+            "{}---\nkind: ConfigMap\nmetadata:\n  name: [nope\n  x: }}\n---\n{}",
+            configmap("m1", "1"),
+            configmap("m3", "3")
+        );
+        remote.commit(
+            &[
+                ("apps/bad.yaml", Some(BROKEN)),
+                ("apps/multi.yaml", Some(&multi)),
+                ("apps/other.yaml", Some(&configmap("other", "2"))),
+            ],
+            "a person's mistakes",
+        );
+        store.sync().await.unwrap();
+        let served = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(names(&served), ["good", "m1", "m3", "other"]);
+
+        let invalid = store.store().invalid_files();
+        let files: Vec<&str> = invalid.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(files, ["apps/bad.yaml", "apps/multi.yaml"], "{invalid:?}");
+        let bad_line = invalid[0].1[0].line;
+        assert!((5..=6).contains(&bad_line), "{invalid:?}");
+        assert_eq!(invalid[1].1.len(), 1, "{invalid:?}");
+        let multi_line = invalid[1].1[0].line;
+        assert!((9..=13).contains(&multi_line), "{invalid:?}");
+        assert_eq!(store.store().stats().invalid_files, 2);
+
+        // Later commits keep syncing.
+        remote.commit(&[("apps/later.yaml", Some(&configmap("later", "x")))], "later");
+        store.sync().await.unwrap();
+        assert_eq!(value_of(&api.get("later").await.unwrap()), "x");
+
+        // Fixing the file serves it and clears the report.
+        remote.commit(&[("apps/bad.yaml", Some(&configmap("broken", "fixed")))], "fix");
+        store.sync().await.unwrap();
+        assert_eq!(value_of(&api.get("broken").await.unwrap()), "fixed");
+        let files: Vec<String> = store.store().invalid_files().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(files, ["apps/multi.yaml"]);
+
+        // Writes through the API still work next to a file with a broken document.
+        let mut m3 = api.get("m3").await.unwrap();
+        set_value(&mut m3, "33");
+        api.replace("m3", &PostParams::default(), &m3).await.unwrap();
+        let text = remote.file("apps/multi.yaml").unwrap();
+        assert!(text.contains("name: [nope"), "the broken document is kept: {text}");
+        assert!(text.contains("key: '33'") || text.contains("key: \"33\""), "{text}");
+
+        // A store opened on the same history sees the same.
+        let other = open(&remote).await;
+        let files: Vec<String> = other.store().invalid_files().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(files, ["apps/multi.yaml"]);
+        other.close().await.unwrap();
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+const DOC1: &str = "# Maps of the web app.\n# Owned by team A.\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first  # the first one\n  namespace: default\ndata:\n  key: \"1\"   # keep this comment\n";
+const DOC2: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n  namespace: default\ndata:\n  key: \"2\"\n";
+const DOC3: &str = "# the third map\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  namespace: default\n  name: third\ndata: {key: \"3\"}  # flow style\n# end of file\n";
+
+#[tokio::test]
+async fn updating_one_document_of_a_multi_document_file_leaves_the_others_untouched() {
+    within(60, async {
+        let remote = Remote::new();
+        let text = format!("{DOC1}---\n{DOC2}---\n{DOC3}");
+        remote.commit(&[("apps/maps.yaml", Some(&text))], "three maps");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(names(&listed), ["first", "second", "third"]);
+
+        let mut second = api.get("second").await.unwrap();
+        set_value(&mut second, "22");
+        let commits = remote.commit_count();
+        api.replace("second", &PostParams::default(), &second).await.unwrap();
+        assert_eq!(remote.commit_count(), commits + 1);
+        assert_eq!(remote.last_changed_files(), ["apps/maps.yaml"]);
+        let new = remote.file("apps/maps.yaml").unwrap();
+        let head = format!("{DOC1}---\n");
+        let tail = format!("---\n{DOC3}");
+        assert!(new.starts_with(&head), "first document changed:\n{new}");
+        assert!(new.ends_with(&tail), "third document changed:\n{new}");
+        let middle = &new[head.len()..new.len() - tail.len()];
+        assert!(middle.contains("name: second") && middle.contains("22"), "{middle}");
+        assert!(!middle.contains("resourceVersion") && !middle.contains("uid"), "{middle}");
+        assert_eq!(value_of(&api.get("second").await.unwrap()), "22");
+        assert_eq!(value_of(&api.get("first").await.unwrap()), "1");
+        assert_eq!(value_of(&api.get("third").await.unwrap()), "3");
+
+        // Deleting the middle one keeps its neighbours as they were too.
+        api.delete("second", &DeleteParams::default()).await.unwrap();
+        let new = remote.file("apps/maps.yaml").unwrap();
+        assert!(new.starts_with(&head) && new.ends_with(&tail), "{new}");
+        assert!(!new.contains("second"), "{new}");
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(names(&listed), ["first", "third"]);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_leading_comment_of_the_rewritten_document_is_kept() {
+    within(60, async {
+        let remote = Remote::new();
+        let text = format!("{DOC1}---\n# about the second map\n{DOC2}---\n{DOC3}");
+        remote.commit(&[("apps/maps.yaml", Some(&text))], "three maps");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let mut second = api.get("second").await.unwrap();
+        set_value(&mut second, "22");
+        api.replace("second", &PostParams::default(), &second).await.unwrap();
+        let new = remote.file("apps/maps.yaml").unwrap();
+        assert!(new.starts_with(&format!("{DOC1}---\n# about the second map\n")), "{new}");
+        assert!(new.ends_with(&format!("---\n{DOC3}")), "{new}");
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn names_and_namespaces_cannot_escape_the_repository() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let client = store.client();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let commits = remote.log();
+        let files = remote.files();
+
+        for name in ["../../etc/passwd", "a/b", "..", "../x", ".git"] {
+            let status = status_of(api.create(&PostParams::default(), &cm(name, "x")).await);
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{name}: {status:?}");
+        }
+        // Through a namespace in the URL.
+        for ns in ["../x", "..", "a..b", "UPPER"] {
+            let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+            let status = status_of(api.create(&PostParams::default(), &cm("ok", "x")).await);
+            assert!((400..500).contains(&status.code), "{ns}: {status:?}");
+        }
+        // Through the namespace in the body.
+        let mut body = cm("ok", "x");
+        body.metadata.namespace = Some("../x".into());
+        let status = status_of(api.create(&PostParams::default(), &body).await);
+        assert!((400..500).contains(&status.code), "{status:?}");
+        // A Namespace called so.
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "../x"}})).unwrap();
+        let status = status_of(namespaces.create(&PostParams::default(), &ns).await);
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+
+        assert_eq!(remote.log(), commits, "nothing was committed");
+        assert_eq!(remote.files(), files);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_subdirectory_confines_reads_and_writes() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(
+            &[
+                ("clusters/dev/apps/a.yaml", Some(&configmap("a", "dev"))),
+                ("clusters/prod/apps/b.yaml", Some(&configmap("b", "prod"))),
+                ("c.yaml", Some(&configmap("c", "root"))),
+                ("clusters/dev-other/d.yaml", Some(&configmap("d", "sibling"))),
+            ],
+            "layout",
+        );
+        let store =
+            open_with(&remote, gitbacked::Options { subdirectory: Some("clusters/dev".into()), ..options() }).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(names(&listed), ["a"]);
+
+        // Commits outside the subdirectory change nothing.
+        let revision = store.store().revision();
+        remote.commit(
+            &[("clusters/prod/apps/b.yaml", Some(&configmap("b", "prod2"))), ("e.yaml", Some(&configmap("e", "root")))],
+            "elsewhere",
+        );
+        store.sync().await.unwrap();
+        assert_eq!(store.store().revision(), revision);
+        assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["a"]);
+
+        api.create(&PostParams::default(), &cm("new", "1")).await.unwrap();
+        assert_eq!(remote.last_changed_files(), ["clusters/dev/default/configmaps/new.yaml"]);
+        let mut a = api.get("a").await.unwrap();
+        set_value(&mut a, "dev2");
+        api.replace("a", &PostParams::default(), &a).await.unwrap();
+        assert_eq!(remote.last_changed_files(), ["clusters/dev/apps/a.yaml"]);
+        assert!(remote.file("clusters/prod/apps/b.yaml").unwrap().contains("prod2"));
+        assert_eq!(remote.file("default/configmaps/new.yaml"), None);
+        store.close().await.unwrap();
+
+        // A subdirectory that tries to leave the repository is refused.
+        for bad in ["../x", "clusters/../..", ".git", "a//b"] {
+            let opened = gitbacked::GitStore::open(
+                &remote.url(),
+                gitbacked::Options { subdirectory: Some(bad.into()), ..options() },
+            )
+            .await;
+            assert!(matches!(opened, Err(gitbacked::Error::Options(_))), "{bad}: {:?}", opened.err());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn symlinks_are_not_followed() {
+    within(60, async {
+        let remote = Remote::new();
+        // A host file outside the repository that would be a valid object if it were read.
+        let host = tempfile::tempdir().unwrap();
+        let outside = host.path().join("leak.yaml");
+        std::fs::write(&outside, configmap("leak", "secret")).unwrap();
+        remote.commit(&[("apps/ok.yaml", Some(&configmap("ok", "1")))], "ok");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+
+        let outside_path = outside.clone();
+        remote.commit_with("symlinks", move |dir| {
+            std::os::unix::fs::symlink("/etc/passwd", dir.join("x.yaml")).unwrap();
+            std::os::unix::fs::symlink(&outside_path, dir.join("apps/leak.yaml")).unwrap();
+            std::os::unix::fs::symlink("ok.yaml", dir.join("apps/twin.yaml")).unwrap();
+            std::fs::create_dir_all(dir.join("default/configmaps")).unwrap();
+            std::os::unix::fs::symlink(&outside_path, dir.join("default/configmaps/evil.yaml")).unwrap();
+        });
+        let modes = git(&remote.path(), &["ls-tree", "-r", "main"]);
+        assert!(modes.contains("120000"), "symlinks were committed: {modes}");
+        store.sync().await.unwrap();
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(names(&listed), ["ok"]);
+        assert!(store.store().invalid_files().is_empty());
+
+        // The store keeps syncing.
+        remote.commit(&[("apps/more.yaml", Some(&configmap("more", "2")))], "more");
+        store.sync().await.unwrap();
+        assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["more", "ok"]);
+
+        // Creating an object whose file would be the symlink writes a regular file in git, and
+        // never touches the file the link points at.
+        api.create(&PostParams::default(), &cm("evil", "mine")).await.unwrap();
+        let entry = git(&remote.path(), &["ls-tree", "main", "default/configmaps/evil.yaml"]);
+        assert!(entry.starts_with("100644"), "{entry}");
+        let file = remote.file("default/configmaps/evil.yaml").unwrap();
+        assert!(file.contains("key: mine") && !file.contains("leak"), "{file}");
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), configmap("leak", "secret"));
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names:
+    kind: Widget
+    plural: widgets
+    singular: widget
+    listKind: WidgetList
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+const GADGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.tools.example.org
+spec:
+  group: tools.example.org
+  scope: Cluster
+  names:
+    kind: Gadget
+    plural: gadgets
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+
+fn widget(name: &str, size: u32) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  size: {size}\n"
+    )
+}
+
+fn widgets_api(client: kube::Client) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"));
+    Api::namespaced_with(client, "default", &ar)
+}
+
+#[tokio::test]
+async fn crds_and_custom_resources_arrive_by_commit() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let client = store.client();
+        let widgets = widgets_api(client.clone());
+        assert_eq!(
+            status_of(widgets.list(&ListParams::default()).await).code,
+            404
+        );
+
+        // The CRD and its resources in one commit.
+        remote.commit(
+            &[
+                ("crds/widgets.yaml", Some(CRD)),
+                ("apps/w.yaml", Some(&format!("{}---\n{}", widget("w1", 1), widget("w2", 2)))),
+            ],
+            "widgets",
+        );
+        store.sync().await.unwrap();
+        let listed = widgets.list(&ListParams::default()).await.unwrap().items;
+        let got: Vec<(String, serde_json::Value)> = listed
+            .iter()
+            .map(|w| (w.metadata.name.clone().unwrap(), w.data["spec"]["size"].clone()))
+            .collect();
+        assert_eq!(got, [("w1".into(), json!(1)), ("w2".into(), json!(2))]);
+
+        // Written through the API, a custom resource lands in git.
+        let w3: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w3"}, "spec": {"size": 3}
+        }))
+        .unwrap();
+        widgets.create(&PostParams::default(), &w3).await.unwrap();
+        let file = remote
+            .file("default/widgets.example.com/w3.yaml")
+            .expect("custom resource committed");
+        assert!(file.contains("size: 3"), "{file}");
+
+        // A custom resource pushed before its CRD waits for it.
+        remote.commit(
+            &[(
+                "tools/g.yaml",
+                Some("apiVersion: tools.example.org/v1alpha1\nkind: Gadget\nmetadata:\n  name: g1\nspec:\n  color: red\n"),
+            )],
+            "gadget first",
+        );
+        store.sync().await.unwrap();
+        assert_eq!(store.store().stats().unknown_documents, 1);
+        let gadgets: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("tools.example.org", "v1alpha1", "Gadget")),
+        );
+        assert_eq!(status_of(gadgets.get("g1").await).code, 404);
+        remote.commit(&[("crds/gadgets.yaml", Some(GADGET_CRD))], "gadget crd");
+        store.sync().await.unwrap();
+        let g1 = gadgets.get("g1").await.unwrap();
+        assert_eq!(g1.data["spec"]["color"], "red");
+        assert_eq!(store.store().stats().unknown_documents, 0);
+
+        // Discovery lists the new groups.
+        let discovery = kube::Discovery::new(client.clone())
+            .run_aggregated()
+            .await
+            .unwrap();
+        assert!(discovery.has_group("example.com"));
+        assert!(discovery.has_group("tools.example.org"));
+        let group = discovery.get("example.com").unwrap();
+        let kinds: Vec<String> = group
+            .recommended_resources()
+            .into_iter()
+            .map(|(ar, _)| ar.kind)
+            .collect();
+        assert_eq!(kinds, ["Widget"]);
+
+        // Removing the CRD stops serving its resources.
+        remote.commit(&[("crds/gadgets.yaml", None)], "drop gadgets");
+        store.sync().await.unwrap();
+        assert_eq!(status_of(gadgets.get("g1").await).code, 404);
+        store.close().await.unwrap();
+    })
+    .await;
+}
