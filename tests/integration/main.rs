@@ -2,5 +2,6 @@
 //! against the in-process client.
 
 mod core;
+mod example;
 mod repo;
 mod support;
