@@ -1,0 +1,313 @@
+//! `gitbacked`: serve the Kubernetes API over HTTP from a git repository, so that kubectl, client-go,
+//! Python and every other Kubernetes client work against git.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use clap::{Parser, Subcommand, ValueEnum};
+use gitbacked::api::status::ApiError;
+use gitbacked::{GitStore, Identity, Options};
+use tracing::{info, warn};
+
+/// The Kubernetes API served from a git repository.
+#[derive(Parser, Debug)]
+#[command(name = "gitbacked", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human", env = "GITBACKED_LOG_FORMAT", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the Kubernetes API over HTTP(S).
+    Serve(Serve),
+    /// Print a kubeconfig that points kubectl at a running server.
+    Kubeconfig(Kubeconfig),
+}
+
+/// Where the embedded default repository lives when `--repo` is not given.
+const EMBEDDED_REPO: &str = "gitbacked-data/state.git";
+
+#[derive(clap::Args, Debug)]
+struct Serve {
+    /// Repository: a local path or a file://, git://, ssh:// or https:// URL. Default: a local
+    /// repository under ./gitbacked-data, created on first run.
+    #[arg(long, env = "GITBACKED_REPO")]
+    repo: Option<String>,
+    /// Branch holding the objects (default: the remote's default branch).
+    #[arg(long, env = "GITBACKED_BRANCH")]
+    branch: Option<String>,
+    /// Directory holding the objects (default: the repository root).
+    #[arg(long, env = "GITBACKED_SUBDIR")]
+    subdir: Option<String>,
+    /// How often the remote is polled, e.g. 15s or 500ms.
+    #[arg(long, env = "GITBACKED_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Address to listen on.
+    #[arg(long, env = "GITBACKED_LISTEN", default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Where the local mirror of the repository is kept (default: a temporary directory).
+    #[arg(long, env = "GITBACKED_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// File holding the bearer token clients must send; without it, no authentication.
+    #[arg(long, env = "GITBACKED_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// TLS certificate (PEM); serves HTTPS together with --tls-key.
+    #[arg(long, env = "GITBACKED_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "GITBACKED_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Author and committer of the commits written, "Name <email>".
+    #[arg(long, env = "GITBACKED_AUTHOR", default_value = "gitbacked <gitbacked@localhost>")]
+    author: Identity,
+}
+
+#[derive(clap::Args, Debug)]
+struct Kubeconfig {
+    /// The server's URL.
+    #[arg(long, env = "GITBACKED_SERVER", default_value = "http://127.0.0.1:6443")]
+    server: String,
+    /// Bearer token to put in the kubeconfig.
+    #[arg(long, env = "GITBACKED_TOKEN")]
+    token: Option<String>,
+}
+
+/// A kubeconfig for `server`. kubectl prompts for a username over https when the user is empty,
+/// so the user always carries a token.
+fn kubeconfig(server: &str, token: Option<&str>) -> String {
+    let token = token.unwrap_or("gitbacked");
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gitbacked\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: {}\nusers:\n- name: gitbacked\n  user:\n    token: {token}\ncontexts:\n- name: gitbacked\n  context:\n    cluster: gitbacked\n    user: gitbacked\n    namespace: default\ncurrent-context: gitbacked\n",
+        server.starts_with("https://")
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Kubeconfig(args) => {
+            print!("{}", kubeconfig(&args.server, args.token.as_deref()));
+            Ok(())
+        }
+    }
+}
+
+/// Creates the embedded default repository if it does not exist yet.
+fn embedded_repo() -> anyhow::Result<String> {
+    let path = Path::new(EMBEDDED_REPO);
+    if !path.join("HEAD").exists() {
+        std::fs::create_dir_all(path)?;
+        let status = std::process::Command::new("git")
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+            .arg(path)
+            .status()
+            .context("running git init")?;
+        anyhow::ensure!(status.success(), "git init --bare {EMBEDDED_REPO} failed");
+        info!(repo = EMBEDDED_REPO, "created the embedded repository");
+    }
+    Ok(std::path::absolute(path)?.display().to_string())
+}
+
+fn read_token(path: &Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(path).with_context(|| format!("reading the token file {}", path.display()))?;
+    let token = token.trim().to_string();
+    anyhow::ensure!(!token.is_empty(), "the token file {} is empty", path.display());
+    Ok(token)
+}
+
+fn status_response(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], e.to_status().to_string()).into_response()
+}
+
+/// Health endpoints answer without a token, as kube-apiserver's do.
+fn is_health(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz")
+}
+
+/// Compares tokens in time independent of where they differ.
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The served Router: health endpoints, the bearer-token check, and the API once the initial sync
+/// is done (503 before).
+fn front(api: Arc<OnceLock<Router>>, token: Option<String>) -> Router {
+    Router::new().fallback(move |req: Request<Body>| {
+        let (api, token) = (api.clone(), token.clone());
+        async move {
+            let path = req.uri().path().to_string();
+            if path == "/readyz" && api.get().is_none() {
+                return status_response(&ApiError::unavailable("the initial sync is not complete"));
+            }
+            if path == "/livez" {
+                return "ok".into_response();
+            }
+            if let Some(expected) = token.filter(|_| !is_health(&path)) {
+                let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                let sent = sent.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+                if !same_token(sent.trim().as_bytes(), expected.as_bytes()) {
+                    return status_response(&ApiError::unauthorized());
+                }
+            }
+            match api.get() {
+                Some(router) => {
+                    use tower::ServiceExt;
+                    match router.clone().oneshot(req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+                None => status_response(&ApiError::unavailable("the initial sync is not complete")),
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutting down: finishing writes in flight");
+}
+
+async fn serve(args: Serve) -> anyhow::Result<()> {
+    let repo = match &args.repo {
+        Some(repo) => repo.clone(),
+        None => embedded_repo()?,
+    };
+    let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let api: Arc<OnceLock<Router>> = Arc::default();
+    let app = front(api.clone(), token.clone());
+    let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+    let server_url = format!("{scheme}://{}", args.listen);
+
+    let handle = axum_server::Handle::new();
+    let server = {
+        let handle = handle.clone();
+        let service = app.into_make_service();
+        let listen = args.listen;
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                    .await
+                    .context("reading the TLS certificate and key")?,
+            ),
+            _ => None,
+        };
+        tokio::spawn(async move {
+            match tls {
+                Some(tls) => axum_server::bind_rustls(listen, tls).handle(handle).serve(service).await,
+                None => axum_server::bind(listen).handle(handle).serve(service).await,
+            }
+        })
+    };
+    let listening = handle.listening().await.context("binding the listen address")?;
+    info!(address = %listening, repository = %redact(&repo), "listening; syncing the repository");
+
+    let options = Options {
+        branch: args.branch,
+        subdirectory: args.subdir,
+        interval: args.interval,
+        cache_dir: args.cache_dir,
+        author: args.author,
+        ..Default::default()
+    };
+    let store = GitStore::open(&repo, options).await.context("opening the repository")?;
+    let _ = api.set(store.router());
+    info!(
+        "ready. Point kubectl at it:\n  gitbacked kubeconfig --server {server_url}{} > kubeconfig && export KUBECONFIG=$PWD/kubeconfig",
+        if token.is_some() { " --token \"$(cat TOKEN_FILE)\"" } else { "" }
+    );
+
+    shutdown_signal().await;
+    // Stop accepting requests, let requests in flight (writes waiting for their push) finish.
+    handle.graceful_shutdown(Some(Duration::from_secs(30)));
+    if let Err(e) = store.close().await {
+        warn!(error = %e, "closing the store");
+    }
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A URL without the password or token it may carry, for logs.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host))
+                if !rest.split('/').next().unwrap_or_default().is_empty() && rest.find('@') < rest.find('/') =>
+            {
+                format!("{scheme}://***@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(redact("https://user:secret@example.com/r.git"), "https://***@example.com/r.git");
+        assert_eq!(redact("https://example.com/a@b"), "https://example.com/a@b");
+        assert_eq!(redact("/srv/state.git"), "/srv/state.git");
+    }
+
+    #[test]
+    fn kubeconfig_carries_a_token() {
+        let k = kubeconfig("https://127.0.0.1:1", Some("t0k"));
+        assert!(k.contains("token: t0k") && k.contains("insecure-skip-tls-verify: true"));
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(same_token(b"abc", b"abc"));
+        assert!(!same_token(b"abc", b"abd") && !same_token(b"abc", b"ab"));
+    }
+}
