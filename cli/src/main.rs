@@ -39,7 +39,7 @@ enum LogFormat {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the Kubernetes API over HTTP(S).
-    Serve(Serve),
+    Serve(Box<Serve>),
     /// Print a kubeconfig that points kubectl at a running server.
     Kubeconfig(Kubeconfig),
 }
@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
         LogFormat::Json => logs.json().init(),
     }
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Kubeconfig(args) => {
             print!("{}", kubeconfig(&args.server, args.token.as_deref()));
             Ok(())
