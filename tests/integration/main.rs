@@ -5,3 +5,4 @@ mod core;
 mod example;
 mod repo;
 mod support;
+mod watch;
