@@ -26,6 +26,7 @@ pub mod http;
 pub mod layout;
 pub mod metrics;
 pub mod registry;
+pub mod schema;
 pub mod store;
 pub mod sync;
 
