@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, ApiResult};
-use super::{Api, Reply, Target};
+use super::{Api, Format, Reply, Target, table};
 use crate::store::StoredObject;
 
 /// How long a continue token stays valid.
@@ -162,7 +162,7 @@ impl Api {
     }
 
     /// LIST.
-    pub fn list(&self, target: &Target, params: &ListParams) -> ApiResult<Reply> {
+    pub fn list(&self, target: &Target, params: &ListParams, format: Format) -> ApiResult<Reply> {
         let (revision, items, offset) = match &params.continue_token {
             Some(token) => {
                 let (id, offset) =
@@ -192,6 +192,10 @@ impl Api {
             };
             meta["continue"] = Value::String(encode_token(id, end, revision));
             meta["remainingItemCount"] = Value::from(items.len() - end);
+        }
+        if let Format::Table(include) = format {
+            let rows: Vec<&StoredObject> = page.iter().map(|o| o.as_ref()).collect();
+            return Ok(Reply::json(200, &table::table(target, &rows, meta, include, true)));
         }
         // Items are already serialized: splice their bytes instead of building a JSON tree.
         let head = serde_json::json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind), "metadata": meta});

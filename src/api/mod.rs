@@ -7,6 +7,7 @@ pub mod patch;
 pub mod selector;
 pub mod status;
 pub mod storage;
+pub mod table;
 pub mod watch;
 
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,16 @@ impl Target {
     fn subject<'a>(&'a self, name: &'a str) -> Subject<'a> {
         Subject { group: &self.rt.group, resource: &self.rt.plural, name }
     }
+}
+
+/// How objects are rendered in answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// The objects themselves.
+    #[default]
+    Object,
+    /// A `meta.k8s.io/v1 Table` (server-side printing for kubectl).
+    Table(table::IncludeObject),
 }
 
 /// A subresource addressed by a write.
@@ -137,9 +148,15 @@ impl Api {
     }
 
     /// GET one object.
-    pub fn get(&self, target: &Target, name: &str) -> ApiResult<Reply> {
+    pub fn get(&self, target: &Target, name: &str, format: Format) -> ApiResult<Reply> {
         let obj = self.storage.get(&target.key(name)).ok_or_else(|| ApiError::not_found(target.subject(name)))?;
-        Ok(Reply { code: 200, body: self.served(target, &obj) })
+        match format {
+            Format::Object => Ok(Reply { code: 200, body: self.served(target, &obj) }),
+            Format::Table(include) => {
+                let meta = json!({"resourceVersion": obj.derived.resource_version.to_string()});
+                Ok(Reply::json(200, &table::table(target, &[&obj], meta, include, true)))
+            }
+        }
     }
 
     /// GET a scale subresource.

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::list::{Filter, ListParams};
 use super::status::{ApiError, ApiResult};
-use super::{Api, Target};
+use super::{Api, Format, Target, table};
 use crate::store::{EventType, StoredObject, WatchEvent};
 
 /// How often a watch that allows bookmarks gets one.
@@ -31,6 +31,8 @@ pub struct WatchParams {
     pub send_initial_events: Option<bool>,
     /// `timeoutSeconds`.
     pub timeout: Option<Duration>,
+    /// Objects or Table rows.
+    pub format: Format,
 }
 
 struct Watch {
@@ -44,6 +46,9 @@ struct Watch {
     bookmarks: bool,
     next_bookmark: Instant,
     done: bool,
+    format: Format,
+    /// Table column definitions go with the first row only.
+    headers_sent: bool,
 }
 
 fn line(kind: &str, object: &[u8]) -> Bytes {
@@ -73,7 +78,15 @@ impl Watch {
     }
 
     fn push(&mut self, kind: EventType, object: &StoredObject) {
-        let body = self.api.served(&self.target, object);
+        let body = match self.format {
+            Format::Object => self.api.served(&self.target, object),
+            Format::Table(include) => {
+                let meta = json!({"resourceVersion": object.derived.resource_version.to_string()});
+                let rows = table::table(&self.target, &[object], meta, include, !self.headers_sent);
+                self.headers_sent = true;
+                Bytes::from(serde_json::to_vec(&rows).unwrap_or_default())
+            }
+        };
         self.pending.push_back(line(kind.as_str(), &body));
     }
 
@@ -184,6 +197,8 @@ impl Api {
             bookmarks: params.allow_bookmarks,
             next_bookmark: Instant::now() + BOOKMARK_INTERVAL,
             done: false,
+            format: params.format,
+            headers_sent: false,
         };
         if initial {
             let (revision, items) = self.select(target, &params.list)?;

@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use crate::api::discovery;
 use crate::api::status::{ApiError, ApiResult};
+use crate::api::table::IncludeObject;
 use crate::api::watch::WatchParams;
-use crate::api::{Api, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
+use crate::api::{Api, Format, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
 use crate::layout::document;
 use crate::metrics::Metrics;
 
@@ -168,6 +169,22 @@ fn list_params(q: &HashMap<String, String>) -> ApiResult<ListParams> {
     })
 }
 
+/// Table output when the client asks for `as=Table` (kubectl get), objects otherwise.
+fn format(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let table = accept.split(',').any(|media| {
+        let params: Vec<&str> = media.split(';').map(str::trim).collect();
+        params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io")
+    });
+    if !table {
+        return Ok(Format::Object);
+    }
+    let include = q.get("includeObject").map(String::as_str);
+    let include = IncludeObject::parse(include)
+        .ok_or_else(|| ApiError::bad_request("includeObject must be None, Metadata or Object"))?;
+    Ok(Format::Table(include))
+}
+
 fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
@@ -281,6 +298,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
                     .map(|_| parse_bool(&q, "sendInitialEvents"))
                     .transpose()?,
                 timeout: parse_number::<u64>(&q, "timeoutSeconds")?.map(Duration::from_secs),
+                format: format(&headers, &q)?,
             };
             let stream = api.watch(&target, &params)?;
             let guard = state.metrics.watch_opened();
@@ -292,11 +310,11 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
         }
         (&Method::GET, None) => {
             verb_allowed("list")?;
-            api.list(&target, &list_params(&q)?)?
+            api.list(&target, &list_params(&q)?, format(&headers, &q)?)?
         }
         (&Method::GET, Some(name)) => match verb_allowed("get").map(|_| sub)? {
             Some(Subresource::Scale) => api.get_scale(&target, name)?,
-            _ => api.get(&target, name)?,
+            _ => api.get(&target, name, format(&headers, &q)?)?,
         },
         (&Method::POST, None) => {
             verb_allowed("create")?;
