@@ -546,6 +546,23 @@ fn settle(target: &Target, current: &StoredObject, new: Value, sub: Option<Subre
     };
     validate_metadata(target, &current.key.name, meta)?;
     let terminating = meta.contains_key("deletionTimestamp");
+    // No new finalizers once the object is being deleted, as kube-apiserver validates.
+    let old_finalizers = old_meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let added: Vec<&str> = (meta.get("finalizers").and_then(Value::as_array).into_iter().flatten())
+        .filter(|f| terminating && !old_finalizers.contains(f))
+        .filter_map(Value::as_str)
+        .collect();
+    if !added.is_empty() {
+        let why = format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+        );
+        return Err(ApiError::invalid(
+            &target.rt.kind,
+            &target.rt.group,
+            &current.key.name,
+            vec![("metadata.finalizers".into(), why)],
+        ));
+    }
     let finalizers_left = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
     if terminating && !finalizers_left {
         return Ok(Mutation::Delete);
