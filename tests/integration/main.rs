@@ -4,5 +4,6 @@
 mod core;
 mod example;
 mod repo;
+mod semantics;
 mod support;
 mod watch;
