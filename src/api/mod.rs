@@ -3,6 +3,7 @@
 
 pub mod discovery;
 mod list;
+pub mod openapi;
 pub mod patch;
 pub mod selector;
 pub mod status;

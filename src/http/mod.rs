@@ -17,11 +17,11 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::api::discovery;
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::table::IncludeObject;
 use crate::api::watch::WatchParams;
 use crate::api::{Api, Format, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
+use crate::api::{discovery, openapi};
 use crate::layout::document;
 use crate::metrics::Metrics;
 
@@ -41,6 +41,8 @@ pub fn router(api: Api, metrics: Arc<Metrics>) -> Router {
         .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
         .route("/api", get(core_versions))
         .route("/apis", get(groups))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/{*path}", get(openapi_document))
         .route("/api/{*rest}", any(resource))
         .route("/apis/{*rest}", any(resource))
         .fallback(|req: Request| async move { error_response(&ApiError::no_route(req.uri().path())) })
@@ -91,6 +93,23 @@ async fn groups(State(AppState { api, .. }): State<AppState>, headers: HeaderMap
         return reply_response(reply, AGGREGATED);
     }
     json_response(200, &discovery::group_list(&registry))
+}
+
+async fn openapi_index(State(AppState { api, .. }): State<AppState>) -> Response {
+    json_response(200, &openapi::index(&api.storage().registry()))
+}
+
+async fn openapi_document(State(AppState { api, .. }): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches("/openapi/v3/");
+    let (group, version) = match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", version] => ("", *version),
+        ["apis", group, version] => (*group, *version),
+        _ => return error_response(&ApiError::no_route(req.uri().path())),
+    };
+    match openapi::document(&api.storage().registry(), group, version) {
+        Some(doc) => json_response(200, &doc),
+        None => error_response(&ApiError::no_route(req.uri().path())),
+    }
 }
 
 /// A request path split into its parts.
