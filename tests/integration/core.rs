@@ -16,77 +16,37 @@ async fn crud_lands_in_the_remote() {
     let store = open(&remote).await;
     let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
 
-    let created = api
-        .create(&PostParams::default(), &cm("web", "one"))
-        .await
-        .unwrap();
+    let created = api.create(&PostParams::default(), &cm("web", "one")).await.unwrap();
     let rv1 = created.metadata.resource_version.clone().unwrap();
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
-    let file = remote
-        .file("default/configmaps/web.yaml")
-        .expect("file pushed");
-    assert!(
-        file.contains("key: one") && !file.contains("resourceVersion") && !file.contains("uid"),
-        "{file}"
-    );
+    let file = remote.file("default/configmaps/web.yaml").expect("file pushed");
+    assert!(file.contains("key: one") && !file.contains("resourceVersion") && !file.contains("uid"), "{file}");
     assert_eq!(remote.log()[0], "create v1 ConfigMap default/web");
 
     let mut got = api.get("web").await.unwrap();
     assert_eq!(got.metadata.uid, created.metadata.uid);
-    got.data
-        .as_mut()
-        .unwrap()
-        .insert("key".into(), "two".into());
-    let updated = api
-        .replace("web", &PostParams::default(), &got)
-        .await
-        .unwrap();
+    got.data.as_mut().unwrap().insert("key".into(), "two".into());
+    let updated = api.replace("web", &PostParams::default(), &got).await.unwrap();
     assert_ne!(updated.metadata.resource_version.as_ref(), Some(&rv1));
-    assert!(
-        remote
-            .file("default/configmaps/web.yaml")
-            .unwrap()
-            .contains("key: two")
-    );
+    assert!(remote.file("default/configmaps/web.yaml").unwrap().contains("key: two"));
 
     // A stale resourceVersion conflicts.
-    let err = api
-        .replace("web", &PostParams::default(), &got)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(s) if s.is_conflict()),
-        "{err:?}"
-    );
+    let err = api.replace("web", &PostParams::default(), &got).await.unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.is_conflict()), "{err:?}");
 
-    let patched = api
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"extra": "x"}})),
-        )
-        .await
-        .unwrap();
+    let patched =
+        api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"data": {"extra": "x"}}))).await.unwrap();
     assert_eq!(patched.data.unwrap()["extra"], "x");
     assert_eq!(remote.log()[0], "patch v1 ConfigMap default/web");
 
-    let err = api
-        .create(&PostParams::default(), &cm("web", "again"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(s) if s.is_already_exists()),
-        "{err:?}"
-    );
+    let err = api.create(&PostParams::default(), &cm("web", "again")).await.unwrap_err();
+    assert!(matches!(&err, kube::Error::Api(s) if s.is_already_exists()), "{err:?}");
 
     let deleted = api.delete("web", &DeleteParams::default()).await.unwrap();
     assert!(deleted.is_right(), "immediate deletion answers a Status");
     assert_eq!(remote.file("default/configmaps/web.yaml"), None);
     let err = api.get("web").await.unwrap_err();
-    assert!(
-        matches!(&err, kube::Error::Api(s) if s.is_not_found()),
-        "{err:?}"
-    );
+    assert!(matches!(&err, kube::Error::Api(s) if s.is_not_found()), "{err:?}");
     store.close().await.unwrap();
 }
 
@@ -98,13 +58,7 @@ async fn a_persons_commits_are_served() {
     let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
     assert_eq!(api.get("a").await.unwrap().data.unwrap()["key"], "1");
 
-    remote.commit(
-        &[
-            ("apps/b.yaml", Some(&configmap("b", "2"))),
-            ("apps/a.yaml", Some(&configmap("a", "3"))),
-        ],
-        "edit",
-    );
+    remote.commit(&[("apps/b.yaml", Some(&configmap("b", "2"))), ("apps/a.yaml", Some(&configmap("a", "3")))], "edit");
     store.sync().await.unwrap();
     assert_eq!(api.get("a").await.unwrap().data.unwrap()["key"], "3");
     assert_eq!(api.get("b").await.unwrap().data.unwrap()["key"], "2");
