@@ -288,7 +288,7 @@ fn many(remote: &Remote) {
         if i % 5 != 4 {
             labels.push(format!("tier: {}", ["front", "back", "db"][i % 3]));
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             labels.push("canary: \"true\"".into());
         }
         let labels = if labels.is_empty() {
@@ -325,7 +325,7 @@ async fn lists_select_by_labels_and_fields_and_paginate() {
             async move { names(api.list(&ListParams::default().labels(selector)).await.unwrap().items) }
         };
         let tier = |i: usize| (i % 5 != 4).then(|| ["front", "back", "db"][i % 3]);
-        let canary = |i: usize| i % 4 == 0;
+        let canary = |i: usize| i.is_multiple_of(4);
 
         assert_eq!(select("tier=front").await, expected(|i| tier(i) == Some("front")));
         assert_eq!(select("tier==front").await, expected(|i| tier(i) == Some("front")));
