@@ -149,6 +149,43 @@ impl<'a> Node<'a> {
     }
 }
 
+impl Node<'_> {
+    /// Paths of the fields in `value` that the schema does not declare (`.spec.foo`), as
+    /// `fieldValidation` reports them. Keys starting with `$` are patch directives, not fields.
+    pub fn unknown_fields(&self, value: &Value) -> Vec<String> {
+        let mut found = Vec::new();
+        self.collect_unknown(value, String::new(), &mut found);
+        found
+    }
+
+    fn collect_unknown(&self, value: &Value, path: String, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                let open = self.preserves_unknown_fields();
+                for (key, child) in map {
+                    if key.starts_with('$') {
+                        continue;
+                    }
+                    let child_path = format!("{path}.{key}");
+                    match self.field(key) {
+                        Some(node) => node.collect_unknown(child, child_path, found),
+                        None if !open => found.push(child_path),
+                        None => {}
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(node) = self.items() {
+                    for (i, item) in items.iter().enumerate() {
+                        node.collect_unknown(item, format!("{path}[{i}]"), found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +212,19 @@ mod tests {
         assert!(labels.values().is_some());
         assert!(Node::builtin("", "v1", "ConfigMap").unwrap().field("data").unwrap().field("anything").is_some());
         assert!(Node::builtin("nope", "v1", "Nope").is_none());
+    }
+
+    #[test]
+    fn unknown_fields_are_found() {
+        let deploy = Node::builtin("apps", "v1", "Deployment").unwrap();
+        let body = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "labels": {"x": "y"}, "bogus": 1},
+            "spec": {"replicas": 1, "replicaz": 2, "template": {"spec": {"containers": [{"name": "c", "imag": "x"}]}}}});
+        assert_eq!(
+            deploy.unknown_fields(&body),
+            [".metadata.bogus", ".spec.replicaz", ".spec.template.spec.containers[0].imag"]
+        );
+        let cm = Node::builtin("", "v1", "ConfigMap").unwrap();
+        assert!(cm.unknown_fields(&serde_json::json!({"data": {"any": "thing"}})).is_empty());
     }
 }

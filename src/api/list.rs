@@ -210,6 +210,6 @@ impl Api {
             body.put_slice(&self.served(target, obj));
         }
         body.put_slice(b"]}");
-        Ok(Reply { code: 200, body: Bytes::from(body) })
+        Ok(Reply::bytes(200, Bytes::from(body)))
     }
 }

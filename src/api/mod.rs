@@ -71,11 +71,25 @@ pub enum Subresource {
     Scale,
 }
 
+/// What to do with fields the type's schema does not declare (`fieldValidation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Keep going and say so in `Warning` headers (the apiserver's default).
+    #[default]
+    Warn,
+    /// Reject the request with 400 BadRequest.
+    Strict,
+}
+
 /// Options shared by writes.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     /// `dryRun=All`: validate and answer, write nothing.
     pub dry_run: bool,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
 }
 
 /// The kinds of patch bodies.
@@ -87,18 +101,45 @@ pub enum PatchType {
     Merge,
 }
 
-/// The answer to a request: a status code and a JSON body (pre-serialized where possible).
-#[derive(Clone, Debug)]
+/// The answer to a request: a status code, a JSON body (pre-serialized where possible) and
+/// warnings for the client.
+#[derive(Clone, Debug, Default)]
 pub struct Reply {
     /// HTTP status code.
     pub code: u16,
     /// JSON body.
     pub body: Bytes,
+    /// Texts of `Warning` headers.
+    pub warnings: Vec<String>,
 }
 
 impl Reply {
-    fn json(code: u16, value: &Value) -> Self {
-        Reply { code, body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()) }
+    /// A JSON answer.
+    pub fn json(code: u16, value: &Value) -> Self {
+        Reply { code, body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()), warnings: Vec::new() }
+    }
+
+    /// An answer whose body is already serialized.
+    pub fn bytes(code: u16, body: Bytes) -> Self {
+        Reply { code, body, warnings: Vec::new() }
+    }
+}
+
+/// Checks a request body against the type's schema as `fieldValidation` asks; returns warnings.
+fn check_fields(target: &Target, value: &Value, opts: &WriteOptions) -> ApiResult<Vec<String>> {
+    if opts.field_validation == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let Some(schema) = crate::schema::Node::of(&target.rt, &target.version) else { return Ok(Vec::new()) };
+    let unknown = schema.unknown_fields(value);
+    match (opts.field_validation, unknown.first()) {
+        (_, None) => Ok(Vec::new()),
+        (FieldValidation::Strict, Some(_)) => {
+            let fields: Vec<String> =
+                unknown.iter().map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.'))).collect();
+            Err(ApiError::bad_request(format!("strict decoding error: {}", fields.join(", "))))
+        }
+        _ => Ok(unknown.iter().map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.'))).collect()),
     }
 }
 
@@ -152,7 +193,7 @@ impl Api {
     pub fn get(&self, target: &Target, name: &str, format: Format) -> ApiResult<Reply> {
         let obj = self.storage.get(&target.key(name)).ok_or_else(|| ApiError::not_found(target.subject(name)))?;
         match format {
-            Format::Object => Ok(Reply { code: 200, body: self.served(target, &obj) }),
+            Format::Object => Ok(Reply::bytes(200, self.served(target, &obj))),
             Format::Table(include) => {
                 let meta = json!({"resourceVersion": obj.derived.resource_version.to_string()});
                 Ok(Reply::json(200, &table::table(target, &[&obj], meta, include, true)))
@@ -169,6 +210,7 @@ impl Api {
     /// POST an object.
     pub async fn create(&self, target: &Target, mut body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
         check_kind(target, &body)?;
+        let warnings = check_fields(target, &body, opts)?;
         let meta = metadata_mut(&mut body);
         let name = match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
             (Some(n), _) if !n.is_empty() => n.to_string(),
@@ -193,7 +235,7 @@ impl Api {
             None => Ok(Mutation::Put(content.clone())),
         };
         let reply = self.write(target, key, "create", opts, Box::new(mutate)).await?;
-        Ok(Reply { code: 201, ..reply })
+        Ok(Reply { code: 201, warnings, ..reply })
     }
 
     /// PUT an object or its status.
@@ -206,6 +248,7 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Reply> {
         check_kind(target, &body)?;
+        let warnings = check_fields(target, &body, opts)?;
         if sub == Some(Subresource::Scale) {
             return self.update_scale(target, name, body, opts).await;
         }
@@ -223,7 +266,8 @@ impl Api {
             settle(&t, current, body.clone(), sub)
         };
         let verb = if sub == Some(Subresource::Status) { "update status of" } else { "update" };
-        self.write(target, key, verb, opts, Box::new(mutate)).await
+        let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
+        Ok(Reply { warnings, ..reply })
     }
 
     /// PATCH an object or its status.
@@ -236,6 +280,10 @@ impl Api {
         sub: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Reply> {
+        let warnings = match (kind, sub) {
+            (PatchType::Merge, None | Some(Subresource::Status)) => check_fields(target, &patch, opts)?,
+            _ => Vec::new(),
+        };
         let key = target.key(name);
         let t = target.clone();
         let subject_name = name.to_string();
@@ -258,7 +306,8 @@ impl Api {
             settle(&t, current, patched, sub)
         };
         let verb = if sub == Some(Subresource::Status) { "patch status of" } else { "patch" };
-        self.write(target, key, verb, opts, Box::new(mutate)).await
+        let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
+        Ok(Reply { warnings, ..reply })
     }
 
     /// DELETE an object: marks it (deletionTimestamp) while it has finalizers, removes it otherwise.
@@ -366,7 +415,7 @@ impl Api {
         };
         let outcome = self.storage.write(Write { key: key.clone(), description, mutate: Box::new(wrapped) }).await?;
         Ok(match outcome {
-            WriteOutcome::Stored(obj) => Reply { code: 200, body: self.served(target, &obj) },
+            WriteOutcome::Stored(obj) => Reply::bytes(200, self.served(target, &obj)),
             WriteOutcome::Deleted(before)
                 if verb == "delete" || before.value().pointer("/metadata/deletionTimestamp").is_none() =>
             {
@@ -381,7 +430,7 @@ impl Api {
             WriteOutcome::Deleted(before) => {
                 let content = last.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| before.content());
                 let obj = StoredObject::new(key, None, content, before.derived.clone());
-                Reply { code: 200, body: self.served(target, &obj) }
+                Reply::bytes(200, self.served(target, &obj))
             }
         })
     }
@@ -389,7 +438,7 @@ impl Api {
     /// What a write would store, without storing it (`dryRun=All`).
     fn preview(&self, target: &Target, key: &ObjectKey, current: Option<&StoredObject>, mutation: Mutation) -> Reply {
         match (mutation, current) {
-            (Mutation::Delete, Some(c)) => Reply { code: 200, body: self.served(target, c) },
+            (Mutation::Delete, Some(c)) => Reply::bytes(200, self.served(target, c)),
             (Mutation::Delete, None) => Reply::json(200, &json!({})),
             (Mutation::Put(content), current) => {
                 let derived = match current {

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::table::IncludeObject;
 use crate::api::watch::WatchParams;
-use crate::api::{Api, Format, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
+use crate::api::{Api, FieldValidation, Format, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
 use crate::api::{discovery, openapi};
 use crate::layout::document;
 use crate::metrics::Metrics;
@@ -61,12 +61,20 @@ async fn ok() -> &'static str {
 }
 
 fn json_response(code: u16, value: &Value) -> Response {
-    reply_response(Reply { code, body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()) }, "application/json")
+    reply_response(Reply::json(code, value), "application/json")
 }
 
 fn reply_response(reply: Reply, content_type: &str) -> Response {
     let status = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, content_type.to_string())], reply.body).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, content_type.to_string())], reply.body).into_response();
+    for warning in reply.warnings {
+        // RFC 7234 warn-code 299 "miscellaneous persistent warning", as kube-apiserver sends.
+        let text = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(value) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn error_response(e: &ApiError) -> Response {
@@ -79,8 +87,7 @@ fn wants_aggregated(headers: &HeaderMap) -> bool {
 
 async fn core_versions(State(AppState { api, .. }): State<AppState>, headers: HeaderMap) -> Response {
     if wants_aggregated(&headers) {
-        let reply =
-            Reply { code: 200, body: Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()) };
+        let reply = Reply::bytes(200, Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()));
         return reply_response(reply, AGGREGATED);
     }
     json_response(200, &discovery::core_versions())
@@ -89,7 +96,7 @@ async fn core_versions(State(AppState { api, .. }): State<AppState>, headers: He
 async fn groups(State(AppState { api, .. }): State<AppState>, headers: HeaderMap) -> Response {
     let registry = api.storage().registry();
     if wants_aggregated(&headers) {
-        let reply = Reply { code: 200, body: Bytes::from(discovery::aggregated(&registry, false).to_string()) };
+        let reply = Reply::bytes(200, Bytes::from(discovery::aggregated(&registry, false).to_string()));
         return reply_response(reply, AGGREGATED);
     }
     json_response(200, &discovery::group_list(&registry))
@@ -212,7 +219,17 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
             return Err(ApiError::bad_request(format!("invalid dryRun value {other:?}: only All is supported")));
         }
     };
-    Ok(WriteOptions { dry_run })
+    let field_validation = match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be Ignore, Warn or Strict, not {other:?}"
+            )));
+        }
+    };
+    Ok(WriteOptions { dry_run, field_validation })
 }
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {
