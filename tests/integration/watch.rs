@@ -344,3 +344,47 @@ async fn events_are_served_and_watched_but_never_committed() {
     })
     .await;
 }
+
+fn labelled(name: &str, tier: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n    tier: {tier}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_selected_watch_sees_objects_enter_and_leave_the_selection() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(
+            &[("apps/a.yaml", Some(&labelled("a", "front"))), ("apps/b.yaml", Some(&labelled("b", "back")))],
+            "two",
+        );
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let start = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+        // b enters the selection, a leaves it, then a deleted b leaves it again.
+        remote.commit(&[("apps/b.yaml", Some(&labelled("b", "front")))], "b to front");
+        remote.commit(&[("apps/a.yaml", Some(&labelled("a", "back")))], "a to back");
+        remote.commit(&[("apps/a.yaml", Some(&labelled("a", "db")))], "a elsewhere, unseen");
+        remote.commit(&[("apps/b.yaml", None)], "remove b");
+        store.sync().await.unwrap();
+        let collect = |wp: WatchParams| {
+            let api = api.clone();
+            let start = start.clone();
+            async move {
+                let stream = api.watch(&wp.timeout(1), &start).await.unwrap();
+                let events: Vec<WatchEvent<ConfigMap>> =
+                    tokio::time::timeout(Duration::from_secs(15), stream.try_collect()).await.unwrap().unwrap();
+                events.iter().map(raw).map(|(k, n, _)| format!("{k} {n}")).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(collect(WatchParams::default().labels("tier=front")).await, ["ADDED b", "DELETED a", "DELETED b"]);
+        assert_eq!(
+            collect(WatchParams::default().labels("tier in (back,db)")).await,
+            ["DELETED b", "ADDED a", "MODIFIED a"]
+        );
+        assert_eq!(collect(WatchParams::default().fields("metadata.name=b")).await, ["MODIFIED b", "DELETED b"]);
+        store.close().await.unwrap();
+    })
+    .await;
+}
