@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::GroupVersionKind;
@@ -581,6 +582,204 @@ async fn crds_and_custom_resources_arrive_by_commit() {
         remote.commit(&[("crds/gadgets.yaml", None)], "drop gadgets");
         store.sync().await.unwrap();
         assert_eq!(status_of(gadgets.get("g1").await).code, 404);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+/// The person replaces the newest commit (`git commit --amend` + `git push --force`).
+fn amend(remote: &Remote, files: &[(&str, Option<&str>)], message: &str) {
+    let p = remote.person();
+    git(&p, &["pull", "--quiet", "--rebase", "origin", "main"]);
+    for (path, content) in files {
+        match content {
+            Some(text) => {
+                std::fs::create_dir_all(p.join(path).parent().unwrap()).unwrap();
+                std::fs::write(p.join(path), text).unwrap();
+                git(&p, &["add", path]);
+            }
+            None => {
+                git(&p, &["rm", "--quiet", path]);
+            }
+        }
+    }
+    git(&p, &["commit", "--quiet", "--amend", "-m", message]);
+    git(&p, &["push", "--quiet", "--force", "origin", "main"]);
+}
+
+/// Events of a watch until it ends or stays quiet for `quiet`, as "TYPE name" (ERROR with its code).
+async fn drain<S>(mut stream: S, quiet: Duration) -> Vec<String>
+where
+    S: futures::Stream<Item = Result<kube::api::WatchEvent<ConfigMap>, kube::Error>> + Unpin,
+{
+    use kube::api::WatchEvent as E;
+    let mut seen = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(quiet, stream.next()).await {
+        let name = |c: ConfigMap| c.metadata.name.unwrap();
+        match event.unwrap() {
+            E::Error(status) => seen.push(format!("ERROR {}", status.code)),
+            E::Added(c) => seen.push(format!("ADDED {}", name(c))),
+            E::Modified(c) => seen.push(format!("MODIFIED {}", name(c))),
+            E::Deleted(c) => seen.push(format!("DELETED {}", name(c))),
+            E::Bookmark(_) => {}
+        }
+    }
+    seen
+}
+
+fn told(seen: &[String]) -> bool {
+    seen.first().is_some_and(|e| e == "ERROR 410")
+        || (seen.iter().any(|e| e == "DELETED b") && seen.iter().any(|e| e == "ADDED c"))
+}
+
+#[tokio::test]
+#[ignore = "bug: after a force-pushed rewrite, resourceVersions are reused and watches are not told (no 410, no events)"]
+async fn a_rewritten_history_is_read_again() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/a.yaml", Some(&configmap("a", "1")))], "a");
+        remote.commit(&[("apps/b.yaml", Some(&configmap("b", "1")))], "b");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let before = api.list(&ListParams::default()).await.unwrap();
+        let old_rv = before.metadata.resource_version.clone().unwrap();
+        assert_eq!(names(&before.items), ["a", "b"]);
+        let active = api.watch(&kube::api::WatchParams::default(), &old_rv).await.unwrap().boxed();
+
+        // The newest commit is replaced by one that adds c instead of b.
+        amend(&remote, &[("apps/b.yaml", None), ("apps/c.yaml", Some(&configmap("c", "1")))], "c instead of b");
+        store.sync().await.unwrap();
+        assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["a", "c"]);
+        assert_eq!(status_of(api.get("b").await).code, 404);
+
+        // A client that was at the old state must not go on as if nothing happened: either it is
+        // told its resourceVersion is gone (410), or it receives the changes (b deleted, c added).
+        let running = drain(active, Duration::from_secs(1)).await;
+        let resumed = api.watch(&kube::api::WatchParams::default(), &old_rv).await.unwrap().boxed();
+        let resumed = drain(resumed, Duration::from_secs(1)).await;
+        assert!(
+            told(&running) && told(&resumed),
+            "after the rewrite, a watch running from {old_rv} saw {running:?}, one resumed from it saw {resumed:?}"
+        );
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_moved_file_keeps_its_objects_and_later_writes_follow_it() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/a.yaml", Some(&configmap("a", "1")))], "a");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let a = api.get("a").await.unwrap();
+
+        remote.commit_with("move a", |dir| {
+            std::fs::create_dir_all(dir.join("team")).unwrap();
+            git(dir, &["mv", "apps/a.yaml", "team/a.yaml"]);
+        });
+        store.sync().await.unwrap();
+        let moved = api.get("a").await.unwrap();
+        assert_eq!(moved.metadata.uid, a.metadata.uid);
+        assert_eq!(moved.metadata.resource_version, a.metadata.resource_version, "a move changes nothing");
+
+        let mut update = moved.clone();
+        update.data.as_mut().unwrap().insert("key".into(), "2".into());
+        api.replace("a", &PostParams::default(), &update).await.unwrap();
+        assert_eq!(remote.last_changed_files(), ["team/a.yaml"]);
+        assert_eq!(remote.file("apps/a.yaml"), None);
+        assert!(
+            remote.file("team/a.yaml").unwrap().contains("key: '2'")
+                || remote.file("team/a.yaml").unwrap().contains("key: \"2\"")
+        );
+        api.delete("a", &DeleteParams::default()).await.unwrap();
+        assert_eq!(remote.file("team/a.yaml"), None);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn when_two_files_claim_one_object_the_first_by_path_wins() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(
+            &[("b/dup.yaml", Some(&configmap("dup", "from-b"))), ("a/dup.yaml", Some(&configmap("dup", "from-a")))],
+            "two claims",
+        );
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        assert_eq!(value_of(&api.get("dup").await.unwrap()), "from-a");
+        assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 1);
+
+        // An update goes to the winning file only.
+        let mut dup = api.get("dup").await.unwrap();
+        set_value(&mut dup, "updated");
+        api.replace("dup", &PostParams::default(), &dup).await.unwrap();
+        assert_eq!(remote.last_changed_files(), ["a/dup.yaml"]);
+        assert!(remote.file("b/dup.yaml").unwrap().contains("from-b"));
+
+        // When the winner goes, the other claim is served.
+        remote.commit(&[("a/dup.yaml", None)], "drop a");
+        store.sync().await.unwrap();
+        assert_eq!(value_of(&api.get("dup").await.unwrap()), "from-b");
+        remote.commit(&[("b/dup.yaml", None)], "drop b");
+        store.sync().await.unwrap();
+        assert_eq!(status_of(api.get("dup").await).code, 404);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_writers_creating_one_name_one_gets_already_exists() {
+    within(60, async {
+        let remote = Remote::new();
+        let one = open(&remote).await;
+        let two = open(&remote).await;
+        let api1: Api<ConfigMap> = Api::namespaced(one.client(), "default");
+        let api2: Api<ConfigMap> = Api::namespaced(two.client(), "default");
+        let commits = remote.commit_count();
+        let pp = PostParams::default();
+        let (c1, c2) = (cm("same", "one"), cm("same", "two"));
+        let (r1, r2) = tokio::join!(api1.create(&pp, &c1), api2.create(&pp, &c2));
+        let loser = match (r1, r2) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+            (r1, r2) => panic!("expected exactly one success: {r1:?} / {r2:?}"),
+        };
+        let status = status_of::<()>(Err(loser));
+        assert!(status.is_already_exists(), "{status:?}");
+        assert_eq!(remote.commit_count(), commits + 1);
+        assert_eq!(
+            git(&remote.path(), &["ls-tree", "-r", "--name-only", "main"])
+                .lines()
+                .filter(|f| f.contains("same"))
+                .count(),
+            1
+        );
+        one.close().await.unwrap();
+        two.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn creating_next_to_a_persons_file_at_the_canonical_path_appends() {
+    within(60, async {
+        let remote = Remote::new();
+        // The person's file at the path the API would use for "web" holds another object.
+        let theirs = format!("# kept\n{}", configmap("other", "1"));
+        remote.commit(&[("default/configmaps/web.yaml", Some(&theirs))], "theirs");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("web", "mine")).await.unwrap();
+        let text = remote.file("default/configmaps/web.yaml").unwrap();
+        assert!(text.starts_with(&theirs), "{text}");
+        assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["other", "web"]);
+        assert_eq!(value_of(&api.get("other").await.unwrap()), "1");
+        api.delete("web", &DeleteParams::default()).await.unwrap();
+        assert_eq!(remote.file("default/configmaps/web.yaml").unwrap(), theirs);
         store.close().await.unwrap();
     })
     .await;
