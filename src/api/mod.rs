@@ -8,6 +8,7 @@ pub mod patch;
 pub mod selector;
 pub mod status;
 pub mod storage;
+pub mod strategic;
 pub mod table;
 pub mod watch;
 
