@@ -504,3 +504,62 @@ async fn generate_name_and_delete_preconditions() {
     })
     .await;
 }
+
+#[derive(kube::CustomResource, serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[kube(group = "example.com", version = "v1", kind = "Gizmo", namespaced, status = "GizmoStatus")]
+pub struct GizmoSpec {
+    size: i32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+pub struct GizmoStatus {
+    ready: bool,
+}
+
+#[tokio::test]
+async fn a_derived_custom_resource_with_a_status_subresource() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let client = store.client();
+
+        // The CRD is created through the API: committed, then served.
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        crds.create(&PostParams::default(), &Gizmo::crd()).await.unwrap();
+        assert!(
+            remote.file("_cluster/customresourcedefinitions.apiextensions.k8s.io/gizmos.example.com.yaml").is_some(),
+            "{:?}",
+            remote.files()
+        );
+        let api: Api<Gizmo> = Api::namespaced(client.clone(), "default");
+        let mut g = Gizmo::new("g", GizmoSpec { size: 1 });
+        g.status = Some(GizmoStatus { ready: true });
+        let created = api.create(&PostParams::default(), &g).await.unwrap();
+        assert_eq!(created.status, None, "status is not written by a create");
+        assert_eq!(created.metadata.generation, Some(1));
+        assert!(remote.file("default/gizmos.example.com/g.yaml").unwrap().contains("size: 1"));
+
+        let s = api
+            .patch_status("g", &PatchParams::default(), &Patch::Merge(json!({"status": {"ready": true}})))
+            .await
+            .unwrap();
+        assert_eq!(s.status, Some(GizmoStatus { ready: true }));
+        assert_eq!(s.metadata.generation, Some(1));
+
+        let mut update = s.clone();
+        update.spec.size = 2;
+        update.status = Some(GizmoStatus { ready: false });
+        let u = api.replace("g", &PostParams::default(), &update).await.unwrap();
+        assert_eq!(u.spec.size, 2);
+        assert_eq!(u.status, Some(GizmoStatus { ready: true }), "status is kept by a main update");
+        assert_eq!(u.metadata.generation, Some(2));
+
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].spec, GizmoSpec { size: 2 });
+        store.close().await.unwrap();
+    })
+    .await;
+}
