@@ -784,3 +784,34 @@ async fn creating_next_to_a_persons_file_at_the_canonical_path_appends() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn derived_metadata_in_files_is_ignored_and_a_recreated_object_gets_a_new_uid() {
+    within(60, async {
+        let remote = Remote::new();
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\n  uid: not-a-real-uid\n  resourceVersion: \"5\"\n  generation: 42\n  creationTimestamp: \"2001-01-01T00:00:00Z\"\ndata:\n  key: \"1\"\n";
+        remote.commit(&[("apps/a.yaml", Some(text))], "a with derived fields");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let a = api.get("a").await.unwrap();
+        assert_ne!(a.metadata.uid.as_deref(), Some("not-a-real-uid"));
+        assert_ne!(a.metadata.resource_version.as_deref(), Some("5"));
+        assert_eq!(a.metadata.generation, Some(1));
+        let created = a.metadata.creation_timestamp.clone().unwrap();
+        assert_ne!(created.0.to_string(), "2001-01-01T00:00:00Z");
+
+        // An update through the API does not write them back; it may rewrite the person's copy.
+        let mut update = a.clone();
+        set_value(&mut update, "2");
+        api.replace("a", &PostParams::default(), &update).await.unwrap();
+        let file = remote.file("apps/a.yaml").unwrap();
+        assert!(!file.contains("uid") && !file.contains("resourceVersion") && !file.contains("generation:"), "{file}");
+
+        // Deleted and created again: a new uid.
+        api.delete("a", &DeleteParams::default()).await.unwrap();
+        let again = api.create(&PostParams::default(), &cm("a", "3")).await.unwrap();
+        assert_ne!(again.metadata.uid, a.metadata.uid);
+        store.close().await.unwrap();
+    })
+    .await;
+}

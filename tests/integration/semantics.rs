@@ -386,6 +386,12 @@ async fn lists_select_by_labels_and_fields_and_paginate() {
         let unique: BTreeSet<&String> = seen.iter().collect();
         assert_eq!(unique.len(), 25);
 
+        // A continue token that names no snapshot is gone (410); one that does not parse is a 400.
+        let status = status_of(api.list(&ListParams::default().limit(5).continue_token("987654.5.1")).await);
+        assert_eq!(status.code, 410, "{status:?}");
+        let status = status_of(api.list(&ListParams::default().limit(5).continue_token("nonsense")).await);
+        assert_eq!(status.code, 400, "{status:?}");
+
         // Pagination with a selector.
         let mut lp = ListParams::default().labels("!canary").limit(5);
         let mut selected = Vec::new();
