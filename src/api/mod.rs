@@ -100,6 +100,8 @@ pub enum PatchType {
     Json,
     /// `application/merge-patch+json`
     Merge,
+    /// `application/strategic-merge-patch+json`: built-in types only.
+    Strategic,
 }
 
 /// The answer to a request: a status code, a JSON body (pre-serialized where possible) and
@@ -281,8 +283,15 @@ impl Api {
         sub: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Reply> {
+        if kind == PatchType::Strategic && target.rt.crd.is_some() {
+            return Err(ApiError::unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
         let warnings = match (kind, sub) {
-            (PatchType::Merge, None | Some(Subresource::Status)) => check_fields(target, &patch, opts)?,
+            (PatchType::Merge | PatchType::Strategic, None | Some(Subresource::Status)) => {
+                check_fields(target, &patch, opts)?
+            }
             _ => Vec::new(),
         };
         let key = target.key(name);
@@ -294,11 +303,12 @@ impl Api {
             served["apiVersion"] = Value::String(t.api_version());
             if sub == Some(Subresource::Scale) {
                 let scale = scale_of(&t, current)?;
-                let patched = apply_patch(kind, &scale, &patch)?;
+                let patched =
+                    apply_patch(kind, &scale, &patch, crate::schema::Node::builtin("autoscaling", "v1", "Scale"))?;
                 check_preconditions(&t, current, &patched)?;
                 return scaled(&t, current, &patched);
             }
-            let patched = apply_patch(kind, &served, &patch)?;
+            let patched = apply_patch(kind, &served, &patch, crate::schema::Node::of(&t.rt, &t.version))?;
             check_kind(&t, &patched)?;
             if name_of(&patched) != subject_name {
                 return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
@@ -488,10 +498,16 @@ fn name_of(body: &Value) -> &str {
     body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
 }
 
-fn apply_patch(kind: PatchType, target: &Value, patch: &Value) -> ApiResult<Value> {
+fn apply_patch(
+    kind: PatchType,
+    target: &Value,
+    patch: &Value,
+    schema: Option<crate::schema::Node<'_>>,
+) -> ApiResult<Value> {
     match kind {
         PatchType::Json => patch::json_patch(target, patch),
         PatchType::Merge => patch::merge_patch(target, patch),
+        PatchType::Strategic => strategic::strategic_merge_patch(target, patch, schema),
     }
 }
 

@@ -367,9 +367,10 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
             let kind = match content_type(&headers).as_str() {
                 "application/json-patch+json" => PatchType::Json,
                 "application/merge-patch+json" => PatchType::Merge,
+                "application/strategic-merge-patch+json" => PatchType::Strategic,
                 other => {
                     return Err(ApiError::unsupported_media_type(format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json (got {other:?})"
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
                     )));
                 }
             };
