@@ -198,7 +198,11 @@ impl Api {
             return Ok(Reply::json(200, &table::table(target, &rows, meta, include, true)));
         }
         // Items are already serialized: splice their bytes instead of building a JSON tree.
-        let head = serde_json::json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind), "metadata": meta});
+        let (api_version, kind) = match format {
+            Format::Metadata => ("meta.k8s.io/v1".to_string(), "PartialObjectMetadataList".to_string()),
+            _ => (target.api_version(), format!("{}List", target.rt.kind)),
+        };
+        let head = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": meta});
         let head = serde_json::to_vec(&head).unwrap_or_default();
         let mut body = BytesMut::with_capacity(head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16);
         body.put_slice(&head[..head.len() - 1]);
@@ -207,7 +211,7 @@ impl Api {
             if i > 0 {
                 body.put_u8(b',');
             }
-            body.put_slice(&self.served(target, obj));
+            body.put_slice(&self.item(target, obj, format));
         }
         body.put_slice(b"]}");
         Ok(Reply::bytes(200, Bytes::from(body)))

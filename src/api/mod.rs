@@ -61,6 +61,8 @@ pub enum Format {
     Object,
     /// A `meta.k8s.io/v1 Table` (server-side printing for kubectl).
     Table(table::IncludeObject),
+    /// `PartialObjectMetadata`: only metadata (kube's metadata watches, `Controller::owns`).
+    Metadata,
 }
 
 /// A subresource addressed by a write.
@@ -192,11 +194,24 @@ impl Api {
         Bytes::from(serde_json::to_vec(&ordered(value)).unwrap_or_default())
     }
 
+    /// One object as an item of an answer: the object, or its `PartialObjectMetadata`.
+    fn item(&self, target: &Target, obj: &StoredObject, format: Format) -> Bytes {
+        match format {
+            Format::Metadata => {
+                let metadata = obj.value().get("metadata").cloned().unwrap_or_default();
+                let partial =
+                    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
+                Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
+            }
+            _ => self.served(target, obj),
+        }
+    }
+
     /// GET one object.
     pub fn get(&self, target: &Target, name: &str, format: Format) -> ApiResult<Reply> {
         let obj = self.storage.get(&target.key(name)).ok_or_else(|| ApiError::not_found(target.subject(name)))?;
         match format {
-            Format::Object => Ok(Reply::bytes(200, self.served(target, &obj))),
+            Format::Object | Format::Metadata => Ok(Reply::bytes(200, self.item(target, &obj, format))),
             Format::Table(include) => {
                 let meta = json!({"resourceVersion": obj.derived.resource_version.to_string()});
                 Ok(Reply::json(200, &table::table(target, &[&obj], meta, include, true)))

@@ -79,7 +79,7 @@ impl Watch {
 
     fn push(&mut self, kind: EventType, object: &StoredObject) {
         let body = match self.format {
-            Format::Object => self.api.served(&self.target, object),
+            Format::Object | Format::Metadata => self.api.item(&self.target, object, self.format),
             Format::Table(include) => {
                 let meta = json!({"resourceVersion": object.derived.resource_version.to_string()});
                 let rows = table::table(&self.target, &[object], meta, include, !self.headers_sent);

@@ -195,14 +195,20 @@ fn list_params(q: &HashMap<String, String>) -> ApiResult<ListParams> {
     })
 }
 
-/// Table output when the client asks for `as=Table` (kubectl get), objects otherwise.
+/// Table output when the client asks for `as=Table` (kubectl get), metadata only for
+/// `as=PartialObjectMetadata[List]`, objects otherwise.
 fn format(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let table = accept.split(',').any(|media| {
-        let params: Vec<&str> = media.split(';').map(str::trim).collect();
-        params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io")
-    });
-    if !table {
+    let asks = |what: &[&str]| {
+        accept.split(',').any(|media| {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            what.iter().any(|w| params.contains(w)) && params.contains(&"g=meta.k8s.io")
+        })
+    };
+    if asks(&["as=PartialObjectMetadata", "as=PartialObjectMetadataList"]) {
+        return Ok(Format::Metadata);
+    }
+    if !asks(&["as=Table"]) {
         return Ok(Format::Object);
     }
     let include = q.get("includeObject").map(String::as_str);
