@@ -2,7 +2,7 @@
 //! their documents give the changed objects, and each changed object becomes one watch event.
 //! The cost is proportional to the change, not to the repository.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -89,8 +89,23 @@ impl State {
         let mut added: Vec<(Location, Value)> = Vec::new();
         for change in &changes {
             let path: Arc<str> = Arc::from(change.path.as_str());
+            let file = parsed.remove(&change.path);
+            // A document that stops parsing keeps its objects as they last were: a person's typo
+            // must not read as a deletion to controllers.
+            let kept: HashSet<ObjectKey> = match &file {
+                Some(f) if !f.errors.is_empty() => {
+                    let reclaimed: HashSet<ObjectKey> =
+                        f.objects.iter().filter_map(|o| self.key_of(&o.value)).collect();
+                    let old = self.files.get(&path).into_iter().flatten();
+                    old.filter_map(|c| c.key.clone()).filter(|k| !reclaimed.contains(k)).collect()
+                }
+                _ => HashSet::new(),
+            };
             for claim in self.files.remove(&path).unwrap_or_default() {
                 match claim.key {
+                    Some(key) if kept.contains(&key) => {
+                        self.files.entry(path.clone()).or_default().push(Claim { key: Some(key), ..claim })
+                    }
                     Some(key) => {
                         self.touch(&mut touched, &key).candidates.remove(&claim.location);
                     }
@@ -100,7 +115,7 @@ impl State {
                 }
             }
             self.invalid.remove(&path);
-            let Some(file) = parsed.remove(&change.path) else {
+            let Some(file) = file else {
                 continue;
             };
             for e in &file.errors {

@@ -244,6 +244,16 @@ async fn broken_yaml_is_skipped_and_reported() {
         let files: Vec<String> = other.store().invalid_files().into_iter().map(|(f, _)| f).collect();
         assert_eq!(files, ["apps/multi.yaml"]);
         other.close().await.unwrap();
+
+        // A file that breaks keeps serving what it last held: a typo is not a deletion.
+        remote.commit(&[("apps/other.yaml", Some("apiVersion: v1\nkind: ConfigMap\nmetadata: [broken\n"))], "typo");
+        store.sync().await.unwrap();
+        assert_eq!(value_of(&api.get("other").await.unwrap()), "2");
+        let files: Vec<String> = store.store().invalid_files().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(files, ["apps/multi.yaml", "apps/other.yaml"]);
+        remote.commit(&[("apps/other.yaml", None)], "remove the broken file");
+        store.sync().await.unwrap();
+        assert!(api.get("other").await.is_err(), "removing the file does delete");
         store.close().await.unwrap();
     })
     .await;
