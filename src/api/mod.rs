@@ -1,7 +1,9 @@
 //! Kubernetes API semantics, independent of how objects are stored: get, list, watch, create,
 //! update, patch and delete as kube-apiserver does them, against a [`Storage`].
 
+pub mod apply;
 pub mod discovery;
+pub mod fieldset;
 mod list;
 pub mod openapi;
 pub mod patch;
@@ -93,6 +95,16 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `fieldValidation`.
     pub field_validation: FieldValidation,
+    /// `fieldManager` (or the client's user agent): who owns the fields a write sets.
+    pub field_manager: Option<String>,
+    /// `force`: an apply takes fields other managers own.
+    pub force: bool,
+}
+
+impl WriteOptions {
+    fn manager(&self) -> &str {
+        self.field_manager.as_deref().unwrap_or("unknown")
+    }
 }
 
 /// The kinds of patch bodies.
@@ -278,10 +290,12 @@ impl Api {
         }
         let key = self.key_for_body(target, name, &body)?;
         let t = target.clone();
+        let manager = opts.manager().to_string();
+        let subject_name = name.to_string();
         let mutate = move |current: Option<&StoredObject>| {
-            let current = current.ok_or_else(|| ApiError::not_found(t.subject(&t.key(name_of(&body)).name)))?;
+            let current = current.ok_or_else(|| ApiError::not_found(t.subject(&subject_name)))?;
             check_preconditions(&t, current, &body)?;
-            settle(&t, current, body.clone(), sub)
+            settle(&t, current, body.clone(), sub, Some(&manager))
         };
         let verb = if sub == Some(Subresource::Status) { "update status of" } else { "update" };
         let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
@@ -311,6 +325,7 @@ impl Api {
         };
         let key = target.key(name);
         let t = target.clone();
+        let manager = opts.manager().to_string();
         let subject_name = name.to_string();
         let mutate = move |current: Option<&StoredObject>| {
             let current = current.ok_or_else(|| ApiError::not_found(t.subject(&subject_name)))?;
@@ -329,11 +344,63 @@ impl Api {
                 return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
             }
             check_preconditions(&t, current, &patched)?;
-            settle(&t, current, patched, sub)
+            settle(&t, current, patched, sub, Some(&manager))
         };
         let verb = if sub == Some(Subresource::Status) { "patch status of" } else { "patch" };
         let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
         Ok(Reply { warnings, ..reply })
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`): merges the applied configuration by
+    /// field ownership, creating the object when it is missing; 409 on conflicts unless forced.
+    pub async fn apply(
+        &self,
+        target: &Target,
+        name: &str,
+        mut config: Value,
+        sub: Option<Subresource>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
+        let manager = opts
+            .field_manager
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("PATCH, fieldManager is required for apply requests"))?;
+        check_kind(target, &config)?;
+        if name_of(&config) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&config)
+            )));
+        }
+        let warnings = check_fields(target, &config, opts)?;
+        if sub.is_none() && target.rt.status {
+            // Status is applied through /status only.
+            config.as_object_mut().map(|c| c.remove("status"));
+        }
+        let key = self.key_for_body(target, name, &config)?;
+        let created = self.storage.get(&key).is_none();
+        let (t, force, k) = (target.clone(), opts.force, key.clone());
+        let mutate = move |current: Option<&StoredObject>| {
+            let schema = crate::schema::Node::of(&t.rt, &t.version);
+            let now = object::rfc3339(object::now());
+            let live = current.map(|c| {
+                let mut live = c.value();
+                live["apiVersion"] = Value::String(t.api_version());
+                live
+            });
+            let applied =
+                apply::server_side_apply(live.as_ref(), &config, &manager, force, schema, &t.api_version(), &now)?;
+            match current {
+                None if sub.is_some() => Err(ApiError::not_found(t.subject(&k.name))),
+                None => prepare_new(&t, &k, applied).map(Mutation::Put),
+                Some(current) => {
+                    check_preconditions(&t, current, &applied)?;
+                    settle(&t, current, applied, sub, None)
+                }
+            }
+        };
+        let reply = self.write(target, key, "apply", opts, Box::new(mutate)).await?;
+        Ok(Reply { code: if created && !opts.dry_run { 201 } else { reply.code }, warnings, ..reply })
     }
 
     /// DELETE an object: marks it (deletionTimestamp) while it has finalizers, removes it otherwise.
@@ -584,8 +651,15 @@ fn prepare_new(target: &Target, key: &ObjectKey, body: Value) -> ApiResult<Value
     Ok(ordered(content))
 }
 
-/// The content an update stores: status or everything but status, lifecycle fields kept.
-fn settle(target: &Target, current: &StoredObject, new: Value, sub: Option<Subresource>) -> ApiResult<Mutation> {
+/// The content an update stores: status or everything but status, lifecycle fields kept, and
+/// field ownership recorded for `tracked_by` (`None` when an apply already recorded it).
+fn settle(
+    target: &Target,
+    current: &StoredObject,
+    new: Value,
+    sub: Option<Subresource>,
+    tracked_by: Option<&str>,
+) -> ApiResult<Mutation> {
     let old = current.content();
     let mut content = match sub {
         Some(Subresource::Status) => {
@@ -648,6 +722,11 @@ fn settle(target: &Target, current: &StoredObject, new: Value, sub: Option<Subre
     let finalizers_left = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
     if terminating && !finalizers_left {
         return Ok(Mutation::Delete);
+    }
+    if let Some(manager) = tracked_by {
+        let schema = crate::schema::Node::of(&target.rt, &target.version);
+        let now = object::rfc3339(object::now());
+        apply::track_update(Some(&old), &mut content, manager, schema, &target.api_version(), &now);
     }
     Ok(Mutation::Put(ordered(content)))
 }

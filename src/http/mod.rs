@@ -217,7 +217,7 @@ fn format(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format>
     Ok(Format::Table(include))
 }
 
-fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
+fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> ApiResult<WriteOptions> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -235,7 +235,14 @@ fn write_options(q: &HashMap<String, String>) -> ApiResult<WriteOptions> {
             )));
         }
     };
-    Ok(WriteOptions { dry_run, field_validation })
+    // Without fieldManager, the apiserver names the manager after the client's user agent.
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).and_then(|ua| ua.split('/').next());
+    let field_manager =
+        q.get("fieldManager").filter(|m| !m.is_empty()).cloned().or_else(|| user_agent.map(str::to_string));
+    if field_manager.as_ref().is_some_and(|m| m.len() > 128) {
+        return Err(ApiError::bad_request("fieldManager must be at most 128 characters"));
+    }
+    Ok(WriteOptions { dry_run, field_validation, field_manager, force: parse_bool(q, "force")? })
 }
 
 async fn read_body(body: Body) -> ApiResult<Bytes> {
@@ -361,29 +368,39 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
         (&Method::POST, None) => {
             verb_allowed("create")?;
             let body = parse_object(&headers, &read_body(body).await?)?;
-            api.create(&target, body, &write_options(&q)?).await?
+            api.create(&target, body, &write_options(&q, &headers)?).await?
         }
         (&Method::PUT, Some(name)) => {
             verb_allowed("update")?;
             let body = parse_object(&headers, &read_body(body).await?)?;
-            api.update(&target, name, body, sub, &write_options(&q)?).await?
+            api.update(&target, name, body, sub, &write_options(&q, &headers)?).await?
         }
         (&Method::PATCH, Some(name)) => {
             verb_allowed("patch")?;
+            let bytes = read_body(body).await?;
+            let opts = write_options(&q, &headers)?;
             let kind = match content_type(&headers).as_str() {
                 "application/json-patch+json" => PatchType::Json,
                 "application/merge-patch+json" => PatchType::Merge,
                 "application/strategic-merge-patch+json" => PatchType::Strategic,
+                "application/apply-patch+yaml" => {
+                    let text =
+                        std::str::from_utf8(&bytes).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+                    let config = document::parse_yaml(text).map_err(|e| {
+                        ApiError::bad_request(format!("invalid apply configuration at line {}: {}", e.line, e.message))
+                    })?;
+                    let reply = api.apply(&target, name, config, sub, &opts).await?;
+                    return Ok(reply_response(reply, "application/json"));
+                }
                 other => {
                     return Err(ApiError::unsupported_media_type(format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other:?})"
                     )));
                 }
             };
-            let bytes = read_body(body).await?;
             let patch: Value =
                 serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?;
-            api.patch(&target, name, kind, patch, sub, &write_options(&q)?).await?
+            api.patch(&target, name, kind, patch, sub, &opts).await?
         }
         (&Method::DELETE, name) => {
             let bytes = read_body(body).await?;
@@ -393,7 +410,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
                 serde_json::from_slice(&bytes)
                     .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
             };
-            let mut opts = write_options(&q)?;
+            let mut opts = write_options(&q, &headers)?;
             opts.dry_run |=
                 options.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
             match name {

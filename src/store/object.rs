@@ -139,13 +139,13 @@ pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
     object["metadata"].as_object_mut().unwrap_or_else(|| unreachable!("metadata was just made an object"))
 }
 
-/// Removes the derived metadata fields (and the defaulted namespace stays as written).
+/// Removes the derived metadata fields. `managedFields` stay: field ownership is state that
+/// server-side apply keeps in git.
 pub fn strip_derived(mut object: Value) -> Value {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         for field in DERIVED_FIELDS {
             meta.remove(field);
         }
-        meta.remove("managedFields");
     }
     object
 }
