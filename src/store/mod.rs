@@ -235,17 +235,41 @@ impl Store {
         self.revision_tx.send_replace(revision);
     }
 
-    /// Forgets everything: history was rewritten and will be read again from scratch. Watches
-    /// resuming from an old resourceVersion get 410 Gone.
-    pub(crate) fn reset(&self) {
-        let mut state = self.write();
-        let capacity = state.log_capacity;
-        let ephemeral: Vec<_> =
-            state.objects.values().flat_map(|m| m.values()).filter(|e| e.object.location.is_none()).cloned().collect();
-        *state = Store::new(capacity).state.into_inner().unwrap_or_else(|e| e.into_inner());
-        for entry in ephemeral {
-            state.insert(entry);
+    /// An empty store to read a rewritten history into: its numbering continues after everything
+    /// this store has handed out, so that no old resourceVersion can name a new state.
+    pub(crate) fn successor(&self) -> Store {
+        let state = self.read();
+        let next = Store::new(state.log_capacity);
+        {
+            let mut fresh = next.write();
+            fresh.seq = state.seq;
+            fresh.revision = state.revision;
         }
+        next
+    }
+
+    /// Takes over the state of a successor (see [`Store::successor`]) once the rewritten history is
+    /// read. Objects kept in memory stay; every watch, running or resuming from before, gets 410
+    /// Gone and relists.
+    pub(crate) fn replace_with(&self, successor: Store) {
+        let revision = {
+            let mut state = self.write();
+            let ephemeral: Vec<_> = state
+                .objects
+                .values()
+                .flat_map(|m| m.values())
+                .filter(|e| e.object.location.is_none())
+                .cloned()
+                .collect();
+            *state = successor.state.into_inner().unwrap_or_else(|e| e.into_inner());
+            for entry in ephemeral {
+                state.insert(entry);
+            }
+            state.log.clear();
+            state.log_start = state.revision;
+            state.revision
+        };
+        self.revision_tx.send_replace(revision);
     }
 
     /// Stores an in-memory-only object (Events), or deletes it (`None`); returns the stored object

@@ -201,7 +201,9 @@ pub(crate) async fn fetch_and_advance(
 }
 
 /// Applies every commit on the first-parent chain from the store's tip to `tip`, one by one, so
-/// that resourceVersions match those of any other process reading the same history.
+/// that resourceVersions match those of any other process reading the same history. A rewritten
+/// history (force-push) is read again from the start into a successor store whose numbering
+/// continues after the old one, and every watch gets 410.
 pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Result<(), GitError> {
     let (mirror, store) = (mirror.clone(), store.clone());
     tokio::task::spawn_blocking(move || {
@@ -209,30 +211,44 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: Objec
         if current == Some(tip) {
             return Ok(());
         }
-        let (chain, mut seq, mut previous) = match mirror.first_parent_chain(current, tip)? {
+        let started = std::time::Instant::now();
+        let commits = match mirror.first_parent_chain(current, tip)? {
             Some(chain) => {
                 let previous = current.map(|c| mirror.commit_info(c)).transpose()?.and_then(|i| i.subtree);
-                (chain, seq, previous)
+                read_chain(&mirror, &store, chain, seq, previous)?
             }
             None => {
                 warn!(%tip, "the branch history was rewritten; reading it again from the start");
-                store.reset();
-                (mirror.first_parent_chain(None, tip)?.unwrap_or_default(), 0, None)
+                let successor = store.successor();
+                let chain = mirror.first_parent_chain(None, tip)?.unwrap_or_default();
+                let commits = read_chain(&mirror, &successor, chain, seq, None)?;
+                store.replace_with(successor);
+                commits
             }
         };
-        let started = std::time::Instant::now();
-        let commits = chain.len();
-        for info in chain {
-            seq += 1;
-            let subtree = info.subtree;
-            store.apply(&mirror, ParsedCommit::read(&mirror, info, seq, previous)?);
-            previous = subtree;
-        }
         info!(commits, %tip, elapsed = ?started.elapsed(), "synced");
         Ok(())
     })
     .await
     .map_err(|e| GitError::Command(format!("sync task failed: {e}")))?
+}
+
+/// Applies a first-parent chain of commits, numbering them after `seq`; returns how many.
+fn read_chain(
+    mirror: &Mirror,
+    store: &Store,
+    chain: Vec<crate::git::CommitInfo>,
+    mut seq: u64,
+    mut previous: Option<ObjectId>,
+) -> Result<usize, GitError> {
+    let commits = chain.len();
+    for info in chain {
+        seq += 1;
+        let subtree = info.subtree;
+        store.apply(mirror, ParsedCommit::read(mirror, info, seq, previous)?);
+        previous = subtree;
+    }
+    Ok(commits)
 }
 
 /// The storage the API uses: reads from the store, writes through the sync loop (or straight
