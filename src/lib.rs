@@ -110,6 +110,12 @@ fn normalize_url(url: &str) -> Result<String, Error> {
         .map_err(|e| Error::Options(format!("repository path {url:?}: {e}")))
 }
 
+/// The directory of a remote on this machine (a path or `file://` URL).
+fn local_path(url: &str) -> Option<PathBuf> {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    (path.starts_with('/') && std::path::Path::new(path).exists()).then(|| PathBuf::from(path))
+}
+
 /// The Kubernetes API on a git repository.
 pub struct GitStore {
     handle: sync::Handle,
@@ -150,6 +156,7 @@ impl GitStore {
             write_timeout: options.write_timeout,
             event_ttl: options.event_ttl,
             metrics: metrics.clone(),
+            local_remote: local_path(&url),
         };
         let (syncer, commands) = sync::Syncer::start(mirror, store.clone(), config).await?;
         let task = tokio::spawn(syncer.run());

@@ -62,6 +62,7 @@ pub struct Metrics {
     unknown_documents: Gauge,
     sync_lag_seconds: Gauge,
     last_sync: AtomicI64,
+    last_error: std::sync::Mutex<Option<String>>,
     store: Arc<Store>,
 }
 
@@ -108,6 +109,7 @@ impl Metrics {
             unknown_documents,
             sync_lag_seconds,
             last_sync: AtomicI64::new(crate::store::object::now()),
+            last_error: std::sync::Mutex::new(None),
             store,
         }
     }
@@ -129,6 +131,17 @@ impl Metrics {
     /// Notes that the store matches the remote now.
     pub fn synced(&self) {
         self.last_sync.store(crate::store::object::now(), Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Notes that the remote could not be read: the store serves its last synced state.
+    pub fn sync_failed(&self, error: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_string());
+    }
+
+    /// Why the store may be behind the remote, when the last sync failed.
+    pub fn degraded(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A guard counting an open watch for as long as it lives.

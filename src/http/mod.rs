@@ -37,7 +37,7 @@ pub fn router(api: Api, metrics: Arc<Metrics>) -> Router {
         .route("/version", get(|| async { json_response(200, &discovery::version()) }))
         .route("/healthz", get(ok))
         .route("/livez", get(ok))
-        .route("/readyz", get(ok))
+        .route("/readyz", get(ready))
         .route("/metrics", get(|State(s): State<AppState>| async move { s.metrics.render() }))
         .route("/api", get(core_versions))
         .route("/apis", get(groups))
@@ -58,6 +58,16 @@ struct AppState {
 
 async fn ok() -> &'static str {
     "ok"
+}
+
+/// 200 while the store follows the remote; 503 naming the problem while it serves a stale state.
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.metrics.degraded() {
+        None => "ok".into_response(),
+        Some(why) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("[-]remote: {why}\nreadyz check failed\n")).into_response()
+        }
+    }
 }
 
 fn json_response(code: u16, value: &Value) -> Response {

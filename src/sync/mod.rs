@@ -36,6 +36,30 @@ pub struct SyncConfig {
     pub event_ttl: Duration,
     /// Where git operations are counted.
     pub metrics: Arc<Metrics>,
+    /// The remote's directory when it is on this machine: its branch is watched closely.
+    pub local_remote: Option<std::path::PathBuf>,
+}
+
+/// How often a remote on this machine is looked at: reading one ref costs microseconds.
+const LOCAL_PEEK: Duration = Duration::from_millis(50);
+
+/// Reads the branch tip of a remote on this machine directly, without running git.
+struct LocalRemote {
+    repo: gix::ThreadSafeRepository,
+    reference: String,
+}
+
+impl LocalRemote {
+    fn open(dir: &std::path::Path, branch: &str) -> Option<Self> {
+        let repo = gix::open(dir).ok()?.into_sync();
+        Some(LocalRemote { repo, reference: format!("refs/heads/{branch}") })
+    }
+
+    fn tip(&self) -> Option<ObjectId> {
+        let repo = self.repo.to_thread_local();
+        let mut reference = repo.try_find_reference(self.reference.as_str()).ok()??;
+        reference.peel_to_id().ok().map(|id| id.detach())
+    }
 }
 
 /// Runs a git network operation and counts it; `outcome` names a successful result.
@@ -86,6 +110,8 @@ pub(crate) struct Syncer {
     config: SyncConfig,
     commands: mpsc::Receiver<Command>,
     deferred: VecDeque<PendingWrite>,
+    next_poll: tokio::time::Instant,
+    local: Option<LocalRemote>,
 }
 
 impl Syncer {
@@ -97,7 +123,9 @@ impl Syncer {
     ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
         fetch_and_advance(&mirror, &store, &config).await?;
         let (tx, commands) = mpsc::channel(1024);
-        Ok((Syncer { mirror, store, config, commands, deferred: VecDeque::new() }, tx))
+        let local = config.local_remote.as_deref().and_then(|dir| LocalRemote::open(dir, &config.branch));
+        let next_poll = tokio::time::Instant::now() + jitter(config.interval);
+        Ok((Syncer { mirror, store, config, commands, deferred: VecDeque::new(), next_poll, local }, tx))
     }
 
     /// Runs until every handle is dropped.
@@ -118,20 +146,26 @@ impl Syncer {
                 if let Some(w) = self.deferred.pop_front() {
                     return State::Write(self.batch(w));
                 }
-                let poll = tokio::time::sleep(jitter(self.config.interval));
+                let peek = tokio::time::sleep(if self.local.is_some() { LOCAL_PEEK } else { self.config.interval });
                 tokio::select! {
                     command = self.commands.recv() => match command {
                         None | Some(Command::Shutdown) => State::Stopped,
                         Some(Command::Write(w)) => State::Write(self.batch(w)),
                         Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
                     },
-                    _ = poll => State::Poll(None),
+                    _ = tokio::time::sleep_until(self.next_poll) => State::Poll(None),
+                    _ = peek => match self.local.as_ref().and_then(LocalRemote::tip) {
+                        Some(tip) if Some(tip) != self.store.tip().0 => State::Poll(None),
+                        _ => State::Idle,
+                    },
                 }
             }
             State::Poll(reply) => {
+                self.next_poll = tokio::time::Instant::now() + jitter(self.config.interval);
                 let result = self.poll().await.map_err(|e| e.to_string());
                 if let Err(e) = &result {
                     warn!(error = %e, "sync with the remote failed; serving the last synced state");
+                    self.config.metrics.sync_failed(e);
                 }
                 self.store.expire_ephemeral();
                 if let Some(reply) = reply {

@@ -4,6 +4,7 @@
 mod apply;
 mod core;
 mod example;
+mod faults;
 mod http;
 mod repo;
 mod semantics;

@@ -1,0 +1,73 @@
+//! Faults: an unreachable remote, and the closest look at a remote on this machine.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::support::{Remote, configmap, open_with, options, status_of, within};
+
+fn cm(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
+}
+
+async fn readyz(store: &gitbacked::GitStore) -> u16 {
+    let request = http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
+    store.router().oneshot(request).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn an_unreachable_remote_degrades_reads_stay_and_writes_fail_fast() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("a.yaml", Some(&configmap("a", "1")))], "a");
+        let store = open_with(&remote, gitbacked::Options { write_timeout: Duration::from_secs(2), ..options() }).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        assert_eq!(readyz(&store).await, 200);
+
+        // The remote goes away.
+        let away = remote.dir.path().join("away.git");
+        std::fs::rename(remote.path(), &away).unwrap();
+        assert!(store.sync().await.is_err());
+        assert_eq!(readyz(&store).await, 503, "readyz reports the degraded state");
+        assert_eq!(api.get("a").await.unwrap().data.unwrap()["key"], "1", "reads serve the last synced state");
+        let started = Instant::now();
+        let status = status_of(api.create(&PostParams::default(), &cm("b")).await);
+        assert_eq!((status.code, status.reason.as_str()), (503, "ServiceUnavailable"), "{status:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "the write failed after {:?}", started.elapsed());
+
+        // It comes back: sync resumes by itself, writes go through again.
+        std::fs::rename(&away, remote.path()).unwrap();
+        remote.commit(&[("c.yaml", Some(&configmap("c", "3")))], "c while we were away");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while api.get("c").await.is_err() {
+            assert!(Instant::now() < deadline, "sync did not resume");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(readyz(&store).await, 200);
+        api.create(&PostParams::default(), &cm("b")).await.unwrap();
+        assert!(remote.file("default/configmaps/b.yaml").is_some());
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_local_remote_is_watched_closely() {
+    within(60, async {
+        let remote = Remote::new();
+        // Polling alone would take an hour: the branch of a local remote is watched instead.
+        let store = open_with(&remote, gitbacked::Options { interval: Duration::from_secs(3600), ..options() }).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        remote.commit(&[("fast.yaml", Some(&configmap("fast", "1")))], "fast");
+        let pushed = Instant::now();
+        while api.get("fast").await.is_err() {
+            assert!(pushed.elapsed() < Duration::from_secs(10), "a local push was not noticed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        store.close().await.unwrap();
+    })
+    .await;
+}
