@@ -265,14 +265,17 @@ fn wait_for_jsonpath_and_for_delete() {
     server.remote.commit(&[("default/gate.yaml", Some(&configmap("gate", "closed")))], "a person adds gate");
     server.wait_served("default", "configmap/gate");
 
-    let waiting = server.spawn_kubectl(&["wait", "--for=jsonpath={.data.k}=open", "configmap/gate", "--timeout=60s"]);
-    let mut waiting = waiting;
-    std::thread::sleep(Duration::from_millis(500));
+    // -v=6 logs each request: the person pushes once kubectl's watch is open, so the condition is
+    // met by a watch event rather than by the first list.
+    let is_watch = |l: &str| l.starts_with("stderr: ") && l.contains("\"Response\"") && l.contains("watch=true");
+    let mut waiting =
+        server.spawn_kubectl(&["wait", "-v=6", "--for=jsonpath={.data.k}=open", "configmap/gate", "--timeout=60s"]);
+    waiting.wait_for("kubectl wait's watch request", Duration::from_secs(60), is_watch);
     server.remote.commit(&[("default/gate.yaml", Some(&configmap("gate", "open")))], "a person opens the gate");
     waiting.wait_for("condition met", Duration::from_secs(60), |l| l == "configmap/gate condition met");
 
-    let mut waiting = server.spawn_kubectl(&["wait", "--for=delete", "configmap/gate", "--timeout=60s"]);
-    std::thread::sleep(Duration::from_millis(500));
+    let mut waiting = server.spawn_kubectl(&["wait", "-v=6", "--for=delete", "configmap/gate", "--timeout=60s"]);
+    waiting.wait_for("kubectl wait's watch request", Duration::from_secs(60), is_watch);
     server.remote.commit(&[("default/gate.yaml", None)], "a person removes the gate");
     waiting.wait_for("condition met", Duration::from_secs(60), |l| l == "configmap/gate condition met");
     let err = server.kubectl_fails(&["get", "configmap", "gate"]);
@@ -606,4 +609,59 @@ fn create_configmap_from_literals() {
     let out = server.kubectl_ok(&["create", "deployment", "made", "--image=nginx:1.27"]);
     assert_eq!(out, "deployment.apps/made created\n");
     server.remote.must_file("default/deployments.apps/made.yaml");
+}
+
+#[test]
+fn kubectl_writes_keep_a_persons_file_layout() {
+    let server = Server::start();
+    let original = "# Team settings, kept by hand\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: one\n  namespace: default\ndata:\n  k: v\n---\n# The second one\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: two\n  namespace: default\ndata:\n  k: w\n";
+    server.remote.commit(&[("team/settings.yaml", Some(original))], "a person adds two ConfigMaps in one file");
+    server.wait_served("default", "configmap/two");
+    let first = &original[..original.find("---").unwrap()];
+
+    // A label on the second document leaves the first one byte for byte.
+    server.kubectl_ok(&["label", "configmap", "two", "edited=by-kubectl"]);
+    let file = server.remote.must_file("team/settings.yaml");
+    assert!(file.starts_with(first), "the first document changed:\n{file}");
+    assert!(file.contains("# The second one") && file.contains("edited: by-kubectl"), "{file}");
+    assert_eq!(server.remote.files(), ["README.md", "team/settings.yaml"]);
+
+    // kubectl edit, with a scripted editor, writes back to the person's document.
+    let mut edit = server.kubectl_command("kubeconfig", &["edit", "configmap", "one"]);
+    edit.env("KUBE_EDITOR", "sed -i -e 's/^  k: v$/  k: edited/'");
+    let out = crate::support::run_bounded(&mut edit, crate::support::COMMAND_TIMEOUT);
+    assert!(out.status.success(), "kubectl edit failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "configmap/one edited\n");
+    let file = server.remote.must_file("team/settings.yaml");
+    assert!(file.starts_with("# Team settings, kept by hand\n") && file.contains("k: edited"), "{file}");
+    assert!(file.contains("edited: by-kubectl"), "{file}");
+    assert_eq!(server.remote.log()[0], "patch v1 ConfigMap default/one");
+
+    // A delete removes one document and keeps the other in the file.
+    server.kubectl_ok(&["delete", "configmap", "one"]);
+    let file = server.remote.must_file("team/settings.yaml");
+    assert!(!file.contains("name: one") && file.contains("name: two") && file.contains("# The second one"), "{file}");
+    server.kubectl_ok(&["delete", "configmap", "two"]);
+    assert_eq!(server.remote.files(), ["README.md"]);
+}
+
+#[test]
+fn apply_and_delete_a_multi_document_manifest() {
+    let server = Server::start();
+    let all = server.manifest("all.yaml", &format!("{NAMESPACE}---\n{CONFIGMAP}---\n{DEPLOYMENT}"));
+    let out = server.kubectl_ok(&["apply", "-f", &all]);
+    assert_eq!(out, "namespace/team created\nconfigmap/settings created\ndeployment.apps/web created\n");
+    assert_eq!(
+        server.remote.files(),
+        [
+            "README.md",
+            "_cluster/namespaces/team.yaml",
+            "default/configmaps/settings.yaml",
+            "default/deployments.apps/web.yaml"
+        ]
+    );
+    let out = server.kubectl_ok(&["delete", "-f", &all]);
+    assert_eq!(out, "namespace \"team\" deleted\nconfigmap \"settings\" deleted\ndeployment.apps \"web\" deleted\n");
+    assert_eq!(server.remote.files(), ["README.md"]);
+    assert_eq!(server.remote.log().len(), 7, "{:?}", server.remote.log());
 }
