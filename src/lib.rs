@@ -71,6 +71,9 @@ pub struct Options {
     pub event_ttl: Duration,
     /// How many watch events are kept for watches resuming from an older resourceVersion.
     pub watch_window: usize,
+    /// The secret shared with the git host's webhook: with it the Router serves `POST /hooks/git`,
+    /// which syncs now (GitHub, GitLab and Gitea formats; see [`http::webhook`]). Default: not served.
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +87,7 @@ impl Default for Options {
             write_timeout: Duration::from_secs(30),
             event_ttl: Duration::from_secs(3600),
             watch_window: 100_000,
+            webhook_secret: None,
         }
     }
 }
@@ -130,6 +134,7 @@ impl GitStore {
     /// and returns once the initial sync is complete.
     pub async fn open(url: &str, options: Options) -> Result<Self, Error> {
         let subdir = normalize_subdirectory(options.subdirectory.as_deref())?;
+        http::webhook::check_secret(options.webhook_secret.as_deref()).map_err(Error::Options)?;
         let url = normalize_url(url)?;
         let (cache_dir, cache) = match &options.cache_dir {
             Some(dir) => (dir.clone(), None),
@@ -161,7 +166,12 @@ impl GitStore {
         let (syncer, commands) = sync::Syncer::start(mirror, store.clone(), config).await?;
         let task = tokio::spawn(syncer.run());
         let handle = sync::Handle::new(store, commands.clone(), options.event_ttl);
-        let router = http::router(api::Api::new(Arc::new(handle.clone())), metrics);
+        let hook = handle.clone();
+        let webhook = http::webhook::Webhook::new(options.webhook_secret.as_deref(), move || {
+            let handle = hook.clone();
+            async move { handle.sync_now().await }
+        });
+        let router = http::router(api::Api::new(Arc::new(handle.clone())), metrics, webhook);
         Ok(GitStore { handle, router, task, shutdown: commands, _cache: cache })
     }
 

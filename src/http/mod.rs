@@ -1,6 +1,8 @@
 //! The HTTP surface: one axum `Router` that maps Kubernetes REST paths onto the [`Api`]. The
 //! in-process client and `gitbacked serve` use this very Router.
 
+pub mod webhook;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,9 +32,9 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
-/// Builds the Router serving the Kubernetes API over `api`.
-pub fn router(api: Api, metrics: Arc<Metrics>) -> Router {
-    let state = AppState { api, metrics };
+/// Builds the Router serving the Kubernetes API over `api`, and the git hosts' webhook.
+pub fn router(api: Api, metrics: Arc<Metrics>, webhook: webhook::Webhook) -> Router {
+    let state = AppState { api, metrics, webhook };
     Router::new()
         .route("/version", get(|| async { json_response(200, &discovery::version()) }))
         .route("/healthz", get(ok))
@@ -45,6 +47,7 @@ pub fn router(api: Api, metrics: Arc<Metrics>) -> Router {
         .route("/openapi/v3/{*path}", get(openapi_document))
         .route("/api/{*rest}", any(resource))
         .route("/apis/{*rest}", any(resource))
+        .route(webhook::PATH, any(webhook::serve))
         .fallback(|req: Request| async move { error_response(&ApiError::no_route(req.uri().path())) })
         .with_state(state)
 }
@@ -54,6 +57,7 @@ pub fn router(api: Api, metrics: Arc<Metrics>) -> Router {
 struct AppState {
     api: Api,
     metrics: Arc<Metrics>,
+    webhook: webhook::Webhook,
 }
 
 async fn ok() -> &'static str {

@@ -10,3 +10,4 @@ mod repo;
 mod semantics;
 mod support;
 mod watch;
+mod webhooks;
