@@ -80,6 +80,10 @@ struct Serve {
     /// Author and committer of the commits written, "Name <email>".
     #[arg(long, env = "GITBACKED_AUTHOR", default_value = "gitbacked <gitbacked@localhost>")]
     author: Identity,
+    /// File holding the secret shared with the git host's webhook (GitHub, GitLab, Gitea): serves
+    /// POST /hooks/git, which syncs now. Without it, /hooks/git is not served (404).
+    #[arg(long, env = "GITBACKED_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,6 +152,15 @@ fn status_response(e: &ApiError) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], e.to_status().to_string()).into_response()
 }
 
+/// The webhook secret, trimmed (files usually end with a newline).
+fn read_webhook_secret(path: &Path) -> anyhow::Result<String> {
+    let secret =
+        std::fs::read_to_string(path).with_context(|| format!("reading the webhook secret file {}", path.display()))?;
+    let secret = secret.trim().to_string();
+    anyhow::ensure!(!secret.is_empty(), "the webhook secret file {} is empty", path.display());
+    Ok(secret)
+}
+
 /// Health endpoints answer without a token, as kube-apiserver's do.
 fn is_health(path: &str) -> bool {
     matches!(path, "/healthz" | "/livez" | "/readyz")
@@ -171,7 +184,9 @@ fn front(api: Arc<OnceLock<Router>>, token: Option<String>) -> Router {
             if path == "/livez" {
                 return "ok".into_response();
             }
-            if let Some(expected) = token.filter(|_| !is_health(&path)) {
+            // Webhook senders have no token: their signature authenticates them (checked by the API Router).
+            let webhook = path == gitbacked::http::webhook::PATH;
+            if let Some(expected) = token.filter(|_| !is_health(&path) && !webhook) {
                 let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                 let sent = sent.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
                 if !same_token(sent.trim().as_bytes(), expected.as_bytes()) {
@@ -217,6 +232,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         None => embedded_repo()?,
     };
     let token = args.token_file.as_deref().map(read_token).transpose()?;
+    let webhook_secret = args.webhook_secret_file.as_deref().map(read_webhook_secret).transpose()?;
     let api: Arc<OnceLock<Router>> = Arc::default();
     let app = front(api.clone(), token.clone());
     let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
@@ -251,6 +267,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         interval: args.interval,
         cache_dir: args.cache_dir,
         author: args.author,
+        webhook_secret,
         ..Default::default()
     };
     let store = GitStore::open(&repo, options).await.context("opening the repository")?;
@@ -303,6 +320,19 @@ mod tests {
     fn kubeconfig_carries_a_token() {
         let k = kubeconfig("https://127.0.0.1:1", Some("t0k"));
         assert!(k.contains("token: t0k") && k.contains("insecure-skip-tls-verify: true"));
+    }
+
+    #[tokio::test]
+    async fn webhooks_need_no_bearer_token() {
+        use tower::ServiceExt;
+        let api: Arc<OnceLock<Router>> = Arc::default();
+        let _ = api.set(Router::new().fallback(|| async { "reached the API Router" }));
+        let app = front(api, Some("t0k".into()));
+        let post = |path: &str| Request::post(path).body(Body::empty()).unwrap();
+        let hook = app.clone().oneshot(post(gitbacked::http::webhook::PATH)).await.unwrap();
+        assert_eq!(hook.status(), StatusCode::OK, "the signature, checked by the API Router, authenticates");
+        let other = app.oneshot(post("/hooks/git/other")).await.unwrap();
+        assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
     }
 
     #[test]
