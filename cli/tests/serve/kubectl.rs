@@ -92,7 +92,9 @@ spec:
 
 /// A ConfigMap manifest in `default`.
 pub fn configmap(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  k: {value}\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n  k: \"{value}\"\n"
+    )
 }
 
 /// The whitespace-separated cells of each line.
@@ -664,4 +666,46 @@ fn apply_and_delete_a_multi_document_manifest() {
     assert_eq!(out, "namespace \"team\" deleted\nconfigmap \"settings\" deleted\ndeployment.apps \"web\" deleted\n");
     assert_eq!(server.remote.files(), ["README.md"]);
     assert_eq!(server.remote.log().len(), 7, "{:?}", server.remote.log());
+}
+
+#[test]
+fn set_image_and_rollout_restart_patch_the_file() {
+    let server = Server::start();
+    create_settings_and_web(&server);
+    let path = "default/deployments.apps/web.yaml";
+    assert_eq!(
+        server.kubectl_ok(&["set", "image", "deployment/web", "web=nginx:1.27"]),
+        "deployment.apps/web image updated\n"
+    );
+    let file = server.remote.must_file(path);
+    assert!(file.contains("image: nginx:1.27") && !file.contains("nginx:1.25"), "{file}");
+    assert_eq!(server.remote.log()[0], "patch apps/v1 Deployment default/web");
+
+    assert_eq!(server.kubectl_ok(&["rollout", "restart", "deployment", "web"]), "deployment.apps/web restarted\n");
+    let file = server.remote.must_file(path);
+    assert!(file.contains("kubectl.kubernetes.io/restartedAt"), "{file}");
+    let generation = server.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]);
+    assert_eq!(generation, "3", "two changes of the pod template after the create");
+}
+
+#[test]
+fn get_pages_through_a_long_list() {
+    let server = Server::start();
+    let files: Vec<(String, String)> =
+        (0..7).map(|i| (format!("default/many/cm-{i}.yaml"), configmap(&format!("cm-{i}"), &i.to_string()))).collect();
+    let files: Vec<(&str, Option<&str>)> = files.iter().map(|(p, c)| (p.as_str(), Some(c.as_str()))).collect();
+    server.remote.commit(&files, "a person adds seven ConfigMaps");
+    server.wait_served("default", "configmap/cm-6");
+    let names = server.kubectl_ok(&["get", "configmaps", "--chunk-size=2", "-o", "name"]);
+    let expected: Vec<String> = (0..7).map(|i| format!("configmap/cm-{i}")).collect();
+    assert_eq!(names.lines().collect::<Vec<_>>(), expected);
+    let table = rows(&server.kubectl_ok(&["get", "configmaps", "--chunk-size=3"]));
+    assert_eq!(table.len(), 8, "one header and seven rows: {table:?}");
+    assert_eq!(table.iter().filter(|r| r[0] == "NAME").count(), 1, "{table:?}");
+    let sorted = server.kubectl_ok(&["get", "cm", "--sort-by=.data.k", "-o", "jsonpath={.items[*].metadata.name}"]);
+    assert_eq!(sorted, "cm-0 cm-1 cm-2 cm-3 cm-4 cm-5 cm-6");
+    // `kubectl delete --all` lists, then deletes each one.
+    let out = server.kubectl_ok(&["delete", "configmaps", "--all"]);
+    assert_eq!(out.lines().count(), 7, "{out}");
+    assert_eq!(server.remote.files(), ["README.md"]);
 }
