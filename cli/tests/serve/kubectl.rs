@@ -259,6 +259,24 @@ fn get_watch_streams_a_persons_push() {
     watch.wait_for("the labeled ConfigMap", Duration::from_secs(30), |l| l.starts_with("first "));
     // The person's file stays where the person put it.
     assert!(server.remote.must_file("default/pushed.yaml").contains("from-git"));
+
+    // With the event types: the person's change and removal.
+    let mut events = server.spawn_kubectl(&["get", "configmaps", "--watch-only", "--output-watch-events", "-v=6"]);
+    events.wait_for("the watch request", Duration::from_secs(30), |l| {
+        l.starts_with("stderr: ") && l.contains("\"Response\"") && l.contains("watch=true")
+    });
+    server.kubectl_ok(&["annotate", "configmap", "first", "ready=yes"]);
+    events.wait_for("the annotated ConfigMap", Duration::from_secs(30), |l| {
+        l.starts_with("MODIFIED ") && l.contains(" first ")
+    });
+    server.remote.commit(&[("default/pushed.yaml", Some(&configmap("pushed", "changed")))], "a person changes pushed");
+    events.wait_for("the changed ConfigMap", Duration::from_secs(30), |l| {
+        l.starts_with("MODIFIED ") && l.contains(" pushed ")
+    });
+    server.remote.commit(&[("default/pushed.yaml", None)], "a person removes pushed");
+    events.wait_for("the removed ConfigMap", Duration::from_secs(30), |l| {
+        l.starts_with("DELETED ") && l.contains(" pushed ")
+    });
 }
 
 #[test]
