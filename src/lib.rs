@@ -63,6 +63,17 @@ pub struct Options {
     pub interval: Duration,
     /// Where the local bare mirror lives; default: a temporary directory removed on close.
     pub cache_dir: Option<PathBuf>,
+    /// ssh remotes: the private key to authenticate with; default: the ssh agent and ssh config.
+    pub ssh_key: Option<PathBuf>,
+    /// ssh remotes: the known_hosts file holding the server's host key, checked strictly;
+    /// default: ssh's own known_hosts files (an unknown host key fails, it is never accepted).
+    pub known_hosts: Option<PathBuf>,
+    /// http(s) remotes: a file holding an access token, read before every fetch and push;
+    /// default: the `GITBACKED_GIT_TOKEN` environment variable, else git's credential helpers.
+    pub git_token_file: Option<PathBuf>,
+    /// Create `branch` with the first write when the remote has other branches but not this one;
+    /// without it, opening such a remote fails.
+    pub create_branch: bool,
     /// Author and committer of the commits written.
     pub author: Identity,
     /// How long a write may wait for the remote before it fails with 503 ServiceUnavailable.
@@ -83,6 +94,10 @@ impl Default for Options {
             subdirectory: None,
             interval: Duration::from_secs(15),
             cache_dir: None,
+            ssh_key: None,
+            known_hosts: None,
+            git_token_file: None,
+            create_branch: false,
             author: Identity::default(),
             write_timeout: Duration::from_secs(30),
             event_ttl: Duration::from_secs(3600),
@@ -147,11 +162,13 @@ impl GitStore {
             }
         };
         let mirror = Arc::new(Mirror::open_or_init(&cache_dir, &subdir)?);
-        remote::set_url(mirror.dir(), &url).await?;
-        let branch = match options.branch.clone() {
-            Some(b) => b,
-            None => remote::default_branch(mirror.dir()).await?.unwrap_or_else(|| "main".into()),
+        let credentials = git::credentials::Credentials {
+            ssh_key: options.ssh_key.clone(),
+            known_hosts: options.known_hosts.clone(),
+            token_file: options.git_token_file.clone(),
         };
+        remote::configure(mirror.dir(), &url, &credentials).await?;
+        let branch = remote::resolve_branch(mirror.dir(), options.branch.as_deref(), options.create_branch).await?;
         let store = Arc::new(Store::new(options.watch_window));
         let metrics = Arc::new(metrics::Metrics::new(store.clone()));
         let config = sync::SyncConfig {

@@ -2,6 +2,7 @@
 //! mirror with no work tree; fetch and push go through the `git` CLI ([`remote`]), so ssh config,
 //! agents and credential helpers work as they do for people.
 
+pub mod credentials;
 pub mod remote;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,9 @@ pub enum GitError {
     /// A git command failed.
     #[error("{0}")]
     Command(String),
+    /// The remote could not be reached or written for a reason someone must act on.
+    #[error(transparent)]
+    Remote(#[from] remote::RemoteError),
 }
 
 fn objects(e: impl std::fmt::Display) -> GitError {
