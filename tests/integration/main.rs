@@ -6,6 +6,7 @@ mod core;
 mod example;
 mod faults;
 mod http;
+mod remotes;
 mod repo;
 mod semantics;
 mod support;
