@@ -14,6 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::{Parser, Subcommand, ValueEnum};
 use gitbacked::api::status::ApiError;
+use gitbacked::git::remote::redact_url;
 use gitbacked::{GitStore, Identity, Options};
 use tracing::{info, warn};
 
@@ -49,8 +50,8 @@ const EMBEDDED_REPO: &str = "gitbacked-data/state.git";
 
 #[derive(clap::Args, Debug)]
 struct Serve {
-    /// Repository: a local path or a file://, git://, ssh:// or https:// URL. Default: a local
-    /// repository under ./gitbacked-data, created on first run.
+    /// Repository: a local path, a file://, git://, ssh:// or https:// URL, or user@host:path.
+    /// Default: a local repository under ./gitbacked-data, created on first run.
     #[arg(long, env = "GITBACKED_REPO")]
     repo: Option<String>,
     /// Branch holding the objects (default: the remote's default branch).
@@ -68,6 +69,19 @@ struct Serve {
     /// Where the local mirror of the repository is kept (default: a temporary directory).
     #[arg(long, env = "GITBACKED_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// ssh: private key to authenticate with (default: the ssh agent and ~/.ssh/config).
+    #[arg(long, env = "GITBACKED_SSH_KEY")]
+    ssh_key: Option<PathBuf>,
+    /// ssh: known_hosts file holding the server's host key, checked strictly (default: ssh's own).
+    #[arg(long, env = "GITBACKED_KNOWN_HOSTS")]
+    known_hosts: Option<PathBuf>,
+    /// https: file holding an access token, re-read before every fetch and push (default: the
+    /// GITBACKED_GIT_TOKEN variable, else git's credential helpers).
+    #[arg(long, env = "GITBACKED_GIT_TOKEN_FILE")]
+    git_token_file: Option<PathBuf>,
+    /// Create --branch with the first write when the repository has other branches but not this one.
+    #[arg(long, env = "GITBACKED_CREATE_BRANCH")]
+    create_branch: bool,
     /// File holding the bearer token clients must send; without it, no authentication.
     #[arg(long, env = "GITBACKED_TOKEN_FILE")]
     token_file: Option<PathBuf>,
@@ -259,13 +273,17 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         })
     };
     let listening = handle.listening().await.context("binding the listen address")?;
-    info!(address = %listening, repository = %redact(&repo), "listening; syncing the repository");
+    info!(address = %listening, repository = %redact_url(&repo), "listening; syncing the repository");
 
     let options = Options {
         branch: args.branch,
         subdirectory: args.subdir,
         interval: args.interval,
         cache_dir: args.cache_dir,
+        ssh_key: args.ssh_key,
+        known_hosts: args.known_hosts,
+        git_token_file: args.git_token_file,
+        create_branch: args.create_branch,
         author: args.author,
         webhook_secret,
         ..Default::default()
@@ -290,30 +308,31 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
     }
 }
 
-/// A URL without the password or token it may carry, for logs.
-fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host))
-                if !rest.split('/').next().unwrap_or_default().is_empty() && rest.find('@') < rest.find('/') =>
-            {
-                format!("{scheme}://***@{host}")
-            }
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_redacted() {
-        assert_eq!(redact("https://user:secret@example.com/r.git"), "https://***@example.com/r.git");
-        assert_eq!(redact("https://example.com/a@b"), "https://example.com/a@b");
-        assert_eq!(redact("/srv/state.git"), "/srv/state.git");
+    fn remote_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "gitbacked",
+            "serve",
+            "--repo",
+            "git@example.com:org/state.git",
+            "--ssh-key",
+            "/k/id",
+            "--known-hosts",
+            "/k/known_hosts",
+            "--git-token-file",
+            "/k/token",
+            "--create-branch",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = cli.command else { panic!("serve") };
+        assert_eq!(serve.ssh_key.as_deref(), Some(Path::new("/k/id")));
+        assert_eq!(serve.known_hosts.as_deref(), Some(Path::new("/k/known_hosts")));
+        assert_eq!(serve.git_token_file.as_deref(), Some(Path::new("/k/token")));
+        assert!(serve.create_branch);
     }
 
     #[test]
