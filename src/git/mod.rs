@@ -98,15 +98,33 @@ impl Mirror {
         repo
     }
 
+    /// A reader for one operation on one thread: it keeps its object caches between calls.
+    pub fn reader(&self) -> Reader {
+        Reader { repo: self.local(), subdir: self.subdir.clone() }
+    }
+
+    /// Starts building commits on top of `parent` (`None` for the first commit of a branch).
+    pub fn builder(&self, parent: Option<ObjectId>) -> CommitBuilder {
+        CommitBuilder { reader: self.reader(), parent, files: Vec::new() }
+    }
+}
+
+/// Reads commits, trees and blobs of the mirror; one per operation and thread (see [`Mirror::reader`]).
+pub struct Reader {
+    repo: gix::Repository,
+    subdir: String,
+}
+
+impl Reader {
     /// Reads what the store needs from a commit.
     pub fn commit_info(&self, id: ObjectId) -> Result<CommitInfo, GitError> {
-        let repo = self.local();
+        let repo = &self.repo;
         let commit = repo.find_commit(id).map_err(objects)?;
         let decoded = commit.decode().map_err(objects)?;
         let tree = decoded.tree();
         let first_parent = decoded.parents().next();
         let time = decoded.committer().map_err(objects)?.seconds();
-        let subtree = subtree_of(&repo, tree, &self.subdir)?;
+        let subtree = subtree_of(repo, tree, &self.subdir)?;
         Ok(CommitInfo { id, first_parent, subtree, time })
     }
 
@@ -140,7 +158,7 @@ impl Mirror {
         if old == new {
             return Ok(Vec::new());
         }
-        let repo = self.local();
+        let repo = &self.repo;
         let empty = ObjectId::empty_tree(repo.object_hash());
         let (old_tree, new_tree) = (
             repo.find_tree(old.unwrap_or(empty)).map_err(objects)?,
@@ -185,14 +203,14 @@ impl Mirror {
 
     /// Reads a blob.
     pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
-        let repo = self.local();
+        let repo = &self.repo;
         let blob = repo.find_blob(id).map_err(objects)?;
         Ok(blob.detach().data)
     }
 
     /// The blob at `path` (relative to the subdirectory) in the tree of `commit`.
     pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let repo = self.local();
+        let repo = &self.repo;
         let tree = repo.find_commit(commit).map_err(objects)?.tree_id().map_err(objects)?.detach();
         let full = crate::layout::in_subdir(&self.subdir, path);
         let entry = repo.find_tree(tree).map_err(objects)?.peel_to_entry_by_path(&full).map_err(objects)?;
@@ -200,11 +218,6 @@ impl Mirror {
             Some(e) if e.mode().is_blob() => Ok(Some(self.blob(e.object_id())?)),
             _ => Ok(None),
         }
-    }
-
-    /// Starts building commits on top of `parent` (`None` for the first commit of a branch).
-    pub fn builder(&self, parent: Option<ObjectId>) -> CommitBuilder {
-        CommitBuilder { mirror: self.clone(), parent, files: Vec::new() }
     }
 }
 
@@ -247,7 +260,7 @@ impl std::str::FromStr for Identity {
 
 /// Builds a chain of commits, one per [`CommitBuilder::commit`] call, in the mirror's object database.
 pub struct CommitBuilder {
-    mirror: Mirror,
+    reader: Reader,
     parent: Option<ObjectId>,
     files: Vec<(String, Option<Vec<u8>>)>,
 }
@@ -264,7 +277,7 @@ impl CommitBuilder {
             return Ok(content.clone());
         }
         match self.parent {
-            Some(parent) => self.mirror.file_at(parent, path),
+            Some(parent) => self.reader.file_at(parent, path),
             None => Ok(None),
         }
     }
@@ -276,14 +289,14 @@ impl CommitBuilder {
 
     /// Writes the staged files as one commit on top of the previous one, and returns its id.
     pub fn commit(&mut self, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
-        let repo = self.mirror.local();
+        let repo = &self.reader.repo;
         let base = match self.parent {
             Some(p) => repo.find_commit(p).map_err(objects)?.tree_id().map_err(objects)?.detach(),
             None => ObjectId::empty_tree(repo.object_hash()),
         };
         let mut editor = repo.edit_tree(base).map_err(objects)?;
         for (path, content) in self.files.drain(..) {
-            let full = crate::layout::in_subdir(&self.mirror.subdir, &path);
+            let full = crate::layout::in_subdir(&self.reader.subdir, &path);
             match content {
                 Some(bytes) => {
                     let blob = repo.write_blob(&bytes).map_err(objects)?.detach();

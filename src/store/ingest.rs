@@ -31,7 +31,7 @@ impl ParsedCommit {
         seq: u64,
         previous: Option<gix::ObjectId>,
     ) -> Result<Self, GitError> {
-        let changes = mirror.diff(previous, info.subtree)?;
+        let changes = mirror.reader().diff(previous, info.subtree)?;
         let to_parse: Vec<(&str, gix::ObjectId)> =
             changes.iter().filter_map(|c| Some((c.path.as_str(), c.new?))).collect();
         let threads =
@@ -42,10 +42,11 @@ impl ParsedCommit {
                 .chunks(chunk)
                 .map(|files| {
                     scope.spawn(move || {
+                        let reader = mirror.reader();
                         files
                             .iter()
                             .map(|(path, blob)| {
-                                let parsed = match mirror.blob(*blob) {
+                                let parsed = match reader.blob(*blob) {
                                     Ok(bytes) => document::parse_file(path, &bytes),
                                     Err(e) => ParsedFile {
                                         objects: Vec::new(),
@@ -347,7 +348,7 @@ fn read_document(
     key: &ObjectKey,
     state: &State,
 ) -> Option<Value> {
-    let bytes = mirror.file_at(info.id, &location.path).ok()??;
+    let bytes = mirror.reader().file_at(info.id, &location.path).ok()??;
     let parsed = document::parse_file(&location.path, &bytes);
     let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
     let matches = state.key_of(&found.value).as_ref() == Some(key) || group_kind(&found.value) == key.gk;

@@ -246,15 +246,16 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: Objec
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let commits = match mirror.first_parent_chain(current, tip)? {
+        let reader = mirror.reader();
+        let commits = match reader.first_parent_chain(current, tip)? {
             Some(chain) => {
-                let previous = current.map(|c| mirror.commit_info(c)).transpose()?.and_then(|i| i.subtree);
+                let previous = current.map(|c| reader.commit_info(c)).transpose()?.and_then(|i| i.subtree);
                 read_chain(&mirror, &store, chain, seq, previous)?
             }
             None => {
                 warn!(%tip, "the branch history was rewritten; reading it again from the start");
                 let successor = store.successor();
-                let chain = mirror.first_parent_chain(None, tip)?.unwrap_or_default();
+                let chain = reader.first_parent_chain(None, tip)?.unwrap_or_default();
                 let commits = read_chain(&mirror, &successor, chain, seq, None)?;
                 store.replace_with(successor);
                 commits
