@@ -167,6 +167,10 @@ impl Node<'_> {
                         continue;
                     }
                     let child_path = format!("{path}.{key}");
+                    // Every object has these, whether or not a CRD's schema lists them.
+                    if self.root && matches!(key.as_str(), "apiVersion" | "kind") {
+                        continue;
+                    }
                     match self.field(key) {
                         Some(node) => node.collect_unknown(child, child_path, found),
                         None if !open => found.push(child_path),

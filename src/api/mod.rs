@@ -233,8 +233,7 @@ impl Api {
 
     /// GET a scale subresource.
     pub fn get_scale(&self, target: &Target, name: &str) -> ApiResult<Reply> {
-        let obj = self.storage.get(&target.key(name)).ok_or_else(|| ApiError::not_found(target.subject(name)))?;
-        Ok(Reply::json(200, &scale_of(target, &obj)?))
+        self.scale_reply(target, &target.key(name))
     }
 
     /// POST an object.
@@ -347,7 +346,10 @@ impl Api {
             settle(&t, current, patched, sub, Some(&manager))
         };
         let verb = if sub == Some(Subresource::Status) { "patch status of" } else { "patch" };
-        let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
+        let reply = self.write(target, key.clone(), verb, opts, Box::new(mutate)).await?;
+        if sub == Some(Subresource::Scale) && !opts.dry_run {
+            return self.scale_reply(target, &key);
+        }
         Ok(Reply { warnings, ..reply })
     }
 
@@ -558,16 +560,22 @@ impl Api {
     async fn update_scale(&self, target: &Target, name: &str, body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
         let key = target.key(name);
         let t = target.clone();
+        let subject_name = name.to_string();
         let mutate = move |current: Option<&StoredObject>| {
-            let current = current.ok_or_else(|| ApiError::not_found(t.subject(&t.key(name_of(&body)).name)))?;
+            let current = current.ok_or_else(|| ApiError::not_found(t.subject(&subject_name)))?;
             check_preconditions(&t, current, &body)?;
             scaled(&t, current, &body)
         };
         let reply = self.write(target, key.clone(), "scale", opts, Box::new(mutate)).await?;
-        let obj = match opts.dry_run {
-            true => return Ok(reply),
-            false => self.storage.get(&key).ok_or_else(|| ApiError::not_found(target.subject(name)))?,
-        };
+        if opts.dry_run {
+            return Ok(reply);
+        }
+        self.scale_reply(target, &key)
+    }
+
+    /// The Scale of an object.
+    fn scale_reply(&self, target: &Target, key: &ObjectKey) -> ApiResult<Reply> {
+        let obj = self.storage.get(key).ok_or_else(|| ApiError::not_found(target.subject(&key.name)))?;
         Ok(Reply::json(200, &scale_of(target, &obj)?))
     }
 }

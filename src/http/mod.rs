@@ -338,11 +338,12 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
     verb.resource = resource.to_string();
     let target = api.target(path.group, path.version, resource, path.namespace)?;
     let method = req.method().clone();
-    let verb_allowed = |verb: &str| {
-        if target.rt.supports(verb) {
+    let mut verb_allowed = |name: &'static str| {
+        verb.name = name;
+        if target.rt.supports(name) {
             Ok(())
         } else {
-            Err(ApiError::method_not_allowed(format!("{verb} is not supported on {}", target.rt.plural)))
+            Err(ApiError::method_not_allowed(format!("{name} is not supported on {}", target.rt.plural)))
         }
     };
     let sub = subresource(&target, path.subresource)?;

@@ -127,15 +127,42 @@ fn list_items(value: &Value) -> Option<&Vec<Value>> {
     value.get("items")?.as_array()
 }
 
-fn collect(doc: u32, value: Value, out: &mut Vec<FoundObject>) {
+/// Maps whose values Kubernetes reads as strings: YAML like `replicas: 3` or `enabled: true` there
+/// is a mistake kube-apiserver would reject, and typed clients fail on the whole list it is in.
+fn string_maps(value: &Value) -> Vec<&'static str> {
+    let mut maps = vec!["/metadata/labels", "/metadata/annotations"];
+    match (value.get("apiVersion").and_then(Value::as_str), value.get("kind").and_then(Value::as_str)) {
+        (Some("v1"), Some("ConfigMap")) => maps.extend(["/data", "/binaryData"]),
+        (Some("v1"), Some("Secret")) => maps.extend(["/data", "/stringData"]),
+        _ => {}
+    }
+    maps
+}
+
+/// Why an object cannot be served as written, if it cannot.
+fn shape_error(value: &Value) -> Option<String> {
+    for map in string_maps(value) {
+        let Some(entries) = value.pointer(map).and_then(Value::as_object) else { continue };
+        if let Some((key, v)) = entries.iter().find(|(_, v)| !v.is_string()) {
+            let field = map.trim_start_matches('/').replace('/', ".");
+            return Some(format!("{field}.{key} must be a string, not {v} (quote it)"));
+        }
+    }
+    None
+}
+
+/// Adds the objects of a document (several for a `kind: List`); reports those of the wrong shape.
+fn collect(doc: u32, line: u64, value: Value, parsed: &mut ParsedFile) {
+    let mut add = |item: Option<u32>, object: Value| match shape_error(&object) {
+        None => parsed.objects.push(FoundObject { doc, item, value: object }),
+        Some(message) => parsed.errors.push(DocumentError { line, message }),
+    };
     if let Some(items) = list_items(&value) {
-        for (i, item) in items.iter().enumerate() {
-            if is_object(item) {
-                out.push(FoundObject { doc, item: Some(i as u32), value: item.clone() });
-            }
+        for (i, item) in items.iter().enumerate().filter(|(_, item)| is_object(item)) {
+            add(Some(i as u32), item.clone());
         }
     } else if is_object(&value) {
-        out.push(FoundObject { doc, item: None, value });
+        add(None, value);
     }
 }
 
@@ -148,7 +175,7 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
     };
     if is_json(path) {
         match serde_json::from_str::<Value>(text) {
-            Ok(value) => collect(0, value, &mut parsed.objects),
+            Ok(value) => collect(0, 1, value, &mut parsed),
             Err(e) => parsed.errors.push(DocumentError { line: e.line() as u64, message: e.to_string() }),
         }
         return parsed;
@@ -159,7 +186,7 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
             continue;
         }
         match parse_yaml(body) {
-            Ok(value) => collect(i as u32, value, &mut parsed.objects),
+            Ok(value) => collect(i as u32, chunk.first_line, value, &mut parsed),
             Err(mut e) => {
                 e.line += chunk.first_line - 1;
                 parsed.errors.push(e);
@@ -310,6 +337,17 @@ mod tests {
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.errors.len(), 1);
         assert!(parsed.errors[0].line >= 6, "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn unquoted_values_where_strings_belong_are_reported() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: 0\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  labels: {on: yes}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: '0'\n";
+        let parsed = parse_file("x.yaml", text.as_bytes());
+        let names: Vec<_> = parsed.objects.iter().map(|o| o.value["metadata"]["name"].clone()).collect();
+        assert_eq!(names, [json!("c")]);
+        assert_eq!(parsed.errors.len(), 2);
+        assert!(parsed.errors[0].message.contains("data.k must be a string"), "{:?}", parsed.errors);
+        assert_eq!(parsed.errors[1].line, 7);
     }
 
     #[test]

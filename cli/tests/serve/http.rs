@@ -66,8 +66,6 @@ fn metrics_count_requests_and_objects() {
 }
 
 #[test]
-#[ignore = "every request is counted with verb=\"unknown\": src/http serve() never sets Verb::name, so \
-            gitbacked_apiserver_requests_total has no verb=\"create\"/\"list\"/\"get\" after kubectl create and get"]
 fn metrics_label_requests_by_verb() {
     let server = Server::start();
     server.create_configmap("default", "counted", &[("a", "b")]);

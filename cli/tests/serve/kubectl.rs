@@ -463,8 +463,6 @@ fn explain_and_discovery() {
 }
 
 #[test]
-#[ignore = "PATCH …/deployments/web/scale answers with the Deployment instead of an autoscaling/v1 Scale, so kubectl \
-            scale exits 1 (`no kind \"Deployment\" is registered for version \"apps/v1\"`) although the write is committed"]
 fn scale_deployment() {
     let server = Server::start();
     create_settings_and_web(&server);
@@ -529,10 +527,6 @@ fn custom_resources_with_printer_columns() {
 }
 
 #[test]
-#[ignore = "fieldValidation=Strict (kubectl's default) rejects every custom resource: POST \
-            /apis/example.com/v1/namespaces/default/widgets?fieldValidation=Strict answers 400 `strict decoding \
-            error: unknown field \"apiVersion\", unknown field \"kind\"` (the CRD schema does not list them; \
-            kube-apiserver adds apiVersion, kind and metadata implicitly)"]
 fn custom_resource_created_with_default_validation() {
     let server = Server::start();
     create_widget_crd(&server);
