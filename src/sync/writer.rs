@@ -141,7 +141,9 @@ async fn push_until(
         let push = remote::push(mirror.dir(), head, &config.branch);
         let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
         match observed(&config.metrics, "push", push, outcome).await {
-            Err(e) if Instant::now() + delay < deadline => {
+            // Only an unreachable remote may come back; refused credentials or a checked-out
+            // branch will not, so the writes fail now with the clear reason.
+            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
                 warn!(error = %e, "push failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(2));
@@ -149,6 +151,21 @@ async fn push_until(
             other => return other,
         }
     }
+}
+
+/// Whether a failed push may succeed if tried again.
+fn transient(e: &GitError) -> bool {
+    use crate::git::remote::RemoteError;
+    !matches!(
+        e,
+        GitError::Remote(
+            RemoteError::UnknownHostKey { .. }
+                | RemoteError::AuthenticationFailed { .. }
+                | RemoteError::RepositoryNotFound { .. }
+                | RemoteError::CheckedOutBranch { .. }
+                | RemoteError::Credentials(_)
+        )
+    )
 }
 
 /// Writes one mutation into the files and makes it a commit. Returns `false` when it changes nothing.
