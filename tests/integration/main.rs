@@ -9,6 +9,7 @@ mod http;
 mod remotes;
 mod repo;
 mod semantics;
+mod servers;
 mod support;
 mod watch;
 mod webhooks;

@@ -4,7 +4,6 @@
 //! remote on another machine (a remote on this machine is watched directly and needs no webhook),
 //! and polls it only once an hour: whatever it serves after a person's push came through the webhook.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -17,6 +16,7 @@ use kube::Api;
 use serde_json::Value;
 use tower::ServiceExt;
 
+use crate::servers::{Server, git_daemon};
 use crate::support::{Remote, configmap, options, within};
 
 const SECRET: &str = "It's a Secret to Everybody";
@@ -24,38 +24,16 @@ const SECRET: &str = "It's a Secret to Everybody";
 /// A push event, roughly as GitHub sends it (only the signature over the bytes matters).
 const PUSH: &str = r#"{"ref":"refs/heads/main","before":"0000000","after":"1111111","repository":{"full_name":"acme/state"},"pusher":{"name":"a-person"}}"#;
 
-/// `git daemon` serving the remote read-only on a loopback port; stopped on drop.
+/// `git daemon` serving the remote on a loopback port; stopped on drop.
 struct Daemon {
-    child: Child,
+    _server: Server,
     url: String,
 }
 
 impl Daemon {
     fn start(remote: &Remote) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("git")
-            .args(["daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1"])
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", remote.dir.path().display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon starts");
-        let daemon = Daemon { child, url: format!("git://127.0.0.1:{port}/remote.git") };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !Command::new("git").args(["ls-remote", &daemon.url]).output().is_ok_and(|o| o.status.success()) {
-            assert!(Instant::now() < deadline, "git daemon did not answer on {}", daemon.url);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let (server, port) = git_daemon(remote.dir.path(), &remote.dir.path().join("daemon.log"));
+        Daemon { _server: server, url: format!("git://127.0.0.1:{port}/remote.git") }
     }
 }
 
