@@ -117,3 +117,14 @@ fn tls_serves_kubectl() {
     let plain = curl(&format!("http://{}/healthz", server.addr));
     assert!(!plain.starts_with("ok"), "plain HTTP answered on the TLS port: {plain}");
 }
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let mut server = Server::start();
+    server.create_configmap("default", "before-stop", &[("a", "b")]);
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}: {}", server.log());
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+    // What was acknowledged is in the remote.
+    assert!(server.remote.file("default/configmaps/before-stop.yaml").is_some());
+}

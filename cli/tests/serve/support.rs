@@ -264,6 +264,21 @@ impl Server {
         panic!("gitbacked serve could not bind a port: {last_error}")
     }
 
+    /// Sends SIGTERM and waits (bounded) for the process to exit; its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self._process.0.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self._process.0.try_wait().expect("wait for gitbacked") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "gitbacked did not stop after SIGTERM: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
