@@ -30,39 +30,105 @@ struct Committed {
     deleted: bool,
 }
 
+/// Where a batch is.
+enum Attempt {
+    /// Evaluate every write on the synced tip and build one commit per write.
+    Stage { writes: Vec<PendingWrite>, tries: usize },
+    /// Push the commits built, then answer each write from the store.
+    Push { committed: Vec<Committed>, head: gix::ObjectId, tries: usize },
+    /// Another writer was first: bring the store to the new tip, then stage again.
+    Replay { writes: Vec<PendingWrite>, tries: usize },
+    /// Every write of the batch is answered (or deferred).
+    Done,
+}
+
+/// One batch on its way to the remote.
+struct Batch<'a> {
+    mirror: &'a Arc<Mirror>,
+    store: &'a Arc<Store>,
+    config: &'a SyncConfig,
+    deadline: Instant,
+    /// Second writes to an object already written in this batch: they wait for the next one.
+    deferred: Vec<PendingWrite>,
+}
+
 /// Takes a batch to the remote. Returns the writes deferred to the next batch (a second write
 /// to an object already written in this batch waits for the first one's resourceVersion).
 pub(super) async fn write_batch(
     mirror: &Arc<Mirror>,
     store: &Arc<Store>,
     config: &SyncConfig,
-    mut batch: Vec<PendingWrite>,
+    writes: Vec<PendingWrite>,
 ) -> Vec<PendingWrite> {
     let deadline = Instant::now() + config.write_timeout;
-    let mut deferred = Vec::new();
-    for attempt in 1..=MAX_ATTEMPTS {
-        let (base, _) = store.tip();
-        let mut builder = mirror.builder(base);
+    let mut batch = Batch { mirror, store, config, deadline, deferred: Vec::new() };
+    let mut attempt = Attempt::Stage { writes, tries: 1 };
+    while !matches!(attempt, Attempt::Done) {
+        attempt = batch.step(attempt).await;
+    }
+    batch.deferred
+}
+
+impl Batch<'_> {
+    async fn step(&mut self, attempt: Attempt) -> Attempt {
+        match attempt {
+            Attempt::Stage { writes, tries } => self.stage(writes, tries),
+            Attempt::Push { committed, head, tries } => {
+                match push_until(self.mirror, self.config, head, self.deadline).await {
+                    Ok(PushOutcome::Pushed) => {
+                        answer(self.mirror, self.store, committed, head).await;
+                        Attempt::Done
+                    }
+                    Ok(PushOutcome::Rejected) => {
+                        Attempt::Replay { writes: committed.into_iter().map(|c| c.pending).collect(), tries }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "push failed");
+                        fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
+                        Attempt::Done
+                    }
+                }
+            }
+            Attempt::Replay { writes, tries } => {
+                debug!(tries, "push rejected: another writer was first; replaying on the new tip");
+                if tries >= MAX_ATTEMPTS || Instant::now() >= self.deadline {
+                    fail_all(writes, "the remote kept moving; gave up replaying");
+                    return Attempt::Done;
+                }
+                if let Err(e) = fetch_and_advance(self.mirror, self.store, self.config).await {
+                    warn!(error = %e, "fetch after a rejected push failed");
+                }
+                Attempt::Stage { writes, tries: tries + 1 }
+            }
+            Attempt::Done => Attempt::Done,
+        }
+    }
+
+    /// Evaluates each write against the store and commits its change on top of the previous one.
+    fn stage(&mut self, writes: Vec<PendingWrite>, tries: usize) -> Attempt {
+        let (base, _) = self.store.tip();
+        let mut builder = self.mirror.builder(base);
         let mut committed: Vec<Committed> = Vec::new();
         let mut written: HashSet<ObjectKey> = HashSet::new();
-        let registry = store.registry();
-        for mut pending in batch.drain(..) {
+        let registry = self.store.registry();
+        for mut pending in writes {
             if written.contains(&pending.write.key) {
-                deferred.push(pending);
+                self.deferred.push(pending);
                 continue;
             }
-            let before = store.get(&pending.write.key);
+            let before = self.store.get(&pending.write.key);
+            let key = &pending.write.key;
             let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
-                stage(
+                let changed = stage(
                     &mut builder,
                     &registry,
-                    &pending.write.key,
+                    key,
                     before.as_deref(),
                     &mutation,
                     &pending.write.description,
-                    config,
-                )
-                .map(|changed| (mutation, changed))
+                    self.config,
+                )?;
+                Ok((mutation, changed))
             });
             match result {
                 Err(e) => {
@@ -80,47 +146,29 @@ pub(super) async fn write_batch(
                 }
             }
         }
-        let Some(head) = builder.head().filter(|_| !committed.is_empty()) else {
-            return deferred;
-        };
-        match push_until(mirror, config, head, deadline).await {
-            Ok(PushOutcome::Pushed) => {
-                let applied = advance(mirror, store, head).await;
-                for c in committed {
-                    let outcome = match &applied {
-                        Err(e) => Err(ApiError::internal(format!("pushed, but reading the commit back failed: {e}"))),
-                        Ok(()) if c.deleted => c
-                            .before
-                            .map(WriteOutcome::Deleted)
-                            .ok_or_else(|| ApiError::internal("deleted object vanished")),
-                        Ok(()) => store
-                            .get(&c.pending.write.key)
-                            .map(WriteOutcome::Stored)
-                            .ok_or_else(|| ApiError::internal("written object is not in the store")),
-                    };
-                    let _ = c.pending.reply.send(outcome);
-                }
-                return deferred;
-            }
-            Ok(PushOutcome::Rejected) => {
-                debug!(attempt, "push rejected: another writer was first; replaying on the new tip");
-                if let Err(e) = fetch_and_advance(mirror, store, config).await {
-                    warn!(error = %e, "fetch after a rejected push failed");
-                }
-                batch = committed.into_iter().map(|c| c.pending).collect();
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "push failed");
-                fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
-                return deferred;
-            }
+        match builder.head().filter(|_| !committed.is_empty()) {
+            Some(head) => Attempt::Push { committed, head, tries },
+            None => Attempt::Done,
         }
     }
-    fail_all(batch, "the remote kept moving; gave up replaying");
-    deferred
+}
+
+/// Reads the pushed commits into the store and answers each write from there.
+async fn answer(mirror: &Arc<Mirror>, store: &Arc<Store>, committed: Vec<Committed>, head: gix::ObjectId) {
+    let applied = advance(mirror, store, head).await;
+    for c in committed {
+        let outcome = match &applied {
+            Err(e) => Err(ApiError::internal(format!("pushed, but reading the commit back failed: {e}"))),
+            Ok(()) if c.deleted => {
+                c.before.map(WriteOutcome::Deleted).ok_or_else(|| ApiError::internal("deleted object vanished"))
+            }
+            Ok(()) => store
+                .get(&c.pending.write.key)
+                .map(WriteOutcome::Stored)
+                .ok_or_else(|| ApiError::internal("written object is not in the store")),
+        };
+        let _ = c.pending.reply.send(outcome);
+    }
 }
 
 fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
