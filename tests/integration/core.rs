@@ -68,3 +68,38 @@ async fn a_persons_commits_are_served() {
     assert!(api.get("a").await.is_err());
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn kubes_recorder_publishes_events_that_stay_out_of_git() {
+    use k8s_openapi::api::events::v1::Event as K8sEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let remote = Remote::new();
+    let store = open(&remote).await;
+    let client = store.client();
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let subject = api.create(&PostParams::default(), &cm("subject", "1")).await.unwrap();
+    let commits = remote.log().len();
+
+    let reporter = Reporter { controller: "test-controller".into(), instance: Some("pod-1".into()) };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let reference = kube::Resource::object_ref(&subject, &());
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Synced".into(),
+        note: Some("hello".into()),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    // The second publish of the same event patches its series count.
+    recorder.publish(&event, &reference).await.unwrap();
+    recorder.publish(&event, &reference).await.unwrap();
+
+    let events: Api<K8sEvent> = Api::namespaced(client, "default");
+    let listed = events.list(&Default::default()).await.unwrap().items;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].reason.as_deref(), Some("Synced"));
+    assert_eq!(listed[0].series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(remote.log().len(), commits, "events are never committed");
+    store.close().await.unwrap();
+}
