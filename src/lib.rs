@@ -76,6 +76,9 @@ pub struct Options {
     pub create_branch: bool,
     /// Author and committer of the commits written.
     pub author: Identity,
+    /// Sign each commit, with the key and format git's own configuration names (`gpg.format`,
+    /// `user.signingkey`, in the mirror's, the global or the system configuration).
+    pub sign_commits: bool,
     /// How long a write may wait for the remote before it fails with 503 ServiceUnavailable.
     pub write_timeout: Duration,
     /// How long Events live in memory.
@@ -99,6 +102,7 @@ impl Default for Options {
             git_token_file: None,
             create_branch: false,
             author: Identity::default(),
+            sign_commits: false,
             write_timeout: Duration::from_secs(30),
             event_ttl: Duration::from_secs(3600),
             watch_window: 100_000,
@@ -175,6 +179,7 @@ impl GitStore {
             branch,
             interval: options.interval,
             author: options.author.clone(),
+            sign_commits: options.sign_commits,
             write_timeout: options.write_timeout,
             event_ttl: options.event_ttl,
             metrics: metrics.clone(),

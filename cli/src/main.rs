@@ -94,6 +94,10 @@ struct Serve {
     /// Author and committer of the commits written, "Name <email>".
     #[arg(long, env = "GITBACKED_AUTHOR", default_value = "gitbacked <gitbacked@localhost>")]
     author: Identity,
+    /// Sign every commit, with the key and format git's own configuration names (`gpg.format`,
+    /// `user.signingkey` in the global or system git config, or in the mirror under --cache-dir).
+    #[arg(long, env = "GITBACKED_SIGN_COMMITS")]
+    sign_commits: bool,
     /// File holding the secret shared with the git host's webhook (GitHub, GitLab, Gitea): serves
     /// POST /hooks/git, which syncs now. Without it, /hooks/git is not served (404).
     #[arg(long, env = "GITBACKED_WEBHOOK_SECRET_FILE")]
@@ -285,6 +289,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         git_token_file: args.git_token_file,
         create_branch: args.create_branch,
         author: args.author,
+        sign_commits: args.sign_commits,
         webhook_secret,
         ..Default::default()
     };

@@ -104,8 +104,10 @@ impl Mirror {
     }
 
     /// Starts building commits on top of `parent` (`None` for the first commit of a branch).
-    pub fn builder(&self, parent: Option<ObjectId>) -> CommitBuilder {
-        CommitBuilder { reader: self.reader(), parent, files: Vec::new() }
+    /// With `sign`, commits are made by `git commit-tree -S`, signed as git's own configuration
+    /// says (`gpg.format`, `user.signingkey`).
+    pub fn builder(&self, parent: Option<ObjectId>, sign: bool) -> CommitBuilder {
+        CommitBuilder { reader: self.reader(), parent, files: Vec::new(), sign, dir: self.dir.clone() }
     }
 }
 
@@ -261,6 +263,8 @@ impl std::str::FromStr for Identity {
 /// Builds a chain of commits, one per [`CommitBuilder::commit`] call, in the mirror's object database.
 pub struct CommitBuilder {
     reader: Reader,
+    sign: bool,
+    dir: PathBuf,
     parent: Option<ObjectId>,
     files: Vec<(String, Option<Vec<u8>>)>,
 }
@@ -308,6 +312,17 @@ impl CommitBuilder {
             }
         }
         let tree = editor.write().map_err(objects)?.detach();
+        let id = if self.sign {
+            self.signed_commit(tree, message, author, time)?
+        } else {
+            self.plain_commit(tree, message, author, time)?
+        };
+        self.parent = Some(id);
+        Ok(id)
+    }
+
+    fn plain_commit(&self, tree: ObjectId, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
+        let repo = &self.reader.repo;
         let signature = gix::actor::Signature {
             name: author.name.as_str().into(),
             email: author.email.as_str().into(),
@@ -322,8 +337,30 @@ impl CommitBuilder {
             message: format!("{message}\n").into(),
             extra_headers: Vec::new(),
         };
-        let id = repo.write_object(&commit).map_err(objects)?.detach();
-        self.parent = Some(id);
-        Ok(id)
+        Ok(repo.write_object(&commit).map_err(objects)?.detach())
+    }
+
+    /// The same commit, made and signed by git.
+    fn signed_commit(&self, tree: ObjectId, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
+        let date = format!("{time} +0000");
+        let mut command = std::process::Command::new("git");
+        command.arg("-C").arg(&self.dir).args(["commit-tree", "-S", "-m", message]).arg(tree.to_string());
+        if let Some(parent) = self.parent {
+            command.arg("-p").arg(parent.to_string());
+        }
+        for who in ["AUTHOR", "COMMITTER"] {
+            command.env(format!("GIT_{who}_NAME"), &author.name).env(format!("GIT_{who}_EMAIL"), &author.email);
+            command.env(format!("GIT_{who}_DATE"), &date);
+        }
+        let output = command
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| GitError::Command(format!("git commit-tree: {e}")))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(GitError::Command(format!("signing the commit failed: {}", stderr.trim())));
+        }
+        ObjectId::from_hex(String::from_utf8_lossy(&output.stdout).trim().as_bytes()).map_err(objects)
     }
 }

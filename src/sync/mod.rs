@@ -30,6 +30,8 @@ pub struct SyncConfig {
     pub interval: Duration,
     /// Author and committer of the commits written.
     pub author: Identity,
+    /// Sign commits as git's configuration says.
+    pub sign_commits: bool,
     /// How long a write may wait for the remote before it fails with 503.
     pub write_timeout: Duration,
     /// How long in-memory objects (Events) live.

@@ -107,7 +107,7 @@ impl Batch<'_> {
     /// Evaluates each write against the store and commits its change on top of the previous one.
     fn stage(&mut self, writes: Vec<PendingWrite>, tries: usize) -> Attempt {
         let (base, _) = self.store.tip();
-        let mut builder = self.mirror.builder(base);
+        let mut builder = self.mirror.builder(base, self.config.sign_commits);
         let mut committed: Vec<Committed> = Vec::new();
         let mut written: HashSet<ObjectKey> = HashSet::new();
         let registry = self.store.registry();

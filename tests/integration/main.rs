@@ -10,6 +10,7 @@ mod remotes;
 mod repo;
 mod semantics;
 mod servers;
+mod signing;
 mod support;
 mod watch;
 mod webhooks;
