@@ -1,6 +1,7 @@
 //! The HTTP surface: one axum `Router` that maps Kubernetes REST paths onto the [`Api`]. The
 //! in-process client and `gitbacked serve` use this very Router.
 
+mod protobuf;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -286,6 +287,7 @@ fn parse_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
             document::parse_yaml(text)
                 .map_err(|e| ApiError::bad_request(format!("invalid YAML body at line {}: {}", e.line, e.message)))?
         }
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(bytes)?,
         other => {
             return Err(ApiError::unsupported_media_type(format!(
                 "the media type {other:?} is not supported for this request"
