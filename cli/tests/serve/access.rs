@@ -43,7 +43,7 @@ fn token_file_guards_the_api_but_not_health() {
 fn token_file_with_kubectl() {
     let certs = tempfile::tempdir().unwrap();
     let Some(tls) = self_signed(certs.path()) else { return };
-    let server = Server::start_with(ServeOptions { tls: Some(tls), token: Some(TOKEN.into()) });
+    let server = Server::start_with(ServeOptions { tls: Some(tls), token: Some(TOKEN.into()), ..Default::default() });
     // `kubeconfig` carries the token; `no-token` is what `gitbacked kubeconfig` writes without one.
     server.write_kubeconfig("no-token", None);
     server.write_kubeconfig("wrong-token", Some("not-the-token"));
@@ -92,7 +92,7 @@ fn self_signed(server_dir: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
 fn tls_serves_kubectl() {
     let certs = tempfile::tempdir().unwrap();
     let Some(tls) = self_signed(certs.path()) else { return };
-    let server = Server::start_with(ServeOptions { tls: Some(tls), token: Some(TOKEN.into()) });
+    let server = Server::start_with(ServeOptions { tls: Some(tls), token: Some(TOKEN.into()), ..Default::default() });
     assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
     let kubeconfig = std::fs::read_to_string(server.path("kubeconfig")).unwrap();
     assert!(kubeconfig.contains("insecure-skip-tls-verify: true"), "{kubeconfig}");

@@ -6,4 +6,5 @@ mod access;
 mod http;
 mod kubectl;
 mod python;
+mod soak;
 mod support;

@@ -181,6 +181,10 @@ pub struct ServeOptions {
     pub token: Option<String>,
     /// Serve HTTPS with this certificate and key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Serve this repository (`--repo`, e.g. a `git://` URL) instead of the temp-dir remote.
+    pub repo: Option<String>,
+    /// Keep the mirror here (`--cache-dir`) instead of in the temp dir, e.g. to restart on it.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A child process, killed and reaped on drop.
@@ -206,7 +210,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().unwrap().port()
 }
 
@@ -228,14 +233,16 @@ impl Server {
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
             let log = dir.path().join(format!("serve-{attempt}.log"));
             let mut cmd = Command::new(GITBACKED);
+            let repo = options.repo.clone().unwrap_or_else(|| remote.path().display().to_string());
+            let cache_dir = options.cache_dir.clone().unwrap_or_else(|| dir.path().join(format!("mirror-{attempt}")));
             cmd.arg("serve")
                 .arg("--repo")
-                .arg(remote.path())
+                .arg(repo)
                 .arg("--listen")
                 .arg(addr.to_string())
                 .args(["--interval", "200ms"])
                 .arg("--cache-dir")
-                .arg(dir.path().join(format!("mirror-{attempt}")))
+                .arg(cache_dir)
                 .env("RUST_LOG", "info")
                 .env("NO_COLOR", "1")
                 .stdin(Stdio::null())
