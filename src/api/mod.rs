@@ -778,13 +778,8 @@ fn ordered(value: Value) -> Value {
 
 /// Five random characters from the apiserver's alphabet, for generateName.
 fn random_suffix() -> String {
-    use std::hash::{BuildHasher, Hasher};
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
-    );
-    let mut bits = hasher.finish();
+    let mut bits = object::random();
     (0..5)
         .map(|_| {
             let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;

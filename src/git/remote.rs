@@ -555,8 +555,10 @@ pub async fn push(dir: &Path, commit: ObjectId, branch: &str) -> Result<PushOutc
         Some(' ' | '+' | '=' | '*' | '-') if output.status.success() => Ok(PushOutcome::Pushed),
         Some('!') => {
             let summary = line.unwrap_or_default();
-            if summary.contains("fetch first") || summary.contains("non-fast-forward") || summary.contains("stale info")
-            {
+            // Another writer moved the branch first, or updated it at the same moment (the remote
+            // could not lock or update the ref): fetch and replay.
+            let raced = ["fetch first", "non-fast-forward", "stale info", "failed to update ref", "failed to lock"];
+            if raced.iter().any(|r| summary.contains(r)) {
                 Ok(PushOutcome::Rejected)
             } else if CHECKED_OUT.iter().any(|p| summary.contains(p)) {
                 Err(checked_out())

@@ -192,6 +192,17 @@ pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
+/// 64 random bits (std's per-process random hash keys, mixed with the clock): for names and delays,
+/// not for secrets.
+pub fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+    );
+    hasher.finish()
+}
+
 /// A stable UUID-shaped id from a string, via git's own object hashing.
 pub fn stable_uid(seed: &str) -> String {
     let id = gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, seed.as_bytes())

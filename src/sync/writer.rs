@@ -20,8 +20,15 @@ use crate::layout::{self, document};
 use crate::registry::Registry;
 use crate::store::{ObjectKey, Store, StoredObject};
 
-/// How many times a batch is replayed on a moving remote before its writes fail.
-const MAX_ATTEMPTS: usize = 16;
+/// How many times a batch is replayed on a moving remote before its writes fail (the write
+/// timeout bounds it too).
+const MAX_ATTEMPTS: usize = 64;
+
+/// A random delay of up to 10 ms × 2^tries (at most 640 ms) before replaying.
+fn backoff(tries: usize) -> std::time::Duration {
+    let ceiling = 10u64 << tries.min(6);
+    std::time::Duration::from_millis(crate::store::object::random() % ceiling)
+}
 
 /// A write that made it into a commit of the batch being pushed.
 struct Committed {
@@ -95,6 +102,9 @@ impl Batch<'_> {
                     fail_all(writes, "the remote kept moving; gave up replaying");
                     return Attempt::Done;
                 }
+                // Writers that keep colliding back off by a random, growing delay, so that one of
+                // them gets through instead of all retrying in lockstep.
+                tokio::time::sleep(backoff(tries)).await;
                 if let Err(e) = fetch_and_advance(self.mirror, self.store, self.config).await {
                     warn!(error = %e, "fetch after a rejected push failed");
                 }

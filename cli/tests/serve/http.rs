@@ -141,8 +141,11 @@ fn bad_input_is_refused_and_commits_nothing() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "typed"}});
     let r = post(&server, CONFIGMAPS, &[("Content-Type", "text/plain")], cm.to_string());
     assert_status(&r, 415, "UnsupportedMediaType");
-    let r = post(&server, CONFIGMAPS, &[("Content-Type", "application/vnd.kubernetes.protobuf")], cm.to_string());
+    let r = post(&server, CONFIGMAPS, &[("Content-Type", "application/cbor")], cm.to_string());
     assert_status(&r, 415, "UnsupportedMediaType");
+    // A protobuf body that is not protobuf (JSON sent under the protobuf type).
+    let r = post(&server, CONFIGMAPS, &[("Content-Type", "application/vnd.kubernetes.protobuf")], cm.to_string());
+    assert_status(&r, 400, "BadRequest");
     let r =
         server.http("PATCH", &format!("{CONFIGMAPS}/typed"), &[("Content-Type", "text/plain")], Some(b"{}".to_vec()));
     assert_status(&r, 415, "UnsupportedMediaType");
