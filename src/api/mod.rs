@@ -368,6 +368,10 @@ impl Api {
             .clone()
             .ok_or_else(|| ApiError::bad_request("PATCH, fieldManager is required for apply requests"))?;
         check_kind(target, &config)?;
+        // An applied configuration may leave the name to the URL, as kube-apiserver allows.
+        if name_of(&config).is_empty() {
+            metadata_mut(&mut config).insert("name".into(), Value::String(name.to_string()));
+        }
         if name_of(&config) != name {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",

@@ -6,6 +6,7 @@ mod core;
 mod example;
 mod faults;
 mod http;
+mod leases;
 mod remotes;
 mod repo;
 mod semantics;
