@@ -1,0 +1,82 @@
+//! `gitbacked-bench`: the benchmarks of issue 5, with baselines measured side by side in the same run.
+//!
+//! `cargo run --release -p gitbacked-bench -- all [--quick] [--sizes 1000,10000,100000] [--markdown out.md]`
+//!
+//! Nothing here asserts on timings: the numbers are printed as a table and as markdown.
+
+mod http;
+mod measure;
+mod repogen;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gitbacked-bench", about = "Benchmarks for gitbacked, with baselines side by side")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs every measurement and prints the table (and markdown).
+    All(AllArgs),
+    /// Opens a store in this fresh process and prints its peak RSS (used by the memory measurement).
+    #[command(hide = true)]
+    ChildOpen {
+        /// The remote.
+        url: String,
+    },
+    /// Generates a repository of `objects` objects, keeps it and prints the remote's path (for profiling).
+    #[command(hide = true)]
+    Generate {
+        /// How many objects.
+        objects: usize,
+    },
+}
+
+/// Options of `all`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AllArgs {
+    /// A tiny repository and few iterations: the whole run takes well under a minute.
+    #[arg(long)]
+    pub quick: bool,
+    /// Repository sizes in objects, comma-separated (default 1000,10000,100000; 300 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Vec<usize>,
+    /// Also writes the results as markdown to this file.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// How many times each measurement runs (default 3; 2 with --quick).
+    #[arg(long)]
+    pub runs: Option<usize>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Cmd::All(args) => {
+            let report = runtime.block_on(measure::all(&args))?;
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            println!("{}", report.table());
+            if let Some(path) = &args.markdown {
+                std::fs::write(path, report.markdown(&command))?;
+                eprintln!("markdown written to {}", path.display());
+            }
+            Ok(())
+        }
+        Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),
+        Cmd::Generate { objects } => {
+            let repo = repogen::generate(objects)?;
+            println!("{}", repo.local_url());
+            // Kept for the caller, who removes it.
+            std::mem::forget(repo);
+            Ok(())
+        }
+    }
+}

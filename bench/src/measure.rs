@@ -1,0 +1,752 @@
+//! The measurements, in the order of priority: writes, cold and warm sync, incremental sync, reads,
+//! propagation and memory. Each baseline is measured in the same run on the same repository.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt};
+use gitbacked::{GitStore, Options};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+
+use crate::AllArgs;
+use crate::repogen::{self, Repo};
+use crate::report::{Report, median, percentile};
+
+/// Prints a progress line to stderr, with the time since the start.
+pub fn progress(message: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "[{:>7.1}s] {message}", start.elapsed().as_secs_f64());
+}
+
+/// How much work each measurement does.
+struct Plan {
+    runs: usize,
+    writes_per_level: usize,
+    baseline_writes: usize,
+    gets: usize,
+    lists: usize,
+    samples: usize,
+    poll_samples: usize,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn options(interval: Duration) -> Options {
+    Options { interval, write_timeout: Duration::from_secs(120), ..Default::default() }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Runs everything and returns the report.
+pub async fn all(args: &AllArgs) -> Result<Report> {
+    progress(&format!("gitbacked-bench on {}", crate::report::machine()));
+    let plan = if args.quick {
+        Plan {
+            runs: args.runs.unwrap_or(2),
+            writes_per_level: 16,
+            baseline_writes: 3,
+            gets: 200,
+            lists: 3,
+            samples: 4,
+            poll_samples: 2,
+        }
+    } else {
+        Plan {
+            runs: args.runs.unwrap_or(3),
+            writes_per_level: 256,
+            baseline_writes: 20,
+            gets: 5000,
+            lists: 10,
+            samples: 30,
+            poll_samples: 15,
+        }
+    };
+    let mut sizes = args.sizes.clone();
+    if sizes.is_empty() {
+        sizes = if args.quick { vec![300] } else { vec![1000, 10_000, 100_000] };
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    let largest = *sizes.last().context("no sizes")?;
+    // Writes, reads and memory run on the 10k and larger repositories (on the largest one when none is).
+    let mut big: Vec<usize> = sizes.iter().copied().filter(|&n| n >= 10_000 || args.quick).collect();
+    if big.is_empty() {
+        big.push(largest);
+    }
+    let mut report = Report::default();
+    if args.quick {
+        report
+            .notes
+            .push("--quick: a tiny repository and few runs; the numbers only show that the benchmark runs".into());
+    }
+    let mut floors = Vec::new();
+    for &n in &sizes {
+        progress(&format!("generating a repository of {n} objects"));
+        let started = Instant::now();
+        let repo = repogen::generate(n)?;
+        progress(&format!(
+            "generated {} objects in {} files, {:.1} MB of YAML ({:.0} bytes/object) in {:.1} s",
+            repo.objects,
+            repo.files.len(),
+            repo.yaml_bytes() as f64 / 1e6,
+            repo.yaml_bytes() as f64 / repo.objects as f64,
+            started.elapsed().as_secs_f64()
+        ));
+        let parse = cold_sync(&repo, &plan, &mut report).await?;
+        floors.push((n, parse));
+        if big.contains(&n) {
+            writes(&repo, &plan, &mut report).await?;
+            reads(&repo, &plan, &mut report).await?;
+            memory(&repo, &plan, &mut report)?;
+        }
+        if n == big[0] {
+            propagation(&repo, &plan, &mut report).await?;
+        }
+        if n == largest {
+            incremental(&repo, &plan, parse, &mut report).await?;
+        }
+    }
+    goals(&mut report, &sizes, &big, largest);
+    report.skipped.push("writes against git daemon (only the local bare remote is measured)".into());
+    report
+        .skipped
+        .push("a progress line inside GitStore::open (objects indexed, rate): the library exposes none".into());
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+async fn writes(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
+    let section = format!("Writes ({} objects, local bare remote)", repo.objects);
+    let store = GitStore::open(&repo.local_url(), options(HOUR)).await?;
+    let client = store.client();
+    let total_cms = repogen::configmap_count(repo.objects - 1);
+    for writers in [1usize, 4, 16, 64] {
+        let per_writer = plan.writes_per_level.div_ceil(writers).max(2);
+        let (mut rates, mut p50s, mut p99s, mut batches, mut push_ms) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for run in 0..plan.runs {
+            let (pushes_before, push_seconds_before) = pushes(&store).await?;
+            progress(&format!("{section}: {writers} writers × {per_writer} writes, run {}/{}", run + 1, plan.runs));
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for w in 0..writers {
+                let (name, ns, _, _) = repogen::configmap(w % total_cms, 0);
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+                tasks.push(tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_writer);
+                    for j in 0..per_writer {
+                        let patch = serde_json::json!({"data": {"bench": format!("{writers}-{run}-{j}")}});
+                        let t = Instant::now();
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
+                        latencies.push(ms(t.elapsed()));
+                    }
+                    anyhow::Ok(latencies)
+                }));
+            }
+            let mut latencies = Vec::new();
+            for t in tasks {
+                latencies.extend(t.await??);
+            }
+            rates.push(latencies.len() as f64 / started.elapsed().as_secs_f64());
+            p50s.push(percentile(&latencies, 50.0));
+            p99s.push(percentile(&latencies, 99.0));
+            let (pushes_after, push_seconds_after) = pushes(&store).await?;
+            let count = (pushes_after - pushes_before).max(1.0);
+            batches.push(latencies.len() as f64 / count);
+            push_ms.push((push_seconds_after - push_seconds_before) * 1000.0 / count);
+        }
+        report.add(
+            &section,
+            format!("{writers} writers: writes per git push (group commit)"),
+            "",
+            batches,
+            String::new(),
+        );
+        report.add(
+            &section,
+            format!("{writers} writers: mean git push time (store /metrics)"),
+            "ms",
+            push_ms,
+            String::new(),
+        );
+        report.add(&section, format!("{writers} writers: acknowledged writes/s"), "1/s", rates, String::new());
+        report.add(&section, format!("{writers} writers: p50 latency"), "ms", p50s, String::new());
+        report.add(&section, format!("{writers} writers: p99 latency"), "ms", p99s, String::new());
+    }
+    store.close().await?;
+
+    // Baseline: the prototype's approach, one `git add && git commit && git push` per write.
+    let dir = tempfile::tempdir()?;
+    let wt = dir.path().join("wt");
+    progress(&format!("{section}: baseline, cloning a work tree"));
+    repogen::git(dir.path(), &["clone", "--quiet", &repo.local_url(), wt.to_str().context("utf-8")?])?;
+    repogen::git(&wt, &["config", "user.name", "Bench"])?;
+    repogen::git(&wt, &["config", "user.email", "bench@localhost"])?;
+    let mut latencies = Vec::new();
+    for j in 0..plan.baseline_writes {
+        let (_, _, path, text) = repogen::configmap(j % total_cms, 1000 + j);
+        let t = Instant::now();
+        std::fs::write(wt.join(&path), text)?;
+        repogen::git(&wt, &["add", &path])?;
+        repogen::git(&wt, &["commit", "--quiet", "-m", "baseline write"])?;
+        repogen::git(&wt, &["push", "--quiet", "origin", "main"])?;
+        latencies.push(ms(t.elapsed()));
+    }
+    let rate = 1000.0 / median(&latencies);
+    let ratio = |name: &str, report: &Report| {
+        report.get(&section, name).map(|v| format!("{:.1}× the git CLI baseline", v / rate)).unwrap_or_default()
+    };
+    for w in [1, 4, 16, 64] {
+        let name = format!("{w} writers: acknowledged writes/s");
+        let note = ratio(&name, report);
+        if let Some(row) = report.rows.iter_mut().find(|r| r.section == section && r.name == name) {
+            row.note = note;
+        }
+    }
+    report.add(
+        &section,
+        "baseline: git add && commit && push per write (1 writer)",
+        "ms",
+        latencies.clone(),
+        format!("{rate:.1} writes/s"),
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cold sync and warm restart
+
+/// Returns the median time to parse every YAML file on all cores (the full-rescan baseline).
+async fn cold_sync(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<f64> {
+    let section = format!("Cold sync and warm restart ({} objects)", repo.objects);
+    let mut opens = Vec::new();
+    for run in 0..plan.runs {
+        progress(&format!("{section}: cold GitStore::open, run {}/{}", run + 1, plan.runs));
+        let t = Instant::now();
+        let store = GitStore::open(&repo.local_url(), options(HOUR)).await?;
+        opens.push(ms(t.elapsed()));
+        let objects = store.store().stats().objects;
+        if objects < repo.objects {
+            bail!("the store holds {objects} objects, the repository {}", repo.objects);
+        }
+        store.close().await?;
+    }
+    let mut clones = Vec::new();
+    for _ in 0..plan.runs {
+        clones.push(ms(clone_bare(repo)?));
+    }
+    let mut parses = Vec::new();
+    for _ in 0..plan.runs {
+        let files = repo.files.clone();
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || parse_all(&files, false)).await??;
+        parses.push(ms(t.elapsed()));
+    }
+    let floor = median(&clones) + median(&parses);
+    let cold = median(&opens);
+    report.add(
+        &section,
+        "cold: GitStore::open → ready (empty cache)",
+        "ms",
+        opens,
+        format!("{:.2}× the floor", cold / floor),
+    );
+    report.add(&section, "floor: git clone --bare --no-local", "ms", clones.clone(), String::new());
+    report.add(&section, "floor: parse every YAML file (serde-saphyr, all cores)", "ms", parses.clone(), String::new());
+    report.add(&section, "floor: clone + parse", "ms", vec![floor], "sum of the medians".into());
+
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("mirror.git");
+    let warm_options = || Options { cache_dir: Some(cache.clone()), ..options(HOUR) };
+    GitStore::open(&repo.local_url(), warm_options()).await?.close().await?;
+    let mut warm = Vec::new();
+    for run in 0..plan.runs {
+        progress(&format!("{section}: warm GitStore::open, run {}/{}", run + 1, plan.runs));
+        let t = Instant::now();
+        let store = GitStore::open(&repo.local_url(), warm_options()).await?;
+        warm.push(ms(t.elapsed()));
+        store.close().await?;
+    }
+    let ratio = median(&warm) / median(&clones);
+    report.add(
+        &section,
+        "warm: GitStore::open with the cache of a previous run, no upstream change",
+        "ms",
+        warm,
+        format!("{ratio:.2}× git clone --bare"),
+    );
+    Ok(median(&parses))
+}
+
+fn clone_bare(repo: &Repo) -> Result<Duration> {
+    let dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    repogen::git(dir.path(), &["clone", "--quiet", "--bare", "--no-local", &repo.local_url(), "copy.git"])?;
+    Ok(t.elapsed())
+}
+
+/// Parses every document of every file on all cores; returns the total JSON size when asked.
+fn parse_all(files: &[(String, String)], json_size: bool) -> Result<usize> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<usize> {
+                    let mut bytes = 0;
+                    for (path, text) in part {
+                        for doc in text.split("\n---\n") {
+                            let value: serde_json::Value =
+                                serde_saphyr::from_str(doc).with_context(|| format!("parsing {path}"))?;
+                            if json_size {
+                                bytes += serde_json::to_vec(&value)?.len();
+                            }
+                        }
+                    }
+                    Ok(bytes)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("parser thread")).sum()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incremental sync
+
+/// The store's own /metrics text.
+async fn metrics(store: &GitStore) -> Result<String> {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::get("/metrics").body(axum::body::Body::empty())?;
+    let response = store.router().oneshot(request).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Sums the samples of a metric whose line starts with `prefix` and contains `label`.
+fn metric_sum(text: &str, prefix: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Total seconds the store spent in git operations, from its /metrics.
+async fn git_seconds(store: &GitStore) -> Result<f64> {
+    Ok(metric_sum(&metrics(store).await?, "gitbacked_git_operation_duration_seconds_sum", ""))
+}
+
+/// git pushes so far and the seconds they took, from the store's /metrics.
+async fn pushes(store: &GitStore) -> Result<(f64, f64)> {
+    let text = metrics(store).await?;
+    let label = "operation=\"push\"";
+    Ok((
+        metric_sum(&text, "gitbacked_git_operation_duration_seconds_count", label),
+        metric_sum(&text, "gitbacked_git_operation_duration_seconds_sum", label),
+    ))
+}
+
+type Watch = futures::stream::BoxStream<'static, kube::Result<WatchEvent<ConfigMap>>>;
+
+async fn watch_configmaps(store: &GitStore) -> Result<Watch> {
+    let api: Api<ConfigMap> = Api::all(store.client());
+    let revision = store.store().revision().to_string();
+    Ok(api.watch(&WatchParams::default().timeout(290), &revision).await?.boxed())
+}
+
+/// Waits until every object in `names` was modified.
+async fn await_events(watch: &mut Watch, names: &[String]) -> Result<()> {
+    let mut waiting: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let wait = async {
+        while !waiting.is_empty() {
+            match watch.try_next().await? {
+                Some(WatchEvent::Modified(cm)) | Some(WatchEvent::Added(cm)) => {
+                    waiting.remove(cm.metadata.name.as_deref().unwrap_or_default());
+                }
+                Some(WatchEvent::Error(e)) => bail!("watch error: {e:?}"),
+                Some(_) => {}
+                None => bail!("the watch ended"),
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait).await.context("no event within 60 s")?
+}
+
+async fn incremental(repo: &Repo, plan: &Plan, parse_ms: f64, report: &mut Report) -> Result<()> {
+    let section = format!("Incremental sync ({} objects)", repo.objects);
+    // A URL the store does not recognize as local: only `sync()` brings the commit in.
+    let store = GitStore::open(&repo.polled_url(), options(HOUR)).await?;
+    let mut watch = watch_configmaps(&store).await?;
+    let (mut first, mut round) = (0, 1);
+    for count in [1usize, 10, 100] {
+        let (mut totals, mut after_fetch) = (Vec::new(), Vec::new());
+        for run in 0..plan.runs {
+            progress(&format!("{section}: a commit changing {count} objects, run {}/{}", run + 1, plan.runs));
+            let names = tokio::task::block_in_place(|| repogen::change_configmaps(repo, first, count, round))?;
+            first += count;
+            round += 1;
+            let git_before = git_seconds(&store).await?;
+            let t = Instant::now();
+            store.sync().await?;
+            await_events(&mut watch, &names).await?;
+            let total = ms(t.elapsed());
+            let git = (git_seconds(&store).await? - git_before) * 1000.0;
+            totals.push(total);
+            after_fetch.push((total - git).max(0.0));
+        }
+        let ratio = parse_ms / median(&after_fetch).max(0.001);
+        report.add(&section, format!("{count} objects: sync() → events at a watcher"), "ms", totals, String::new());
+        report.add(
+            &section,
+            format!("{count} objects: fetch done → events at a watcher"),
+            "ms",
+            after_fetch,
+            format!("full re-parse takes {ratio:.1}× as long"),
+        );
+    }
+    report.add(
+        &section,
+        "baseline: full rescan (re-parse of the whole tree, all cores)",
+        "ms",
+        vec![parse_ms],
+        "a lower bound: reading the blobs is not counted".into(),
+    );
+    store.close().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
+    let section = format!("Reads ({} objects)", repo.objects);
+    let store = GitStore::open(&repo.local_url(), options(HOUR)).await?;
+    let client = store.client();
+    let (name, ns, _, _) = repogen::configmap(3, 0);
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let key = gitbacked::store::ObjectKey {
+        gk: gitbacked::registry::GroupKind { group: String::new(), kind: "ConfigMap".into() },
+        namespace: ns.clone(),
+        name: name.clone(),
+    };
+    let (mut gets, mut gets99, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..plan.runs {
+        progress(&format!("{section}: in-process GET × {}, run {}/{}", plan.gets, run + 1, plan.runs));
+        let mut latencies = Vec::with_capacity(plan.gets);
+        for _ in 0..plan.gets {
+            let t = Instant::now();
+            api.get(&name).await?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        gets.push(median(&latencies));
+        gets99.push(percentile(&latencies, 99.0));
+        let t = Instant::now();
+        for _ in 0..plan.gets {
+            std::hint::black_box(store.store().get(&key).context("object")?);
+        }
+        direct.push(t.elapsed().as_secs_f64() * 1e6 / plan.gets as f64);
+    }
+    report.add(&section, "in-process GET (kube Api::get on store.client()), p50", "µs", gets, String::new());
+    report.add(&section, "in-process GET, p99", "µs", gets99, String::new());
+    report.add(&section, "store.get (index lookup only)", "µs", direct, String::new());
+
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    let params = ListParams::default().limit(10_000);
+    let mut lists = Vec::new();
+    let mut items = 0;
+    for _ in 0..plan.runs * plan.lists {
+        let t = Instant::now();
+        items = all.list(&params).await?.items.len();
+        lists.push(ms(t.elapsed()));
+    }
+    report.add(
+        &section,
+        format!("in-process LIST of {items} ConfigMaps (typed, kube Api::list)"),
+        "ms",
+        lists,
+        String::new(),
+    );
+
+    // Over HTTP: the same Router served by axum on loopback, a keep-alive load loop.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(axum::serve(listener, store.router()).into_future());
+    let path = Arc::new(format!("/api/v1/namespaces/{ns}/configmaps/{name}"));
+    let connections = 8;
+    let (mut p50s, mut p99s, mut rates) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..plan.runs {
+        progress(&format!(
+            "{section}: HTTP GET × {} on {connections} connections, run {}/{}",
+            plan.gets,
+            run + 1,
+            plan.runs
+        ));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let path = path.clone();
+            let per = plan.gets / connections;
+            tasks.push(tokio::spawn(async move {
+                let mut conn = crate::http::Conn::connect(addr).await?;
+                let mut latencies = Vec::with_capacity(per);
+                for _ in 0..per {
+                    let t = Instant::now();
+                    let (status, _) = conn.get(&path).await?;
+                    if status != 200 {
+                        bail!("GET answered {status}");
+                    }
+                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                Ok(latencies)
+            }));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        rates.push(latencies.len() as f64 / started.elapsed().as_secs_f64());
+        p50s.push(percentile(&latencies, 50.0));
+        p99s.push(percentile(&latencies, 99.0));
+    }
+    report.add(&section, format!("HTTP GET, {connections} connections: p50"), "µs", p50s, String::new());
+    report.add(&section, format!("HTTP GET, {connections} connections: p99"), "µs", p99s, String::new());
+    report.add(&section, format!("HTTP GET, {connections} connections: throughput"), "1/s", rates, String::new());
+    let mut conn = crate::http::Conn::connect(addr).await?;
+    let (mut lists, mut bytes) = (Vec::new(), 0);
+    for _ in 0..plan.runs * plan.lists {
+        let t = Instant::now();
+        let (status, len) = conn.get("/api/v1/configmaps?limit=10000").await?;
+        if status != 200 {
+            bail!("LIST answered {status}");
+        }
+        lists.push(ms(t.elapsed()));
+        bytes = len;
+    }
+    report.add(
+        &section,
+        format!("HTTP LIST of {items} ConfigMaps"),
+        "ms",
+        lists,
+        format!("{:.1} MB of JSON", bytes as f64 / 1e6),
+    );
+    server.abort();
+    store.close().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Propagation
+
+/// The shared secret of the webhook in the propagation measurement.
+const WEBHOOK_SECRET: &str = "gitbacked-bench-secret";
+
+/// Delivers a GitLab-style push webhook to the store's Router (in-process); returns the status.
+async fn deliver_webhook(store: &GitStore) -> Result<u16> {
+    use tower::ServiceExt;
+    let request = axum::http::Request::post("/hooks/git")
+        .header("x-gitlab-token", WEBHOOK_SECRET)
+        .header("x-gitlab-event", "Push Hook")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(r#"{"object_kind":"push","ref":"refs/heads/main"}"#))?;
+    Ok(store.router().oneshot(request).await?.status().as_u16())
+}
+
+async fn propagation(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
+    let section = format!("Propagation: a person's push → event at a kube watcher ({} objects)", repo.objects);
+    let modes: [(&str, String, Duration, bool, usize); 3] = [
+        ("local-path remote (watched every 50 ms)", repo.local_url(), HOUR, false, plan.samples),
+        ("webhook (POST /hooks/git right after the push)", repo.polled_url(), HOUR, true, plan.samples),
+        ("polling every 1 s", repo.polled_url(), Duration::from_secs(1), false, plan.poll_samples),
+    ];
+    // Objects far from the ones the other measurements change.
+    let mut first = repogen::configmap_count(repo.objects - 1) / 2;
+    for (mode, url, interval, webhook, samples) in modes {
+        let secret = webhook.then(|| WEBHOOK_SECRET.to_string());
+        let store = GitStore::open(&url, Options { webhook_secret: secret, ..options(interval) }).await?;
+        let mut watch = watch_configmaps(&store).await?;
+        let mut latencies = Vec::new();
+        for s in 0..samples {
+            progress(&format!("{section}: {mode}, sample {}/{samples}", s + 1));
+            let names = tokio::task::block_in_place(|| repogen::change_configmaps(repo, first, 1, 5000 + s))?;
+            first += 1;
+            let t = Instant::now();
+            if webhook {
+                let status = deliver_webhook(&store).await?;
+                if status != 200 {
+                    bail!("the webhook answered {status}");
+                }
+            }
+            await_events(&mut watch, &names).await?;
+            latencies.push(ms(t.elapsed()));
+            // Not in lockstep with the poll interval.
+            tokio::time::sleep(Duration::from_millis(37 * (s as u64 % 7))).await;
+        }
+        let p99 = percentile(&latencies, 99.0);
+        report.add(&section, mode, "ms", latencies, format!("p99 {p99:.0} ms"));
+        store.close().await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+fn memory(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
+    let section = format!("Memory ({} objects)", repo.objects);
+    let json = parse_all(&repo.files, true)? as f64 / 1e6;
+    let runs = plan.runs.min(2);
+    let mut peaks = Vec::new();
+    for run in 0..runs {
+        progress(&format!("{section}: a fresh process opens the store, run {}/{runs}", run + 1));
+        peaks.push(child_peak(&repo.local_url())?);
+    }
+    let empty = repogen::generate(0)?;
+    let fixed = child_peak(&empty.local_url())?;
+    let peak = median(&peaks);
+    report.add(
+        &section,
+        "peak RSS (VmHWM) of a process that opened the store",
+        "MB",
+        peaks,
+        format!("{:.1}× the JSON; (peak − fixed cost) = {:.1}× the JSON", peak / json, (peak - fixed) / json),
+    );
+    report.add(
+        &section,
+        "peak RSS of the same process on a repository with no objects (fixed cost)",
+        "MB",
+        vec![fixed],
+        String::new(),
+    );
+    report.add(&section, "JSON size of the objects (as written, compact)", "MB", vec![json], String::new());
+    Ok(())
+}
+
+/// Runs `child-open` in a fresh process; returns its peak RSS in MB.
+fn child_peak(url: &str) -> Result<f64> {
+    let out = std::process::Command::new(std::env::current_exe()?).args(["child-open", url]).output()?;
+    if !out.status.success() {
+        bail!("child-open failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kb: f64 = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("hwm_kb="))
+        .and_then(|v| v.parse().ok())
+        .context("child output")?;
+    Ok(kb * 1024.0 / 1e6)
+}
+
+/// The hidden subcommand: opens the store and prints the peak RSS of this process.
+pub async fn child_open(url: &str) -> Result<()> {
+    let store = GitStore::open(url, options(HOUR)).await?;
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("0")
+            .to_string()
+    };
+    println!("hwm_kb={} rss_kb={} objects={}", field("VmHWM:"), field("VmRSS:"), store.store().stats().objects);
+    store.close().await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Goals
+
+fn goals(report: &mut Report, sizes: &[usize], big: &[usize], largest: usize) {
+    let objects = |n: usize| n + 1;
+    if let (Some(cold), Some(floor)) = (
+        report.get(&cold_section(largest), "cold: GitStore::open → ready (empty cache)"),
+        report.get(&cold_section(largest), "floor: clone + parse"),
+    ) {
+        let ratio = cold / floor;
+        report.goal(
+            format!("cold sync ≤ 1.3× the floor ({} objects)", objects(largest)),
+            format!("{cold:.0} ms vs floor {floor:.0} ms = {ratio:.2}×"),
+            ratio <= 1.3,
+        );
+    }
+    for &n in sizes {
+        let section = cold_section(n);
+        let warm = "warm: GitStore::open with the cache of a previous run, no upstream change";
+        if let (Some(w), Some(c)) =
+            (report.get(&section, warm), report.get(&section, "floor: git clone --bare --no-local"))
+        {
+            report.goal(
+                format!("warm restart ≤ 2× git clone --bare ({} objects)", objects(n)),
+                format!("{w:.0} ms vs {c:.0} ms = {:.2}×", w / c),
+                w / c <= 2.0,
+            );
+        }
+    }
+    let inc = format!("Incremental sync ({} objects)", objects(largest));
+    if let (Some(one), Some(hundred)) = (
+        report.get(&inc, "1 objects: fetch done → events at a watcher"),
+        report.get(&inc, "100 objects: fetch done → events at a watcher"),
+    ) {
+        report.goal(
+            "incremental sync proportional to the change (100 objects vs 1 object; ≤ 100×, far below a rescan)",
+            format!("{one:.1} ms for 1, {hundred:.1} ms for 100"),
+            hundred <= one * 100.0
+                && report
+                    .get(&inc, "baseline: full rescan (re-parse of the whole tree, all cores)")
+                    .is_some_and(|r| hundred < r),
+        );
+    }
+    for &n in big {
+        let section = format!("Writes ({} objects, local bare remote)", objects(n));
+        if let (Some(rate), Some(p99)) =
+            (report.get(&section, "16 writers: acknowledged writes/s"), report.get(&section, "16 writers: p99 latency"))
+        {
+            report.goal(
+                format!("≥ 500 writes/s and p99 ≤ 100 ms at 16 writers ({} objects)", objects(n)),
+                format!("{rate:.0} writes/s, p99 {p99:.0} ms"),
+                rate >= 500.0 && p99 <= 100.0,
+            );
+        }
+        let section = format!("Reads ({} objects)", objects(n));
+        if let Some(get) = report.get(&section, "in-process GET (kube Api::get on store.client()), p50") {
+            report.goal(
+                format!("in-process GET ≤ 20 µs ({} objects)", objects(n)),
+                format!("{get:.1} µs"),
+                get <= 20.0,
+            );
+        }
+        let list = report.rows.iter().find(|r| r.section == section && r.name.starts_with("HTTP LIST of"));
+        if let Some(row) = list {
+            let v = row.median();
+            report.goal(format!("{} ≤ 50 ms ({} objects)", row.name, objects(n)), format!("{v:.1} ms"), v <= 50.0);
+        }
+        let section = format!("Memory ({} objects)", objects(n));
+        if let (Some(peak), Some(json)) = (
+            report.get(&section, "peak RSS (VmHWM) of a process that opened the store"),
+            report.get(&section, "JSON size of the objects (as written, compact)"),
+        ) {
+            report.goal(
+                format!("peak RSS ≤ 3× the JSON size ({} objects)", objects(n)),
+                format!("{peak:.0} MB vs {json:.1} MB = {:.1}×", peak / json),
+                peak <= 3.0 * json,
+            );
+        }
+    }
+}
+
+fn cold_section(n: usize) -> String {
+    format!("Cold sync and warm restart ({} objects)", n + 1)
+}

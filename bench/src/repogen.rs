@@ -1,0 +1,223 @@
+//! Repository generation: a bare remote filled with `git fast-import` (one commit, written from stdin),
+//! and "a person's commit" that changes files on the remote's branch the same way.
+//!
+//! The mix, per 20 objects: 10 ConfigMaps in files of their own, 4 Deployments, 3 custom resources
+//! (`Widget`, defined by a CRD in the repository) and 3 ConfigMaps in multi-document files of 15.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// Namespaces objects are spread over.
+const NAMESPACES: usize = 10;
+
+/// A generated repository.
+pub struct Repo {
+    /// Keeps the directory alive.
+    pub _dir: tempfile::TempDir,
+    /// The bare remote.
+    pub remote: PathBuf,
+    /// Objects in the repository (the CRD included).
+    pub objects: usize,
+    /// Every file, as written.
+    pub files: Vec<(String, String)>,
+}
+
+impl Repo {
+    /// The remote as a path: the store watches it every 50 ms.
+    pub fn local_url(&self) -> String {
+        self.remote.display().to_string()
+    }
+
+    /// The remote as a `file://localhost/` URL: the store treats it as a network remote (polling only).
+    pub fn polled_url(&self) -> String {
+        format!("file://localhost{}", self.remote.display())
+    }
+
+    /// Total YAML bytes.
+    pub fn yaml_bytes(&self) -> usize {
+        self.files.iter().map(|(_, t)| t.len()).sum()
+    }
+}
+
+fn namespace(i: usize) -> String {
+    format!("ns-{}", i % NAMESPACES)
+}
+
+/// The index of the `k`-th ConfigMap that lives in a file of its own.
+pub fn configmap_index(k: usize) -> usize {
+    (k / 10) * 20 + k % 10
+}
+
+/// How many single-file ConfigMaps a repository of `n` objects has.
+pub fn configmap_count(n: usize) -> usize {
+    (0..n).filter(|i| i % 20 < 10).count()
+}
+
+/// Name, namespace, path and content of the `k`-th single-file ConfigMap, at `round`.
+pub fn configmap(k: usize, round: usize) -> (String, String, String, String) {
+    let i = configmap_index(k);
+    let (name, ns) = (format!("cm-{i}"), namespace(i));
+    let path = format!("{ns}/configmaps/{name}.yaml");
+    let text = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    team: team-{}\n  \
+         annotations:\n    gitbacked.dev/owner: platform-team\ndata:\n  LOG_LEVEL: info\n  \
+         FEATURE_FLAGS: \"search,export,audit\"\n  revision: \"{round}\"\n",
+        i % 7
+    );
+    (name, ns, path, text)
+}
+
+fn deployment(i: usize) -> String {
+    let ns = namespace(i);
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{i}\n  namespace: {ns}\nspec:\n  replicas: 2\n  \
+         selector:\n    matchLabels:\n      app: web-{i}\n  template:\n    metadata:\n      labels:\n        app: web-{i}\n    \
+         spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n        \
+         resources:\n          requests:\n            cpu: 100m\n            memory: 128Mi\n"
+    )
+}
+
+fn widget(i: usize) -> String {
+    let ns = namespace(i);
+    format!(
+        "apiVersion: bench.gitbacked.dev/v1\nkind: Widget\nmetadata:\n  name: w-{i}\n  namespace: {ns}\nspec:\n  size: {}\n  \
+         color: blue\n  replicas: 3\n  tier: backend\n",
+        i % 7
+    )
+}
+
+fn bundled(i: usize) -> String {
+    let ns = namespace(i);
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: multi-{i}\n  namespace: {ns}\n  \
+         labels:\n    bundle: b-{}\ndata:\n  mode: bundled\n  retries: \"3\"\n",
+        i / 100
+    )
+}
+
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.bench.gitbacked.dev
+spec:
+  group: bench.gitbacked.dev
+  scope: Namespaced
+  names:
+    plural: widgets
+    singular: widget
+    kind: Widget
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+";
+
+/// The files of a repository of `n` objects (plus the CRD).
+pub fn files(n: usize) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "_cluster/customresourcedefinitions.apiextensions.k8s.io/widgets.bench.gitbacked.dev.yaml".to_string(),
+        CRD.to_string(),
+    )];
+    let mut bundle: Option<(String, String)> = None;
+    let mut k = 0;
+    for i in 0..n {
+        match i % 20 {
+            0..=9 => {
+                let (_, _, path, text) = configmap(k, 0);
+                k += 1;
+                out.push((path, text));
+            }
+            10..=13 => out.push((format!("{}/deployments.apps/web-{i}.yaml", namespace(i)), deployment(i))),
+            14..=16 => out.push((format!("{}/widgets.bench.gitbacked.dev/w-{i}.yaml", namespace(i)), widget(i))),
+            _ => {
+                let path = format!("bundles/bundle-{}.yaml", i / 100);
+                match &mut bundle {
+                    Some((p, text)) if *p == path => {
+                        text.push_str("---\n");
+                        text.push_str(&bundled(i));
+                    }
+                    _ => {
+                        out.extend(bundle.take());
+                        bundle = Some((path, bundled(i)));
+                    }
+                }
+            }
+        }
+    }
+    out.extend(bundle);
+    out
+}
+
+/// Runs git in `dir`; fails with stderr.
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git").arg("-C").arg(dir).args(args).output().context("git runs")?;
+    if !out.status.success() {
+        bail!("git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Writes one commit with `files` on `main` of the bare repository `remote`, on top of its tip when
+/// `on_tip` (a person's commit); returns once the branch points to it.
+pub fn commit(remote: &Path, files: &[(String, String)], message: &str, on_tip: bool) -> Result<()> {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(remote)
+        .args(["fast-import", "--quiet", "--done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("git fast-import starts")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    {
+        let mut stdin = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("stdin"));
+        write!(stdin, "commit refs/heads/main\ncommitter A Person <person@example.com> {now} +0000\n")?;
+        write!(stdin, "data {}\n{message}\n", message.len() + 1)?;
+        if on_tip {
+            stdin.write_all(b"from refs/heads/main^0\n")?;
+        }
+        for (path, text) in files {
+            write!(stdin, "M 100644 inline {path}\ndata {}\n", text.len())?;
+            stdin.write_all(text.as_bytes())?;
+            stdin.write_all(b"\n")?;
+        }
+        stdin.write_all(b"\ndone\n")?;
+        stdin.flush()?;
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("git fast-import failed: {status}");
+    }
+    Ok(())
+}
+
+/// Generates a repository of `n` objects: a bare remote on branch `main` with one commit.
+pub fn generate(n: usize) -> Result<Repo> {
+    let dir = tempfile::Builder::new().prefix("gitbacked-bench-").tempdir()?;
+    let remote = dir.path().join("remote.git");
+    git(dir.path(), &["init", "--quiet", "--bare", "--initial-branch=main", remote.to_str().expect("utf-8 path")])?;
+    let files = files(n);
+    commit(&remote, &files, &format!("{n} objects"), false)?;
+    Ok(Repo { _dir: dir, remote, objects: n + 1, files })
+}
+
+/// The person changes the first `count` single-file ConfigMaps from `first` on, at `round`;
+/// returns their names.
+pub fn change_configmaps(repo: &Repo, first: usize, count: usize, round: usize) -> Result<Vec<String>> {
+    let total = configmap_count(repo.objects - 1);
+    let (mut names, mut files) = (Vec::new(), Vec::new());
+    for k in first..first + count {
+        let (name, _, path, text) = configmap(k % total, round);
+        names.push(name);
+        files.push((path, text));
+    }
+    commit(&repo.remote, &files, &format!("change {count} configmaps"), true)?;
+    Ok(names)
+}

@@ -1,0 +1,51 @@
+//! The quick mode end to end, so that the benchmark never rots. No timing is asserted: only that the run
+//! completes and that its table names every measurement.
+
+use std::process::Command;
+
+#[test]
+fn quick_mode_runs_every_measurement() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let markdown = dir.path().join("bench.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_gitbacked-bench"))
+        .args(["all", "--quick", "--markdown"])
+        .arg(&markdown)
+        .output()
+        .expect("the benchmark runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the benchmark failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let markdown = std::fs::read_to_string(&markdown).expect("markdown written");
+    for name in [
+        "Writes (",
+        "1 writers: acknowledged writes/s",
+        "4 writers: p50 latency",
+        "16 writers: p99 latency",
+        "64 writers: acknowledged writes/s",
+        "16 writers: writes per git push (group commit)",
+        "16 writers: mean git push time (store /metrics)",
+        "baseline: git add && commit && push per write",
+        "cold: GitStore::open → ready (empty cache)",
+        "floor: git clone --bare --no-local",
+        "floor: parse every YAML file",
+        "warm: GitStore::open with the cache of a previous run",
+        "1 objects: fetch done → events at a watcher",
+        "10 objects: sync() → events at a watcher",
+        "100 objects: fetch done → events at a watcher",
+        "baseline: full rescan",
+        "in-process GET (kube Api::get on store.client()), p50",
+        "in-process LIST of",
+        "HTTP GET, 8 connections: p99",
+        "HTTP LIST of",
+        "local-path remote (watched every 50 ms)",
+        "webhook (POST /hooks/git right after the push)",
+        "polling every 1 s",
+        "peak RSS (VmHWM)",
+        "(fixed cost)",
+        "JSON size of the objects",
+    ] {
+        assert!(stdout.contains(name), "the table does not name {name:?}:\n{stdout}");
+        assert!(markdown.contains(name), "the markdown does not name {name:?}");
+    }
+    assert!(stdout.contains("== Goals"), "the table has no goals:\n{stdout}");
+    assert!(markdown.contains("| goal | measured | met |"));
+}
