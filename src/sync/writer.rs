@@ -1,5 +1,5 @@
-//! Group commit. A batch of writes becomes a chain of commits, one per write, on top of the synced
-//! tip, pushed at once as a fast-forward. When another writer was first, the loop fetches, brings
+//! Group commit. A batch of writes becomes one commit on top of the synced tip, its message naming
+//! every write, pushed as a fast-forward. When another writer was first, the loop fetches, brings
 //! the store up to date and evaluates every write again on the new tip: a write whose precondition
 //! no longer holds gets its 409 from its own `mutate`, the others are pushed. Every write is
 //! answered only after the push that carries it succeeded.
@@ -129,15 +129,7 @@ impl Batch<'_> {
             let before = self.store.get(&pending.write.key);
             let key = &pending.write.key;
             let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
-                let changed = stage(
-                    &mut builder,
-                    &registry,
-                    key,
-                    before.as_deref(),
-                    &mutation,
-                    &pending.write.description,
-                    self.config,
-                )?;
+                let changed = stage(&mut builder, &registry, key, before.as_deref(), &mutation)?;
                 Ok((mutation, changed))
             });
             match result {
@@ -156,9 +148,25 @@ impl Batch<'_> {
                 }
             }
         }
-        match builder.head().filter(|_| !committed.is_empty()) {
-            Some(head) => Attempt::Push { committed, head, tries },
-            None => Attempt::Done,
+        if committed.is_empty() {
+            return Attempt::Done;
+        }
+        // One commit for the batch: it writes each tree once however many writes it carries, and
+        // its message names every write.
+        let descriptions: Vec<&str> = committed.iter().map(|c| c.pending.write.description.as_str()).collect();
+        let message = match descriptions.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{} writes\n\n{}", many.len(), many.join("\n")),
+        };
+        match builder.commit(&message, &self.config.author, crate::store::object::now()) {
+            Ok(head) => Attempt::Push { committed, head, tries },
+            Err(e) => {
+                let why = format!("building the commit failed: {e}");
+                for c in committed {
+                    let _ = c.pending.reply.send(Err(ApiError::internal(why.clone())));
+                }
+                Attempt::Done
+            }
         }
     }
 }
@@ -226,15 +234,13 @@ fn transient(e: &GitError) -> bool {
     )
 }
 
-/// Writes one mutation into the files and makes it a commit. Returns `false` when it changes nothing.
+/// Writes one mutation into the batch's files. Returns `false` when it changes nothing.
 fn stage(
     builder: &mut CommitBuilder,
     registry: &Registry,
     key: &ObjectKey,
     before: Option<&StoredObject>,
     mutation: &Mutation,
-    description: &str,
-    config: &SyncConfig,
 ) -> ApiResult<bool> {
     let internal = |e: &dyn std::fmt::Display| ApiError::internal(format!("writing {key}: {e}"));
     match (mutation, before.and_then(|b| b.location.as_ref().map(|l| (b, l)))) {
@@ -268,7 +274,6 @@ fn stage(
             builder.stage(&path, Some(text.into_bytes()));
         }
     }
-    builder.commit(description, &config.author, crate::store::object::now()).map_err(|e| internal(&e))?;
     Ok(true)
 }
 
