@@ -21,6 +21,13 @@ impl Row {
     pub fn median(&self) -> f64 {
         median(&self.values)
     }
+
+    /// The smallest and the largest value.
+    pub fn range(&self) -> (f64, f64) {
+        let min = self.values.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, max)
+    }
 }
 
 /// A goal of the issue and whether this run met it.
@@ -121,8 +128,7 @@ impl Report {
             let _ =
                 writeln!(s, "{:<w$}  {:>10} {:>10} {:>10}  {:<6} note", "measurement", "median", "min", "max", "unit");
             for r in self.rows.iter().filter(|r| r.section == section) {
-                let min = r.values.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = r.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let (min, max) = r.range();
                 let _ = writeln!(
                     s,
                     "{:<w$}  {:>10} {:>10} {:>10}  {:<6} {}",
@@ -161,8 +167,7 @@ impl Report {
             let _ = writeln!(s, "| measurement | median | min | max | unit | note |");
             let _ = writeln!(s, "|---|---:|---:|---:|---|---|");
             for r in self.rows.iter().filter(|r| r.section == section) {
-                let min = r.values.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = r.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let (min, max) = r.range();
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} |",
