@@ -27,6 +27,13 @@ fn set_value(c: &mut ConfigMap, value: &str) {
     c.data.get_or_insert_with(Default::default).insert("key".into(), value.into());
 }
 
+/// Two stores on one remote, as two processes would open it, with a ConfigMap API on each.
+async fn two_writers(remote: &Remote) -> (gitbacked::GitStore, gitbacked::GitStore, Api<ConfigMap>, Api<ConfigMap>) {
+    let (one, two) = (open(remote).await, open(remote).await);
+    let (api1, api2) = (Api::namespaced(one.client(), "default"), Api::namespaced(two.client(), "default"));
+    (one, two, api1, api2)
+}
+
 #[tokio::test]
 async fn a_restart_keeps_uids_and_resource_versions() {
     within(60, async {
@@ -83,10 +90,7 @@ async fn a_restart_keeps_uids_and_resource_versions() {
 async fn two_writers_on_one_object_one_wins_the_other_conflicts() {
     within(60, async {
         let remote = Remote::new();
-        let one = open(&remote).await;
-        let two = open(&remote).await;
-        let api1: Api<ConfigMap> = Api::namespaced(one.client(), "default");
-        let api2: Api<ConfigMap> = Api::namespaced(two.client(), "default");
+        let (one, two, api1, api2) = two_writers(&remote).await;
         api1.create(&PostParams::default(), &cm("shared", "0")).await.unwrap();
         two.sync().await.unwrap();
 
@@ -749,10 +753,7 @@ async fn when_two_files_claim_one_object_the_first_by_path_wins() {
 async fn two_writers_creating_one_name_one_gets_already_exists() {
     within(60, async {
         let remote = Remote::new();
-        let one = open(&remote).await;
-        let two = open(&remote).await;
-        let api1: Api<ConfigMap> = Api::namespaced(one.client(), "default");
-        let api2: Api<ConfigMap> = Api::namespaced(two.client(), "default");
+        let (one, two, api1, api2) = two_writers(&remote).await;
         let commits = remote.commit_count();
         let pp = PostParams::default();
         let (c1, c2) = (cm("same", "one"), cm("same", "two"));
