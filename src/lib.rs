@@ -53,7 +53,7 @@ pub enum Error {
 }
 
 /// How a [`GitStore`] reaches and uses its repository.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// The branch objects live on; default: the remote's default branch (`main` for an empty remote).
     pub branch: Option<String>,
@@ -88,6 +88,28 @@ pub struct Options {
     /// The secret shared with the git host's webhook: with it the Router serves `POST /hooks/git`,
     /// which syncs now (GitHub, GitLab and Gitea formats; see [`http::webhook`]). Default: not served.
     pub webhook_secret: Option<String>,
+}
+
+/// Shows every option but the webhook secret, so that logging the options cannot leak it.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("branch", &self.branch)
+            .field("subdirectory", &self.subdirectory)
+            .field("interval", &self.interval)
+            .field("cache_dir", &self.cache_dir)
+            .field("ssh_key", &self.ssh_key)
+            .field("known_hosts", &self.known_hosts)
+            .field("git_token_file", &self.git_token_file)
+            .field("create_branch", &self.create_branch)
+            .field("author", &self.author)
+            .field("sign_commits", &self.sign_commits)
+            .field("write_timeout", &self.write_timeout)
+            .field("event_ttl", &self.event_ttl)
+            .field("watch_window", &self.watch_window)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -221,5 +243,15 @@ impl GitStore {
     pub async fn close(self) -> Result<(), Error> {
         let _ = self.shutdown.send(sync::Command::Shutdown).await;
         self.task.await.map_err(|e| Error::Sync(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_webhook_secret_is_not_printed() {
+        let options = super::Options { webhook_secret: Some("hunter2".into()), ..Default::default() };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("webhook_secret: Some(\"***\")"), "{shown}");
     }
 }
