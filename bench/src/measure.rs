@@ -157,9 +157,7 @@ async fn writes(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
             for t in tasks {
                 latencies.extend(t.await??);
             }
-            rates.push(latencies.len() as f64 / started.elapsed().as_secs_f64());
-            p50s.push(percentile(&latencies, 50.0));
-            p99s.push(percentile(&latencies, 99.0));
+            record_run(&latencies, started, [&mut rates, &mut p50s, &mut p99s]);
             let (pushes_after, push_seconds_after) = pushes(&store).await?;
             let count = (pushes_after - pushes_before).max(1.0);
             batches.push(latencies.len() as f64 / count);
@@ -517,9 +515,7 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
         for t in tasks {
             latencies.extend(t.await??);
         }
-        rates.push(latencies.len() as f64 / started.elapsed().as_secs_f64());
-        p50s.push(percentile(&latencies, 50.0));
-        p99s.push(percentile(&latencies, 99.0));
+        record_run(&latencies, started, [&mut rates, &mut p50s, &mut p99s]);
     }
     report.add(&section, format!("HTTP GET, {connections} connections: p50"), "µs", p50s, String::new());
     report.add(&section, format!("HTTP GET, {connections} connections: p99"), "µs", p99s, String::new());
@@ -749,4 +745,11 @@ fn goals(report: &mut Report, sizes: &[usize], big: &[usize], largest: usize) {
 
 fn cold_section(n: usize) -> String {
     format!("Cold sync and warm restart ({} objects)", n + 1)
+}
+
+/// Adds one run's throughput (per second since `started`), p50 and p99 of `latencies` to the series.
+fn record_run(latencies: &[f64], started: Instant, [rates, p50s, p99s]: [&mut Vec<f64>; 3]) {
+    rates.push(latencies.len() as f64 / started.elapsed().as_secs_f64());
+    p50s.push(percentile(latencies, 50.0));
+    p99s.push(percentile(latencies, 99.0));
 }
