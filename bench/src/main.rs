@@ -54,6 +54,26 @@ pub struct AllArgs {
     /// How many times each measurement runs (default 3; 2 with --quick).
     #[arg(long)]
     pub runs: Option<usize>,
+    /// Runs only these measurements (default: all of them).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub only: Vec<Measurement>,
+}
+
+/// One measurement of `all`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measurement {
+    /// Cold sync and warm restart, with the floor.
+    Cold,
+    /// Acknowledged writes.
+    Writes,
+    /// In-process and HTTP reads.
+    Reads,
+    /// Peak RSS.
+    Memory,
+    /// A person's push → watch event.
+    Propagation,
+    /// Incremental sync of the largest repository.
+    Incremental,
 }
 
 fn main() -> Result<()> {

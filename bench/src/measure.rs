@@ -12,7 +12,7 @@ use gitbacked::{GitStore, Options};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 
-use crate::AllArgs;
+use crate::{AllArgs, Measurement};
 use crate::repogen::{self, Repo};
 use crate::report::{Report, median, percentile};
 
@@ -87,7 +87,6 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
             .notes
             .push("--quick: a tiny repository and few runs; the numbers only show that the benchmark runs".into());
     }
-    let mut floors = Vec::new();
     for &n in &sizes {
         progress(&format!("generating a repository of {n} objects"));
         let started = Instant::now();
@@ -100,18 +99,27 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
             repo.yaml_bytes() as f64 / repo.objects as f64,
             started.elapsed().as_secs_f64()
         ));
-        let parse = cold_sync(&repo, &plan, &mut report).await?;
-        floors.push((n, parse));
+        let runs = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
+        // The incremental baseline is the floor's parse, measured with the cold sync.
+        if runs(Measurement::Cold) || (n == largest && runs(Measurement::Incremental)) {
+            let parse = cold_sync(&repo, &plan, &mut report).await?;
+            if n == largest && runs(Measurement::Incremental) {
+                incremental(&repo, &plan, parse, &mut report).await?;
+            }
+        }
         if big.contains(&n) {
-            writes(&repo, &plan, &mut report).await?;
-            reads(&repo, &plan, &mut report).await?;
-            memory(&repo, &plan, &mut report)?;
+            if runs(Measurement::Writes) {
+                writes(&repo, &plan, &mut report).await?;
+            }
+            if runs(Measurement::Reads) {
+                reads(&repo, &plan, &mut report).await?;
+            }
+            if runs(Measurement::Memory) {
+                memory(&repo, &plan, &mut report)?;
+            }
         }
-        if n == big[0] {
+        if n == big[0] && runs(Measurement::Propagation) {
             propagation(&repo, &plan, &mut report).await?;
-        }
-        if n == largest {
-            incremental(&repo, &plan, parse, &mut report).await?;
         }
     }
     goals(&mut report, &sizes, &big, largest);
