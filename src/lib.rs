@@ -36,6 +36,7 @@ use std::time::Duration;
 
 pub use git::Identity;
 use git::{GitError, Mirror, remote};
+use registry::Home;
 use store::Store;
 
 /// Errors from opening or closing a [`GitStore`].
@@ -161,12 +162,19 @@ fn local_path(url: &str) -> Option<PathBuf> {
     (path.starts_with('/') && std::path::Path::new(path).exists()).then(|| PathBuf::from(path))
 }
 
+/// The ref that keeps the Leases of `branch`: `refs/gitbacked/leases/<branch>`. Leader election
+/// renews a Lease every few seconds; on a ref of its own that history never floods the branch
+/// people read, while every process on the remote still sees it (fetched and pushed with the same
+/// fast-forward compare-and-swap as the branch).
+pub fn lease_ref(branch: &str) -> String {
+    format!("refs/gitbacked/leases/{branch}")
+}
+
 /// The Kubernetes API on a git repository.
 pub struct GitStore {
     handle: sync::Handle,
     router: axum::Router,
-    task: tokio::task::JoinHandle<()>,
-    shutdown: tokio::sync::mpsc::Sender<sync::Command>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
     _cache: Option<tempfile::TempDir>,
 }
 
@@ -195,10 +203,10 @@ impl GitStore {
         };
         remote::configure(mirror.dir(), &url, &credentials).await?;
         let branch = remote::resolve_branch(mirror.dir(), options.branch.as_deref(), options.create_branch).await?;
-        let store = Arc::new(Store::new(options.watch_window));
+        let store = Arc::new(Store::new(options.watch_window, Home::Branch));
         let metrics = Arc::new(metrics::Metrics::new(store.clone()));
         let config = sync::SyncConfig {
-            branch,
+            reference: format!("refs/heads/{branch}"),
             interval: options.interval,
             author: options.author.clone(),
             sign_commits: options.sign_commits,
@@ -207,16 +215,20 @@ impl GitStore {
             metrics: metrics.clone(),
             local_remote: local_path(&url),
         };
-        let (syncer, commands) = sync::Syncer::start(mirror, store.clone(), config).await?;
-        let task = tokio::spawn(syncer.run());
-        let handle = sync::Handle::new(store, commands.clone(), options.event_ttl);
+        let lease_config = sync::SyncConfig { reference: lease_ref(&branch), ..config.clone() };
+        let lease_store = Arc::new(Store::new(options.watch_window, Home::Leases));
+        let (branch, leases) = tokio::try_join!(
+            sync::Channel::start(mirror.clone(), store, config),
+            sync::Channel::start(mirror, lease_store, lease_config),
+        )?;
+        let handle = sync::Handle::new(branch.0, leases.0, options.event_ttl);
         let hook = handle.clone();
         let webhook = http::webhook::Webhook::new(options.webhook_secret.as_deref(), move || {
             let handle = hook.clone();
             async move { handle.sync_now().await }
         });
         let router = http::router(api::Api::new(Arc::new(handle.clone())), metrics, webhook);
-        Ok(GitStore { handle, router, task, shutdown: commands, _cache: cache })
+        Ok(GitStore { handle, router, tasks: [branch.1, leases.1], _cache: cache })
     }
 
     /// A kube client talking to this store in-process. Must be called inside a Tokio runtime.
@@ -239,10 +251,18 @@ impl GitStore {
         self.handle.sync_now().await.map_err(Error::Sync)
     }
 
-    /// Stops the sync loop after the writes in flight, and removes a temporary mirror.
+    /// The store of the Leases, which live on their own ref (see [`lease_ref`]).
+    pub fn lease_store(&self) -> &Arc<Store> {
+        self.handle.lease_store()
+    }
+
+    /// Stops the sync loops after the writes in flight, and removes a temporary mirror.
     pub async fn close(self) -> Result<(), Error> {
-        let _ = self.shutdown.send(sync::Command::Shutdown).await;
-        self.task.await.map_err(|e| Error::Sync(e.to_string()))
+        self.handle.shutdown().await;
+        for task in self.tasks {
+            task.await.map_err(|e| Error::Sync(e.to_string()))?;
+        }
+        Ok(())
     }
 }
 

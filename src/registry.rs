@@ -61,14 +61,26 @@ pub struct ResourceType {
     pub categories: Vec<String>,
     /// Verbs the type supports.
     pub verbs: Vec<String>,
-    /// Kept in memory with a TTL, never committed to git (Events).
-    pub ephemeral: bool,
+    /// Where objects of this type are kept.
+    pub home: Home,
     /// CRD `additionalPrinterColumns` of the preferred version.
     pub printer_columns: Vec<Value>,
     /// CRD `openAPIV3Schema` per version.
     pub schemas: BTreeMap<String, Value>,
     /// Name of the CRD that defines this type, `None` for built-ins.
     pub crd: Option<String>,
+}
+
+/// Where the objects of a type are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Home {
+    /// Files on the branch people read and review.
+    Branch,
+    /// Files on a ref of their own next to the branch (`refs/gitbacked/leases/<branch>`): leader
+    /// election renews every few seconds, which must not flood the branch's history.
+    Leases,
+    /// In memory only, with a time to live (Events).
+    Memory,
 }
 
 /// JSON paths of a scale subresource, as a CRD declares them.
@@ -132,7 +144,11 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
             existing.versions.push(e.version);
             continue;
         }
-        let ephemeral = e.kind == "Event" && (e.group.is_empty() || e.group == "events.k8s.io");
+        let home = match (e.group.as_str(), e.kind.as_str()) {
+            ("" | "events.k8s.io", "Event") => Home::Memory,
+            ("coordination.k8s.io", "Lease") => Home::Leases,
+            _ => Home::Branch,
+        };
         let scale = e.scale.then(|| ScaleSubresource {
             spec_replicas_path: ".spec.replicas".into(),
             status_replicas_path: ".status.replicas".into(),
@@ -150,7 +166,7 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
             short_names: e.short_names,
             categories: e.categories,
             verbs: e.verbs,
-            ephemeral,
+            home,
             printer_columns: Vec::new(),
             schemas: BTreeMap::new(),
             crd: None,
@@ -298,7 +314,7 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, String> {
         verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
             .map(String::from)
             .to_vec(),
-        ephemeral: false,
+        home: Home::Branch,
         printer_columns: first.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
         schemas,
         crd: Some(name.to_string()),
@@ -320,7 +336,9 @@ mod tests {
         assert!(deploy.status && deploy.scale.is_some());
         let hpa = r.by_kind(&GroupKind { group: "autoscaling".into(), kind: "HorizontalPodAutoscaler".into() });
         assert_eq!(hpa.unwrap().preferred_version(), "v2");
-        assert!(r.by_plural("", "v1", "events").unwrap().ephemeral);
+        assert_eq!(r.by_plural("", "v1", "events").unwrap().home, Home::Memory);
+        assert_eq!(r.by_plural("coordination.k8s.io", "v1", "leases").unwrap().home, Home::Leases);
+        assert_eq!(r.by_plural("", "v1", "configmaps").unwrap().home, Home::Branch);
         assert!(r.by_plural("apps", "v1beta1", "deployments").is_none());
     }
 

@@ -12,9 +12,9 @@ use gitbacked::{GitStore, Options};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 
-use crate::{AllArgs, Measurement};
 use crate::repogen::{self, Repo};
 use crate::report::{Report, median, percentile};
+use crate::{AllArgs, Measurement};
 
 /// Prints a progress line to stderr, with the time since the start.
 pub fn progress(message: &str) {

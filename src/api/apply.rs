@@ -952,7 +952,7 @@ mod tests {
             short_names: Vec::new(),
             categories: Vec::new(),
             verbs: Vec::new(),
-            ephemeral: false,
+            home: crate::registry::Home::Branch,
             printer_columns: Vec::new(),
             schemas: BTreeMap::from([("v1".to_string(), schema)]),
             crd: Some("widgets.example.com".into()),

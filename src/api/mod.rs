@@ -457,7 +457,7 @@ impl Api {
             }
         }
         let list = json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind),
-            "metadata": {"resourceVersion": self.storage.revision().to_string()}, "items": deleted});
+            "metadata": {"resourceVersion": self.storage.revision(&target.rt.group_kind()).to_string()}, "items": deleted});
         Ok(Reply::json(200, &list))
     }
 

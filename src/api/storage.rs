@@ -54,12 +54,13 @@ pub trait Storage: Send + Sync + 'static {
     /// Objects of a kind, in one namespace or all, ordered by namespace and name, and the
     /// resourceVersion of that state.
     fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>);
-    /// The current resourceVersion.
-    fn revision(&self) -> u64;
-    /// Every event after a resourceVersion, oldest first.
-    fn events_since(&self, revision: u64) -> Result<Vec<WatchEvent>, Expired>;
-    /// Changes of the current resourceVersion.
-    fn subscribe(&self) -> watch::Receiver<u64>;
+    /// The current resourceVersion of the objects of a kind.
+    fn revision(&self, gk: &GroupKind) -> u64;
+    /// Every event after a resourceVersion among the objects kept with those of a kind, oldest
+    /// first (other kinds' events included: the caller filters).
+    fn events_since(&self, gk: &GroupKind, revision: u64) -> Result<Vec<WatchEvent>, Expired>;
+    /// Changes of the current resourceVersion of the objects of a kind.
+    fn subscribe(&self, gk: &GroupKind) -> watch::Receiver<u64>;
     /// Applies a write; resolves once it is durable.
     fn write(&self, write: Write) -> BoxFuture<'static, ApiResult<WriteOutcome>>;
 }

@@ -114,7 +114,7 @@ impl Watch {
     /// Reads the store's events past the cursor.
     fn catch_up(&mut self) {
         self.changes.borrow_and_update();
-        match self.api.storage.events_since(self.cursor) {
+        match self.api.storage.events_since(&self.target.rt.group_kind(), self.cursor) {
             Err(e) => self.expired(e.oldest),
             Ok(events) => {
                 for event in &events {
@@ -184,7 +184,7 @@ impl Api {
             // Without a resourceVersion (or with "0"), a watch starts with the current state.
             None => rv.is_none_or(|rv| rv == "0"),
         };
-        let changes = self.storage.subscribe();
+        let changes = self.storage.subscribe(&target.rt.group_kind());
         let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let mut watch = Watch {
             api: self.clone(),

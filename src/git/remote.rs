@@ -505,25 +505,34 @@ pub async fn default_branch(dir: &Path) -> Result<Option<String>, GitError> {
     Ok(parse_branches(&String::from_utf8_lossy(&output.stdout)).head)
 }
 
-/// The commit the remote branch points at, `None` when the branch does not exist: a cheap check
-/// before fetching.
-pub async fn remote_tip(dir: &Path, branch: &str) -> Result<Option<ObjectId>, GitError> {
-    let refname = format!("refs/heads/{branch}");
-    let (output, access) = network(dir, &["ls-remote", REMOTE, &refname]).await?;
+/// The commit a remote reference (`refs/heads/main`) points at, `None` when it does not exist: a
+/// cheap check before fetching.
+pub async fn remote_tip(dir: &Path, reference: &str) -> Result<Option<ObjectId>, GitError> {
+    let (output, access) = network(dir, &["ls-remote", REMOTE, reference]).await?;
     if !output.status.success() {
         return Err(access.failed("ls-remote", &output));
     }
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
-        .find(|l| l.split('\t').nth(1) == Some(refname.as_str()))
+        .find(|l| l.split('\t').nth(1) == Some(reference))
         .map(|l| parse_id(l.split('\t').next().unwrap_or_default()))
         .transpose()
 }
 
-/// Fetches the branch into the mirror and returns its tip (`None` when the branch does not exist).
-pub async fn fetch(dir: &Path, branch: &str) -> Result<Option<ObjectId>, GitError> {
-    let tracking = format!("refs/remotes/{REMOTE}/{branch}");
-    let refspec = format!("+refs/heads/{branch}:{tracking}");
+/// Where the mirror keeps its copy of a remote reference: `refs/remotes/origin/<branch>` for a
+/// branch, `refs/gitbacked-remote/<rest>` for any other reference.
+fn tracking(reference: &str) -> String {
+    match reference.strip_prefix("refs/heads/") {
+        Some(branch) => format!("refs/remotes/{REMOTE}/{branch}"),
+        None => format!("refs/gitbacked-remote/{}", reference.strip_prefix("refs/").unwrap_or(reference)),
+    }
+}
+
+/// Fetches a remote reference (`refs/heads/main`) into the mirror and returns its tip (`None` when
+/// it does not exist).
+pub async fn fetch(dir: &Path, reference: &str) -> Result<Option<ObjectId>, GitError> {
+    let tracking = tracking(reference);
+    let refspec = format!("+{reference}:{tracking}");
     let (output, access) =
         network(dir, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE, &refspec]).await?;
     if !output.status.success() {
@@ -540,17 +549,15 @@ pub async fn fetch(dir: &Path, branch: &str) -> Result<Option<ObjectId>, GitErro
     parse_id(&String::from_utf8_lossy(&output.stdout)).map(Some)
 }
 
-/// Pushes `commit` to the branch as a fast-forward. Never forces.
-pub async fn push(dir: &Path, commit: ObjectId, branch: &str) -> Result<PushOutcome, GitError> {
-    let refspec = format!("{commit}:refs/heads/{branch}");
+/// Pushes `commit` to a remote reference (`refs/heads/main`) as a fast-forward. Never forces.
+pub async fn push(dir: &Path, commit: ObjectId, reference: &str) -> Result<PushOutcome, GitError> {
+    let refspec = format!("{commit}:{reference}");
     let (output, access) = network(dir, &["push", "--porcelain", "--quiet", REMOTE, &refspec]).await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let checked_out =
-        || GitError::Remote(RemoteError::CheckedOutBranch { url: access.shown_url(), branch: branch.to_string() });
+    let branch = reference.strip_prefix("refs/heads/").unwrap_or(reference).to_string();
+    let checked_out = || GitError::Remote(RemoteError::CheckedOutBranch { url: access.shown_url(), branch });
     // Porcelain lines: `<flag>\t<from>:<to>\t<summary>`; `!` is a rejected ref.
-    let line = stdout
-        .lines()
-        .find(|l| l.ends_with(&format!(":refs/heads/{branch}")) || l.contains(&format!(":refs/heads/{branch}\t")));
+    let line = stdout.lines().find(|l| l.ends_with(&format!(":{reference}")) || l.contains(&format!(":{reference}\t")));
     match line.and_then(|l| l.chars().next()) {
         Some(' ' | '+' | '=' | '*' | '-') if output.status.success() => Ok(PushOutcome::Pushed),
         Some('!') => {

@@ -12,7 +12,7 @@ use super::object::{self, Derived, Location, ObjectKey, StoredObject};
 use super::{Claim, Entry, EventType, State, WatchEvent};
 use crate::git::{CommitInfo, FileChange, GitError, Mirror};
 use crate::layout::document::{self, FoundObject, ParsedFile};
-use crate::registry::{GroupKind, crd_group_kind};
+use crate::registry::{GroupKind, Home, crd_group_kind};
 
 /// A commit whose changed files have been read and parsed, ready to apply under the store's lock.
 pub struct ParsedCommit {
@@ -184,20 +184,26 @@ impl State {
             self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(value));
         } else {
             let gk = group_kind(&value);
-            let ephemeral = self.registry.by_kind(&gk).is_some_and(|rt| rt.ephemeral);
-            if ephemeral {
-                warn!(file = %location.path, kind = %gk.kind, "Events are kept in memory only; ignoring one found in git");
-            } else {
-                warn!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
-                self.unknown.insert(location.clone(), value);
+            match self.registry.by_kind(&gk).map(|rt| rt.home) {
+                Some(Home::Memory) => {
+                    warn!(file = %location.path, kind = %gk.kind, "Events are kept in memory only; ignoring one found in git")
+                }
+                Some(Home::Leases) => warn!(file = %location.path, kind = %gk.kind,
+                    "Leases are kept on their own ref (refs/gitbacked/leases/<branch>); ignoring one found on the branch"),
+                Some(Home::Branch) => warn!(file = %location.path, group = %gk.group, kind = %gk.kind,
+                    "only Leases are read from the lease ref; ignoring this document"),
+                None => {
+                    warn!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
+                    self.unknown.insert(location.clone(), value);
+                }
             }
         }
         self.files.entry(location.path.clone()).or_default().push(Claim { location, key });
     }
 
-    /// The key of a document, `None` when its kind is not served (unknown, or kept in memory only).
+    /// The key of a document, `None` when its kind is not served (unknown) or not kept here.
     fn key_of(&self, value: &Value) -> Option<ObjectKey> {
-        ObjectKey::of(&self.registry, value).filter(|(_, rt)| !rt.ephemeral).map(|(key, _)| key)
+        ObjectKey::of(&self.registry, value).filter(|(_, rt)| rt.home == self.home).map(|(key, _)| key)
     }
 
     /// Settles a touched key: picks the winning document and records the event, if any.

@@ -21,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::layout::document::DocumentError;
-use crate::registry::{GroupKind, Registry};
+use crate::registry::{GroupKind, Home, Registry};
 pub use ingest::ParsedCommit;
 pub use object::{Derived, Location, ObjectKey, StoredObject};
 
@@ -97,6 +97,8 @@ struct Entry {
 
 /// Everything behind the store's lock.
 pub(crate) struct State {
+    /// The objects this store holds: those of the types at home in its ref.
+    home: Home,
     registry: Arc<Registry>,
     objects: HashMap<GroupKind, BTreeMap<(String, String), Entry>>,
     files: HashMap<Arc<str>, Vec<Claim>>,
@@ -129,9 +131,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// An empty store that retains `log_capacity` watch events.
-    pub fn new(log_capacity: usize) -> Self {
+    /// An empty store for the objects kept at `home`, retaining `log_capacity` watch events.
+    pub fn new(log_capacity: usize, home: Home) -> Self {
         let state = State {
+            home,
             registry: Arc::new(Registry::default()),
             objects: HashMap::new(),
             files: HashMap::new(),
@@ -154,6 +157,11 @@ impl Store {
 
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the objects of this store are kept.
+    pub fn home(&self) -> Home {
+        self.read().home
     }
 
     /// The served resource types.
@@ -239,7 +247,7 @@ impl Store {
     /// this store has handed out, so that no old resourceVersion can name a new state.
     pub(crate) fn successor(&self) -> Store {
         let state = self.read();
-        let next = Store::new(state.log_capacity);
+        let next = Store::new(state.log_capacity, state.home);
         {
             let mut fresh = next.write();
             fresh.seq = state.seq;

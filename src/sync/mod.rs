@@ -18,14 +18,14 @@ use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, Storage, Write, WriteOutcome};
 use crate::git::{GitError, Identity, Mirror, remote};
 use crate::metrics::Metrics;
-use crate::registry::{GroupKind, Registry};
+use crate::registry::{GroupKind, Home, Registry};
 use crate::store::{Expired, ObjectKey, ParsedCommit, Store, StoredObject, WatchEvent};
 
 /// How the loop reaches and writes the remote.
 #[derive(Clone)]
 pub struct SyncConfig {
-    /// The branch objects live on.
-    pub branch: String,
+    /// The remote reference this loop reads and writes (`refs/heads/main`).
+    pub reference: String,
     /// How often the remote is polled.
     pub interval: Duration,
     /// Author and committer of the commits written.
@@ -52,9 +52,9 @@ struct LocalRemote {
 }
 
 impl LocalRemote {
-    fn open(dir: &std::path::Path, branch: &str) -> Option<Self> {
+    fn open(dir: &std::path::Path, reference: &str) -> Option<Self> {
         let repo = gix::open(dir).ok()?.into_sync();
-        Some(LocalRemote { repo, reference: format!("refs/heads/{branch}") })
+        Some(LocalRemote { repo, reference: reference.to_string() })
     }
 
     fn tip(&self) -> Option<ObjectId> {
@@ -125,7 +125,7 @@ impl Syncer {
     ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
         fetch_and_advance(&mirror, &store, &config).await?;
         let (tx, commands) = mpsc::channel(1024);
-        let local = config.local_remote.as_deref().and_then(|dir| LocalRemote::open(dir, &config.branch));
+        let local = config.local_remote.as_deref().and_then(|dir| LocalRemote::open(dir, &config.reference));
         let next_poll = tokio::time::Instant::now() + jitter(config.interval);
         Ok((Syncer { mirror, store, config, commands, deferred: VecDeque::new(), next_poll, local }, tx))
     }
@@ -205,8 +205,8 @@ impl Syncer {
 
     /// A cheap look at the remote tip; fetches and applies only when it moved.
     async fn poll(&mut self) -> Result<(), GitError> {
-        let (dir, branch) = (self.mirror.dir(), &self.config.branch);
-        let tip = observed(&self.config.metrics, "ls-remote", remote::remote_tip(dir, branch), |_| "ok").await?;
+        let (dir, reference) = (self.mirror.dir(), &self.config.reference);
+        let tip = observed(&self.config.metrics, "ls-remote", remote::remote_tip(dir, reference), |_| "ok").await?;
         if tip.is_some() && tip != self.store.tip().0 {
             fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
         }
@@ -228,7 +228,7 @@ pub(crate) async fn fetch_and_advance(
     store: &Arc<Store>,
     config: &SyncConfig,
 ) -> Result<(), GitError> {
-    let fetched = observed(&config.metrics, "fetch", remote::fetch(mirror.dir(), &config.branch), |_| "ok").await?;
+    let fetched = observed(&config.metrics, "fetch", remote::fetch(mirror.dir(), &config.reference), |_| "ok").await?;
     if let Some(tip) = fetched {
         advance(mirror, store, tip).await?;
     }
@@ -288,41 +288,88 @@ fn read_chain(
     Ok(commits)
 }
 
-/// The storage the API uses: reads from the store, writes through the sync loop (or straight
-/// into memory for Events).
+/// One reference of the remote (the branch, or the lease ref) with its store and its sync loop.
 #[derive(Clone)]
-pub struct Handle {
+pub(crate) struct Channel {
     store: Arc<Store>,
     commands: mpsc::Sender<Command>,
-    event_ttl: Duration,
 }
 
-impl Handle {
-    pub(crate) fn new(store: Arc<Store>, commands: mpsc::Sender<Command>, event_ttl: Duration) -> Self {
-        Handle { store, commands, event_ttl }
+impl Channel {
+    /// Brings `store` to the tip of `config.reference` (the initial sync), then runs its loop in a
+    /// task of its own.
+    pub(crate) async fn start(
+        mirror: Arc<Mirror>,
+        store: Arc<Store>,
+        config: SyncConfig,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), GitError> {
+        let (syncer, commands) = Syncer::start(mirror, store.clone(), config).await?;
+        Ok((Channel { store, commands }, tokio::spawn(syncer.run())))
     }
 
-    /// Checks the remote now; resolves once the store reflects what was found.
-    pub async fn sync_now(&self) -> Result<(), String> {
+    async fn sync_now(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::SyncNow(tx)).await.map_err(|_| "the sync loop has stopped".to_string())?;
         rx.await.map_err(|_| "the sync loop has stopped".to_string())?
     }
+}
 
-    /// The store behind the handle.
+/// The storage the API uses: reads from the stores, writes through their sync loops (or straight
+/// into memory for Events). Leases have a store and a ref of their own, so that renewals every few
+/// seconds never reach the branch people read.
+#[derive(Clone)]
+pub struct Handle {
+    branch: Channel,
+    leases: Channel,
+    event_ttl: Duration,
+}
+
+impl Handle {
+    pub(crate) fn new(branch: Channel, leases: Channel, event_ttl: Duration) -> Self {
+        Handle { branch, leases, event_ttl }
+    }
+
+    /// Checks the remote now; resolves once the stores reflect what was found.
+    pub async fn sync_now(&self) -> Result<(), String> {
+        let (branch, leases) = tokio::join!(self.branch.sync_now(), self.leases.sync_now());
+        branch.and(leases)
+    }
+
+    /// Stops both sync loops after the writes in flight.
+    pub(crate) async fn shutdown(&self) {
+        for channel in [&self.branch, &self.leases] {
+            let _ = channel.commands.send(Command::Shutdown).await;
+        }
+    }
+
+    /// The store of the branch.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.branch.store
+    }
+
+    /// The store of the lease ref.
+    pub fn lease_store(&self) -> &Arc<Store> {
+        &self.leases.store
+    }
+
+    /// The channel that keeps objects of a kind.
+    fn channel(&self, gk: &GroupKind) -> &Channel {
+        match self.branch.store.registry().by_kind(gk).map(|rt| rt.home) {
+            Some(Home::Leases) => &self.leases,
+            _ => &self.branch,
+        }
     }
 
     fn write_in_memory(&self, mut write: Write) -> ApiResult<WriteOutcome> {
-        let current = self.store.get(&write.key);
+        let store = &self.branch.store;
+        let current = store.get(&write.key);
         match (write.mutate)(current.as_deref())? {
             Mutation::Put(content) => {
-                let stored = self.store.put_ephemeral(&write.key, Some(content), self.event_ttl);
+                let stored = store.put_ephemeral(&write.key, Some(content), self.event_ttl);
                 stored.map(WriteOutcome::Stored).ok_or_else(|| ApiError::internal("event was not stored"))
             }
             Mutation::Delete => {
-                let deleted = self.store.put_ephemeral(&write.key, None, Duration::ZERO);
+                let deleted = store.put_ephemeral(&write.key, None, Duration::ZERO);
                 deleted.map(WriteOutcome::Deleted).ok_or_else(|| ApiError::internal("event was not found"))
             }
         }
@@ -331,36 +378,36 @@ impl Handle {
 
 impl Storage for Handle {
     fn registry(&self) -> Arc<Registry> {
-        self.store.registry()
+        self.branch.store.registry()
     }
 
     fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
-        self.store.get(key)
+        self.channel(&key.gk).store.get(key)
     }
 
     fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
-        self.store.list(gk, namespace)
+        self.channel(gk).store.list(gk, namespace)
     }
 
-    fn revision(&self) -> u64 {
-        self.store.revision()
+    fn revision(&self, gk: &GroupKind) -> u64 {
+        self.channel(gk).store.revision()
     }
 
-    fn events_since(&self, revision: u64) -> Result<Vec<WatchEvent>, Expired> {
-        self.store.events_since(revision)
+    fn events_since(&self, gk: &GroupKind, revision: u64) -> Result<Vec<WatchEvent>, Expired> {
+        self.channel(gk).store.events_since(revision)
     }
 
-    fn subscribe(&self) -> watch::Receiver<u64> {
-        self.store.subscribe()
+    fn subscribe(&self, gk: &GroupKind) -> watch::Receiver<u64> {
+        self.channel(gk).store.subscribe()
     }
 
     fn write(&self, write: Write) -> BoxFuture<'static, ApiResult<WriteOutcome>> {
-        let ephemeral = self.store.registry().by_kind(&write.key.gk).is_some_and(|rt| rt.ephemeral);
-        if ephemeral {
+        let home = self.branch.store.registry().by_kind(&write.key.gk).map(|rt| rt.home);
+        if home == Some(Home::Memory) {
             let result = self.write_in_memory(write);
             return async move { result }.boxed();
         }
-        let commands = self.commands.clone();
+        let commands = self.channel(&write.key.gk).commands.clone();
         async move {
             let (reply, rx) = oneshot::channel();
             let stopped = || ApiError::unavailable("the sync loop has stopped");

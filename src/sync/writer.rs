@@ -204,7 +204,7 @@ async fn push_until(
 ) -> Result<PushOutcome, GitError> {
     let mut delay = std::time::Duration::from_millis(50);
     loop {
-        let push = remote::push(mirror.dir(), head, &config.branch);
+        let push = remote::push(mirror.dir(), head, &config.reference);
         let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
         match observed(&config.metrics, "push", push, outcome).await {
             // Only an unreachable remote may come back; refused credentials or a checked-out

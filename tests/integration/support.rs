@@ -78,9 +78,16 @@ impl Remote {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Subjects of the remote's commits, newest first.
+    /// Subjects of the remote's commits on main, newest first.
     pub fn log(&self) -> Vec<String> {
-        git(&self.path(), &["log", "--format=%s", "main"]).lines().map(str::to_string).collect()
+        self.log_of("main")
+    }
+
+    /// Subjects of the commits of a remote ref, newest first (none when it does not exist).
+    pub fn log_of(&self, reference: &str) -> Vec<String> {
+        let out = Command::new("git").arg("-C").arg(self.path()).args(["log", "--format=%s", reference]).output();
+        let out = out.expect("git runs");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
     }
 
     /// Files on the remote's main branch.
