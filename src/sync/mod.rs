@@ -45,6 +45,11 @@ pub struct SyncConfig {
 /// How often a remote on this machine is looked at: reading one ref costs microseconds.
 const LOCAL_PEEK: Duration = Duration::from_millis(50);
 
+/// How long a batch may wait for the writers of the previous batch to come back. A controller
+/// answered by one push usually writes again at once; joining the next push costs it far less than
+/// a push of its own, and without the wait the writers split into two batches that alternate.
+const LINGER: Duration = Duration::from_millis(2);
+
 /// Reads the branch tip of a remote on this machine directly, without running git.
 struct LocalRemote {
     repo: gix::ThreadSafeRepository,
@@ -114,6 +119,8 @@ pub(crate) struct Syncer {
     deferred: VecDeque<PendingWrite>,
     next_poll: tokio::time::Instant,
     local: Option<LocalRemote>,
+    /// How many writes the previous batch carried.
+    last_batch: usize,
 }
 
 impl Syncer {
@@ -127,7 +134,8 @@ impl Syncer {
         let (tx, commands) = mpsc::channel(1024);
         let local = config.local_remote.as_deref().and_then(|dir| LocalRemote::open(dir, &config.reference));
         let next_poll = tokio::time::Instant::now() + jitter(config.interval);
-        Ok((Syncer { mirror, store, config, commands, deferred: VecDeque::new(), next_poll, local }, tx))
+        let deferred = VecDeque::new();
+        Ok((Syncer { mirror, store, config, commands, deferred, next_poll, local, last_batch: 0 }, tx))
     }
 
     /// Runs until every handle is dropped.
@@ -146,13 +154,13 @@ impl Syncer {
         match state {
             State::Idle => {
                 if let Some(w) = self.deferred.pop_front() {
-                    return State::Write(self.batch(w));
+                    return State::Write(self.batch(w).await);
                 }
                 let peek = tokio::time::sleep(if self.local.is_some() { LOCAL_PEEK } else { self.config.interval });
                 tokio::select! {
                     command = self.commands.recv() => match command {
                         None | Some(Command::Shutdown) => State::Stopped,
-                        Some(Command::Write(w)) => State::Write(self.batch(w)),
+                        Some(Command::Write(w)) => State::Write(self.batch(w).await),
                         Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
                     },
                     _ = tokio::time::sleep_until(self.next_poll) => State::Poll(None),
@@ -184,11 +192,23 @@ impl Syncer {
         }
     }
 
-    /// The write just received plus every write already queued: one group commit.
-    fn batch(&mut self, first: PendingWrite) -> Vec<PendingWrite> {
+    /// The write just received plus every write already queued: one group commit. While it holds
+    /// fewer writes than the previous batch, it waits up to [`LINGER`] for more.
+    async fn batch(&mut self, first: PendingWrite) -> Vec<PendingWrite> {
         let mut batch = vec![first];
         batch.extend(self.deferred.drain(..));
-        while let Ok(command) = self.commands.try_recv() {
+        let linger = tokio::time::Instant::now() + LINGER;
+        loop {
+            let command = match self.commands.try_recv() {
+                Ok(command) => command,
+                Err(mpsc::error::TryRecvError::Empty) if batch.len() < self.last_batch => {
+                    match tokio::time::timeout_at(linger, self.commands.recv()).await {
+                        Ok(Some(command)) => command,
+                        _ => break,
+                    }
+                }
+                Err(_) => break,
+            };
             match command {
                 Command::Write(w) => batch.push(w),
                 // Answered by the poll that follows the batch's own fetches.
@@ -200,6 +220,7 @@ impl Syncer {
                 }
             }
         }
+        self.last_batch = batch.len();
         batch
     }
 
