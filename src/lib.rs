@@ -203,7 +203,12 @@ impl GitStore {
         };
         remote::configure(mirror.dir(), &url, &credentials).await?;
         let branch = remote::resolve_branch(mirror.dir(), options.branch.as_deref(), options.create_branch).await?;
-        let store = Arc::new(Store::new(options.watch_window, Home::Branch));
+        let store = Store::new(options.watch_window, Home::Branch);
+        // The branch's only: lease renewals would fill the cache with blobs read once.
+        let store = Arc::new(match &options.cache_dir {
+            Some(dir) => store.with_parse_cache(dir),
+            None => store,
+        });
         let metrics = Arc::new(metrics::Metrics::new(store.clone()));
         let config = sync::SyncConfig {
             reference: format!("refs/heads/{branch}"),

@@ -91,7 +91,9 @@ impl Filter {
 
     /// Whether an object passes the filters.
     pub fn matches(&self, obj: &StoredObject) -> bool {
-        if self.namespace.as_ref().is_some_and(|ns| ns != &obj.key.namespace) || !self.labels.matches(&obj.labels) {
+        if self.namespace.as_ref().is_some_and(|ns| ns != &obj.key.namespace)
+            || !self.labels.matches(|k| obj.labels.get(k))
+        {
             return false;
         }
         let needs_body = self.fields.fields().any(|f| !f.starts_with("metadata."));

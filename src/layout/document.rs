@@ -15,7 +15,7 @@ pub struct FoundObject {
 }
 
 /// A document that could not be read.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocumentError {
     /// 1-based line where the problem is.
     pub line: u64,

@@ -2,16 +2,20 @@
 //! their documents give the changed objects, and each changed object becomes one watch event.
 //! The cost is proportional to the change, not to the repository.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::Value;
 use tracing::warn;
 
-use super::object::{self, Derived, Location, ObjectKey, StoredObject};
+use super::cache::{ParseCache, Snapshot};
+use super::object::{self, Derived, Head, Location, ObjectKey, StoredObject};
+use super::parsed::{self, BlobKey, FileView, ObjectRef};
 use super::{Claim, Entry, EventType, State, WatchEvent};
 use crate::git::{CommitInfo, FileChange, GitError, Mirror};
-use crate::layout::document::{self, FoundObject, ParsedFile};
+use crate::layout::document::{self, DocumentError};
 use crate::registry::{GroupKind, Home, crd_group_kind};
 
 /// A commit whose changed files have been read and parsed, ready to apply under the store's lock.
@@ -19,84 +23,186 @@ pub struct ParsedCommit {
     info: CommitInfo,
     seq: u64,
     changes: Vec<FileChange>,
-    parsed: HashMap<String, ParsedFile>,
+    files: ParsedFiles,
+}
+
+/// The parse results of a commit's changed files: records (see [`parsed`]) in a few large buffers,
+/// so that the many small allocations of parsing do not outlive the parsing threads.
+struct ParsedFiles {
+    cached: Arc<Snapshot>,
+    buffers: Vec<Vec<u8>>,
+    /// One for each change, `None` for removed files.
+    slots: Vec<Option<Slot>>,
+}
+
+/// Where the parse result of one file is.
+enum Slot {
+    /// A record body in the parse cache.
+    Cached(Range<usize>),
+    /// A record body in the buffer of a parsing thread.
+    Parsed { buffer: usize, body: Range<usize> },
+    /// The blob could not be read.
+    Unreadable(String),
+}
+
+impl ParsedFiles {
+    /// The parse result of change `i`, `None` when the file was removed.
+    fn view(&self, i: usize) -> Option<FileView<'_>> {
+        let unreadable =
+            |message: String| FileView { objects: Vec::new(), errors: vec![DocumentError { line: 1, message }] };
+        let body = match self.slots.get(i)?.as_ref()? {
+            Slot::Cached(body) => &self.cached.buffer[body.clone()],
+            Slot::Parsed { buffer, body } => &self.buffers[*buffer][body.clone()],
+            Slot::Unreadable(message) => return Some(unreadable(message.clone())),
+        };
+        Some(parsed::decode(body).unwrap_or_else(|| unreadable("the parse result is damaged".into())))
+    }
+}
+
+/// What one parsing thread produced: its records, the slots of its files, and the blobs it read
+/// and parsed.
+struct Parsed {
+    records: Vec<u8>,
+    slots: Vec<(usize, Slot)>,
+    read: Vec<BlobKey>,
+    parsed: Vec<BlobKey>,
 }
 
 impl ParsedCommit {
     /// Diffs `info` against the subdirectory tree `previous` and parses the new versions of the
-    /// changed files, on all cores when there are many.
-    pub fn read(
+    /// changed files, on all cores when there are many. Files whose blob is in the parse `cache` are
+    /// not read; the others are added to it.
+    pub(crate) fn read(
         mirror: &Mirror,
+        cache: Option<&ParseCache>,
         info: CommitInfo,
         seq: u64,
         previous: Option<gix::ObjectId>,
     ) -> Result<Self, GitError> {
         let changes = mirror.reader().diff(previous, info.subtree)?;
-        let to_parse: Vec<(&str, gix::ObjectId)> =
-            changes.iter().filter_map(|c| Some((c.path.as_str(), c.new?))).collect();
+        let to_parse: Vec<(usize, &str, gix::ObjectId)> =
+            changes.iter().enumerate().filter_map(|(i, c)| Some((i, c.path.as_str(), c.new?))).collect();
+        let cached = cache.map(ParseCache::snapshot).unwrap_or_default();
         let threads =
             if to_parse.len() < 256 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
         let chunk = to_parse.len().div_ceil(threads).max(1);
-        let parsed = std::thread::scope(|scope| {
+        let results: Vec<Parsed> = std::thread::scope(|scope| {
             let workers: Vec<_> = to_parse
                 .chunks(chunk)
-                .map(|files| {
-                    scope.spawn(move || {
-                        let reader = mirror.reader();
-                        files
-                            .iter()
-                            .map(|(path, blob)| {
-                                let parsed = match reader.blob(*blob) {
-                                    Ok(bytes) => document::parse_file(path, &bytes),
-                                    Err(e) => ParsedFile {
-                                        objects: Vec::new(),
-                                        errors: vec![document::DocumentError { line: 1, message: e.to_string() }],
-                                    },
-                                };
-                                (path.to_string(), parsed)
-                            })
-                            .collect::<Vec<_>>()
-                    })
+                .enumerate()
+                .map(|(buffer, files)| {
+                    let cached = &cached;
+                    scope.spawn(move || parse_files(mirror, cached, buffer, files))
                 })
                 .collect();
-            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+            workers.into_iter().filter_map(|w| w.join().ok()).collect()
         });
-        Ok(ParsedCommit { info, seq, changes, parsed })
+        let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
+        let mut buffers = Vec::with_capacity(results.len());
+        for Parsed { records, slots: found, read, parsed } in results {
+            if let Some(cache) = cache {
+                cache.update(read, &parsed, &records);
+            }
+            for (i, slot) in found {
+                slots[i] = Some(slot);
+            }
+            buffers.push(records);
+        }
+        Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots } })
     }
+}
+
+/// Parses files (change index, path, blob) into the records of buffer number `buffer`, or finds
+/// them in the cache.
+fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[(usize, &str, gix::ObjectId)]) -> Parsed {
+    let reader = mirror.reader();
+    let mut out = Parsed { records: Vec::new(), slots: Vec::new(), read: Vec::new(), parsed: Vec::new() };
+    for &(i, path, blob) in files {
+        let key = (blob, document::is_json(path));
+        out.read.push(key);
+        let hit = cached.index.get(&key).filter(|body| parsed::decode(&cached.buffer[(*body).clone()]).is_some());
+        let slot = match hit {
+            Some(body) => Slot::Cached(body.clone()),
+            None => match reader.blob(blob) {
+                Ok(bytes) => {
+                    let body = parsed::write_record(&mut out.records, key, &document::parse_file(path, &bytes));
+                    out.parsed.push(key);
+                    Slot::Parsed { buffer, body }
+                }
+                Err(e) => Slot::Unreadable(e.to_string()),
+            },
+        };
+        out.slots.push((i, slot));
+    }
+    out
 }
 
 /// A document that claims a key during one commit: its content when known.
 #[derive(Clone, Debug)]
-enum Candidate {
+enum Candidate<'a> {
     /// The document that was already the winner; its content is the current object's.
     Current,
     /// A document that lost before; read it again from git if it wins now.
     Unread,
-    /// A document added in this commit.
-    New(Value),
+    /// A document added in this commit, as JSON text.
+    New(Cow<'a, str>),
 }
 
 /// A key touched by the commit: its object before, and every document claiming it after.
-struct Touched {
+struct Touched<'a> {
     before: Option<Arc<StoredObject>>,
-    candidates: BTreeMap<Location, Candidate>,
+    candidates: Candidates<'a>,
+}
+
+/// The documents claiming one key, ordered by location. A sorted `Vec`: nearly always one, and a
+/// `BTreeMap` node would cost half a kilobyte for each of a repository's objects during the initial sync.
+#[derive(Default)]
+struct Candidates<'a>(Vec<(Location, Candidate<'a>)>);
+
+impl<'a> Candidates<'a> {
+    fn insert(&mut self, location: Location, candidate: Candidate<'a>) {
+        match self.0.binary_search_by(|(l, _)| l.cmp(&location)) {
+            Ok(i) => self.0[i].1 = candidate,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (location, candidate));
+            }
+        }
+    }
+
+    fn remove(&mut self, location: &Location) {
+        if let Ok(i) = self.0.binary_search_by(|(l, _)| l.cmp(location)) {
+            self.0.remove(i);
+        }
+    }
+
+    fn pop_first(&mut self) -> Option<(Location, Candidate<'a>)> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+
+    fn locations(&self) -> impl Iterator<Item = &Location> {
+        self.0.iter().map(|(l, _)| l)
+    }
+
+    fn into_locations(self) -> Vec<Location> {
+        self.0.into_iter().map(|(l, _)| l).collect()
+    }
 }
 
 impl State {
     /// Applies one parsed commit and records its events.
     pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
-        let ParsedCommit { info, seq, changes, mut parsed } = commit;
+        let ParsedCommit { info, seq, changes, files } = commit;
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
-        let mut added: Vec<(Location, Value)> = Vec::new();
-        for change in &changes {
+        let mut added: Vec<(Location, &str)> = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
             let path: Arc<str> = Arc::from(change.path.as_str());
-            let file = parsed.remove(&change.path);
+            let file = files.view(i);
             // A document that stops parsing keeps its objects as they last were: a person's typo
             // must not read as a deletion to controllers.
             let kept: HashSet<ObjectKey> = match &file {
                 Some(f) if !f.errors.is_empty() => {
-                    let reclaimed: HashSet<ObjectKey> =
-                        f.objects.iter().filter_map(|o| self.key_of(&o.value)).collect();
+                    let reclaimed: HashSet<ObjectKey> = f.objects.iter().filter_map(|o| self.key_of(o.json)).collect();
                     let old = self.files.get(&path).into_iter().flatten();
                     old.filter_map(|c| c.key.clone()).filter(|k| !reclaimed.contains(k)).collect()
                 }
@@ -125,15 +231,19 @@ impl State {
             if !file.errors.is_empty() {
                 self.invalid.insert(path.clone(), file.errors);
             }
-            for FoundObject { doc, item, value } in file.objects {
-                added.push((Location { path: path.clone(), doc, item }, value));
+            // Exactly the room the claims need: spare capacity would stay for as long as the file.
+            if !file.objects.is_empty() {
+                self.files.entry(path.clone()).or_default().reserve_exact(file.objects.len());
+            }
+            for ObjectRef { doc, item, json } in file.objects {
+                added.push((Location { path: path.clone(), doc, item }, json));
             }
         }
         // CRDs first: the types they define decide how the other documents are read.
         let crd = crd_group_kind();
-        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, v)| group_kind(v) == crd);
-        for (location, value) in crds {
-            self.claim(&mut touched, location, value);
+        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, json)| group_kind(json) == crd);
+        for (location, json) in crds {
+            self.claim(&mut touched, location, json.into());
         }
         let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| k.gk == crd).cloned().collect();
         let mut events = Vec::new();
@@ -145,8 +255,8 @@ impl State {
             let after = self.resolve(mirror, &info, seq, &key, t, &mut events);
             registry_changed |= self.update_registry(&key, after.as_deref());
         }
-        for (location, value) in others {
-            self.claim(&mut touched, location, value);
+        for (location, json) in others {
+            self.claim(&mut touched, location, json.into());
         }
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
@@ -161,10 +271,10 @@ impl State {
         self.seq = seq;
     }
 
-    fn touch<'a>(&self, touched: &'a mut BTreeMap<ObjectKey, Touched>, key: &ObjectKey) -> &'a mut Touched {
+    fn touch<'t, 'a>(&self, touched: &'t mut BTreeMap<ObjectKey, Touched<'a>>, key: &ObjectKey) -> &'t mut Touched<'a> {
         touched.entry(key.clone()).or_insert_with(|| {
             let entry = self.entry(key);
-            let mut candidates = BTreeMap::new();
+            let mut candidates = Candidates::default();
             if let Some(e) = entry {
                 if let Some(loc) = &e.object.location {
                     candidates.insert(loc.clone(), Candidate::Current);
@@ -178,12 +288,12 @@ impl State {
     }
 
     /// Records that a document claims an object (or waits for its kind to be known).
-    fn claim(&mut self, touched: &mut BTreeMap<ObjectKey, Touched>, location: Location, value: Value) {
-        let key = self.key_of(&value);
+    fn claim<'a>(&mut self, touched: &mut BTreeMap<ObjectKey, Touched<'a>>, location: Location, json: Cow<'a, str>) {
+        let key = self.key_of(&json);
         if let Some(key) = &key {
-            self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(value));
+            self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(json));
         } else {
-            let gk = group_kind(&value);
+            let gk = group_kind(&json);
             match self.registry.by_kind(&gk).map(|rt| rt.home) {
                 Some(Home::Memory) => {
                     warn!(file = %location.path, kind = %gk.kind, "Events are kept in memory only; ignoring one found in git")
@@ -194,7 +304,7 @@ impl State {
                     "only Leases are read from the lease ref; ignoring this document"),
                 None => {
                     warn!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
-                    self.unknown.insert(location.clone(), value);
+                    self.unknown.insert(location.clone(), json.into());
                 }
             }
         }
@@ -202,8 +312,8 @@ impl State {
     }
 
     /// The key of a document, `None` when its kind is not served (unknown) or not kept here.
-    fn key_of(&self, value: &Value) -> Option<ObjectKey> {
-        ObjectKey::of(&self.registry, value).filter(|(_, rt)| rt.home == self.home).map(|(key, _)| key)
+    fn key_of(&self, json: &str) -> Option<ObjectKey> {
+        ObjectKey::of_json(&self.registry, json).filter(|(_, rt)| rt.home == self.home).map(|(key, _)| key)
     }
 
     /// Settles a touched key: picks the winning document and records the event, if any.
@@ -225,14 +335,15 @@ impl State {
             };
             let content = match candidate {
                 Candidate::Current => before.as_ref().map(|b| b.content()),
-                Candidate::New(v) => Some(object::strip_derived(v)),
-                Candidate::Unread => read_document(mirror, info, &location, key, self),
+                Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
+                Candidate::Unread => read_document(mirror, info, &location, key, self)
+                    .map(|json| object::strip_derived(parse_json(&json))),
             };
             if let Some(content) = content {
                 break Some((location, content));
             }
         };
-        let others: Vec<Location> = candidates.into_keys().collect();
+        let others: Vec<Location> = candidates.into_locations();
         if !others.is_empty() {
             warn!(object = %key, winner = ?winner.as_ref().map(|w| &w.0.path), others = ?others.iter().map(|l| &l.path).collect::<Vec<_>>(),
                 "several documents claim the same object; the first by path wins");
@@ -305,26 +416,26 @@ impl State {
             let keys: Vec<ObjectKey> =
                 self.objects.get(&gk).map(|m| m.values().map(|e| e.object.key.clone()).collect()).unwrap_or_default();
             for key in keys {
-                let locations: Vec<Location> = self.touch(touched, &key).candidates.keys().cloned().collect();
+                let locations: Vec<Location> = self.touch(touched, &key).candidates.locations().cloned().collect();
                 for location in locations {
-                    if let Some(value) = read_document(mirror, info, &location, &key, self) {
-                        self.unknown.insert(location.clone(), value);
+                    if let Some(json) = read_document(mirror, info, &location, &key, self) {
+                        self.unknown.insert(location.clone(), json);
                     }
                     self.set_claim_key(&location, None);
                 }
                 if let Some(t) = touched.get_mut(&key) {
-                    t.candidates.clear();
+                    t.candidates = Candidates::default();
                 }
             }
         }
         let known: Vec<Location> =
             self.unknown.iter().filter(|(_, v)| self.key_of(v).is_some()).map(|(l, _)| l.clone()).collect();
         for location in known {
-            if let Some(value) = self.unknown.remove(&location) {
-                let key = self.key_of(&value);
+            if let Some(json) = self.unknown.remove(&location) {
+                let key = self.key_of(&json);
                 self.set_claim_key(&location, key.clone());
                 if let Some(key) = key {
-                    self.touch(touched, &key).candidates.insert(location, Candidate::New(value));
+                    self.touch(touched, &key).candidates.insert(location, Candidate::New(json.into_string().into()));
                 }
             }
         }
@@ -339,11 +450,13 @@ impl State {
     }
 }
 
-fn group_kind(value: &Value) -> GroupKind {
-    GroupKind::from_api_version(
-        value.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-        value.get("kind").and_then(Value::as_str).unwrap_or_default(),
-    )
+fn group_kind(json: &str) -> GroupKind {
+    Head::parse(json).map(|h| h.group_kind()).unwrap_or_else(|| GroupKind::from_api_version("", ""))
+}
+
+/// The `Value` of a document the store serialized itself.
+fn parse_json(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or_else(|e| unreachable!("compact JSON parses: {e}"))
 }
 
 /// Reads the document at `location` from the commit again, checking that it still claims `key`.
@@ -353,10 +466,11 @@ fn read_document(
     location: &Location,
     key: &ObjectKey,
     state: &State,
-) -> Option<Value> {
+) -> Option<Box<str>> {
     let bytes = mirror.reader().file_at(info.id, &location.path).ok()??;
     let parsed = document::parse_file(&location.path, &bytes);
     let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
-    let matches = state.key_of(&found.value).as_ref() == Some(key) || group_kind(&found.value) == key.gk;
-    matches.then(|| object::strip_derived(found.value))
+    let json = found.value.to_string();
+    let matches = state.key_of(&json).as_ref() == Some(key) || group_kind(&json) == key.gk;
+    matches.then(|| json.into_boxed_str())
 }

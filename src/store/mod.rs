@@ -9,8 +9,10 @@
 //! exactly the events after it. Objects kept only in memory (Events) take the next numbers after the
 //! current one.
 
+mod cache;
 mod ingest;
 pub mod object;
+mod parsed;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -102,7 +104,7 @@ pub(crate) struct State {
     registry: Arc<Registry>,
     objects: HashMap<GroupKind, BTreeMap<(String, String), Entry>>,
     files: HashMap<Arc<str>, Vec<Claim>>,
-    unknown: BTreeMap<Location, Value>,
+    unknown: BTreeMap<Location, Box<str>>,
     invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
     log: VecDeque<WatchEvent>,
     log_capacity: usize,
@@ -128,6 +130,7 @@ pub struct Stats {
 pub struct Store {
     state: RwLock<State>,
     revision_tx: watch::Sender<u64>,
+    parse_cache: Option<Arc<cache::ParseCache>>,
 }
 
 impl Store {
@@ -148,7 +151,33 @@ impl Store {
             seq: 0,
             expiry: BTreeMap::new(),
         };
-        Store { state: RwLock::new(state), revision_tx: watch::channel(0).0 }
+        Store { state: RwLock::new(state), revision_tx: watch::channel(0).0, parse_cache: None }
+    }
+
+    /// Keeps what files parse to in `dir` (see [`cache`]), so that a restart does not parse the
+    /// files it already knows again.
+    pub fn with_parse_cache(mut self, dir: &std::path::Path) -> Self {
+        self.parse_cache = Some(Arc::new(cache::ParseCache::open(dir.join(cache::FILE_NAME))));
+        self
+    }
+
+    /// Reads and parses a commit (see [`ParsedCommit`]) through the parse cache.
+    pub(crate) fn read_commit(
+        &self,
+        mirror: &crate::git::Mirror,
+        info: crate::git::CommitInfo,
+        seq: u64,
+        previous: Option<ObjectId>,
+    ) -> Result<ParsedCommit, crate::git::GitError> {
+        ParsedCommit::read(mirror, self.parse_cache.as_deref(), info, seq, previous)
+    }
+
+    /// Ends the initial sync (or the reading of a rewritten history): the parse cache frees what it
+    /// loaded and drops the blobs that were not read.
+    pub(crate) fn finish_initial_sync(&self) {
+        if let Some(cache) = &self.parse_cache {
+            cache.finish_initial_sync();
+        }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -247,7 +276,7 @@ impl Store {
     /// this store has handed out, so that no old resourceVersion can name a new state.
     pub(crate) fn successor(&self) -> Store {
         let state = self.read();
-        let next = Store::new(state.log_capacity, state.home);
+        let next = Store { parse_cache: self.parse_cache.clone(), ..Store::new(state.log_capacity, state.home) };
         {
             let mut fresh = next.write();
             fresh.seq = state.seq;

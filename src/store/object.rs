@@ -1,6 +1,6 @@
 //! Objects as the store holds them: what git says plus the metadata derived from history.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,15 +23,73 @@ impl ObjectKey {
     /// The key of a document, with its namespace settled by the type's scope: cluster-scoped objects
     /// have none, namespaced ones default to `default`. `None` when the kind is not served.
     pub fn of<'r>(registry: &'r Registry, value: &Value) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
-        let gk = GroupKind::from_api_version(value.get("apiVersion")?.as_str()?, value.get("kind")?.as_str()?);
+        let head = Head {
+            api_version: value.get("apiVersion")?.as_str()?.into(),
+            kind: value.get("kind")?.as_str()?.into(),
+            metadata: MetaHead {
+                name: Some(value.pointer("/metadata/name")?.as_str()?.into()),
+                namespace: value.pointer("/metadata/namespace").and_then(Value::as_str).map(Into::into),
+            },
+        };
+        head.key(registry)
+    }
+
+    /// [`ObjectKey::of`] for a document held as JSON text, without building a `Value`.
+    pub fn of_json<'r>(registry: &'r Registry, json: &str) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
+        Head::parse(json)?.key(registry)
+    }
+}
+
+/// The fields of a document that name it, read from JSON text without building a `Value`.
+#[derive(serde::Deserialize)]
+pub(crate) struct Head<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    metadata: MetaHead<'a>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct MetaHead<'a> {
+    #[serde(default, borrow, deserialize_with = "string_or_none")]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "string_or_none")]
+    namespace: Option<Cow<'a, str>>,
+}
+
+/// A string field, or `None` when it holds anything else (as `Value::as_str` reads it).
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Field<'a> {
+        Text(#[serde(borrow)] Cow<'a, str>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Field::Text(s) => Some(s),
+        Field::Other(_) => None,
+    })
+}
+
+impl<'a> Head<'a> {
+    /// The head of a JSON object; `None` when apiVersion or kind is missing or not a string.
+    pub(crate) fn parse(json: &'a str) -> Option<Self> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// The document's group and kind.
+    pub(crate) fn group_kind(&self) -> GroupKind {
+        GroupKind::from_api_version(&self.api_version, &self.kind)
+    }
+
+    fn key<'r>(&self, registry: &'r Registry) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
+        let gk = self.group_kind();
         let rt = registry.by_kind(&gk)?;
-        let name = value.pointer("/metadata/name")?.as_str()?.to_string();
+        let name = self.metadata.name.as_deref()?.to_string();
         let namespace = match rt.namespaced {
-            true => value
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .unwrap_or("default"),
+            true => self.metadata.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default"),
             false => "",
         };
         Some((ObjectKey { gk, namespace: namespace.to_string(), name }, rt))
@@ -86,7 +144,7 @@ pub struct StoredObject {
     /// Derived metadata.
     pub derived: Derived,
     /// `metadata.labels`, for selectors without parsing.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// The full object as served, serialized once.
     pub json: Bytes,
 }
@@ -104,13 +162,13 @@ impl StoredObject {
         meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
         meta.insert("generation".into(), Value::from(derived.generation));
         meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
-        let labels = meta
-            .get("labels")
-            .and_then(Value::as_object)
-            .map(|l| l.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
-            .unwrap_or_default();
-        let json =
-            Bytes::from(serde_json::to_vec(&content).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}")));
+        let labels = Labels::of(meta.get("labels"));
+        // Boxed first: `to_vec` leaves up to half of its buffer unused, for the object's lifetime.
+        let json = Bytes::from(
+            serde_json::to_vec(&content)
+                .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"))
+                .into_boxed_slice(),
+        );
         StoredObject { key, location, derived, labels, json }
     }
 
@@ -128,6 +186,28 @@ impl StoredObject {
     pub fn at_revision(&self, resource_version: u64) -> Self {
         let derived = Derived { resource_version, ..self.derived.clone() };
         StoredObject::new(self.key.clone(), self.location.clone(), self.content(), derived)
+    }
+}
+
+/// An object's labels, sorted by key: a compact map, as every stored object carries one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// The string-valued entries of a `metadata.labels` map.
+    pub fn of(labels: Option<&Value>) -> Self {
+        let mut entries: Vec<(Box<str>, Box<str>)> = labels
+            .and_then(Value::as_object)
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into()))).collect())
+            .unwrap_or_default();
+        entries.sort_unstable();
+        Labels(entries.into_boxed_slice())
+    }
+
+    /// The value of a label.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(&self.0[i].1)
     }
 }
 

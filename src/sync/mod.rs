@@ -19,7 +19,7 @@ use crate::api::storage::{Mutation, Storage, Write, WriteOutcome};
 use crate::git::{GitError, Identity, Mirror, remote};
 use crate::metrics::Metrics;
 use crate::registry::{GroupKind, Home, Registry};
-use crate::store::{Expired, ObjectKey, ParsedCommit, Store, StoredObject, WatchEvent};
+use crate::store::{Expired, ObjectKey, Store, StoredObject, WatchEvent};
 
 /// How the loop reaches and writes the remote.
 #[derive(Clone)]
@@ -273,13 +273,18 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: Objec
         let commits = match reader.first_parent_chain(current, tip)? {
             Some(chain) => {
                 let previous = current.map(|c| reader.commit_info(c)).transpose()?.and_then(|i| i.subtree);
-                read_chain(&mirror, &store, chain, seq, previous)?
+                let commits = read_chain(&mirror, &store, chain, seq, previous)?;
+                if current.is_none() {
+                    store.finish_initial_sync();
+                }
+                commits
             }
             None => {
                 warn!(%tip, "the branch history was rewritten; reading it again from the start");
                 let successor = store.successor();
                 let chain = reader.first_parent_chain(None, tip)?.unwrap_or_default();
                 let commits = read_chain(&mirror, &successor, chain, seq, None)?;
+                successor.finish_initial_sync();
                 store.replace_with(successor);
                 commits
             }
@@ -303,7 +308,7 @@ fn read_chain(
     for info in chain {
         seq += 1;
         let subtree = info.subtree;
-        store.apply(mirror, ParsedCommit::read(mirror, info, seq, previous)?);
+        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?);
         previous = subtree;
     }
     Ok(commits)

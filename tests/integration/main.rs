@@ -2,6 +2,7 @@
 //! against the in-process client.
 
 mod apply;
+mod cache;
 mod core;
 mod example;
 mod faults;
