@@ -103,6 +103,14 @@ impl Mirror {
         Reader { repo: self.local(), subdir: self.subdir.clone() }
     }
 
+    /// A reader for blobs that are read once each (the changed files of a commit): an object cache
+    /// would only hold them, 16 MB for each parsing thread.
+    pub fn blob_reader(&self) -> Reader {
+        let mut repo = self.repo.to_thread_local();
+        repo.object_cache_size(None);
+        Reader { repo, subdir: self.subdir.clone() }
+    }
+
     /// Starts building commits on top of `parent` (`None` for the first commit of a branch).
     /// With `sign`, commits are made by `git commit-tree -S`, signed as git's own configuration
     /// says (`gpg.format`, `user.signingkey`).

@@ -99,13 +99,15 @@ impl ParsedCommit {
         });
         let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
         let mut buffers = Vec::with_capacity(results.len());
-        for Parsed { records, slots: found, read, parsed } in results {
+        for Parsed { mut records, slots: found, read, parsed } in results {
             if let Some(cache) = cache {
                 cache.update(read, &parsed, &records);
             }
             for (i, slot) in found {
                 slots[i] = Some(slot);
             }
+            // Up to half of a grown buffer is spare, for as long as the commit is being applied.
+            records.shrink_to_fit();
             buffers.push(records);
         }
         Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots } })
@@ -115,7 +117,7 @@ impl ParsedCommit {
 /// Parses files (change index, path, blob) into the records of buffer number `buffer`, or finds
 /// them in the cache.
 fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[(usize, &str, gix::ObjectId)]) -> Parsed {
-    let reader = mirror.reader();
+    let reader = mirror.blob_reader();
     let mut out = Parsed { records: Vec::new(), slots: Vec::new(), read: Vec::new(), parsed: Vec::new() };
     for &(i, path, blob) in files {
         let key = (blob, document::is_json(path));
