@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 use tracing::warn;
@@ -85,17 +86,16 @@ impl ParsedCommit {
         let cached = cache.map(ParseCache::snapshot).unwrap_or_default();
         let threads =
             if to_parse.len() < 256 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
-        let chunk = to_parse.len().div_ceil(threads).max(1);
+        let next = AtomicUsize::new(0);
         let results: Vec<Parsed> = std::thread::scope(|scope| {
-            let workers: Vec<_> = to_parse
-                .chunks(chunk)
-                .enumerate()
-                .map(|(buffer, files)| {
-                    let cached = &cached;
-                    scope.spawn(move || parse_files(mirror, cached, buffer, files))
+            let workers: Vec<_> = (0..threads)
+                .map(|buffer| {
+                    let (cached, files, next) = (&cached, &to_parse, &next);
+                    scope.spawn(move || parse_files(mirror, cached, buffer, files, next))
                 })
                 .collect();
-            workers.into_iter().filter_map(|w| w.join().ok()).collect()
+            // A thread that panicked must not make its files look removed.
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
         });
         let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
         let mut buffers = Vec::with_capacity(results.len());
@@ -114,12 +114,24 @@ impl ParsedCommit {
     }
 }
 
-/// Parses files (change index, path, blob) into the records of buffer number `buffer`, or finds
-/// them in the cache.
-fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[(usize, &str, gix::ObjectId)]) -> Parsed {
+/// Parses files (change index, path, blob), taking batches from `next` on, into the records of
+/// buffer number `buffer`, or finds them in the cache.
+fn parse_files(
+    mirror: &Mirror,
+    cached: &Snapshot,
+    buffer: usize,
+    files: &[(usize, &str, gix::ObjectId)],
+    next: &AtomicUsize,
+) -> Parsed {
+    /// Files taken at a time: threads take work until none is left, as files differ in size.
+    const BATCH: usize = 64;
     let reader = mirror.blob_reader();
     let mut out = Parsed { records: Vec::new(), slots: Vec::new(), read: Vec::new(), parsed: Vec::new() };
-    for &(i, path, blob) in files {
+    let batches = std::iter::from_fn(|| {
+        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+        files.get(start..files.len().min(start + BATCH))
+    });
+    for &(i, path, blob) in batches.flatten() {
         let key = (blob, document::is_json(path));
         out.read.push(key);
         let hit = cached.index.get(&key).filter(|body| parsed::decode(&cached.buffer[(*body).clone()]).is_some());
