@@ -32,6 +32,11 @@ pub struct ParsedFile {
     pub errors: Vec<DocumentError>,
 }
 
+/// The version of what [`parse_file`] returns for given bytes. The parse cache keeps results across
+/// restarts under it: bump it whenever a change of this module or an upgrade of serde-saphyr may
+/// change the result for some file.
+pub const PARSE_VERSION: u32 = 1;
+
 /// Whether the file is JSON (one document) rather than YAML.
 pub fn is_json(path: &str) -> bool {
     path.ends_with(".json")

@@ -1,11 +1,12 @@
 //! The parse cache: what each blob parsed to, kept in the cache directory so that a restart reads
 //! the files it already knows without parsing them again. It is keyed by blob id (and whether the
-//! file is JSON), so it can never be stale; a parser change is a new [`HEADER`].
+//! file is JSON), so it can never be stale; a parser change is a new [`header`].
 //!
 //! One append-only file of records (see [`super::parsed`]). A record that is torn (a kill during a
 //! write) or damaged fails its length or checksum: it and everything after it are dropped. The cache
 //! never stops a sync: when it cannot be read or written, files are parsed as without it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -16,9 +17,12 @@ use std::sync::{Arc, Mutex};
 use tracing::{debug, info, warn};
 
 use super::parsed::{self, BlobKey};
+use crate::layout::document;
 
-/// The first bytes of the file: the format, and the version of the parser that wrote it.
-const HEADER: &[u8] = concat!("gitbacked parse cache 1 ", env!("CARGO_PKG_VERSION"), "\n").as_bytes();
+/// The first bytes of the file: the format, and the versions of the parser that wrote it.
+fn header() -> Vec<u8> {
+    format!("gitbacked parse cache 1 {} {}\n", document::PARSE_VERSION, env!("CARGO_PKG_VERSION")).into_bytes()
+}
 
 /// The cache file's name in the cache directory.
 pub(crate) const FILE_NAME: &str = "gitbacked-parse-cache";
@@ -80,7 +84,12 @@ impl ParseCache {
         if records.is_empty() {
             return;
         }
-        let appended = OpenOptions::new().append(true).open(&self.path).and_then(|mut f| f.write_all(records));
+        // Blobs already in the file (read again after the loaded file was freed, or under two paths)
+        // are not written twice.
+        let mut seen = HashSet::new();
+        let new = parsed.iter().all(|k| !inner.stored.contains(k) && seen.insert(*k));
+        let records = if new { Cow::Borrowed(records) } else { Cow::Owned(only_new(records, &inner.stored)) };
+        let appended = OpenOptions::new().append(true).open(&self.path).and_then(|mut f| f.write_all(&records));
         match appended {
             Ok(()) => inner.stored.extend(parsed.iter().copied()),
             Err(e) => warn!(cache = %self.path.display(), error = %e, "cannot write the parse cache"),
@@ -114,11 +123,12 @@ fn load(path: &Path) -> std::io::Result<Snapshot> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
-    if !buffer.starts_with(HEADER) {
+    let header = header();
+    if !buffer.starts_with(&header) {
         if !buffer.is_empty() {
             info!(cache = %path.display(), "the parse cache is of another version; starting a new one");
         }
-        File::create(path)?.write_all(HEADER)?;
+        File::create(path)?.write_all(&header)?;
         return Ok(Snapshot::default());
     }
     let mut index = HashMap::new();
@@ -135,7 +145,7 @@ fn load(path: &Path) -> std::io::Result<Snapshot> {
 
 /// Calls `found` for each valid record after the header; returns where the valid records end.
 fn scan(buffer: &[u8], mut found: impl FnMut(BlobKey, Range<usize>)) -> usize {
-    let mut at = HEADER.len();
+    let mut at = header().len();
     while let Some((key, body)) = parsed::read_record(buffer, at) {
         at = body.end;
         found(key, body);
@@ -143,13 +153,25 @@ fn scan(buffer: &[u8], mut found: impl FnMut(BlobKey, Range<usize>)) -> usize {
     at
 }
 
+/// The records of blobs not in `stored`, each once.
+fn only_new(records: &[u8], stored: &HashSet<BlobKey>) -> Vec<u8> {
+    let (mut out, mut seen, mut at) = (Vec::new(), HashSet::new(), 0);
+    while let Some((key, body)) = parsed::read_record(records, at) {
+        if !stored.contains(&key) && seen.insert(key) {
+            out.extend_from_slice(&records[at..body.end]);
+        }
+        at = body.end;
+    }
+    out
+}
+
 /// Rewrites the file with one record for each blob of `keep`; returns the blobs it then holds.
 fn compact(path: &Path, keep: &HashSet<BlobKey>) -> std::io::Result<HashSet<BlobKey>> {
     let buffer = std::fs::read(path)?;
-    let mut out = HEADER.to_vec();
+    let mut out = header();
     let mut kept = HashSet::new();
-    if buffer.starts_with(HEADER) {
-        let mut start = HEADER.len();
+    if buffer.starts_with(&out) {
+        let mut start = out.len();
         scan(&buffer, |key, body| {
             if keep.contains(&key) && kept.insert(key) {
                 out.extend_from_slice(&buffer[start..body.end]);
@@ -202,12 +224,30 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let cache = ParseCache::open(path.clone());
+        let mut records = Vec::new();
+        let one = record(&mut records, 1);
+        cache.update([one], &[one], &records);
+        let size = std::fs::metadata(&path).unwrap().len();
+        // Parsed again by two threads, and a new one.
+        let mut again = Vec::new();
+        let keys = [record(&mut again, 1), record(&mut again, 1), record(&mut again, 2)];
+        cache.update(keys, &keys, &again);
+        let grown = std::fs::metadata(&path).unwrap().len() - size;
+        assert_eq!(grown, (again.len() / 3) as u64, "only the new blob is appended");
+        assert_eq!(ParseCache::open(path).snapshot().index.len(), 2);
+    }
+
+    #[test]
     fn garbage_and_other_versions_start_an_empty_cache() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         std::fs::write(&path, b"gitbacked parse cache 0 old\n\x01\x02garbage").unwrap();
         assert!(ParseCache::open(path.clone()).snapshot().index.is_empty());
-        assert_eq!(std::fs::read(&path).unwrap(), HEADER);
+        assert_eq!(std::fs::read(&path).unwrap(), header());
     }
 
     #[test]
