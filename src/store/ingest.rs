@@ -253,6 +253,8 @@ impl State {
                 added.push((Location { path: path.clone(), doc, item }, json));
             }
         }
+        // The file list of a large commit is no small part of the memory of the rest of it.
+        drop(changes);
         // CRDs first: the types they define decide how the other documents are read.
         let crd = crd_group_kind();
         let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, json)| group_kind(json) == crd);
@@ -266,7 +268,7 @@ impl State {
             let Some(t) = touched.remove(&key) else {
                 continue;
             };
-            let after = self.resolve(mirror, &info, seq, &key, t, &mut events);
+            let after = self.resolve(mirror, &info, seq, key.clone(), t, &mut events);
             registry_changed |= self.update_registry(&key, after.as_deref());
         }
         for (location, json) in others {
@@ -276,7 +278,7 @@ impl State {
             self.reclassify(mirror, &info, &mut touched);
         }
         for (key, t) in std::mem::take(&mut touched) {
-            self.resolve(mirror, &info, seq, &key, t, &mut events);
+            self.resolve(mirror, &info, seq, key, t, &mut events);
         }
         for WatchEvent { kind, object, previous } in events {
             self.record(kind, object, previous);
@@ -336,7 +338,7 @@ impl State {
         mirror: &Mirror,
         info: &CommitInfo,
         seq: u64,
-        key: &ObjectKey,
+        key: ObjectKey,
         t: Touched,
         events: &mut Vec<WatchEvent>,
     ) -> Option<Arc<StoredObject>> {
@@ -350,7 +352,7 @@ impl State {
             let content = match candidate {
                 Candidate::Current => before.as_ref().map(|b| b.content()),
                 Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
-                Candidate::Unread => read_document(mirror, info, &location, key, self)
+                Candidate::Unread => read_document(mirror, info, &location, &key, self)
                     .map(|json| object::strip_derived(parse_json(&json))),
             };
             if let Some(content) = content {
@@ -365,7 +367,7 @@ impl State {
         match (before, winner) {
             (None, None) => None,
             (Some(old), None) => {
-                self.remove(key);
+                self.remove(&key);
                 let object = Arc::new(old.at_revision(resource_version));
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
                 None
@@ -392,7 +394,7 @@ impl State {
                         }
                     }
                 };
-                let stored = Arc::new(StoredObject::new(key.clone(), Some(location), content, derived));
+                let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
                 self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
                     events.push(WatchEvent { kind, object: stored.clone(), previous: before });
