@@ -146,3 +146,29 @@ async fn a_damaged_parse_cache_is_ignored_from_the_damage_on() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_rewritten_history_is_read_through_the_parse_cache() {
+    within(60, async {
+        let remote = remote();
+        let dir = tempfile::tempdir().unwrap();
+        let mirror = dir.path().join("mirror.git");
+        let store = open_with(&remote, with_cache(&mirror)).await;
+
+        // A force-push while the store runs: the whole new history is read again.
+        remote.amend(&[("a/amended.yaml", Some(&configmap("amended", "yes")))], "changes, amended");
+        store.sync().await.unwrap();
+        let configmaps = GroupKind { group: String::new(), kind: "ConfigMap".into() };
+        assert!(store.store().list(&configmaps, None).1.iter().any(|o| o.key.name == "amended"));
+        store.close().await.unwrap();
+        let written = std::fs::read(cache_file(&mirror)).unwrap();
+
+        let cold = open(&remote).await;
+        let expected = served(&cold);
+        cold.close().await.unwrap();
+        assert_eq!(serve_once(&remote, with_cache(&mirror)).await, expected);
+        // Every blob of both histories was written once, and found again.
+        assert_eq!(std::fs::read(cache_file(&mirror)).unwrap(), written);
+    })
+    .await;
+}

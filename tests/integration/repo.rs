@@ -601,26 +601,6 @@ async fn crds_and_custom_resources_arrive_by_commit() {
     .await;
 }
 
-/// The person replaces the newest commit (`git commit --amend` + `git push --force`).
-fn amend(remote: &Remote, files: &[(&str, Option<&str>)], message: &str) {
-    let p = remote.person();
-    git(&p, &["pull", "--quiet", "--rebase", "origin", "main"]);
-    for (path, content) in files {
-        match content {
-            Some(text) => {
-                std::fs::create_dir_all(p.join(path).parent().unwrap()).unwrap();
-                std::fs::write(p.join(path), text).unwrap();
-                git(&p, &["add", path]);
-            }
-            None => {
-                git(&p, &["rm", "--quiet", path]);
-            }
-        }
-    }
-    git(&p, &["commit", "--quiet", "--amend", "-m", message]);
-    git(&p, &["push", "--quiet", "--force", "origin", "main"]);
-}
-
 /// Events of a watch until it ends or stays quiet for `quiet`, as "TYPE name" (ERROR with its code).
 async fn drain<S>(mut stream: S, quiet: Duration) -> Vec<String>
 where
@@ -661,7 +641,7 @@ async fn a_rewritten_history_is_read_again() {
         let stale_a = api.get("a").await.unwrap();
 
         // The newest commit is replaced by one that adds c instead of b.
-        amend(&remote, &[("apps/b.yaml", None), ("apps/c.yaml", Some(&configmap("c", "1")))], "c instead of b");
+        remote.amend(&[("apps/b.yaml", None), ("apps/c.yaml", Some(&configmap("c", "1")))], "c instead of b");
         store.sync().await.unwrap();
         assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["a", "c"]);
         assert_eq!(status_of(api.get("b").await).code, 404);

@@ -54,6 +54,23 @@ impl Remote {
     pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) {
         let p = self.person();
         let _ = Command::new("git").arg("-C").arg(&p).args(["pull", "--quiet", "--rebase", "origin", "main"]).output();
+        self.stage(files);
+        git(&p, &["commit", "--quiet", "--allow-empty", "-m", message]);
+        git(&p, &["push", "--quiet", "origin", "main"]);
+    }
+
+    /// The person replaces the newest commit (`git commit --amend` + `git push --force`).
+    pub fn amend(&self, files: &[(&str, Option<&str>)], message: &str) {
+        let p = self.person();
+        git(&p, &["pull", "--quiet", "--rebase", "origin", "main"]);
+        self.stage(files);
+        git(&p, &["commit", "--quiet", "--amend", "-m", message]);
+        git(&p, &["push", "--quiet", "--force", "origin", "main"]);
+    }
+
+    /// Writes (Some) or deletes (None) files in the person's clone and stages them.
+    fn stage(&self, files: &[(&str, Option<&str>)]) {
+        let p = self.person();
         for (path, content) in files {
             let full = p.join(path);
             match content {
@@ -67,8 +84,6 @@ impl Remote {
                 }
             }
         }
-        git(&p, &["commit", "--quiet", "--allow-empty", "-m", message]);
-        git(&p, &["push", "--quiet", "origin", "main"]);
     }
 
     /// A file on the remote's main branch, `None` when missing.
