@@ -62,7 +62,8 @@ pub struct Options {
     pub subdirectory: Option<String>,
     /// How often the remote is polled for new commits.
     pub interval: Duration,
-    /// Where the local bare mirror lives; default: a temporary directory removed on close.
+    /// Where the local bare mirror lives, with a cache of what its files parse to, so that a restart
+    /// parses only the files it has not seen; default: a temporary directory removed on close.
     pub cache_dir: Option<PathBuf>,
     /// ssh remotes: the private key to authenticate with; default: the ssh agent and ssh config.
     pub ssh_key: Option<PathBuf>,
