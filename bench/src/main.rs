@@ -78,6 +78,12 @@ pub enum Measurement {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // The library's progress lines (files read and rate during an initial sync, objects indexed);
+    // RUST_LOG shows more.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "gitbacked::progress=info".into());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Cmd::All(args) => {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::cache::{ParseCache, Snapshot};
 use super::object::{self, Derived, Head, Location, ObjectKey, StoredObject};
@@ -94,8 +94,17 @@ impl ParsedCommit {
                     scope.spawn(move || parse_files(mirror, cached, buffer, files, next))
                 })
                 .collect();
+            // Dropping `finished` when the workers are done ends the progress reports at once.
+            let (finished, done) = std::sync::mpsc::channel::<()>();
+            if threads > 1 {
+                let (next, total) = (&next, to_parse.len());
+                scope.spawn(move || report_progress(next, total, &done));
+            }
             // A thread that panicked must not make its files look removed.
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            let results =
+                workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+            drop(finished);
+            results
         });
         let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
         let mut buffers = Vec::with_capacity(results.len());
@@ -111,6 +120,17 @@ impl ParsedCommit {
             buffers.push(records);
         }
         Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots } })
+    }
+}
+
+/// Logs every second how many of `total` files the parsing threads have taken, and the rate,
+/// until `done` is dropped: a large initial sync shows that it is moving.
+fn report_progress(next: &AtomicUsize, total: usize, done: &std::sync::mpsc::Receiver<()>) {
+    let started = std::time::Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(std::time::Duration::from_secs(1)) {
+        let files = next.load(Ordering::Relaxed).min(total);
+        let rate = files as f64 / started.elapsed().as_secs_f64();
+        info!(target: "gitbacked::progress", files, total, rate = rate.round(), "reading files");
     }
 }
 

@@ -289,7 +289,13 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: Objec
                 commits
             }
         };
-        info!(commits, %tip, elapsed = ?started.elapsed(), "synced");
+        let elapsed = started.elapsed();
+        if current.is_none() {
+            let objects = store.stats().objects;
+            let rate = (objects as f64 / elapsed.as_secs_f64()).round();
+            info!(target: "gitbacked::progress", objects, ?elapsed, rate, "initial sync complete");
+        }
+        info!(commits, %tip, ?elapsed, "synced");
         Ok(())
     })
     .await
