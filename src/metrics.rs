@@ -36,6 +36,8 @@ pub struct LatencyLabels {
 /// Labels of a git operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GitLabels {
+    /// The remote reference: `refs/heads/<branch>`, or the lease ref.
+    pub reference: String,
     /// `fetch`, `push` or `ls-remote`.
     pub operation: &'static str,
     /// `ok`, `rejected` or `error`.
@@ -45,6 +47,8 @@ pub struct GitLabels {
 /// Labels of a git operation's latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GitLatencyLabels {
+    /// The remote reference: `refs/heads/<branch>`, or the lease ref.
+    pub reference: String,
     /// `fetch`, `push` or `ls-remote`.
     pub operation: &'static str,
 }
@@ -123,9 +127,10 @@ impl Metrics {
     }
 
     /// Records a git operation.
-    pub fn git(&self, operation: &'static str, outcome: &'static str, elapsed: Duration) {
-        self.git.get_or_create(&GitLabels { operation, outcome }).inc();
-        self.git_seconds.get_or_create(&GitLatencyLabels { operation }).observe(elapsed.as_secs_f64());
+    pub fn git(&self, reference: &str, operation: &'static str, outcome: &'static str, elapsed: Duration) {
+        let reference = reference.to_string();
+        self.git.get_or_create(&GitLabels { reference: reference.clone(), operation, outcome }).inc();
+        self.git_seconds.get_or_create(&GitLatencyLabels { reference, operation }).observe(elapsed.as_secs_f64());
     }
 
     /// Notes that the store matches the remote now.

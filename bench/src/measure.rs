@@ -394,9 +394,12 @@ fn metric_sum(text: &str, prefix: &str, label: &str) -> f64 {
         .sum()
 }
 
-/// Total seconds the store spent in git operations, from its /metrics.
+/// The label of the branch's git operations in the store's /metrics (the lease ref has its own).
+const BRANCH: &str = "reference=\"refs/heads/main\"";
+
+/// Total seconds the store spent in git operations on the branch, from its /metrics.
 async fn git_seconds(store: &GitStore) -> Result<f64> {
-    Ok(metric_sum(&metrics(store).await?, "gitbacked_git_operation_duration_seconds_sum", ""))
+    Ok(metric_sum(&metrics(store).await?, "gitbacked_git_operation_duration_seconds_sum", BRANCH))
 }
 
 /// git pushes so far and the seconds they took, from the store's /metrics.

@@ -42,6 +42,23 @@ pub struct SyncConfig {
     pub local_remote: Option<std::path::PathBuf>,
 }
 
+impl SyncConfig {
+    /// Runs a git network operation on this loop's reference and counts it; `outcome` names a
+    /// successful result.
+    pub(crate) async fn observed<T>(
+        &self,
+        operation: &'static str,
+        run: impl Future<Output = Result<T, GitError>>,
+        outcome: impl Fn(&T) -> &'static str,
+    ) -> Result<T, GitError> {
+        let started = std::time::Instant::now();
+        let result = run.await;
+        let outcome = result.as_ref().map_or("error", outcome);
+        self.metrics.git(&self.reference, operation, outcome, started.elapsed());
+        result
+    }
+}
+
 /// How often a remote on this machine is looked at: reading one ref costs microseconds.
 const LOCAL_PEEK: Duration = Duration::from_millis(50);
 
@@ -67,19 +84,6 @@ impl LocalRemote {
         let mut reference = repo.try_find_reference(self.reference.as_str()).ok()??;
         reference.peel_to_id().ok().map(|id| id.detach())
     }
-}
-
-/// Runs a git network operation and counts it; `outcome` names a successful result.
-pub(crate) async fn observed<T>(
-    metrics: &Metrics,
-    operation: &'static str,
-    run: impl Future<Output = Result<T, GitError>>,
-    outcome: impl Fn(&T) -> &'static str,
-) -> Result<T, GitError> {
-    let started = std::time::Instant::now();
-    let result = run.await;
-    metrics.git(operation, result.as_ref().map_or("error", outcome), started.elapsed());
-    result
 }
 
 /// A write waiting for its push.
@@ -227,7 +231,7 @@ impl Syncer {
     /// A cheap look at the remote tip; fetches and applies only when it moved.
     async fn poll(&mut self) -> Result<(), GitError> {
         let (dir, reference) = (self.mirror.dir(), &self.config.reference);
-        let tip = observed(&self.config.metrics, "ls-remote", remote::remote_tip(dir, reference), |_| "ok").await?;
+        let tip = self.config.observed("ls-remote", remote::remote_tip(dir, reference), |_| "ok").await?;
         if tip.is_some() && tip != self.store.tip().0 {
             fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
         }
@@ -249,7 +253,7 @@ pub(crate) async fn fetch_and_advance(
     store: &Arc<Store>,
     config: &SyncConfig,
 ) -> Result<(), GitError> {
-    let fetched = observed(&config.metrics, "fetch", remote::fetch(mirror.dir(), &config.reference), |_| "ok").await?;
+    let fetched = config.observed("fetch", remote::fetch(mirror.dir(), &config.reference), |_| "ok").await?;
     if let Some(tip) = fetched {
         advance(mirror, store, tip).await?;
     }

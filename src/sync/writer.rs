@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use super::{PendingWrite, SyncConfig, advance, fetch_and_advance, observed};
+use super::{PendingWrite, SyncConfig, advance, fetch_and_advance};
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, WriteOutcome};
 use crate::git::remote::{self, PushOutcome};
@@ -206,7 +206,7 @@ async fn push_until(
     loop {
         let push = remote::push(mirror.dir(), head, &config.reference);
         let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
-        match observed(&config.metrics, "push", push, outcome).await {
+        match config.observed("push", push, outcome).await {
             // Only an unreachable remote may come back; refused credentials or a checked-out
             // branch will not, so the writes fail now with the clear reason.
             Err(e) if transient(&e) && Instant::now() + delay < deadline => {
