@@ -496,7 +496,9 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
         namespace: ns.clone(),
         name: name.clone(),
     };
-    let (mut gets, mut gets99, mut direct) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gets, mut gets99, mut direct, mut routed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let router = store.router();
+    let uri = format!("/api/v1/namespaces/{ns}/configmaps/{name}");
     for run in 0..plan.runs {
         progress(&format!("{section}: in-process GET × {}, run {}/{}", plan.gets, run + 1, plan.runs));
         let mut latencies = Vec::with_capacity(plan.gets);
@@ -512,10 +514,23 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
             std::hint::black_box(store.store().get(&key).context("object")?);
         }
         direct.push(t.elapsed().as_secs_f64() * 1e6 / plan.gets as f64);
+        // The server side alone: the same request through the Router, body read, no kube client.
+        let mut latencies = Vec::with_capacity(plan.gets);
+        for _ in 0..plan.gets {
+            use tower::ServiceExt;
+            let request = axum::http::Request::get(uri.as_str()).body(axum::body::Body::empty())?;
+            let t = Instant::now();
+            let response = router.clone().oneshot(request).await?;
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(body);
+        }
+        routed.push(median(&latencies));
     }
     report.add(&section, "in-process GET (kube Api::get on store.client()), p50", "µs", gets, String::new());
     report.add(&section, "in-process GET, p99", "µs", gets99, String::new());
     report.add(&section, "store.get (index lookup only)", "µs", direct, String::new());
+    report.add(&section, "GET through store.router() alone (no kube client), p50", "µs", routed, String::new());
 
     let all: Api<ConfigMap> = Api::all(client.clone());
     let params = ListParams::default().limit(10_000);
