@@ -54,6 +54,10 @@ pub struct AllArgs {
     /// How many times each measurement runs (default 3; 2 with --quick).
     #[arg(long)]
     pub runs: Option<usize>,
+    /// Spreads each namespace's files of a kind over this many subdirectories (0: one directory per
+    /// namespace and kind, the canonical layout). Shows how writes depend on directory size.
+    #[arg(long, default_value_t = 0)]
+    pub fanout: usize,
     /// Runs only these measurements (default: all of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Measurement>,

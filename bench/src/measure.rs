@@ -47,6 +47,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// Runs everything and returns the report.
 pub async fn all(args: &AllArgs) -> Result<Report> {
+    repogen::set_fanout(args.fanout);
     progress(&format!("gitbacked-bench on {}", crate::report::machine()));
     let plan = if args.quick {
         Plan {
@@ -82,6 +83,12 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
         big.push(largest);
     }
     let mut report = Report::default();
+    if args.fanout > 0 {
+        report.notes.push(format!(
+            "--fanout {}: each namespace's files of a kind in {} subdirectories",
+            args.fanout, args.fanout
+        ));
+    }
     if args.quick {
         report
             .notes

@@ -46,6 +46,23 @@ fn namespace(i: usize) -> String {
     format!("ns-{}", i % NAMESPACES)
 }
 
+/// Subdirectories per kind directory (`--fanout`); 0 keeps one directory per namespace and kind.
+static FANOUT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Spreads the files of each namespace and kind over `n` subdirectories (`ns-0/configmaps/1f/…`),
+/// so that a write rewrites small trees however large the repository; 0 for the canonical layout.
+pub fn set_fanout(n: usize) {
+    let _ = FANOUT.set(n);
+}
+
+/// The directory of object `i` of a kind: `<ns>/<kind>/`, or `<ns>/<kind>/<xx>/` with a fan-out.
+fn dir(i: usize, kind: &str) -> String {
+    match FANOUT.get().copied().unwrap_or(0) {
+        0 => format!("{}/{kind}/", namespace(i)),
+        n => format!("{}/{kind}/{:02x}/", namespace(i), i / NAMESPACES % n),
+    }
+}
+
 /// The index of the `k`-th ConfigMap that lives in a file of its own.
 pub fn configmap_index(k: usize) -> usize {
     (k / 10) * 20 + k % 10
@@ -60,7 +77,7 @@ pub fn configmap_count(n: usize) -> usize {
 pub fn configmap(k: usize, round: usize) -> (String, String, String, String) {
     let i = configmap_index(k);
     let (name, ns) = (format!("cm-{i}"), namespace(i));
-    let path = format!("{ns}/configmaps/{name}.yaml");
+    let path = format!("{}{name}.yaml", dir(i, "configmaps"));
     let text = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    team: team-{}\n  \
          annotations:\n    gitbacked.dev/owner: platform-team\ndata:\n  LOG_LEVEL: info\n  \
@@ -134,8 +151,8 @@ pub fn files(n: usize) -> Vec<(String, String)> {
                 k += 1;
                 out.push((path, text));
             }
-            10..=13 => out.push((format!("{}/deployments.apps/web-{i}.yaml", namespace(i)), deployment(i))),
-            14..=16 => out.push((format!("{}/widgets.bench.gitbacked.dev/w-{i}.yaml", namespace(i)), widget(i))),
+            10..=13 => out.push((format!("{}web-{i}.yaml", dir(i, "deployments.apps")), deployment(i))),
+            14..=16 => out.push((format!("{}w-{i}.yaml", dir(i, "widgets.bench.gitbacked.dev")), widget(i))),
             _ => {
                 let path = format!("bundles/bundle-{}.yaml", i / 100);
                 match &mut bundle {
