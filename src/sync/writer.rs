@@ -41,10 +41,12 @@ struct Committed {
 enum Attempt {
     /// Evaluate every write on the synced tip and build one commit per write.
     Stage { writes: Vec<PendingWrite>, tries: usize },
-    /// Push the commits built, then answer each write from the store.
-    Push { committed: Vec<Committed>, head: gix::ObjectId, tries: usize },
-    /// Another writer was first: bring the store to the new tip, then stage again.
-    Replay { writes: Vec<PendingWrite>, tries: usize },
+    /// Push the commit built on `base`, then answer each write from the store.
+    Push { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
+    /// The push was refused: bring the store to the new tip. When the commit is part of it after
+    /// all (an earlier attempt landed though its answer was lost, and others built on it), its
+    /// writes are answered; otherwise another writer was first and they are staged again.
+    Replay { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
     /// Every write of the batch is answered (or deferred).
     Done,
 }
@@ -80,15 +82,14 @@ impl Batch<'_> {
     async fn step(&mut self, attempt: Attempt) -> Attempt {
         match attempt {
             Attempt::Stage { writes, tries } => self.stage(writes, tries),
-            Attempt::Push { committed, head, tries } => {
+            Attempt::Push { committed, base, head, tries } => {
                 match push_until(self.mirror, self.config, head, self.deadline).await {
                     Ok(PushOutcome::Pushed) => {
-                        answer(self.mirror, self.store, committed, head).await;
+                        let applied = advance(self.mirror, self.store, head).await;
+                        answer(self.store, committed, applied);
                         Attempt::Done
                     }
-                    Ok(PushOutcome::Rejected) => {
-                        Attempt::Replay { writes: committed.into_iter().map(|c| c.pending).collect(), tries }
-                    }
+                    Ok(PushOutcome::Rejected) => Attempt::Replay { committed, base, head, tries },
                     Err(e) => {
                         warn!(error = %e, "push failed");
                         fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
@@ -96,17 +97,23 @@ impl Batch<'_> {
                     }
                 }
             }
-            Attempt::Replay { writes, tries } => {
-                debug!(tries, "push rejected: another writer was first; replaying on the new tip");
-                if tries >= MAX_ATTEMPTS || Instant::now() >= self.deadline {
-                    fail_all(writes, "the remote kept moving; gave up replaying");
-                    return Attempt::Done;
-                }
+            Attempt::Replay { committed, base, head, tries } => {
                 // Writers that keep colliding back off by a random, growing delay, so that one of
                 // them gets through instead of all retrying in lockstep.
                 tokio::time::sleep(backoff(tries)).await;
                 if let Err(e) = fetch_and_advance(self.mirror, self.store, self.config).await {
                     warn!(error = %e, "fetch after a rejected push failed");
+                }
+                if landed(self.mirror, self.store, base, head).await {
+                    debug!(%head, "the commit is on the remote after all: an earlier push landed");
+                    answer(self.store, committed, Ok(()));
+                    return Attempt::Done;
+                }
+                debug!(tries, "push rejected: another writer was first; replaying on the new tip");
+                let writes: Vec<PendingWrite> = committed.into_iter().map(|c| c.pending).collect();
+                if tries >= MAX_ATTEMPTS || Instant::now() >= self.deadline {
+                    fail_all(writes, "the remote kept moving; gave up replaying");
+                    return Attempt::Done;
                 }
                 Attempt::Stage { writes, tries: tries + 1 }
             }
@@ -159,7 +166,7 @@ impl Batch<'_> {
             many => format!("{} writes\n\n{}", many.len(), many.join("\n")),
         };
         match builder.commit(&message, &self.config.author, crate::store::object::now()) {
-            Ok(head) => Attempt::Push { committed, head, tries },
+            Ok(head) => Attempt::Push { committed, base, head, tries },
             Err(e) => {
                 let why = format!("building the commit failed: {e}");
                 for c in committed {
@@ -171,9 +178,18 @@ impl Batch<'_> {
     }
 }
 
-/// Reads the pushed commits into the store and answers each write from there.
-async fn answer(mirror: &Arc<Mirror>, store: &Arc<Store>, committed: Vec<Committed>, head: gix::ObjectId) {
-    let applied = advance(mirror, store, head).await;
+/// Whether `head`, built on `base`, is on the first-parent chain the store now reflects.
+async fn landed(mirror: &Arc<Mirror>, store: &Arc<Store>, base: Option<gix::ObjectId>, head: gix::ObjectId) -> bool {
+    let Some(tip) = store.tip().0 else {
+        return false;
+    };
+    let mirror = mirror.clone();
+    let chain = tokio::task::spawn_blocking(move || mirror.reader().first_parent_chain(base, tip)).await;
+    matches!(chain, Ok(Ok(Some(commits))) if commits.iter().any(|c| c.id == head))
+}
+
+/// Answers each write of a pushed commit from the store, once it reflects the commit (`applied`).
+fn answer(store: &Arc<Store>, committed: Vec<Committed>, applied: Result<(), GitError>) {
     for c in committed {
         let outcome = match &applied {
             Err(e) => Err(ApiError::internal(format!("pushed, but reading the commit back failed: {e}"))),

@@ -71,3 +71,37 @@ async fn a_local_remote_is_watched_closely() {
     })
     .await;
 }
+
+/// A push lands, but its answer is lost (the `git push` process dies after the remote moved the
+/// branch), and before it is retried someone else commits on top. The retry is refused; the write
+/// must still be acknowledged as done, not replayed into a 409 AlreadyExists.
+#[tokio::test]
+async fn a_push_that_landed_without_an_answer_is_acknowledged() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        // Once, when main moves: put a person's commit on top, then kill the client's `git push`.
+        let once = remote.dir.path().join("hook-ran");
+        let hook = format!(
+            "#!/bin/sh\n[ \"$1\" = committed ] || exit 0\n[ -e '{once}' ] && exit 0\ntouch '{once}'\n\
+             while read old new ref; do\n  [ \"$ref\" = refs/heads/main ] || continue\n  \
+             c=$(git commit-tree -p \"$new\" -m 'a commit on top' \"$new^{{tree}}\")\n  \
+             git update-ref refs/heads/main \"$c\" \"$new\"\ndone\n\
+             push=$(ps -o ppid= -p $PPID | tr -d ' ')\nkill -9 \"$push\"\n",
+            once = once.display()
+        );
+        let path = remote.path().join("hooks/reference-transaction");
+        std::fs::write(&path, hook).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let created = api.create(&PostParams::default(), &cm("landed")).await;
+        assert!(once.exists(), "the hook did not run");
+        let created = created.expect("the write landed, so it is acknowledged");
+        assert_eq!(created.data.unwrap()["k"], "v");
+        let log = remote.log();
+        assert_eq!(log[..2], ["a commit on top", "create v1 ConfigMap default/landed"], "{log:?}");
+        assert!(remote.file("default/configmaps/landed.yaml").is_some());
+    })
+    .await;
+}
