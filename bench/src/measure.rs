@@ -598,6 +598,7 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
     report.add(&section, format!("HTTP GET, {connections} connections: p50"), "µs", p50s, String::new());
     report.add(&section, format!("HTTP GET, {connections} connections: p99"), "µs", p99s, String::new());
     report.add(&section, format!("HTTP GET, {connections} connections: throughput"), "1/s", rates, String::new());
+    wrk_gets(addr, &path, plan, &section, report).await?;
     let mut conn = crate::http::Conn::connect(addr).await?;
     let (mut lists, mut bytes) = (Vec::new(), 0);
     for _ in 0..plan.runs * plan.lists {
@@ -619,6 +620,55 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
     server.abort();
     store.close().await?;
     Ok(())
+}
+
+/// The same GETs from `wrk` (2 threads, 8 keep-alive connections), when it is installed.
+async fn wrk_gets(
+    addr: std::net::SocketAddr,
+    path: &str,
+    plan: &Plan,
+    section: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let seconds = if plan.gets < 1000 { 1 } else { 5 };
+    let url = format!("http://{addr}{path}");
+    let (mut p50s, mut p99s, mut rates) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..plan.runs {
+        progress(&format!("{section}: wrk for {seconds} s, run {}/{}", run + 1, plan.runs));
+        let duration = format!("{seconds}s");
+        let args = ["-t2", "-c8", "-d", duration.as_str(), "--latency", url.as_str()];
+        let output = match tokio::process::Command::new("wrk").args(args).output().await {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.skipped.push("HTTP GET with wrk: wrk is not installed".into());
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        let field = |label: &str| text.lines().find_map(|l| l.trim().strip_prefix(label).map(str::trim));
+        p50s.push(field("50%").and_then(wrk_micros).context("wrk printed no 50% latency")?);
+        p99s.push(field("99%").and_then(wrk_micros).context("wrk printed no 99% latency")?);
+        rates.push(field("Requests/sec:").and_then(|v| v.parse().ok()).context("wrk printed no rate")?);
+    }
+    report.add(section, "HTTP GET with wrk (2 threads, 8 connections): p50", "µs", p50s, String::new());
+    report.add(section, "HTTP GET with wrk: p99", "µs", p99s, String::new());
+    report.add(section, "HTTP GET with wrk: throughput", "1/s", rates, String::new());
+    Ok(())
+}
+
+/// A latency as wrk prints it (`812.00us`, `1.23ms`, `2.00s`), in µs.
+fn wrk_micros(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "us" => 1.0,
+        "ms" => 1e3,
+        "s" => 1e6,
+        _ => return None,
+    };
+    Some(number.parse::<f64>().ok()? * scale)
 }
 
 // ---------------------------------------------------------------------------------------------
