@@ -510,3 +510,47 @@ fn read_document(
     let matches = state.key_of(&json).as_ref() == Some(key) || group_kind(&json) == key.gk;
     matches.then(|| json.into_boxed_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what a tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_long_parse_reports_its_progress_every_second_until_it_is_done() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let next = AtomicUsize::new(4096);
+        let (finished, done) = std::sync::mpsc::channel::<()>();
+        let stop = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            drop(finished);
+        });
+        // Returns once `finished` is dropped: a parse that never finished would hang the test.
+        tracing::subscriber::with_default(subscriber, || report_progress(&next, 10_000, &done));
+        stop.join().unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines.is_empty(), "no progress line in 1.5 s");
+        for line in lines {
+            assert!(line.contains("gitbacked::progress") && line.contains("reading files"), "{text}");
+            assert!(line.contains("files=4096 total=10000 rate="), "{text}");
+        }
+    }
+}
