@@ -39,7 +39,7 @@ struct Committed {
 
 /// Where a batch is.
 enum Attempt {
-    /// Evaluate every write on the synced tip and build one commit per write.
+    /// Evaluate every write on the synced tip and build one commit for the batch.
     Stage { writes: Vec<PendingWrite>, tries: usize },
     /// Push the commit built on `base`, then answer each write from the store.
     Push { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
