@@ -90,6 +90,10 @@ pub struct Options {
     /// The secret shared with the git host's webhook: with it the Router serves `POST /hooks/git`,
     /// which syncs now (GitHub, GitLab and Gitea formats; see [`http::webhook`]). Default: not served.
     pub webhook_secret: Option<String>,
+    /// Push to a remote that is a bare repository on this machine by writing the new objects and
+    /// the ref into it directly, without running `git push`, when receive-pack would do nothing
+    /// more (no hooks, no object checks; see [`git::local`]). Default: on.
+    pub direct_push: bool,
 }
 
 /// Shows every option but the webhook secret, so that logging the options cannot leak it.
@@ -110,6 +114,7 @@ impl std::fmt::Debug for Options {
             .field("event_ttl", &self.event_ttl)
             .field("watch_window", &self.watch_window)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("direct_push", &self.direct_push)
             .finish()
     }
 }
@@ -131,6 +136,7 @@ impl Default for Options {
             event_ttl: Duration::from_secs(3600),
             watch_window: 100_000,
             webhook_secret: None,
+            direct_push: true,
         }
     }
 }
@@ -220,6 +226,7 @@ impl GitStore {
             event_ttl: options.event_ttl,
             metrics: metrics.clone(),
             local_remote: local_path(&url),
+            direct_push: options.direct_push,
         };
         let lease_config = sync::SyncConfig { reference: lease_ref(&branch), ..config.clone() };
         let lease_store = Arc::new(Store::new(options.watch_window, Home::Leases));

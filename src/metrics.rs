@@ -38,7 +38,7 @@ pub struct LatencyLabels {
 pub struct GitLabels {
     /// The remote reference: `refs/heads/<branch>`, or the lease ref.
     pub reference: String,
-    /// `fetch`, `push` or `ls-remote`.
+    /// `fetch`, `push`, `direct-push` (written into a bare repository on this machine) or `ls-remote`.
     pub operation: &'static str,
     /// `ok`, `rejected` or `error`.
     pub outcome: &'static str,
@@ -49,7 +49,7 @@ pub struct GitLabels {
 pub struct GitLatencyLabels {
     /// The remote reference: `refs/heads/<branch>`, or the lease ref.
     pub reference: String,
-    /// `fetch`, `push` or `ls-remote`.
+    /// `fetch`, `push`, `direct-push` (written into a bare repository on this machine) or `ls-remote`.
     pub operation: &'static str,
 }
 

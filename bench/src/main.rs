@@ -58,6 +58,9 @@ pub struct AllArgs {
     /// namespace and kind, the canonical layout). Shows how writes depend on directory size.
     #[arg(long, default_value_t = 0)]
     pub fanout: usize,
+    /// Pushes to the local remote with `git push` instead of writing into it directly.
+    #[arg(long)]
+    pub push_with_git: bool,
     /// Runs only these measurements (default: all of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Measurement>,

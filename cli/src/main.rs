@@ -102,6 +102,10 @@ struct Serve {
     /// POST /hooks/git, which syncs now. Without it, /hooks/git is not served (404).
     #[arg(long, env = "GITBACKED_WEBHOOK_SECRET_FILE")]
     webhook_secret_file: Option<PathBuf>,
+    /// Always push with `git push`, also to a bare repository on this machine, which is otherwise
+    /// written directly when it has no hooks (receive-pack would do nothing more).
+    #[arg(long, env = "GITBACKED_NO_DIRECT_PUSH")]
+    no_direct_push: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -291,6 +295,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         author: args.author,
         sign_commits: args.sign_commits,
         webhook_secret,
+        direct_push: !args.no_direct_push,
         ..Default::default()
     };
     let store = GitStore::open(&repo, options).await.context("opening the repository")?;

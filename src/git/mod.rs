@@ -3,12 +3,14 @@
 //! agents and credential helpers work as they do for people.
 
 pub mod credentials;
+pub mod local;
 pub mod remote;
 
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use gix::bstr::ByteSlice;
+use gix::diff::tree::recorder::Change as TreeChange;
 use gix::objs::tree::EntryKind;
 
 /// Errors from local git object work.
@@ -163,17 +165,10 @@ impl Reader {
         Ok(Some(chain))
     }
 
-    /// The files that differ between two subdirectory trees: cost proportional to the change.
-    pub fn diff(&self, old: Option<ObjectId>, new: Option<ObjectId>) -> Result<Vec<FileChange>, GitError> {
-        if old == new {
-            return Ok(Vec::new());
-        }
+    /// The entries (files and trees, recursively) that differ between two trees.
+    fn tree_changes(&self, old: ObjectId, new: ObjectId) -> Result<Vec<TreeChange>, GitError> {
         let repo = &self.repo;
-        let empty = ObjectId::empty_tree(repo.object_hash());
-        let (old_tree, new_tree) = (
-            repo.find_tree(old.unwrap_or(empty)).map_err(objects)?,
-            repo.find_tree(new.unwrap_or(empty)).map_err(objects)?,
-        );
+        let (old_tree, new_tree) = (repo.find_tree(old).map_err(objects)?, repo.find_tree(new).map_err(objects)?);
         let mut recorder = gix::diff::tree::Recorder::default();
         gix::diff::tree(
             gix::objs::TreeRefIter::from_bytes(&old_tree.data, repo.object_hash()),
@@ -183,13 +178,22 @@ impl Reader {
             &mut recorder,
         )
         .map_err(objects)?;
+        Ok(recorder.records)
+    }
+
+    /// The files that differ between two subdirectory trees: cost proportional to the change.
+    pub fn diff(&self, old: Option<ObjectId>, new: Option<ObjectId>) -> Result<Vec<FileChange>, GitError> {
+        if old == new {
+            return Ok(Vec::new());
+        }
+        let empty = ObjectId::empty_tree(self.repo.object_hash());
+        let records = self.tree_changes(old.unwrap_or(empty), new.unwrap_or(empty))?;
         use gix::diff::tree::recorder::Change;
         // Only regular files count: a symlink is never followed, so it cannot expose a host file.
         let file = |mode: gix::objs::tree::EntryMode, id: ObjectId| {
             matches!(mode.kind(), EntryKind::Blob | EntryKind::BlobExecutable).then_some(id)
         };
-        let mut changes: Vec<FileChange> = recorder
-            .records
+        let mut changes: Vec<FileChange> = records
             .into_iter()
             .filter_map(|change| {
                 let (path, old, new) = match change {
@@ -216,6 +220,55 @@ impl Reader {
         let repo = &self.repo;
         let blob = repo.find_blob(id).map_err(objects)?;
         Ok(blob.detach().data)
+    }
+
+    /// The hash kind of the mirror's objects.
+    pub fn object_hash(&self) -> gix::hash::Kind {
+        self.repo.object_hash()
+    }
+
+    /// The parent of a commit with at most one: `Some(None)` for a root commit, `None` for a merge.
+    pub fn single_parent(&self, id: ObjectId) -> Result<Option<Option<ObjectId>>, GitError> {
+        let commit = self.repo.find_commit(id).map_err(objects)?;
+        let parents: Vec<ObjectId> = commit.parent_ids().map(|p| p.detach()).collect();
+        Ok(match parents.as_slice() {
+            [] => Some(None),
+            [one] => Some(Some(*one)),
+            _ => None,
+        })
+    }
+
+    /// The objects a commit adds to its parent `old` (`None`: to nothing): its new trees and blobs,
+    /// then the commit itself. What a push of `new` to a remote holding `old` must send.
+    pub fn new_objects(&self, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<ObjectId>, GitError> {
+        let tree_of = |id: ObjectId| -> Result<ObjectId, GitError> {
+            Ok(self.repo.find_commit(id).map_err(objects)?.tree_id().map_err(objects)?.detach())
+        };
+        let new_tree = tree_of(new)?;
+        let old_tree = match old {
+            Some(old) => tree_of(old)?,
+            None => ObjectId::empty_tree(self.repo.object_hash()),
+        };
+        use gix::diff::tree::recorder::Change;
+        let mut ids: Vec<ObjectId> = self
+            .tree_changes(old_tree, new_tree)?
+            .into_iter()
+            .filter_map(|change| match change {
+                // A gitlink names a commit of another repository: nothing to send.
+                Change::Addition { entry_mode, oid, .. } | Change::Modification { entry_mode, oid, .. } => {
+                    (!entry_mode.is_commit()).then_some(oid)
+                }
+                Change::Deletion { .. } => None,
+            })
+            .collect();
+        ids.extend([new_tree, new]);
+        Ok(ids)
+    }
+
+    /// An object's kind and data.
+    pub fn raw_object(&self, id: ObjectId) -> Result<(gix::objs::Kind, Vec<u8>), GitError> {
+        let object = self.repo.find_object(id).map_err(objects)?.detach();
+        Ok((object.kind, object.data))
     }
 
     /// The blob at `path` (relative to the subdirectory) in the tree of `commit`.

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, Storage, Write, WriteOutcome};
+use crate::git::local::LocalRemote;
 use crate::git::{GitError, Identity, Mirror, remote};
 use crate::metrics::Metrics;
 use crate::registry::{GroupKind, Home, Registry};
@@ -40,6 +41,9 @@ pub struct SyncConfig {
     pub metrics: Arc<Metrics>,
     /// The remote's directory when it is on this machine: its branch is watched closely.
     pub local_remote: Option<std::path::PathBuf>,
+    /// Push to a remote on this machine by writing into it directly when `git push` would do
+    /// nothing more (see [`crate::git::local`]).
+    pub direct_push: bool,
 }
 
 impl SyncConfig {
@@ -66,25 +70,6 @@ const LOCAL_PEEK: Duration = Duration::from_millis(50);
 /// answered by one push usually writes again at once; joining the next push costs it far less than
 /// a push of its own, and without the wait the writers split into two batches that alternate.
 const LINGER: Duration = Duration::from_millis(2);
-
-/// Reads the branch tip of a remote on this machine directly, without running git.
-struct LocalRemote {
-    repo: gix::ThreadSafeRepository,
-    reference: String,
-}
-
-impl LocalRemote {
-    fn open(dir: &std::path::Path, reference: &str) -> Option<Self> {
-        let repo = gix::open(dir).ok()?.into_sync();
-        Some(LocalRemote { repo, reference: reference.to_string() })
-    }
-
-    fn tip(&self) -> Option<ObjectId> {
-        let repo = self.repo.to_thread_local();
-        let mut reference = repo.try_find_reference(self.reference.as_str()).ok()??;
-        reference.peel_to_id().ok().map(|id| id.detach())
-    }
-}
 
 /// A write waiting for its push.
 pub(crate) struct PendingWrite {
@@ -122,7 +107,7 @@ pub(crate) struct Syncer {
     commands: mpsc::Receiver<Command>,
     deferred: VecDeque<PendingWrite>,
     next_poll: tokio::time::Instant,
-    local: Option<LocalRemote>,
+    local: Option<Arc<LocalRemote>>,
     /// How many writes the previous batch carried.
     last_batch: usize,
 }
@@ -136,7 +121,7 @@ impl Syncer {
     ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
         fetch_and_advance(&mirror, &store, &config).await?;
         let (tx, commands) = mpsc::channel(1024);
-        let local = config.local_remote.as_deref().and_then(|dir| LocalRemote::open(dir, &config.reference));
+        let local = config.local_remote.as_deref().and_then(LocalRemote::open).map(Arc::new);
         let next_poll = tokio::time::Instant::now() + jitter(config.interval);
         let deferred = VecDeque::new();
         Ok((Syncer { mirror, store, config, commands, deferred, next_poll, local, last_batch: 0 }, tx))
@@ -168,7 +153,7 @@ impl Syncer {
                         Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
                     },
                     _ = tokio::time::sleep_until(self.next_poll) => State::Poll(None),
-                    _ = peek => match self.local.as_ref().and_then(LocalRemote::tip) {
+                    _ = peek => match self.local.as_ref().and_then(|l| l.tip(&self.config.reference)) {
                         Some(tip) if Some(tip) != self.store.tip().0 => State::Poll(None),
                         _ => State::Idle,
                     },
@@ -188,7 +173,8 @@ impl Syncer {
                 State::Idle
             }
             State::Write(batch) => {
-                let deferred = writer::write_batch(&self.mirror, &self.store, &self.config, batch).await;
+                let local = self.local.as_ref().filter(|_| self.config.direct_push);
+                let deferred = writer::write_batch(&self.mirror, &self.store, &self.config, local, batch).await;
                 self.deferred.extend(deferred);
                 State::Idle
             }

@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 use super::{PendingWrite, SyncConfig, advance, fetch_and_advance};
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, WriteOutcome};
+use crate::git::local::LocalRemote;
 use crate::git::remote::{self, PushOutcome};
 use crate::git::{CommitBuilder, GitError, Mirror};
 use crate::layout::{self, document};
@@ -56,6 +57,8 @@ struct Batch<'a> {
     mirror: &'a Arc<Mirror>,
     store: &'a Arc<Store>,
     config: &'a SyncConfig,
+    /// The remote, when it is on this machine and may be pushed to directly.
+    local: Option<&'a Arc<LocalRemote>>,
     deadline: Instant,
     /// Second writes to an object already written in this batch: they wait for the next one.
     deferred: Vec<PendingWrite>,
@@ -67,10 +70,11 @@ pub(super) async fn write_batch(
     mirror: &Arc<Mirror>,
     store: &Arc<Store>,
     config: &SyncConfig,
+    local: Option<&Arc<LocalRemote>>,
     writes: Vec<PendingWrite>,
 ) -> Vec<PendingWrite> {
     let deadline = Instant::now() + config.write_timeout;
-    let mut batch = Batch { mirror, store, config, deadline, deferred: Vec::new() };
+    let mut batch = Batch { mirror, store, config, local, deadline, deferred: Vec::new() };
     let mut attempt = Attempt::Stage { writes, tries: 1 };
     while !matches!(attempt, Attempt::Done) {
         attempt = batch.step(attempt).await;
@@ -83,7 +87,7 @@ impl Batch<'_> {
         match attempt {
             Attempt::Stage { writes, tries } => self.stage(writes, tries),
             Attempt::Push { committed, base, head, tries } => {
-                match push_until(self.mirror, self.config, head, self.deadline).await {
+                match push_until(self.mirror, self.config, self.local, head, self.deadline).await {
                     Ok(PushOutcome::Pushed) => {
                         let applied = advance(self.mirror, self.store, head).await;
                         answer(self.store, committed, applied);
@@ -213,16 +217,25 @@ fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
 
 /// Pushes, retrying failures (not rejections) until the deadline.
 async fn push_until(
-    mirror: &Mirror,
+    mirror: &Arc<Mirror>,
     config: &SyncConfig,
+    local: Option<&Arc<LocalRemote>>,
     head: gix::ObjectId,
     deadline: Instant,
 ) -> Result<PushOutcome, GitError> {
     let mut delay = std::time::Duration::from_millis(50);
+    let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
     loop {
-        let push = remote::push(mirror.dir(), head, &config.reference);
-        let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
-        match config.observed("push", push, outcome).await {
+        let direct = match local {
+            Some(local) => push_direct(mirror, local, config, head).await,
+            None => Ok(None),
+        };
+        let pushed = match direct {
+            Ok(Some(outcome)) => Ok(outcome),
+            Ok(None) => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
+            Err(e) => Err(e),
+        };
+        match pushed {
             // Only an unreachable remote may come back; refused credentials or a checked-out
             // branch will not, so the writes fail now with the clear reason.
             Err(e) if transient(&e) && Instant::now() + delay < deadline => {
@@ -233,6 +246,29 @@ async fn push_until(
             other => return other,
         }
     }
+}
+
+/// A direct push to a remote on this machine, counted as the operation `direct-push`; `None`
+/// (not counted) when it must go through `git push`.
+async fn push_direct(
+    mirror: &Arc<Mirror>,
+    local: &Arc<LocalRemote>,
+    config: &SyncConfig,
+    head: gix::ObjectId,
+) -> Result<Option<PushOutcome>, GitError> {
+    let (mirror, local, reference) = (mirror.clone(), local.clone(), config.reference.clone());
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || local.push(&mirror, &reference, head))
+        .await
+        .map_err(|e| GitError::Command(format!("direct push: {e}")))?;
+    let outcome = match &result {
+        Ok(None) => return result,
+        Ok(Some(PushOutcome::Pushed)) => "ok",
+        Ok(Some(PushOutcome::Rejected)) => "rejected",
+        Err(_) => "error",
+    };
+    config.metrics.git(&config.reference, "direct-push", outcome, started.elapsed());
+    result
 }
 
 /// Whether a failed push may succeed if tried again.

@@ -8,6 +8,7 @@ mod example;
 mod faults;
 mod http;
 mod leases;
+mod push;
 mod remotes;
 mod repo;
 mod semantics;

@@ -1,0 +1,187 @@
+//! Pushes to a bare repository on this machine: written directly when receive-pack would do nothing
+//! more, through `git push` when the remote has hooks or checks.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tower::ServiceExt;
+
+use crate::support::{Remote, configmap, eventually, git, open, within};
+
+fn cm(name: &str, value: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": value}})).unwrap()
+}
+
+/// How many pushes of `operation` (`push` or `direct-push`) with `outcome` the store counted.
+async fn pushes(store: &gitbacked::GitStore, operation: &str, outcome: &str) -> u64 {
+    let request = http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap();
+    let response = store.router().oneshot(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let labels = [
+        "reference=\"refs/heads/main\"".to_string(),
+        format!("operation=\"{operation}\""),
+        format!("outcome=\"{outcome}\""),
+    ];
+    text.lines()
+        .filter(|l| l.starts_with("gitbacked_git_operations_total{") && labels.iter().all(|x| l.contains(x.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `git fsck` of the remote finds every object of every commit, and nothing broken.
+fn assert_complete(remote: &Remote) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(remote.path())
+        .args(["fsck", "--full", "--strict", "--no-dangling"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "git fsck: {stderr}");
+}
+
+#[tokio::test]
+async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let client = store.client();
+        let default: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let fresh: Api<ConfigMap> = Api::namespaced(client.clone(), "fresh");
+        default.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
+        // New directories: the namespace's and the kind's trees are new objects too.
+        fresh.create(&PostParams::default(), &cm("b", "2")).await.unwrap();
+        let patch = Patch::Merge(json!({"data": {"k": "3"}}));
+        default.patch("a", &PatchParams::default(), &patch).await.unwrap();
+        fresh.delete("b", &DeleteParams::default()).await.unwrap();
+
+        assert_eq!(pushes(&store, "direct-push", "ok").await, 4);
+        assert_eq!(pushes(&store, "push", "ok").await, 0, "no git push ran");
+        assert_eq!(remote.log().len(), 5, "{:?}", remote.log());
+        let a = remote.file("default/configmaps/a.yaml").unwrap();
+        assert!(a.contains("k: '3'") || a.contains("k: \"3\""), "{a}");
+        assert!(remote.file("fresh/configmaps/b.yaml").is_none());
+        assert_complete(&remote);
+
+        // The remote is an ordinary repository: a person clones it, commits on top and pushes.
+        remote.commit(&[("default/configmaps/c.yaml", Some(&configmap("c", "4")))], "a person's commit");
+        store.sync().await.unwrap();
+        assert_eq!(default.get("c").await.unwrap().data.unwrap()["key"], "4");
+        default.create(&PostParams::default(), &cm("d", "5")).await.unwrap();
+        assert_eq!(remote.log()[..2], ["create v1 ConfigMap default/d".to_string(), "a person's commit".into()]);
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_remote_with_a_hook_or_object_checks_is_pushed_with_git() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
+        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 0));
+
+        // A hook appears: receive-pack must run it, so git pushes.
+        let received = remote.dir.path().join("received");
+        let hook = remote.path().join("hooks/post-receive");
+        std::fs::write(&hook, format!("#!/bin/sh\ncat >> '{}'\n", received.display())).unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        api.create(&PostParams::default(), &cm("b", "2")).await.unwrap();
+        let head = git(&remote.path(), &["rev-parse", "main"]);
+        let ran = std::fs::read_to_string(&received).expect("the hook ran");
+        assert!(ran.contains(&format!("{} refs/heads/main", head.trim())), "{ran}");
+        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 1));
+
+        // Without the hook but with object checks turned on in the remote's config: git again.
+        std::fs::remove_file(&hook).unwrap();
+        git(&remote.path(), &["config", "receive.fsckObjects", "true"]);
+        api.create(&PostParams::default(), &cm("c", "3")).await.unwrap();
+        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 2));
+        git(&remote.path(), &["config", "--unset", "receive.fsckObjects"]);
+        api.create(&PostParams::default(), &cm("d", "4")).await.unwrap();
+        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (2, 2));
+        assert_eq!(remote.log().len(), 5);
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_ref_locked_by_another_writer_is_waited_for_never_overwritten() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let before = git(&remote.path(), &["rev-parse", "main"]);
+        // Another writer is moving the branch: git's lock file is held.
+        let lock = remote.path().join("refs/heads/main.lock");
+        std::fs::write(&lock, "").unwrap();
+        let write = tokio::spawn(async move { api.create(&PostParams::default(), &cm("a", "1")).await });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!write.is_finished(), "the write waits while the ref is locked");
+        assert_eq!(git(&remote.path(), &["rev-parse", "main"]), before, "the locked ref did not move");
+        assert!(pushes(&store, "direct-push", "rejected").await >= 1);
+        std::fs::remove_file(&lock).unwrap();
+        write.await.unwrap().unwrap();
+        assert!(remote.file("default/configmaps/a.yaml").is_some());
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_remote_is_packed_now_and_then_as_receive_pack_would() {
+    within(90, async {
+        let remote = Remote::new();
+        // `gc --auto` packs once it counts more than gc.auto / 256 loose objects in `objects/17`:
+        // with gc.auto at 1, two. Thousands of loose blobs make sure there are; the pushes add more.
+        let blobs = remote.dir.path().join("blobs");
+        std::fs::create_dir(&blobs).unwrap();
+        let paths: Vec<String> = (0..3000)
+            .map(|i| {
+                let path = blobs.join(i.to_string());
+                std::fs::write(&path, format!("blob {i}\n")).unwrap();
+                path.display().to_string()
+            })
+            .collect();
+        std::fs::write(remote.dir.path().join("paths"), paths.join("\n")).unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("git -C '{}' hash-object -w --stdin-paths < paths >/dev/null", remote.path().display()))
+            .current_dir(remote.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        git(&remote.path(), &["config", "gc.auto", "1"]);
+        // In the foreground of the process gitbacked starts, so that it is done soon after.
+        git(&remote.path(), &["config", "gc.autoDetach", "false"]);
+        assert!(std::fs::read_dir(remote.path().join("objects/17")).unwrap().count() >= 2);
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        for i in 0..64 {
+            api.create(&PostParams::default(), &cm(&format!("cm-{i}"), "v")).await.unwrap();
+        }
+        assert_eq!(pushes(&store, "direct-push", "ok").await, 64);
+        let packs = || {
+            let counts = git(&remote.path(), &["count-objects", "-v"]);
+            counts.lines().find_map(|l| l.strip_prefix("packs: ")?.parse::<u32>().ok()).unwrap_or(0)
+        };
+        eventually("git gc --auto packed the remote", || packs() > 0).await;
+        // Maintenance moves the branch into packed-refs: the compare-and-swap finds it there.
+        git(&remote.path(), &["pack-refs", "--all"]);
+        assert!(!remote.path().join("refs/heads/main").exists());
+        api.create(&PostParams::default(), &cm("after", "v")).await.unwrap();
+        assert_eq!(remote.files().iter().filter(|f| f.starts_with("default/configmaps/")).count(), 65);
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
