@@ -54,10 +54,11 @@ pub struct AllArgs {
     /// How many times each measurement runs (default 3; 2 with --quick).
     #[arg(long)]
     pub runs: Option<usize>,
-    /// Spreads each namespace's files of a kind over this many subdirectories (0: one directory per
-    /// namespace and kind, the canonical layout). Shows how writes depend on directory size.
-    #[arg(long, default_value_t = 0)]
-    pub fanout: usize,
+    /// Generates every namespace's files of a kind in one flat directory (5,000 files at 100k), as
+    /// a person might, instead of the layout gitbacked gives the objects it creates (256 files, then
+    /// buckets one level down). Shows what large directories cost writes.
+    #[arg(long)]
+    pub flat: bool,
     /// Pushes to the local remote with `git push` instead of writing into it directly.
     #[arg(long)]
     pub push_with_git: bool,

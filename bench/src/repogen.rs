@@ -46,21 +46,22 @@ fn namespace(i: usize) -> String {
     format!("ns-{}", i % NAMESPACES)
 }
 
-/// Subdirectories per kind directory (`--fanout`); 0 keeps one directory per namespace and kind.
-static FANOUT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+/// Whether kind directories are generated flat (`--flat`) instead of in gitbacked's layout.
+static FLAT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
-/// Spreads the files of each namespace and kind over `n` subdirectories (`ns-0/configmaps/1f/…`),
-/// so that a write rewrites small trees however large the repository; 0 for the canonical layout.
-pub fn set_fanout(n: usize) {
-    let _ = FANOUT.set(n);
+/// Generates every kind directory flat, as a person might write thousands of files into one
+/// directory, instead of the layout gitbacked gives the objects it creates.
+pub fn set_flat(flat: bool) {
+    let _ = FLAT.set(flat);
 }
 
-/// The directory of object `i` of a kind: `<ns>/<kind>/`, or `<ns>/<kind>/<xx>/` with a fan-out.
-fn dir(i: usize, kind: &str) -> String {
-    match FANOUT.get().copied().unwrap_or(0) {
-        0 => format!("{}/{kind}/", namespace(i)),
-        n => format!("{}/{kind}/{:02x}/", namespace(i), i / NAMESPACES % n),
-    }
+/// The path of object `i` of a kind, named `name`: where gitbacked would have created it, as the
+/// `i / 20`-th object of its namespace and kind (`ns-3/configmaps/cm-3.yaml`, and from
+/// [`gitbacked::layout::FLAT_LIMIT`] objects on `ns-3/configmaps/8c/cm-5123.yaml`), or flat.
+fn path(i: usize, kind: &str, name: &str) -> String {
+    let dir = format!("{}/{kind}", namespace(i));
+    let before = if FLAT.get().copied().unwrap_or(false) { 0 } else { i / 20 };
+    gitbacked::layout::canonical_path(&dir, name, before)
 }
 
 /// The index of the `k`-th ConfigMap that lives in a file of its own.
@@ -77,7 +78,7 @@ pub fn configmap_count(n: usize) -> usize {
 pub fn configmap(k: usize, round: usize) -> (String, String, String, String) {
     let i = configmap_index(k);
     let (name, ns) = (format!("cm-{i}"), namespace(i));
-    let path = format!("{}{name}.yaml", dir(i, "configmaps"));
+    let path = path(i, "configmaps", &name);
     let text = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    team: team-{}\n  \
          annotations:\n    gitbacked.dev/owner: platform-team\ndata:\n  LOG_LEVEL: info\n  \
@@ -151,8 +152,8 @@ pub fn files(n: usize) -> Vec<(String, String)> {
                 k += 1;
                 out.push((path, text));
             }
-            10..=13 => out.push((format!("{}web-{i}.yaml", dir(i, "deployments.apps")), deployment(i))),
-            14..=16 => out.push((format!("{}w-{i}.yaml", dir(i, "widgets.bench.gitbacked.dev")), widget(i))),
+            10..=13 => out.push((path(i, "deployments.apps", &format!("web-{i}")), deployment(i))),
+            14..=16 => out.push((path(i, "widgets.bench.gitbacked.dev", &format!("w-{i}")), widget(i))),
             _ => {
                 let path = format!("bundles/bundle-{}.yaml", i / 100);
                 match &mut bundle {

@@ -347,6 +347,26 @@ impl CommitBuilder {
         }
     }
 
+    /// How many files the directory `dir` (relative to the subdirectory) holds directly in the
+    /// commit the next one is built on; 0 when it does not exist.
+    pub fn files_in(&self, dir: &str) -> Result<usize, GitError> {
+        let Some(parent) = self.parent else {
+            return Ok(0);
+        };
+        let repo = &self.reader.repo;
+        let mut root = repo.find_commit(parent).map_err(objects)?.tree().map_err(objects)?;
+        let full = crate::layout::in_subdir(&self.reader.subdir, dir);
+        let Some(entry) = root.peel_to_entry_by_path(&full).map_err(objects)? else {
+            return Ok(0);
+        };
+        if !entry.mode().is_tree() {
+            return Ok(0);
+        }
+        let tree = repo.find_tree(entry.object_id()).map_err(objects)?;
+        let decoded = tree.decode().map_err(objects)?;
+        Ok(decoded.entries.iter().filter(|e| e.mode.is_blob()).count())
+    }
+
     /// The commit the next one will be built on.
     pub fn head(&self) -> Option<ObjectId> {
         self.parent

@@ -315,7 +315,9 @@ fn stage(
         (Mutation::Put(content), None) => {
             let rt = registry.by_kind(&key.gk).ok_or_else(|| internal(&"its kind is not served"))?;
             let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
-            let path = layout::canonical_path(rt, namespace, &key.name);
+            let dir = layout::kind_dir(rt, namespace);
+            let files = builder.files_in(&dir).map_err(|e| internal(&e))?;
+            let path = layout::canonical_path(&dir, &key.name, files);
             let yaml = document::to_yaml(content);
             // A file already at the canonical path (a person's) keeps its documents: append.
             let text = match read_text(builder, &path).map_err(|e| internal(&e))? {

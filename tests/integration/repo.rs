@@ -780,6 +780,44 @@ async fn creating_next_to_a_persons_file_at_the_canonical_path_appends() {
 }
 
 #[tokio::test]
+async fn a_full_kind_directory_gets_new_objects_in_buckets_one_level_down() {
+    within(60, async {
+        let remote = Remote::new();
+        let limit = gitbacked::layout::FLAT_LIMIT;
+        // One file short of the limit, and a bucket directory, which does not count.
+        let mut files: Vec<(String, String)> = (0..limit - 1)
+            .map(|i| (format!("default/configmaps/p-{i}.yaml"), configmap(&format!("p-{i}"), "1")))
+            .collect();
+        files.push(("default/configmaps/00/q.yaml".into(), configmap("q", "1")));
+        let files: Vec<(&str, Option<&str>)> = files.iter().map(|(p, t)| (p.as_str(), Some(t.as_str()))).collect();
+        remote.commit(&files, "a full directory");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("last-flat", "1")).await.unwrap();
+        assert!(remote.file("default/configmaps/last-flat.yaml").is_some());
+
+        // The directory is full: the next object goes into the bucket its name hashes to.
+        api.create(&PostParams::default(), &cm("web", "1")).await.unwrap();
+        let bucketed = format!("default/configmaps/{}/web.yaml", gitbacked::layout::bucket("web"));
+        assert_eq!(bucketed, "default/configmaps/f1/web.yaml");
+        assert!(remote.file(&bucketed).unwrap().contains("name: web"));
+        // Updates and deletes find it there; other directories stay flat.
+        let mut web = api.get("web").await.unwrap();
+        web.data = Some([("key".to_string(), "2".to_string())].into());
+        api.replace("web", &PostParams::default(), &web).await.unwrap();
+        assert!(remote.file(&bucketed).unwrap().contains("key: \"2\""), "{:?}", remote.file(&bucketed));
+        let other: Api<ConfigMap> = Api::namespaced(store.client(), "other");
+        other.create(&PostParams::default(), &cm("web", "1")).await.unwrap();
+        assert!(remote.file("other/configmaps/web.yaml").is_some());
+        api.delete("web", &DeleteParams::default()).await.unwrap();
+        assert!(remote.file(&bucketed).is_none());
+        assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), limit + 1);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn derived_metadata_in_files_is_ignored_and_a_recreated_object_gets_a_new_uid() {
     within(60, async {
         let remote = Remote::new();
