@@ -131,7 +131,10 @@ impl LocalRemote {
             name: reference.try_into().map_err(objects)?,
             deref: false,
         };
-        let committer = gix::actor::SignatureRef { name: "gitbacked".into(), email: "".into(), time: "0 +0000" };
+        // For the reflog, when the remote keeps one.
+        let time = format!("{} +0000", crate::store::object::now());
+        let committer =
+            gix::actor::SignatureRef { name: "gitbacked".into(), email: "gitbacked@localhost".into(), time: &time };
         // Another writer holds the lock (it is moving the ref now) or moved the ref first.
         match repo.edit_references_as(Some(edit), Some(committer)) {
             Ok(_) => {}

@@ -47,6 +47,8 @@ fn assert_complete(remote: &Remote) {
 async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
     within(60, async {
         let remote = Remote::new();
+        // A remote that keeps a reflog gets an entry per push, as from receive-pack.
+        git(&remote.path(), &["config", "core.logAllRefUpdates", "always"]);
         let store = open(&remote).await;
         let client = store.client();
         let default: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -65,6 +67,15 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         assert!(a.contains("k: '3'") || a.contains("k: \"3\""), "{a}");
         assert!(remote.file("fresh/configmaps/b.yaml").is_none());
         assert_complete(&remote);
+        // Each line: `push gitbacked main@{<unix time of the update>}`.
+        let reflog = git(&remote.path(), &["log", "-g", "--date=unix", "--format=%gs %gn %gd", "main"]);
+        let time = |line: &str| {
+            let braces = line.rsplit_once('{').map(|(_, t)| t.trim_end_matches('}'));
+            braces.and_then(|t| t.parse::<i64>().ok()).unwrap_or(0)
+        };
+        let pushes: Vec<&str> = reflog.lines().filter(|l| l.starts_with("push gitbacked ")).collect();
+        assert_eq!(pushes.len(), 4, "{reflog}");
+        assert!(pushes.iter().all(|l| time(l) > 1_700_000_000), "{reflog}");
 
         // The remote is an ordinary repository: a person clones it, commits on top and pushes.
         remote.commit(&[("default/configmaps/c.yaml", Some(&configmap("c", "4")))], "a person's commit");

@@ -63,8 +63,9 @@ fn metrics_count_requests_and_objects() {
         .unwrap_or_else(|| panic!("no gitbacked_objects:\n{metrics}"));
     let count: f64 = objects.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 1.0, "{objects}");
-    // git operations are counted per reference: the create was pushed to the branch, and the lease
-    // ref is fetched at start like the branch.
+    // git operations are counted per reference: the create was pushed to the branch (directly: the
+    // remote is a bare repository on this machine), and the lease ref is fetched at start like the
+    // branch.
     let git = |reference: &str, operation: &str| {
         samples.iter().any(|l| {
             l.starts_with("gitbacked_git_operations_total{")
@@ -72,7 +73,7 @@ fn metrics_count_requests_and_objects() {
                 && l.contains(&format!("operation=\"{operation}\""))
         })
     };
-    assert!(git("refs/heads/main", "push"), "no push counted for the branch:\n{metrics}");
+    assert!(git("refs/heads/main", "direct-push"), "no push counted for the branch:\n{metrics}");
     assert!(git("refs/gitbacked/leases/main", "fetch"), "no fetch counted for the lease ref:\n{metrics}");
 }
 
