@@ -89,6 +89,9 @@ impl Batch<'_> {
             Attempt::Push { committed, base, head, tries } => {
                 match push_until(self.mirror, self.config, self.local, head, self.deadline).await {
                     Ok(PushOutcome::Pushed) => {
+                        if let Err(e) = remote::record_push(self.mirror, &self.config.reference, head) {
+                            warn!(error = %e, "recording the push in the mirror failed");
+                        }
                         let applied = advance(self.mirror, self.store, head).await;
                         answer(self.store, committed, applied);
                         Attempt::Done

@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::support::{Remote, configmap, eventually, git, open, within};
+use crate::support::{Remote, configmap, eventually, git, open, open_with, options, within};
 
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": value}})).unwrap()
@@ -49,7 +49,8 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         let remote = Remote::new();
         // A remote that keeps a reflog gets an entry per push, as from receive-pack.
         git(&remote.path(), &["config", "core.logAllRefUpdates", "always"]);
-        let store = open(&remote).await;
+        let mirror = remote.dir.path().join("mirror.git");
+        let store = open_with(&remote, gitbacked::Options { cache_dir: Some(mirror.clone()), ..options() }).await;
         let client = store.client();
         let default: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
         let fresh: Api<ConfigMap> = Api::namespaced(client.clone(), "fresh");
@@ -76,6 +77,11 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         let pushes: Vec<&str> = reflog.lines().filter(|l| l.starts_with("push gitbacked ")).collect();
         assert_eq!(pushes.len(), 4, "{reflog}");
         assert!(pushes.iter().all(|l| time(l) > 1_700_000_000), "{reflog}");
+        // The mirror refers to what it pushed, so that its own maintenance never prunes it.
+        assert_eq!(
+            git(&mirror, &["rev-parse", "refs/remotes/origin/main"]),
+            git(&remote.path(), &["rev-parse", "main"])
+        );
 
         // The remote is an ordinary repository: a person clones it, commits on top and pushes.
         remote.commit(&[("default/configmaps/c.yaml", Some(&configmap("c", "4")))], "a person's commit");
