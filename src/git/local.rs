@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use gix::ObjectId;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix::refs::transaction::PreviousValue;
 use tracing::debug;
 
 use super::remote::PushOutcome;
@@ -119,25 +119,14 @@ impl LocalRemote {
         for id in reader.new_objects(old, new)? {
             self.copy(mirror, &reader, &repo, id)?;
         }
-        let edit = RefEdit {
-            change: Change::Update {
-                log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: "push".into() },
-                expected: match old {
-                    Some(old) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(old)),
-                    None => PreviousValue::MustNotExist,
-                },
-                new: gix::refs::Target::Object(new),
-            },
-            name: reference.try_into().map_err(objects)?,
-            deref: false,
+        let expected = match old {
+            Some(old) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(old)),
+            None => PreviousValue::MustNotExist,
         };
-        // For the reflog, when the remote keeps one.
-        let time = format!("{} +0000", crate::store::object::now());
-        let committer =
-            gix::actor::SignatureRef { name: "gitbacked".into(), email: "gitbacked@localhost".into(), time: &time };
         // Another writer holds the lock (it is moving the ref now) or moved the ref first.
-        match repo.edit_references_as(Some(edit), Some(committer)) {
-            Ok(_) => {}
+        let name = reference.try_into().map_err(objects)?;
+        match super::update_ref(&repo, name, expected, new) {
+            Ok(()) => {}
             Err(e) if e.is_conflict() || e.is_retryable() => return Ok(Some(PushOutcome::Rejected)),
             Err(e) => return Err(GitError::Command(format!("updating {reference} in {}: {e}", self.dir.display()))),
         }

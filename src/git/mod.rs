@@ -39,6 +39,30 @@ fn objects(e: impl std::fmt::Display) -> GitError {
     GitError::Objects(e.to_string())
 }
 
+/// Moves `name` in `repo` to `new` if it matches `expected`, under git's lock file; the reflog
+/// entry, when the repository keeps one, says `push` by gitbacked.
+fn update_ref(
+    repo: &gix::Repository,
+    name: gix::refs::FullName,
+    expected: gix::refs::transaction::PreviousValue,
+    new: ObjectId,
+) -> gix::Result<()> {
+    use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
+    let edit = RefEdit {
+        change: Change::Update {
+            log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: "push".into() },
+            expected,
+            new: gix::refs::Target::Object(new),
+        },
+        name,
+        deref: false,
+    };
+    let time = format!("{} +0000", crate::store::object::now());
+    let committer =
+        gix::actor::SignatureRef { name: "gitbacked".into(), email: "gitbacked@localhost".into(), time: &time };
+    repo.edit_references_as(Some(edit), Some(committer)).map(drop)
+}
+
 /// A file that differs between two trees, with paths relative to the subdirectory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileChange {

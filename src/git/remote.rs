@@ -532,21 +532,9 @@ fn tracking(reference: &str) -> String {
 /// Until then nothing in the mirror refers to the commits pushed, and git's maintenance in the
 /// mirror (`gc --auto` after a fetch) prunes unreferenced objects once they are two weeks old.
 pub fn record_push(mirror: &super::Mirror, reference: &str, commit: ObjectId) -> Result<(), GitError> {
-    use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-    let edit = RefEdit {
-        change: Change::Update {
-            log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: "push".into() },
-            expected: PreviousValue::Any,
-            new: gix::refs::Target::Object(commit),
-        },
-        name: tracking(reference).try_into().map_err(super::objects)?,
-        deref: false,
-    };
-    let time = format!("{} +0000", crate::store::object::now());
-    let committer =
-        gix::actor::SignatureRef { name: "gitbacked".into(), email: "gitbacked@localhost".into(), time: &time };
-    mirror.local().edit_references_as(Some(edit), Some(committer)).map_err(super::objects)?;
-    Ok(())
+    let any = gix::refs::transaction::PreviousValue::Any;
+    let name = tracking(reference).try_into().map_err(super::objects)?;
+    super::update_ref(&mirror.local(), name, any, commit).map_err(super::objects)
 }
 
 /// Fetches a remote reference (`refs/heads/main`) into the mirror and returns its tip (`None` when

@@ -229,14 +229,18 @@ async fn push_until(
     let mut delay = std::time::Duration::from_millis(50);
     let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
     loop {
+        // A direct push that fails (a file that cannot be written, …) leaves the ref where it was or
+        // moved it to `head`; either way `git push` of `head` is right, and says what is wrong.
         let direct = match local {
-            Some(local) => push_direct(mirror, local, config, head).await,
-            None => Ok(None),
+            Some(local) => push_direct(mirror, local, config, head).await.unwrap_or_else(|e| {
+                warn!(error = %e, "the direct push failed; pushing with git");
+                None
+            }),
+            None => None,
         };
         let pushed = match direct {
-            Ok(Some(outcome)) => Ok(outcome),
-            Ok(None) => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
-            Err(e) => Err(e),
+            Some(outcome) => Ok(outcome),
+            None => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
         };
         match pushed {
             // Only an unreachable remote may come back; refused credentials or a checked-out
