@@ -199,8 +199,9 @@ async fn writes(repo: &Repo, url: &str, section: &str, plan: &Plan, report: &mut
             let started = Instant::now();
             let mut tasks = Vec::new();
             for w in 0..writers {
-                // Each writer has an object of its own, spread over the whole repository.
-                let (name, ns, _, _) = repogen::configmap(w * (total_cms / writers).max(1) % total_cms, 0);
+                // Each writer has an object of its own: writer w in namespace w % 10, the writers'
+                // objects spread over the whole repository.
+                let (name, ns, _, _) = repogen::configmap(repogen::spread(w, writers, total_cms), 0);
                 let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
                 tasks.push(tokio::spawn(async move {
                     let mut latencies = Vec::with_capacity(per_writer);

@@ -64,6 +64,14 @@ fn path(i: usize, kind: &str, name: &str) -> String {
     gitbacked::layout::canonical_path(&dir, name, before)
 }
 
+/// The single-file ConfigMap (an index for [`configmap`]) of writer `w` of `writers`: in namespace
+/// `w % 10`, the writers' objects spread evenly over the `total` ConfigMaps.
+pub fn spread(w: usize, writers: usize, total: usize) -> usize {
+    // The k-th ConfigMap lives in namespace k % 10 (see `configmap_index`).
+    let k = (w * total / writers.max(1)) / NAMESPACES * NAMESPACES + w % NAMESPACES;
+    k.min(total.saturating_sub(1))
+}
+
 /// The index of the `k`-th ConfigMap that lives in a file of its own.
 pub fn configmap_index(k: usize) -> usize {
     (k / 10) * 20 + k % 10
@@ -238,4 +246,19 @@ pub fn change_configmaps(repo: &Repo, first: usize, count: usize, round: usize) 
     }
     commit(&repo.remote, &files, &format!("change {count} configmaps"), true)?;
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_get_objects_of_their_own_in_every_namespace() {
+        let total = configmap_count(100_000);
+        let picked: Vec<usize> = (0..16).map(|w| spread(w, 16, total)).collect();
+        assert!(picked.windows(2).all(|p| p[0] < p[1] && p[1] < total), "{picked:?}");
+        let namespaces: std::collections::HashSet<String> = picked.iter().map(|&k| configmap(k, 0).1).collect();
+        assert_eq!(namespaces.len(), 10);
+        assert_eq!(configmap(picked[3], 0).1, "ns-3");
+    }
 }
