@@ -4,11 +4,12 @@
 //! A `git push` to a local path runs nine git processes and a connectivity check over the whole
 //! tree, about 20 ms before the repository grows; a direct push hard-links the new loose objects
 //! into the remote and moves the ref under git's own lock file with a compare-and-swap on the old
-//! tip, as receive-pack does. It is used only when receive-pack would do nothing more: a bare
-//! repository with the files ref backend, no hook, no `core.hooksPath`, no object checks
-//! (`receive.fsckObjects`, `transfer.fsckObjects`), no hidden refs, no shared permissions and no
-//! `receive.updateServerInfo`. Otherwise the push goes through `git push`. Like receive-pack, it
-//! starts `git gc --auto` in the remote now and then (unless `receive.autogc` is false).
+//! tip, as receive-pack does. It is used only when receive-pack would do nothing more (see
+//! [`LocalRemote::needs_git`]): a bare repository with the files ref backend, none of the hooks
+//! receive-pack runs and no `core.hooksPath`, no object checks, hidden refs, shared permissions,
+//! explicit fsync settings or `receive.updateServerInfo`. Otherwise the push goes through
+//! `git push`. Like receive-pack, it starts `git gc --auto` in the remote now and then (unless
+//! `receive.autogc` is false).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,12 +87,16 @@ impl LocalRemote {
         if config.string("extensions.refStorage").is_some_and(|v| v.as_slice() != b"files") {
             return Some("it keeps refs in a reftable".into());
         }
-        for key in ["core.hooksPath", "receive.hideRefs", "transfer.hideRefs", "core.sharedRepository"] {
+        // `core.fsync`: whoever sets it wants git's own durability for what it receives.
+        let settings =
+            ["core.hooksPath", "receive.hideRefs", "transfer.hideRefs", "core.sharedRepository", "core.fsync"];
+        for key in settings {
             if set(key) {
                 return Some(format!("{key} is set"));
             }
         }
-        for key in ["receive.fsckObjects", "transfer.fsckObjects", "receive.updateServerInfo"] {
+        for key in ["receive.fsckObjects", "transfer.fsckObjects", "receive.updateServerInfo", "core.fsyncObjectFiles"]
+        {
             if on(key) {
                 return Some(format!("{key} is on"));
             }
