@@ -212,7 +212,6 @@ impl Reader {
         }
         let empty = ObjectId::empty_tree(self.repo.object_hash());
         let records = self.tree_changes(old.unwrap_or(empty), new.unwrap_or(empty))?;
-        use gix::diff::tree::recorder::Change;
         // Only regular files count: a symlink is never followed, so it cannot expose a host file.
         let file = |mode: gix::objs::tree::EntryMode, id: ObjectId| {
             matches!(mode.kind(), EntryKind::Blob | EntryKind::BlobExecutable).then_some(id)
@@ -221,9 +220,9 @@ impl Reader {
             .into_iter()
             .filter_map(|change| {
                 let (path, old, new) = match change {
-                    Change::Addition { entry_mode, oid, path, .. } => (path, None, file(entry_mode, oid)),
-                    Change::Deletion { entry_mode, oid, path, .. } => (path, file(entry_mode, oid), None),
-                    Change::Modification { previous_entry_mode, previous_oid, entry_mode, oid, path } => {
+                    TreeChange::Addition { entry_mode, oid, path, .. } => (path, None, file(entry_mode, oid)),
+                    TreeChange::Deletion { entry_mode, oid, path, .. } => (path, file(entry_mode, oid), None),
+                    TreeChange::Modification { previous_entry_mode, previous_oid, entry_mode, oid, path } => {
                         (path, file(previous_entry_mode, previous_oid), file(entry_mode, oid))
                     }
                 };
@@ -273,16 +272,15 @@ impl Reader {
             Some(old) => tree_of(old)?,
             None => ObjectId::empty_tree(self.repo.object_hash()),
         };
-        use gix::diff::tree::recorder::Change;
         let mut ids: Vec<ObjectId> = self
             .tree_changes(old_tree, new_tree)?
             .into_iter()
             .filter_map(|change| match change {
                 // A gitlink names a commit of another repository: nothing to send.
-                Change::Addition { entry_mode, oid, .. } | Change::Modification { entry_mode, oid, .. } => {
+                TreeChange::Addition { entry_mode, oid, .. } | TreeChange::Modification { entry_mode, oid, .. } => {
                     (!entry_mode.is_commit()).then_some(oid)
                 }
-                Change::Deletion { .. } => None,
+                TreeChange::Deletion { .. } => None,
             })
             .collect();
         ids.extend([new_tree, new]);
@@ -295,16 +293,32 @@ impl Reader {
         Ok((object.kind, object.data))
     }
 
+    /// The mode and id of what `path` (relative to the subdirectory) names in the tree of `commit`.
+    fn entry_at(&self, commit: ObjectId, path: &str) -> Result<Option<(EntryKind, ObjectId)>, GitError> {
+        let repo = &self.repo;
+        let mut tree = repo.find_commit(commit).map_err(objects)?.tree().map_err(objects)?;
+        let full = crate::layout::in_subdir(&self.subdir, path);
+        let entry = tree.peel_to_entry_by_path(&full).map_err(objects)?;
+        Ok(entry.map(|e| (e.mode().kind(), e.object_id())))
+    }
+
     /// The blob at `path` (relative to the subdirectory) in the tree of `commit`.
     pub fn file_at(&self, commit: ObjectId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let repo = &self.repo;
-        let tree = repo.find_commit(commit).map_err(objects)?.tree_id().map_err(objects)?.detach();
-        let full = crate::layout::in_subdir(&self.subdir, path);
-        let entry = repo.find_tree(tree).map_err(objects)?.peel_to_entry_by_path(&full).map_err(objects)?;
-        match entry {
-            Some(e) if e.mode().is_blob() => Ok(Some(self.blob(e.object_id())?)),
+        match self.entry_at(commit, path)? {
+            Some((EntryKind::Blob | EntryKind::BlobExecutable, id)) => Ok(Some(self.blob(id)?)),
             _ => Ok(None),
         }
+    }
+
+    /// How many files the directory `dir` (relative to the subdirectory) holds directly in the
+    /// tree of `commit`; 0 when there is no such directory.
+    pub fn files_in(&self, commit: ObjectId, dir: &str) -> Result<usize, GitError> {
+        let Some((EntryKind::Tree, id)) = self.entry_at(commit, dir)? else {
+            return Ok(0);
+        };
+        let tree = self.repo.find_tree(id).map_err(objects)?;
+        let decoded = tree.decode().map_err(objects)?;
+        Ok(decoded.entries.iter().filter(|e| e.mode.is_blob()).count())
     }
 }
 
@@ -374,21 +388,10 @@ impl CommitBuilder {
     /// How many files the directory `dir` (relative to the subdirectory) holds directly in the
     /// commit the next one is built on; 0 when it does not exist.
     pub fn files_in(&self, dir: &str) -> Result<usize, GitError> {
-        let Some(parent) = self.parent else {
-            return Ok(0);
-        };
-        let repo = &self.reader.repo;
-        let mut root = repo.find_commit(parent).map_err(objects)?.tree().map_err(objects)?;
-        let full = crate::layout::in_subdir(&self.reader.subdir, dir);
-        let Some(entry) = root.peel_to_entry_by_path(&full).map_err(objects)? else {
-            return Ok(0);
-        };
-        if !entry.mode().is_tree() {
-            return Ok(0);
+        match self.parent {
+            Some(parent) => self.reader.files_in(parent, dir),
+            None => Ok(0),
         }
-        let tree = repo.find_tree(entry.object_id()).map_err(objects)?;
-        let decoded = tree.decode().map_err(objects)?;
-        Ok(decoded.entries.iter().filter(|e| e.mode.is_blob()).count())
     }
 
     /// The commit the next one will be built on.
