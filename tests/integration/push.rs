@@ -77,6 +77,9 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         let pushes: Vec<&str> = reflog.lines().filter(|l| l.starts_with("push gitbacked ")).collect();
         assert_eq!(pushes.len(), 4, "{reflog}");
         assert!(pushes.iter().all(|l| time(l) > 1_700_000_000), "{reflog}");
+        // The remote's new objects are the mirror's own files, hard-linked.
+        let blob = git(&remote.path(), &["rev-parse", "main:default/configmaps/a.yaml"]);
+        assert_eq!(inode(&mirror, blob.trim()), inode(&remote.path(), blob.trim()));
         // The mirror refers to what it pushed, so that its own maintenance never prunes it.
         assert_eq!(
             git(&mirror, &["rev-parse", "refs/remotes/origin/main"]),
@@ -89,6 +92,36 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         assert_eq!(default.get("c").await.unwrap().data.unwrap()["key"], "4");
         default.create(&PostParams::default(), &cm("d", "5")).await.unwrap();
         assert_eq!(remote.log()[..2], ["create v1 ConfigMap default/d".to_string(), "a person's commit".into()]);
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+/// The inode of a loose object of the repository at `dir`.
+fn inode(dir: &std::path::Path, id: &str) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(dir.join("objects").join(&id[..2]).join(&id[2..])).unwrap())
+}
+
+#[tokio::test]
+async fn a_remote_on_another_file_system_gets_copies() {
+    within(60, async {
+        let remote = Remote::new();
+        // The mirror on tmpfs, the remote in the temp dir: hard links cannot cross.
+        let mirror = tempfile::tempdir_in("/dev/shm").unwrap();
+        let device = |p: &std::path::Path| std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).unwrap());
+        assert_ne!(device(mirror.path()), device(&remote.path()), "/dev/shm is another file system");
+        let cache = mirror.path().join("mirror.git");
+        let store = open_with(&remote, gitbacked::Options { cache_dir: Some(cache.clone()), ..options() }).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
+        api.create(&PostParams::default(), &cm("b", "2")).await.unwrap();
+        assert_eq!(pushes(&store, "direct-push", "ok").await, 2);
+        assert!(remote.file("default/configmaps/b.yaml").is_some());
+        let blob = git(&remote.path(), &["rev-parse", "main:default/configmaps/a.yaml"]);
+        assert!(remote.path().join("objects").join(&blob.trim()[..2]).join(&blob.trim()[2..]).is_file());
+        let leftovers = git(&remote.path(), &["count-objects", "-v"]);
+        assert!(leftovers.contains("garbage: 0"), "no temporary file is left: {leftovers}");
         assert_complete(&remote);
         store.close().await.unwrap();
     })
