@@ -235,3 +235,88 @@ async fn the_remote_is_packed_now_and_then_as_receive_pack_would() {
     })
     .await;
 }
+
+/// A person's commit, pushed with plain git, retried while the stores keep moving the branch.
+fn persons_commit(p: &std::path::Path, path: &str, text: &str) {
+    for _ in 0..50 {
+        let run = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(p).args(args).output().unwrap();
+        if !run(&["pull", "--quiet", "--rebase", "origin", "main"]).status.success() {
+            continue;
+        }
+        std::fs::create_dir_all(p.join(path).parent().unwrap()).unwrap();
+        std::fs::write(p.join(path), text).unwrap();
+        git(p, &["add", path]);
+        git(p, &["commit", "--quiet", "-m", &format!("person: {path}")]);
+        if run(&["push", "--quiet", "origin", "main"]).status.success() {
+            return;
+        }
+        git(p, &["reset", "--quiet", "--hard", "origin/main"]);
+    }
+    panic!("the person could not push {path}");
+}
+
+#[tokio::test]
+async fn three_stores_and_a_person_racing_on_one_remote_lose_nothing() {
+    within(120, async {
+        let remote = Remote::new();
+        let stores = futures::future::join_all((0..3).map(|_| open(&remote))).await;
+        let mut writers = Vec::new();
+        for (s, store) in stores.iter().enumerate() {
+            for w in 0..4 {
+                let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+                writers.push(tokio::spawn(async move {
+                    let name = format!("s{s}-w{w}");
+                    api.create(&PostParams::default(), &cm(&name, "0")).await.unwrap();
+                    for round in 1..=8 {
+                        let patch = Patch::Merge(json!({"data": {"k": round.to_string()}}));
+                        api.patch(&name, &PatchParams::default(), &patch).await.unwrap();
+                    }
+                    name
+                }));
+            }
+        }
+        let person_dir = remote.person();
+        let person = tokio::task::spawn_blocking(move || {
+            for i in 0..8 {
+                persons_commit(&person_dir, &format!("people/p-{i}.yaml"), &configmap(&format!("p-{i}"), "person"));
+            }
+        });
+        let mut names = Vec::new();
+        for writer in writers {
+            names.push(writer.await.unwrap());
+        }
+        person.await.unwrap();
+
+        // Every acknowledged write is on the remote, and so is every commit of the person's.
+        for name in &names {
+            let file = remote.file(&format!("default/configmaps/{name}.yaml")).unwrap();
+            assert!(file.contains("k: \"8\""), "{name}: {file}");
+        }
+        let log = remote.log();
+        for i in 0..8 {
+            assert!(log.contains(&format!("person: people/p-{i}.yaml")), "{log:?}");
+            assert!(remote.file(&format!("people/p-{i}.yaml")).is_some());
+        }
+        assert!(git(&remote.path(), &["log", "--merges", "--format=%H", "main"]).is_empty(), "history stays linear");
+        assert_complete(&remote);
+        // And every store converges on it.
+        for store in &stores {
+            store.sync().await.unwrap();
+            let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+            for name in &names {
+                assert_eq!(api.get(name).await.unwrap().data.unwrap()["k"], "8");
+            }
+            assert_eq!(api.get("p-7").await.unwrap().data.unwrap()["key"], "person");
+        }
+        let mut rejected = 0;
+        for store in &stores {
+            rejected += pushes(store, "direct-push", "rejected").await;
+        }
+        // The stores did race: some of their pushes found the branch moved and were replayed.
+        assert!(rejected > 0, "no push was rejected");
+        for store in stores {
+            store.close().await.unwrap();
+        }
+    })
+    .await;
+}
