@@ -336,6 +336,7 @@ mod tests {
             "--git-token-file",
             "/k/token",
             "--create-branch",
+            "--no-direct-push",
         ])
         .unwrap();
         let Command::Serve(serve) = cli.command else { panic!("serve") };
@@ -343,6 +344,7 @@ mod tests {
         assert_eq!(serve.known_hosts.as_deref(), Some(Path::new("/k/known_hosts")));
         assert_eq!(serve.git_token_file.as_deref(), Some(Path::new("/k/token")));
         assert!(serve.create_branch);
+        assert!(serve.no_direct_push);
     }
 
     #[test]

@@ -164,6 +164,20 @@ async fn a_remote_with_a_hook_or_object_checks_is_pushed_with_git() {
 }
 
 #[tokio::test]
+async fn without_direct_push_every_push_runs_git() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, gitbacked::Options { direct_push: false, ..options() }).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
+        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (0, 1));
+        assert!(remote.file("default/configmaps/a.yaml").is_some());
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_ref_locked_by_another_writer_is_waited_for_never_overwritten() {
     within(60, async {
         let remote = Remote::new();
