@@ -21,6 +21,7 @@
 //! [`http`] (the axum Router).
 
 pub mod api;
+pub mod gc;
 pub mod git;
 pub mod http;
 pub mod layout;
@@ -94,6 +95,10 @@ pub struct Options {
     /// the ref into it directly, without running `git push`, when receive-pack would do nothing
     /// more (no hooks, no object checks; see [`git::local`]). Default: on.
     pub direct_push: bool,
+    /// Delete objects whose owners (`metadata.ownerReferences`) are gone, and carry out orphan and
+    /// foreground deletion, as kube-controller-manager's garbage collector does (see [`gc`]); the
+    /// deletions are commits like any other. Default: on.
+    pub garbage_collector: bool,
 }
 
 /// Shows every option but the webhook secret, so that logging the options cannot leak it.
@@ -115,6 +120,7 @@ impl std::fmt::Debug for Options {
             .field("watch_window", &self.watch_window)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("direct_push", &self.direct_push)
+            .field("garbage_collector", &self.garbage_collector)
             .finish()
     }
 }
@@ -137,6 +143,7 @@ impl Default for Options {
             watch_window: 100_000,
             webhook_secret: None,
             direct_push: true,
+            garbage_collector: true,
         }
     }
 }
@@ -177,11 +184,23 @@ pub fn lease_ref(branch: &str) -> String {
     format!("refs/gitbacked/leases/{branch}")
 }
 
+/// A task that stops when its handle is dropped. The garbage collector holds a handle to the
+/// stores; without this it would keep their sync loops running after the `GitStore` is gone.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The Kubernetes API on a git repository.
 pub struct GitStore {
     handle: sync::Handle,
     router: axum::Router,
     tasks: [tokio::task::JoinHandle<()>; 2],
+    /// The garbage collector ([`gc`]), unless turned off: it runs until the store is closed or dropped.
+    gc: Option<AbortOnDrop>,
     _cache: Option<tempfile::TempDir>,
 }
 
@@ -241,7 +260,9 @@ impl GitStore {
             async move { handle.sync_now().await }
         });
         let router = http::router(api::Api::new(Arc::new(handle.clone())), metrics, webhook);
-        Ok(GitStore { handle, router, tasks: [branch.1, leases.1], _cache: cache })
+        let collector = api::Api::new(Arc::new(handle.clone()));
+        let gc = options.garbage_collector.then(|| AbortOnDrop(tokio::spawn(gc::run(collector))));
+        Ok(GitStore { handle, router, tasks: [branch.1, leases.1], gc, _cache: cache })
     }
 
     /// A kube client talking to this store in-process. Must be called inside a Tokio runtime.
@@ -271,6 +292,7 @@ impl GitStore {
 
     /// Stops the sync loops after the writes in flight, and removes a temporary mirror.
     pub async fn close(self) -> Result<(), Error> {
+        drop(self.gc);
         self.handle.shutdown().await;
         for task in self.tasks {
             task.await.map_err(|e| Error::Sync(e.to_string()))?;

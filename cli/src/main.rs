@@ -106,6 +106,10 @@ struct Serve {
     /// written directly when it has no hooks (receive-pack would do nothing more).
     #[arg(long, env = "GITBACKED_NO_DIRECT_PUSH")]
     no_direct_push: bool,
+    /// Do not delete objects whose owners (metadata.ownerReferences) are gone; orphan and
+    /// foreground deletions then wait for their finalizers forever.
+    #[arg(long, env = "GITBACKED_NO_GARBAGE_COLLECTOR")]
+    no_garbage_collector: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -296,6 +300,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         sign_commits: args.sign_commits,
         webhook_secret,
         direct_push: !args.no_direct_push,
+        garbage_collector: !args.no_garbage_collector,
         ..Default::default()
     };
     let store = GitStore::open(&repo, options).await.context("opening the repository")?;
@@ -337,6 +342,7 @@ mod tests {
             "/k/token",
             "--create-branch",
             "--no-direct-push",
+            "--no-garbage-collector",
         ])
         .unwrap();
         let Command::Serve(serve) = cli.command else { panic!("serve") };
@@ -344,7 +350,7 @@ mod tests {
         assert_eq!(serve.known_hosts.as_deref(), Some(Path::new("/k/known_hosts")));
         assert_eq!(serve.git_token_file.as_deref(), Some(Path::new("/k/token")));
         assert!(serve.create_branch);
-        assert!(serve.no_direct_push);
+        assert!(serve.no_direct_push && serve.no_garbage_collector);
     }
 
     #[test]

@@ -410,9 +410,12 @@ impl Api {
     }
 
     /// DELETE an object: marks it (deletionTimestamp) while it has finalizers, removes it otherwise.
+    /// `propagationPolicy` Orphan and Foreground add the garbage collector's finalizer (see
+    /// [`crate::gc`]); Background, the default, leaves the dependents to the collector.
     pub async fn delete(&self, target: &Target, name: &str, options: &Value, opts: &WriteOptions) -> ApiResult<Reply> {
         let key = target.key(name);
         let t = target.clone();
+        let finalizer = propagation_finalizer(options)?;
         let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
         let subject_name = name.to_string();
         let mutate = move |current: Option<&StoredObject>| {
@@ -423,6 +426,12 @@ impl Api {
             check_preconditions(&t, current, &check)?;
             let mut content = current.content();
             let meta = metadata_mut(&mut content);
+            if let Some(finalizer) = finalizer {
+                let finalizers = meta.entry("finalizers").or_insert_with(|| Value::Array(Vec::new()));
+                if let Some(list) = finalizers.as_array_mut().filter(|l| !l.iter().any(|f| f == finalizer)) {
+                    list.push(Value::from(finalizer));
+                }
+            }
             let has_finalizers = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
             if !has_finalizers {
                 return Ok(Mutation::Delete);
@@ -621,6 +630,27 @@ fn check_kind(target: &Target, body: &Value) -> ApiResult<()> {
         )));
     }
     Ok(())
+}
+
+/// The finalizer a delete's `propagationPolicy` (or the older `orphanDependents`) asks for:
+/// `orphan` for Orphan, `foregroundDeletion` for Foreground, none for Background.
+fn propagation_finalizer(options: &Value) -> ApiResult<Option<&'static str>> {
+    let policy = options.get("propagationPolicy").and_then(Value::as_str);
+    let orphan = options.get("orphanDependents").and_then(Value::as_bool);
+    let invalid = |field: &str, why: String| ApiError::invalid("DeleteOptions", "", "", vec![(field.into(), why)]);
+    match (policy, orphan) {
+        (Some(_), Some(_)) => Err(invalid(
+            "propagationPolicy",
+            "Invalid value: orphanDependents and deletion propagation policy cannot be both set".into(),
+        )),
+        (Some("Orphan"), None) | (None, Some(true)) => Ok(Some(crate::gc::ORPHAN)),
+        (Some("Foreground"), None) => Ok(Some(crate::gc::FOREGROUND)),
+        (Some("Background"), None) | (None, Some(false)) | (None, None) => Ok(None),
+        (Some(other), None) => Err(invalid(
+            "propagationPolicy",
+            format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+        )),
+    }
 }
 
 /// resourceVersion and uid preconditions carried by a body.

@@ -6,6 +6,7 @@ mod cache;
 mod core;
 mod example;
 mod faults;
+mod gc;
 mod http;
 mod leases;
 mod push;

@@ -394,6 +394,34 @@ fn delete_removes_the_file() {
 }
 
 #[test]
+fn delete_cascades_in_the_background_or_orphans() {
+    let server = Server::start();
+    let uid_of = |name: &str| server.kubectl_ok(&["get", "configmap", name, "-o", "jsonpath={.metadata.uid}"]);
+    let child = |name: &str, owner: &str, uid: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  ownerReferences:\n  - apiVersion: v1\n    \
+             kind: ConfigMap\n    name: {owner}\n    uid: {uid}\ndata:\n  k: v\n"
+        )
+    };
+    for owner in ["kept", "gone"] {
+        server.kubectl_ok(&["create", "configmap", &format!("{owner}-parent"), "--from-literal=k=v"]);
+        let uid = uid_of(&format!("{owner}-parent"));
+        let manifest = server
+            .manifest(&format!("{owner}.yaml"), &child(&format!("{owner}-child"), &format!("{owner}-parent"), &uid));
+        server.kubectl_ok(&["apply", "-f", &manifest]);
+    }
+    // --cascade=orphan: the child stays, without its owner reference.
+    server.kubectl_ok(&["delete", "configmap", "kept-parent", "--cascade=orphan"]);
+    eventually("the orphaned owner is gone", || server.remote.file("default/configmaps/kept-parent.yaml").is_none());
+    let kept = server.remote.file("default/configmaps/kept-child.yaml").expect("the child stays");
+    assert!(!kept.contains("\n  ownerReferences:"), "{kept}");
+    // The default, background: the child follows its owner.
+    server.kubectl_ok(&["delete", "configmap", "gone-parent"]);
+    eventually("the child is collected", || server.remote.file("default/configmaps/gone-child.yaml").is_none());
+    assert_eq!(server.remote.log()[0], "delete v1 ConfigMap default/gone-child");
+}
+
+#[test]
 fn diff_is_a_dry_run_that_commits_nothing() {
     let server = Server::start();
     let cm = server.manifest("cm.yaml", CONFIGMAP);
