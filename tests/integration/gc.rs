@@ -20,6 +20,15 @@ fn owned(name: &str, owners: &[&ConfigMap]) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": refs}, "data": {"k": "v"}})).unwrap()
 }
 
+/// A store on `remote`, and in it a ConfigMap `parent` (returned) with a `child` it owns.
+async fn parent_and_child(remote: &Remote) -> (gitbacked::GitStore, Api<ConfigMap>, ConfigMap) {
+    let store = open(remote).await;
+    let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+    let parent = api.create(&PostParams::default(), &cm("parent")).await.unwrap();
+    api.create(&PostParams::default(), &owned("child", &[&parent])).await.unwrap();
+    (store, api, parent)
+}
+
 fn uids(c: &ConfigMap) -> Vec<String> {
     c.metadata.owner_references.iter().flatten().map(|r| r.uid.clone()).collect()
 }
@@ -60,11 +69,7 @@ async fn dependents_of_a_deleted_owner_are_deleted_in_the_background() {
 async fn orphan_deletion_keeps_the_dependents_without_their_owner() {
     within(60, async {
         let remote = Remote::new();
-        let store = open(&remote).await;
-        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        let pp = PostParams::default();
-        let parent = api.create(&pp, &cm("parent")).await.unwrap();
-        api.create(&pp, &owned("child", &[&parent])).await.unwrap();
+        let (store, api, _) = parent_and_child(&remote).await;
 
         let orphan = DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() };
         let answer = api.delete("parent", &orphan).await.unwrap();
@@ -85,15 +90,11 @@ async fn orphan_deletion_keeps_the_dependents_without_their_owner() {
 async fn foreground_deletion_removes_the_dependents_first() {
     within(60, async {
         let remote = Remote::new();
-        let store = open(&remote).await;
-        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        let pp = PostParams::default();
-        let parent = api.create(&pp, &cm("parent")).await.unwrap();
-        api.create(&pp, &owned("child", &[&parent])).await.unwrap();
+        let (store, api, parent) = parent_and_child(&remote).await;
         // The child has a finalizer of its own: the owner waits for it.
         let mut held = owned("held", &[&parent]);
         held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-        api.create(&pp, &held).await.unwrap();
+        api.create(&PostParams::default(), &held).await.unwrap();
 
         let foreground = DeleteParams::foreground();
         let waiting = api.delete("parent", &foreground).await.unwrap().left().expect("being deleted");
@@ -119,11 +120,7 @@ async fn foreground_deletion_removes_the_dependents_first() {
 async fn an_owner_deleted_by_a_persons_commit_takes_its_dependents() {
     within(60, async {
         let remote = Remote::new();
-        let store = open(&remote).await;
-        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        let pp = PostParams::default();
-        let parent = api.create(&pp, &cm("parent")).await.unwrap();
-        api.create(&pp, &owned("child", &[&parent])).await.unwrap();
+        let (store, api, parent) = parent_and_child(&remote).await;
         remote.commit(&[("default/configmaps/parent.yaml", None)], "a person deletes the owner");
         eventually("the child is collected", || remote.file("default/configmaps/child.yaml").is_none()).await;
         // A dependent whose owner is gone is garbage from the start; one whose owner is of a kind
