@@ -71,6 +71,47 @@ const LOCAL_PEEK: Duration = Duration::from_millis(50);
 /// a push of its own, and without the wait the writers split into two batches that alternate.
 const LINGER: Duration = Duration::from_millis(2);
 
+/// How long after another writer showed itself (its commits fetched, or a push refused because of
+/// them) a loop keeps leaving turns between its pushes.
+const CONTENTION_MEMORY: Duration = Duration::from_secs(30);
+
+/// Turns on a remote several processes write to. With a compare-and-swap push, the writer that has
+/// just pushed builds its next commit on its own tip at once, while the others must fetch first:
+/// left alone it keeps the branch and starves them (the soak test once saw one process acknowledge
+/// 142 writes while three others got none in a minute, and a person's 150 pushes all refused). So
+/// while other writers are about, a loop waits before each batch for a random time of up to twice
+/// its last push, long enough for a refused writer to fetch and push in between.
+#[derive(Default)]
+pub(crate) struct Pacing {
+    others_seen: Option<std::time::Instant>,
+    last_push: Option<(std::time::Instant, Duration)>,
+}
+
+impl Pacing {
+    /// Another writer's commits arrived, or refused a push.
+    pub(crate) fn others_seen(&mut self) {
+        self.others_seen = Some(std::time::Instant::now());
+    }
+
+    /// A push succeeded after `took` (at most a quarter of a second counts: a push that waited
+    /// for an unreachable remote says nothing about turns).
+    pub(crate) fn pushed(&mut self, took: Duration) {
+        self.last_push = Some((std::time::Instant::now(), took.min(Duration::from_millis(250))));
+    }
+
+    /// The wait before the next batch: none unless others write and this loop pushed just now.
+    fn turn(&self) -> Duration {
+        let contended = self.others_seen.is_some_and(|t| t.elapsed() < CONTENTION_MEMORY);
+        match self.last_push {
+            Some((at, took)) if contended && at.elapsed() < took * 2 => {
+                let nanos = (took * 2).as_nanos().max(1) as u64;
+                Duration::from_nanos(crate::store::object::random() % nanos)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
 /// A write waiting for its push.
 pub(crate) struct PendingWrite {
     write: Write,
@@ -110,6 +151,8 @@ pub(crate) struct Syncer {
     local: Option<Arc<LocalRemote>>,
     /// How many writes the previous batch carried.
     last_batch: usize,
+    /// Turns with other writers on the remote.
+    pacing: Pacing,
 }
 
 impl Syncer {
@@ -124,7 +167,8 @@ impl Syncer {
         let local = config.local_remote.as_deref().and_then(LocalRemote::open).map(Arc::new);
         let next_poll = tokio::time::Instant::now() + jitter(config.interval);
         let deferred = VecDeque::new();
-        Ok((Syncer { mirror, store, config, commands, deferred, next_poll, local, last_batch: 0 }, tx))
+        let pacing = Pacing::default();
+        Ok((Syncer { mirror, store, config, commands, deferred, next_poll, local, last_batch: 0, pacing }, tx))
     }
 
     /// Runs until every handle is dropped.
@@ -174,7 +218,8 @@ impl Syncer {
             }
             State::Write(batch) => {
                 let local = self.local.as_ref().filter(|_| self.config.direct_push);
-                let deferred = writer::write_batch(&self.mirror, &self.store, &self.config, local, batch).await;
+                let (mirror, store, config) = (&self.mirror, &self.store, &self.config);
+                let deferred = writer::write_batch(mirror, store, config, local, &mut self.pacing, batch).await;
                 self.deferred.extend(deferred);
                 State::Idle
             }
@@ -185,6 +230,8 @@ impl Syncer {
     /// The write just received plus every write already queued: one group commit. While it holds
     /// fewer writes than the previous batch, it waits up to [`LINGER`] for more.
     async fn batch(&mut self, first: PendingWrite) -> Vec<PendingWrite> {
+        // Writes that arrive during the turn join the batch.
+        tokio::time::sleep(self.pacing.turn()).await;
         let mut batch = vec![first];
         batch.extend(self.deferred.drain(..));
         let linger = tokio::time::Instant::now() + LINGER;
@@ -219,6 +266,8 @@ impl Syncer {
         let (dir, reference) = (self.mirror.dir(), &self.config.reference);
         let tip = self.config.observed("ls-remote", remote::remote_tip(dir, reference), |_| "ok").await?;
         if tip.is_some() && tip != self.store.tip().0 {
+            // This loop's own pushes move the store's tip as they land: these are someone else's.
+            self.pacing.others_seen();
             fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
         }
         self.config.metrics.synced();
@@ -437,5 +486,37 @@ impl Storage for Handle {
             rx.await.map_err(|_| stopped())?
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_takes_turns_only_while_others_write_and_right_after_its_push() {
+        let push = Duration::from_millis(40);
+        let mut alone = Pacing::default();
+        alone.pushed(push);
+        assert_eq!(alone.turn(), Duration::ZERO, "alone on the remote: no wait");
+
+        let mut shared = Pacing::default();
+        shared.others_seen();
+        assert_eq!(shared.turn(), Duration::ZERO, "nothing pushed yet: no wait");
+        shared.pushed(push);
+        let turns: Vec<Duration> = (0..200).map(|_| shared.turn()).collect();
+        assert!(turns.iter().all(|t| *t < push * 2), "at most twice the push");
+        assert!(turns.iter().any(|t| *t > push / 2), "waits are drawn over the whole range");
+
+        // A push that waited out an unreachable remote does not make the turns long.
+        shared.pushed(Duration::from_secs(20));
+        assert!((0..200).all(|_| shared.turn() < Duration::from_millis(500)));
+        // Long after the last push, the next batch goes at once.
+        shared.last_push = Some((std::time::Instant::now() - Duration::from_secs(1), push));
+        assert_eq!(shared.turn(), Duration::ZERO);
+        // And once others have been quiet for a while, no more turns.
+        shared.pushed(push);
+        shared.others_seen = Some(std::time::Instant::now() - CONTENTION_MEMORY);
+        assert_eq!(shared.turn(), Duration::ZERO);
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use super::{PendingWrite, SyncConfig, advance, fetch_and_advance};
+use super::{Pacing, PendingWrite, SyncConfig, advance, fetch_and_advance};
 use crate::api::status::{ApiError, ApiResult};
 use crate::api::storage::{Mutation, WriteOutcome};
 use crate::git::local::LocalRemote;
@@ -25,9 +25,11 @@ use crate::store::{ObjectKey, Store, StoredObject};
 /// timeout bounds it too).
 const MAX_ATTEMPTS: usize = 64;
 
-/// A random delay of up to 10 ms × 2^tries (at most 640 ms) before replaying.
+/// A random delay of up to 10 ms × 2^tries (at most 80 ms) before replaying: enough to break the
+/// lockstep of writers refused together, short enough not to lose every turn to the writer that
+/// won (see [`Pacing`]).
 fn backoff(tries: usize) -> std::time::Duration {
-    let ceiling = 10u64 << tries.min(6);
+    let ceiling = 10u64 << tries.min(3);
     std::time::Duration::from_millis(crate::store::object::random() % ceiling)
 }
 
@@ -59,6 +61,8 @@ struct Batch<'a> {
     config: &'a SyncConfig,
     /// The remote, when it is on this machine and may be pushed to directly.
     local: Option<&'a Arc<LocalRemote>>,
+    /// Turns with other writers: told of every push and refusal.
+    pacing: &'a mut Pacing,
     deadline: Instant,
     /// Second writes to an object already written in this batch: they wait for the next one.
     deferred: Vec<PendingWrite>,
@@ -71,10 +75,11 @@ pub(super) async fn write_batch(
     store: &Arc<Store>,
     config: &SyncConfig,
     local: Option<&Arc<LocalRemote>>,
+    pacing: &mut Pacing,
     writes: Vec<PendingWrite>,
 ) -> Vec<PendingWrite> {
     let deadline = Instant::now() + config.write_timeout;
-    let mut batch = Batch { mirror, store, config, local, deadline, deferred: Vec::new() };
+    let mut batch = Batch { mirror, store, config, local, pacing, deadline, deferred: Vec::new() };
     let mut attempt = Attempt::Stage { writes, tries: 1 };
     while !matches!(attempt, Attempt::Done) {
         attempt = batch.step(attempt).await;
@@ -87,8 +92,10 @@ impl Batch<'_> {
         match attempt {
             Attempt::Stage { writes, tries } => self.stage(writes, tries),
             Attempt::Push { committed, base, head, tries } => {
+                let started = Instant::now();
                 match push_until(self.mirror, self.config, self.local, head, self.deadline).await {
                     Ok(PushOutcome::Pushed) => {
+                        self.pacing.pushed(started.elapsed());
                         if let Err(e) = remote::record_push(self.mirror, &self.config.reference, head) {
                             warn!(error = %e, "recording the push in the mirror failed");
                         }
@@ -96,7 +103,10 @@ impl Batch<'_> {
                         answer(self.store, committed, applied);
                         Attempt::Done
                     }
-                    Ok(PushOutcome::Rejected) => Attempt::Replay { committed, base, head, tries },
+                    Ok(PushOutcome::Rejected) => {
+                        self.pacing.others_seen();
+                        Attempt::Replay { committed, base, head, tries }
+                    }
                     Err(e) => {
                         warn!(error = %e, "push failed");
                         fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
