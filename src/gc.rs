@@ -168,7 +168,8 @@ impl Collector {
         let revision = storage.revision(&self.anchor);
         self.index = Index::default();
         let registry = storage.registry();
-        for rt in registry.all() {
+        // The kinds whose events the anchor's carry: Leases have a store and a ref of their own.
+        for rt in registry.all().filter(|rt| rt.home != crate::registry::Home::Leases) {
             for object in storage.list(&rt.group_kind(), None).1 {
                 self.observe(EventType::Added, &object);
             }
