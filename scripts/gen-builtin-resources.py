@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate data/builtin-resources.json: a table of every built-in Kubernetes resource type.
+"""Generate crates/core/data/builtin-resources.json: a table of every built-in Kubernetes resource type.
 
 Reads the k8s-openapi crate source (one Kubernetes-version directory, e.g.
 .../k8s-openapi-0.29.0/src/v1_33). Each `impl crate::Resource for T` block gives
@@ -12,7 +12,7 @@ discovery.
 
 Regenerate (default source: newest k8s-openapi-0.29.* in ~/.cargo/registry/src, v1_33):
 
-    python3 scripts/gen-builtin-resources.py -o data/builtin-resources.json
+    python3 scripts/gen-builtin-resources.py -o crates/core/data/builtin-resources.json
     python3 scripts/gen-builtin-resources.py /path/to/k8s-openapi-0.29.0/src/v1_33 > out.json
 """
 import argparse

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates data/openapi-v1.33.json: the OpenAPI v3 component schemas of every built-in Kubernetes
+"""Generates crates/core/data/openapi-v1.33.json: the OpenAPI v3 component schemas of every built-in Kubernetes
 type, with their patch strategies, merge keys, list types and map keys (x-kubernetes-*).
 
 Source: the JSON schemas shipped by the PyPI package `kubernetes-validate` (Kubernetes 1.25-1.37).
@@ -10,7 +10,7 @@ plain types, and IntOrString becomes `{"type": "string", "format": "int-or-strin
 
 Regenerate:
     python3 -m venv /tmp/kv && /tmp/kv/bin/pip install kubernetes-validate==1.37.0
-    /tmp/kv/bin/python scripts/gen-openapi.py 1.33 > data/openapi-v1.33.json
+    /tmp/kv/bin/python scripts/gen-openapi.py 1.33 > crates/core/data/openapi-v1.33.json
 """
 import json
 import os

@@ -15,30 +15,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`git`] (local objects with gix, fetch and push with the git CLI), [`layout`] (which files
-//! hold objects and where new ones go), [`registry`] (resource types), [`store`] (the in-memory index
-//! and watch log), [`sync`] (the loop that polls and pushes), [`api`] (Kubernetes semantics) and
-//! [`http`] (the axum Router).
-
-pub mod api;
-pub mod gc;
-pub mod git;
-pub mod http;
-pub mod layout;
-pub mod metrics;
-pub mod registry;
-pub mod schema;
-pub mod store;
-pub mod sync;
+//! The workspace's crates, each a seam the compiler enforces:
+//! - `gitbacked-core`: objects, resource types, schemas, `Status` errors, the `Storage` contract
+//!   and an in-memory storage; no I/O.
+//! - `gitbacked-apiserver`: kube-apiserver's semantics over any `Storage`, and the axum Router.
+//! - `gitbacked-git`: the git backend (mirror, layout, object index, sync loop).
+//! - `gitbacked-gc`: the garbage collector, a controller on the API.
+//!
+//! This crate puts them together: [`GitStore`] and its [`Options`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use git::Identity;
-use git::{GitError, Mirror, remote};
-use registry::Home;
-use store::Store;
+use gitbacked_apiserver::http::webhook::{self, Webhook};
+use gitbacked_apiserver::{Api, Endpoints};
+use gitbacked_git::{Config, GitStorage, mirror::credentials::Credentials};
+pub use gitbacked_git::{GitError, Identity, SyncError, lease_ref};
 
 /// Errors from opening or closing a [`GitStore`].
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +42,12 @@ pub enum Error {
     /// An option is not valid.
     #[error("invalid option: {0}")]
     Options(String),
-    /// The sync loop ended abnormally.
-    #[error("the sync loop failed: {0}")]
-    Sync(String),
+    /// A sync asked for did not happen.
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// A sync loop's task ended abnormally.
+    #[error("a sync loop failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// How a [`GitStore`] reaches and uses its repository.
@@ -93,10 +89,10 @@ pub struct Options {
     pub webhook_secret: Option<String>,
     /// Push to a remote that is a bare repository on this machine by writing the new objects and
     /// the ref into it directly, without running `git push`, when receive-pack would do nothing
-    /// more (no hooks, no object checks; see [`git::local`]). Default: on.
+    /// more (no hooks, no object checks; see `gitbacked_git::mirror::local`). Default: on.
     pub direct_push: bool,
     /// Delete objects whose owners (`metadata.ownerReferences`) are gone, and carry out orphan and
-    /// foreground deletion, as kube-controller-manager's garbage collector does (see [`gc`]); the
+    /// foreground deletion, as kube-controller-manager's garbage collector does (see `gitbacked_gc`); the
     /// deletions are commits like any other. Default: on.
     pub garbage_collector: bool,
 }
@@ -170,20 +166,6 @@ fn normalize_url(url: &str) -> Result<String, Error> {
         .map_err(|e| Error::Options(format!("repository path {url:?}: {e}")))
 }
 
-/// The directory of a remote on this machine (a path or `file://` URL).
-fn local_path(url: &str) -> Option<PathBuf> {
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    (path.starts_with('/') && std::path::Path::new(path).exists()).then(|| PathBuf::from(path))
-}
-
-/// The ref that keeps the Leases of `branch`: `refs/gitbacked/leases/<branch>`. Leader election
-/// renews a Lease every few seconds; on a ref of its own that history never floods the branch
-/// people read, while every process on the remote still sees it (fetched and pushed with the same
-/// fast-forward compare-and-swap as the branch).
-pub fn lease_ref(branch: &str) -> String {
-    format!("refs/gitbacked/leases/{branch}")
-}
-
 /// A task that stops when its handle is dropped. The garbage collector holds a handle to the
 /// stores; without this it would keep their sync loops running after the `GitStore` is gone.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -196,22 +178,26 @@ impl Drop for AbortOnDrop {
 
 /// The Kubernetes API on a git repository.
 pub struct GitStore {
-    handle: sync::Handle,
+    storage: GitStorage,
     router: axum::Router,
     tasks: [tokio::task::JoinHandle<()>; 2],
-    /// The garbage collector ([`gc`]), unless turned off: it runs until the store is closed or dropped.
-    gc: Option<AbortOnDrop>,
+    /// The garbage collector, unless turned off, and the expiry of Events: they run until the
+    /// store is closed or dropped.
+    background: Vec<AbortOnDrop>,
     _cache: Option<tempfile::TempDir>,
 }
+
+/// How often Events are checked for expiry.
+const EXPIRY_CHECK: Duration = Duration::from_secs(1);
 
 impl GitStore {
     /// Opens the repository at `url` (a local path, `file://`, `git://`, `ssh://` or `https://`)
     /// and returns once the initial sync is complete.
     pub async fn open(url: &str, options: Options) -> Result<Self, Error> {
-        let subdir = normalize_subdirectory(options.subdirectory.as_deref())?;
-        http::webhook::check_secret(options.webhook_secret.as_deref()).map_err(Error::Options)?;
+        let subdirectory = normalize_subdirectory(options.subdirectory.as_deref())?;
+        webhook::check_secret(options.webhook_secret.as_deref()).map_err(|e| Error::Options(e.to_string()))?;
         let url = normalize_url(url)?;
-        let (cache_dir, cache) = match &options.cache_dir {
+        let (mirror_dir, cache) = match &options.cache_dir {
             Some(dir) => (dir.clone(), None),
             None => {
                 let tmp = tempfile::Builder::new()
@@ -221,48 +207,48 @@ impl GitStore {
                 (tmp.path().join("mirror.git"), Some(tmp))
             }
         };
-        let mirror = Arc::new(Mirror::open_or_init(&cache_dir, &subdir)?);
-        let credentials = git::credentials::Credentials {
-            ssh_key: options.ssh_key.clone(),
-            known_hosts: options.known_hosts.clone(),
-            token_file: options.git_token_file.clone(),
-        };
-        remote::configure(mirror.dir(), &url, &credentials).await?;
-        let branch = remote::resolve_branch(mirror.dir(), options.branch.as_deref(), options.create_branch).await?;
-        let store = Store::new(options.watch_window, Home::Branch);
-        // The branch's only: lease renewals would fill the cache with blobs read once.
-        let store = Arc::new(match &options.cache_dir {
-            Some(dir) => store.with_parse_cache(dir),
-            None => store,
-        });
-        let metrics = Arc::new(metrics::Metrics::new(store.clone()));
-        let config = sync::SyncConfig {
-            reference: format!("refs/heads/{branch}"),
+        let config = Config {
+            url,
+            branch: options.branch.clone(),
+            create_branch: options.create_branch,
+            subdirectory,
+            mirror_dir,
+            parse_cache: options.cache_dir.is_some(),
+            credentials: Credentials {
+                ssh_key: options.ssh_key.clone(),
+                known_hosts: options.known_hosts.clone(),
+                token_file: options.git_token_file.clone(),
+            },
             interval: options.interval,
             author: options.author.clone(),
             sign_commits: options.sign_commits,
             write_timeout: options.write_timeout,
             event_ttl: options.event_ttl,
-            metrics: metrics.clone(),
-            local_remote: local_path(&url),
+            watch_window: options.watch_window,
             direct_push: options.direct_push,
         };
-        let lease_config = sync::SyncConfig { reference: lease_ref(&branch), ..config.clone() };
-        let lease_store = Arc::new(Store::new(options.watch_window, Home::Leases));
-        let (branch, leases) = tokio::try_join!(
-            sync::Channel::start(mirror.clone(), store, config),
-            sync::Channel::start(mirror, lease_store, lease_config),
-        )?;
-        let handle = sync::Handle::new(branch.0, leases.0, options.event_ttl);
-        let hook = handle.clone();
-        let webhook = http::webhook::Webhook::new(options.webhook_secret.as_deref(), move || {
-            let handle = hook.clone();
-            async move { handle.sync_now().await }
+        let mut metrics = prometheus_client::registry::Registry::with_prefix("gitbacked");
+        let (storage, tasks) = GitStorage::open(config, &mut metrics).await?;
+        let hook = storage.clone();
+        let webhook = Webhook::new(options.webhook_secret.as_deref(), move || {
+            let storage = hook.clone();
+            async move { storage.sync_now().await }
         });
-        let router = http::router(api::Api::new(Arc::new(handle.clone())), metrics, webhook);
-        let collector = api::Api::new(Arc::new(handle.clone()));
-        let gc = options.garbage_collector.then(|| AbortOnDrop(tokio::spawn(gc::run(collector))));
-        Ok(GitStore { handle, router, tasks: [branch.1, leases.1], gc, _cache: cache })
+        let api = Api::new(Arc::new(storage.clone()));
+        let health = storage.health();
+        let router = gitbacked_apiserver::router(api.clone(), Endpoints { metrics, health, webhook });
+        let events = storage.events().clone();
+        let mut background = vec![AbortOnDrop(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(EXPIRY_CHECK);
+            loop {
+                tick.tick().await;
+                events.expire();
+            }
+        }))];
+        if options.garbage_collector {
+            background.push(AbortOnDrop(tokio::spawn(gitbacked_gc::run(api))));
+        }
+        Ok(GitStore { storage, router, tasks, background, _cache: cache })
     }
 
     /// A kube client talking to this store in-process. Must be called inside a Tokio runtime.
@@ -275,30 +261,62 @@ impl GitStore {
         self.router.clone()
     }
 
-    /// The object store.
-    pub fn store(&self) -> &Arc<Store> {
-        self.handle.store()
-    }
-
     /// Checks the remote now instead of waiting for the next poll; returns once the store reflects it.
     pub async fn sync(&self) -> Result<(), Error> {
-        self.handle.sync_now().await.map_err(Error::Sync)
+        Ok(self.storage.sync_now().await?)
     }
 
-    /// The store of the Leases, which live on their own ref (see [`lease_ref`]).
-    pub fn lease_store(&self) -> &Arc<Store> {
-        self.handle.lease_store()
+    /// What the branch's store holds, for reports: its resourceVersion, the objects served, and
+    /// the files skipped because they do not parse.
+    pub fn report(&self) -> Report {
+        let store = self.storage.branch_store();
+        let stats = store.stats();
+        Report {
+            resource_version: store.revision(),
+            objects: stats.objects,
+            unknown_documents: stats.unknown_documents,
+            invalid_files: store
+                .invalid_files()
+                .into_iter()
+                .map(|(path, errors)| InvalidFile {
+                    path,
+                    problems: errors.into_iter().map(|e| (e.line, e.message)).collect(),
+                })
+                .collect(),
+        }
     }
 
     /// Stops the sync loops after the writes in flight, and removes a temporary mirror.
     pub async fn close(self) -> Result<(), Error> {
-        drop(self.gc);
-        self.handle.shutdown().await;
+        drop(self.background);
+        self.storage.shutdown().await;
         for task in self.tasks {
-            task.await.map_err(|e| Error::Sync(e.to_string()))?;
+            task.await.map_err(Error::Task)?;
         }
         Ok(())
     }
+}
+
+/// What the branch's store holds (see [`GitStore::report`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The current resourceVersion of the branch's objects.
+    pub resource_version: u64,
+    /// How many objects are served from the branch.
+    pub objects: usize,
+    /// Documents whose kind is not served (yet): they wait for their CRD.
+    pub unknown_documents: usize,
+    /// Files with documents that do not parse, skipped.
+    pub invalid_files: Vec<InvalidFile>,
+}
+
+/// A file with documents that do not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidFile {
+    /// Its path, relative to the subdirectory.
+    pub path: String,
+    /// Each problem: the line it is on (from 1), and what is wrong.
+    pub problems: Vec<(u64, String)>,
 }
 
 #[cfg(test)]

@@ -300,7 +300,7 @@ async fn cold_sync(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<f64>
         let t = Instant::now();
         let store = GitStore::open(&repo.local_url(), options(HOUR)).await?;
         opens.push(ms(t.elapsed()));
-        let objects = store.store().stats().objects;
+        let objects = store.report().objects;
         if objects < repo.objects {
             bail!("the store holds {objects} objects, the repository {}", repo.objects);
         }
@@ -430,7 +430,7 @@ type Watch = futures::stream::BoxStream<'static, kube::Result<WatchEvent<ConfigM
 
 async fn watch_configmaps(store: &GitStore) -> Result<Watch> {
     let api: Api<ConfigMap> = Api::all(store.client());
-    let revision = store.store().revision().to_string();
+    let revision = store.report().resource_version.to_string();
     Ok(api.watch(&WatchParams::default().timeout(290), &revision).await?.boxed())
 }
 
@@ -505,12 +505,7 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
     let client = store.client();
     let (name, ns, _, _) = repogen::configmap(3, 0);
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    let key = gitbacked::store::ObjectKey {
-        gk: gitbacked::registry::GroupKind { group: String::new(), kind: "ConfigMap".into() },
-        namespace: ns.clone(),
-        name: name.clone(),
-    };
-    let (mut gets, mut gets99, mut direct, mut routed) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut gets, mut gets99, mut routed) = (Vec::new(), Vec::new(), Vec::new());
     let router = store.router();
     let uri = format!("/api/v1/namespaces/{ns}/configmaps/{name}");
     for run in 0..plan.runs {
@@ -523,11 +518,6 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
         }
         gets.push(median(&latencies));
         gets99.push(percentile(&latencies, 99.0));
-        let t = Instant::now();
-        for _ in 0..plan.gets {
-            std::hint::black_box(store.store().get(&key).context("object")?);
-        }
-        direct.push(t.elapsed().as_secs_f64() * 1e6 / plan.gets as f64);
         // The server side alone: the same request through the Router, body read, no kube client.
         let mut latencies = Vec::with_capacity(plan.gets);
         for _ in 0..plan.gets {
@@ -543,7 +533,6 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
     }
     report.add(&section, "in-process GET (kube Api::get on store.client()), p50", "µs", gets, String::new());
     report.add(&section, "in-process GET, p99", "µs", gets99, String::new());
-    report.add(&section, "store.get (index lookup only)", "µs", direct, String::new());
     report.add(&section, "GET through store.router() alone (no kube client), p50", "µs", routed, String::new());
 
     let all: Api<ConfigMap> = Api::all(client.clone());
@@ -792,7 +781,7 @@ pub async fn child_open(url: &str) -> Result<()> {
             .unwrap_or("0")
             .to_string()
     };
-    println!("hwm_kb={} rss_kb={} objects={}", field("VmHWM:"), field("VmRSS:"), store.store().stats().objects);
+    println!("hwm_kb={} rss_kb={} objects={}", field("VmHWM:"), field("VmRSS:"), store.report().objects);
     store.close().await?;
     Ok(())
 }

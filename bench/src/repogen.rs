@@ -61,7 +61,7 @@ pub fn set_flat(flat: bool) {
 fn path(i: usize, kind: &str, name: &str) -> String {
     let dir = format!("{}/{kind}", namespace(i));
     let before = if FLAT.get().copied().unwrap_or(false) { 0 } else { i / 20 };
-    gitbacked::layout::canonical_path(&dir, name, before)
+    gitbacked_git::layout::canonical_path(&dir, name, before)
 }
 
 /// The single-file ConfigMap (an index for [`configmap`]) of writer `w` of `writers`: in namespace

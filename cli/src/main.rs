@@ -13,9 +13,9 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::{Parser, Subcommand, ValueEnum};
-use gitbacked::api::status::ApiError;
-use gitbacked::git::remote::redact_url;
 use gitbacked::{GitStore, Identity, Options};
+use gitbacked_core::StatusError;
+use gitbacked_git::mirror::remote::redact_url;
 use tracing::{info, warn};
 
 /// The Kubernetes API served from a git repository.
@@ -173,7 +173,7 @@ fn read_token(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-fn status_response(e: &ApiError) -> Response {
+fn status_response(e: &StatusError) -> Response {
     let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], e.to_status().to_string()).into_response()
 }
@@ -205,18 +205,18 @@ fn front(api: Arc<OnceLock<Router>>, token: Option<String>) -> Router {
         async move {
             let path = req.uri().path().to_string();
             if path == "/readyz" && api.get().is_none() {
-                return status_response(&ApiError::unavailable("the initial sync is not complete"));
+                return status_response(&StatusError::unavailable("the initial sync is not complete"));
             }
             if path == "/livez" {
                 return "ok".into_response();
             }
             // Webhook senders have no token: their signature authenticates them (checked by the API Router).
-            let webhook = path == gitbacked::http::webhook::PATH;
+            let webhook = path == gitbacked_apiserver::http::webhook::PATH;
             if let Some(expected) = token.filter(|_| !is_health(&path) && !webhook) {
                 let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                 let sent = sent.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
                 if !same_token(sent.trim().as_bytes(), expected.as_bytes()) {
-                    return status_response(&ApiError::unauthorized());
+                    return status_response(&StatusError::unauthorized());
                 }
             }
             match api.get() {
@@ -227,7 +227,7 @@ fn front(api: Arc<OnceLock<Router>>, token: Option<String>) -> Router {
                         Err(never) => match never {},
                     }
                 }
-                None => status_response(&ApiError::unavailable("the initial sync is not complete")),
+                None => status_response(&StatusError::unavailable("the initial sync is not complete")),
             }
         }
     })
@@ -366,7 +366,7 @@ mod tests {
         let _ = api.set(Router::new().fallback(|| async { "reached the API Router" }));
         let app = front(api, Some("t0k".into()));
         let post = |path: &str| Request::post(path).body(Body::empty()).unwrap();
-        let hook = app.clone().oneshot(post(gitbacked::http::webhook::PATH)).await.unwrap();
+        let hook = app.clone().oneshot(post(gitbacked_apiserver::http::webhook::PATH)).await.unwrap();
         assert_eq!(hook.status(), StatusCode::OK, "the signature, checked by the API Router, authenticates");
         let other = app.oneshot(post("/hooks/git/other")).await.unwrap();
         assert_eq!(other.status(), StatusCode::UNAUTHORIZED);

@@ -28,7 +28,7 @@ async fn an_unreachable_remote_degrades_reads_stay_and_writes_fail_fast() {
         assert_eq!(readyz(&store).await, 200);
 
         // The remote goes away.
-        let away = remote.dir.path().join("away.git");
+        let away = remote.dir().join("away.git");
         std::fs::rename(remote.path(), &away).unwrap();
         assert!(store.sync().await.is_err());
         assert_eq!(readyz(&store).await, 503, "readyz reports the degraded state");
@@ -81,7 +81,7 @@ async fn a_push_that_landed_without_an_answer_is_acknowledged() {
         let remote = Remote::new();
         let store = open_with(&remote, options()).await;
         // Once, when main moves: put a person's commit on top, then kill the client's `git push`.
-        let once = remote.dir.path().join("hook-ran");
+        let once = remote.dir().join("hook-ran");
         let hook = format!(
             "#!/bin/sh\n[ \"$1\" = committed ] || exit 0\n[ -e '{once}' ] && exit 0\ntouch '{once}'\n\
              while read old new ref; do\n  [ \"$ref\" = refs/heads/main ] || continue\n  \

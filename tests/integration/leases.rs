@@ -110,7 +110,8 @@ async fn leases_live_on_their_own_ref() {
         assert_eq!(holders, ["a", "b", "c", "d"]);
         let seen = Api::<Lease>::namespaced(two.client(), "default").get("held").await.unwrap();
         assert_eq!(seen.metadata.resource_version, leases.get("held").await.unwrap().metadata.resource_version);
-        assert!(two.store().get(&lease_key("held")).is_none() && two.lease_store().get(&lease_key("held")).is_some());
+        assert!(remote.log_of("main").iter().all(|c| !c.contains("Lease")), "Leases stay off the branch");
+        assert!(!remote.log_of(&gitbacked::lease_ref("main")).is_empty(), "Leases are on their ref");
 
         // A stale resourceVersion still conflicts, across processes.
         let mut stale = created.clone();
@@ -127,12 +128,4 @@ async fn leases_live_on_their_own_ref() {
         two.close().await.unwrap();
     })
     .await;
-}
-
-fn lease_key(name: &str) -> gitbacked::store::ObjectKey {
-    gitbacked::store::ObjectKey {
-        gk: gitbacked::registry::GroupKind { group: "coordination.k8s.io".into(), kind: "Lease".into() },
-        namespace: "default".into(),
-        name: name.into(),
-    }
 }

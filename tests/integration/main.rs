@@ -2,7 +2,6 @@
 //! against the in-process client.
 
 mod apply;
-mod cache;
 mod core;
 mod example;
 mod faults;

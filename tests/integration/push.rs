@@ -49,7 +49,7 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         let remote = Remote::new();
         // A remote that keeps a reflog gets an entry per push, as from receive-pack.
         git(&remote.path(), &["config", "core.logAllRefUpdates", "always"]);
-        let mirror = remote.dir.path().join("mirror.git");
+        let mirror = remote.dir().join("mirror.git");
         let store = open_with(&remote, gitbacked::Options { cache_dir: Some(mirror.clone()), ..options() }).await;
         let client = store.client();
         let default: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
@@ -138,7 +138,7 @@ async fn a_remote_with_a_hook_or_object_checks_is_pushed_with_git() {
         assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 0));
 
         // A hook appears: receive-pack must run it, so git pushes.
-        let received = remote.dir.path().join("received");
+        let received = remote.dir().join("received");
         let hook = remote.path().join("hooks/post-receive");
         std::fs::write(&hook, format!("#!/bin/sh\ncat >> '{}'\n", received.display())).unwrap();
         std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -207,7 +207,7 @@ async fn the_remote_is_packed_now_and_then_as_receive_pack_would() {
         let remote = Remote::new();
         // `gc --auto` packs once it counts more than gc.auto / 256 loose objects in `objects/17`:
         // with gc.auto at 1, two. Thousands of loose blobs make sure there are; the pushes add more.
-        let blobs = remote.dir.path().join("blobs");
+        let blobs = remote.dir().join("blobs");
         std::fs::create_dir(&blobs).unwrap();
         let paths: Vec<String> = (0..3000)
             .map(|i| {
@@ -216,11 +216,11 @@ async fn the_remote_is_packed_now_and_then_as_receive_pack_would() {
                 path.display().to_string()
             })
             .collect();
-        std::fs::write(remote.dir.path().join("paths"), paths.join("\n")).unwrap();
+        std::fs::write(remote.dir().join("paths"), paths.join("\n")).unwrap();
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(format!("git -C '{}' hash-object -w --stdin-paths < paths >/dev/null", remote.path().display()))
-            .current_dir(remote.dir.path())
+            .current_dir(remote.dir())
             .status()
             .unwrap();
         assert!(status.success());

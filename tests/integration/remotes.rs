@@ -10,9 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gitbacked::git::GitError;
-use gitbacked::git::remote::RemoteError;
 use gitbacked::{Error, GitStore, Options};
+use gitbacked_git::GitError;
+use gitbacked_git::mirror::remote::RemoteError;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::json;
@@ -254,7 +254,7 @@ impl Logs {
 async fn git_daemon_reads_and_writes() {
     within(90, async {
         let remote = Remote::new();
-        let (_daemon, port) = git_daemon(remote.dir.path(), &remote.dir.path().join("daemon.log"));
+        let (_daemon, port) = git_daemon(remote.dir(), &remote.dir().join("daemon.log"));
         let store = GitStore::open(&format!("git://127.0.0.1:{port}/remote.git"), options()).await.expect("opens");
         round_trip(&store, &remote, "daemon").await;
         store.close().await.unwrap();
@@ -284,7 +284,7 @@ async fn ssh_with_a_key_and_known_hosts() {
         round_trip(&store, &remote, "ssh").await;
         store.close().await.unwrap();
 
-        let missing = remote.dir.path().join("missing.git");
+        let missing = remote.dir().join("missing.git");
         let e = open_error(GitStore::open(&sshd.url(&missing), sshd.options("client_key", "known_hosts")).await);
         assert!(matches!(remote_error(&e), RemoteError::RepositoryNotFound { .. }), "{e}");
         assert!(e.to_string().contains("does not appear to be a git repository"), "{e}");
@@ -331,7 +331,7 @@ async fn http_with_a_token_from_a_file() {
         let (logs, _guard) = Logs::capture();
         let remote = Remote::new();
         git(&remote.path(), &["config", "http.receivepack", "true"]);
-        let http = GitHttp::start(remote.dir.path());
+        let http = GitHttp::start(remote.dir());
         let secrets = tempfile::tempdir().unwrap();
         let token_file = secrets.path().join("token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
@@ -381,7 +381,7 @@ async fn http_with_a_token_from_a_file() {
         assert!(!e.to_string().contains("pa55word") && e.to_string().contains("http://***@127.0.0.1"), "{e}");
 
         // The token is nowhere: not in the mirror's config, the commits or the logs.
-        let encoded = gitbacked::git::credentials::base64(format!("x-access-token:{TOKEN}").as_bytes());
+        let encoded = gitbacked_git::mirror::credentials::base64(format!("x-access-token:{TOKEN}").as_bytes());
         let config = std::fs::read_to_string(mirror.join("config")).unwrap();
         assert!(config.contains("tokenFile") && !config.contains(TOKEN) && !config.contains(&encoded), "{config}");
         let history = git(&remote.path(), &["log", "--all", "--format=%H %an %ae %cn %ce%n%B"]);

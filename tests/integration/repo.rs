@@ -45,7 +45,7 @@ async fn a_restart_keeps_uids_and_resource_versions() {
         let mut b2 = b.clone();
         set_value(&mut b2, "2");
         let b2 = api.replace("b", &PostParams::default(), &b2).await.unwrap();
-        let revision = store.store().revision();
+        let revision = store.report().resource_version;
         store.close().await.unwrap();
 
         // A new process with a fresh cache derives the same metadata from the same history.
@@ -53,7 +53,7 @@ async fn a_restart_keeps_uids_and_resource_versions() {
         let reopened =
             open_with(&remote, gitbacked::Options { cache_dir: Some(cache.path().join("mirror.git")), ..options() })
                 .await;
-        assert_eq!(reopened.store().revision(), revision);
+        assert_eq!(reopened.report().resource_version, revision);
         let api: Api<ConfigMap> = Api::namespaced(reopened.client(), "default");
         for (before, name) in [(&a, "a"), (&b2, "b")] {
             let after = api.get(name).await.unwrap();
@@ -213,15 +213,15 @@ async fn broken_yaml_is_skipped_and_reported() {
         let served = api.list(&ListParams::default()).await.unwrap().items;
         assert_eq!(names(&served), ["good", "m1", "m3", "other"]);
 
-        let invalid = store.store().invalid_files();
-        let files: Vec<&str> = invalid.iter().map(|(f, _)| f.as_str()).collect();
+        let invalid = store.report().invalid_files;
+        let files: Vec<&str> = invalid.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(files, ["apps/bad.yaml", "apps/multi.yaml"], "{invalid:?}");
-        let bad_line = invalid[0].1[0].line;
+        let bad_line = invalid[0].problems[0].0;
         assert!((5..=6).contains(&bad_line), "{invalid:?}");
-        assert_eq!(invalid[1].1.len(), 1, "{invalid:?}");
-        let multi_line = invalid[1].1[0].line;
+        assert_eq!(invalid[1].problems.len(), 1, "{invalid:?}");
+        let multi_line = invalid[1].problems[0].0;
         assert!((9..=13).contains(&multi_line), "{invalid:?}");
-        assert_eq!(store.store().stats().invalid_files, 2);
+        assert_eq!(store.report().invalid_files.len(), 2);
 
         // Later commits keep syncing.
         remote.commit(&[("apps/later.yaml", Some(&configmap("later", "x")))], "later");
@@ -232,7 +232,7 @@ async fn broken_yaml_is_skipped_and_reported() {
         remote.commit(&[("apps/bad.yaml", Some(&configmap("broken", "fixed")))], "fix");
         store.sync().await.unwrap();
         assert_eq!(value_of(&api.get("broken").await.unwrap()), "fixed");
-        let files: Vec<String> = store.store().invalid_files().into_iter().map(|(f, _)| f).collect();
+        let files: Vec<String> = store.report().invalid_files.into_iter().map(|f| f.path).collect();
         assert_eq!(files, ["apps/multi.yaml"]);
 
         // Writes through the API still work next to a file with a broken document.
@@ -245,7 +245,7 @@ async fn broken_yaml_is_skipped_and_reported() {
 
         // A store opened on the same history sees the same.
         let other = open(&remote).await;
-        let files: Vec<String> = other.store().invalid_files().into_iter().map(|(f, _)| f).collect();
+        let files: Vec<String> = other.report().invalid_files.into_iter().map(|f| f.path).collect();
         assert_eq!(files, ["apps/multi.yaml"]);
         other.close().await.unwrap();
 
@@ -253,7 +253,7 @@ async fn broken_yaml_is_skipped_and_reported() {
         remote.commit(&[("apps/other.yaml", Some("apiVersion: v1\nkind: ConfigMap\nmetadata: [broken\n"))], "typo");
         store.sync().await.unwrap();
         assert_eq!(value_of(&api.get("other").await.unwrap()), "2");
-        let files: Vec<String> = store.store().invalid_files().into_iter().map(|(f, _)| f).collect();
+        let files: Vec<String> = store.report().invalid_files.into_iter().map(|f| f.path).collect();
         assert_eq!(files, ["apps/multi.yaml", "apps/other.yaml"]);
         remote.commit(&[("apps/other.yaml", None)], "remove the broken file");
         store.sync().await.unwrap();
@@ -386,13 +386,13 @@ async fn a_subdirectory_confines_reads_and_writes() {
         assert_eq!(names(&listed), ["a"]);
 
         // Commits outside the subdirectory change nothing.
-        let revision = store.store().revision();
+        let revision = store.report().resource_version;
         remote.commit(
             &[("clusters/prod/apps/b.yaml", Some(&configmap("b", "prod2"))), ("e.yaml", Some(&configmap("e", "root")))],
             "elsewhere",
         );
         store.sync().await.unwrap();
-        assert_eq!(store.store().revision(), revision);
+        assert_eq!(store.report().resource_version, revision);
         assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["a"]);
 
         api.create(&PostParams::default(), &cm("new", "1")).await.unwrap();
@@ -443,7 +443,7 @@ async fn symlinks_are_not_followed() {
         store.sync().await.unwrap();
         let listed = api.list(&ListParams::default()).await.unwrap().items;
         assert_eq!(names(&listed), ["ok"]);
-        assert!(store.store().invalid_files().is_empty());
+        assert!(store.report().invalid_files.is_empty());
 
         // The store keeps syncing.
         remote.commit(&[("apps/more.yaml", Some(&configmap("more", "2")))], "more");
@@ -565,7 +565,7 @@ async fn crds_and_custom_resources_arrive_by_commit() {
             "gadget first",
         );
         store.sync().await.unwrap();
-        assert_eq!(store.store().stats().unknown_documents, 1);
+        assert_eq!(store.report().unknown_documents, 1);
         let gadgets: Api<DynamicObject> = Api::all_with(
             client.clone(),
             &ApiResource::from_gvk(&GroupVersionKind::gvk("tools.example.org", "v1alpha1", "Gadget")),
@@ -575,7 +575,7 @@ async fn crds_and_custom_resources_arrive_by_commit() {
         store.sync().await.unwrap();
         let g1 = gadgets.get("g1").await.unwrap();
         assert_eq!(g1.data["spec"]["color"], "red");
-        assert_eq!(store.store().stats().unknown_documents, 0);
+        assert_eq!(store.report().unknown_documents, 0);
 
         // Discovery lists the new groups.
         let discovery = kube::Discovery::new(client.clone())
@@ -783,7 +783,7 @@ async fn creating_next_to_a_persons_file_at_the_canonical_path_appends() {
 async fn a_full_kind_directory_gets_new_objects_in_buckets_one_level_down() {
     within(60, async {
         let remote = Remote::new();
-        let limit = gitbacked::layout::FLAT_LIMIT;
+        let limit = gitbacked_git::layout::FLAT_LIMIT;
         // One file short of the limit, and a bucket directory, which does not count.
         let mut files: Vec<(String, String)> = (0..limit - 1)
             .map(|i| (format!("default/configmaps/p-{i}.yaml"), configmap(&format!("p-{i}"), "1")))
@@ -798,7 +798,7 @@ async fn a_full_kind_directory_gets_new_objects_in_buckets_one_level_down() {
 
         // The directory is full: the next object goes into the bucket its name hashes to.
         api.create(&PostParams::default(), &cm("web", "1")).await.unwrap();
-        let bucketed = format!("default/configmaps/{}/web.yaml", gitbacked::layout::bucket("web"));
+        let bucketed = format!("default/configmaps/{}/web.yaml", gitbacked_git::layout::bucket("web"));
         assert_eq!(bucketed, "default/configmaps/f1/web.yaml");
         assert!(remote.file(&bucketed).unwrap().contains("name: web"));
         // Updates and deletes find it there; other directories stay flat.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use gitbacked::http::webhook::signature;
 use gitbacked::{GitStore, Options};
+use gitbacked_apiserver::http::webhook::signature;
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -32,7 +32,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(remote: &Remote) -> Self {
-        let (server, port) = git_daemon(remote.dir.path(), &remote.dir.path().join("daemon.log"));
+        let (server, port) = git_daemon(remote.dir(), &remote.dir().join("daemon.log"));
         Daemon { _server: server, url: format!("git://127.0.0.1:{port}/remote.git") }
     }
 }

@@ -1,0 +1,922 @@
+//! Kubernetes API semantics, independent of how objects are stored: get, list, watch, create,
+//! update, patch and delete as kube-apiserver does them, against a [`Storage`].
+
+pub mod apply;
+pub mod discovery;
+pub mod fieldset;
+mod list;
+pub mod openapi;
+pub mod patch;
+pub mod selector;
+pub mod strategic;
+pub mod table;
+pub mod watch;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
+use gitbacked_core::registry::{CrdError, ResourceType, api_version, crd_group_kind};
+use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
+use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
+use gitbacked_core::uid::stable_uid;
+use gitbacked_core::validation::{NameRule, validate_name};
+use gitbacked_core::{Clock, ObjectKey, StoredObject, SystemClock};
+pub use list::ListParams;
+
+/// The resource a request addresses: its type, the version it is served at, and the namespace.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The resource type.
+    pub rt: Arc<ResourceType>,
+    /// The version in the URL.
+    pub version: String,
+    /// The namespace in the URL, if any.
+    pub namespace: Option<String>,
+}
+
+impl Target {
+    /// `apiVersion` of the URL.
+    pub fn api_version(&self) -> String {
+        api_version(&self.rt.group, &self.version)
+    }
+
+    fn key(&self, name: &str) -> ObjectKey {
+        let namespace =
+            if self.rt.namespaced { self.namespace.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
+        ObjectKey { gk: self.rt.group_kind(), namespace, name: name.to_string() }
+    }
+
+    fn subject<'a>(&'a self, name: &'a str) -> Subject<'a> {
+        Subject { group: &self.rt.group, resource: &self.rt.plural, name }
+    }
+}
+
+/// How objects are rendered in answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// The objects themselves.
+    #[default]
+    Object,
+    /// A `meta.k8s.io/v1 Table` (server-side printing for kubectl).
+    Table(table::IncludeObject),
+    /// `PartialObjectMetadata`: only metadata (kube's metadata watches, `Controller::owns`).
+    Metadata,
+}
+
+/// A subresource addressed by a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subresource {
+    /// `/status`: only `.status` changes.
+    Status,
+    /// `/scale`: a `autoscaling/v1 Scale` view of the replicas.
+    Scale,
+}
+
+/// What to do with fields the type's schema does not declare (`fieldValidation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Keep going and say so in `Warning` headers (the apiserver's default).
+    #[default]
+    Warn,
+    /// Reject the request with 400 BadRequest.
+    Strict,
+}
+
+/// Options shared by writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: validate and answer, write nothing.
+    pub dry_run: bool,
+    /// `fieldValidation`.
+    pub field_validation: FieldValidation,
+    /// `fieldManager` (or the client's user agent): who owns the fields a write sets.
+    pub field_manager: Option<String>,
+    /// `force`: an apply takes fields other managers own.
+    pub force: bool,
+}
+
+impl WriteOptions {
+    fn manager(&self) -> &str {
+        self.field_manager.as_deref().unwrap_or("unknown")
+    }
+}
+
+/// The kinds of patch bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/json-patch+json`
+    Json,
+    /// `application/merge-patch+json`
+    Merge,
+    /// `application/strategic-merge-patch+json`: built-in types only.
+    Strategic,
+}
+
+/// The answer to a request: a status code, a JSON body (pre-serialized where possible) and
+/// warnings for the client.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    /// HTTP status code.
+    pub code: u16,
+    /// JSON body.
+    pub body: Bytes,
+    /// Texts of `Warning` headers.
+    pub warnings: Vec<String>,
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub fn json(code: u16, value: &Value) -> Self {
+        Reply { code, body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()), warnings: Vec::new() }
+    }
+
+    /// An answer whose body is already serialized.
+    pub fn bytes(code: u16, body: Bytes) -> Self {
+        Reply { code, body, warnings: Vec::new() }
+    }
+}
+
+/// Checks a request body against the type's schema as `fieldValidation` asks; returns warnings.
+fn check_fields(target: &Target, value: &Value, opts: &WriteOptions) -> ApiResult<Vec<String>> {
+    if opts.field_validation == FieldValidation::Ignore {
+        return Ok(Vec::new());
+    }
+    let Some(schema) = gitbacked_core::schema::Node::of(&target.rt, &target.version) else { return Ok(Vec::new()) };
+    let unknown = schema.unknown_fields(value);
+    match (opts.field_validation, unknown.first()) {
+        (_, None) => Ok(Vec::new()),
+        (FieldValidation::Strict, Some(_)) => {
+            let fields: Vec<String> =
+                unknown.iter().map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.'))).collect();
+            Err(StatusError::bad_request(format!("strict decoding error: {}", fields.join(", "))))
+        }
+        _ => Ok(unknown.iter().map(|f| format!("unknown field \"{}\"", f.trim_start_matches('.'))).collect()),
+    }
+}
+
+/// The Kubernetes API over a storage.
+#[derive(Clone)]
+pub struct Api {
+    storage: Arc<dyn Storage>,
+    snapshots: Arc<list::Snapshots>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Api {
+    /// The API over `storage`, on the system clock.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Api { storage, snapshots: Arc::default(), clock: Arc::new(SystemClock) }
+    }
+
+    /// Timestamps the API writes (`deletionTimestamp`, `managedFields`) come from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the API stamps writes with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The storage behind the API.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Resolves `/apis/{group}/{version}/{plural}` to a served type.
+    pub fn target(&self, group: &str, version: &str, plural: &str, namespace: Option<&str>) -> ApiResult<Target> {
+        let registry = self.storage.registry();
+        let rt = registry
+            .by_plural(group, version, plural)
+            .ok_or_else(|| StatusError::no_route(&format!("{}/{plural}", api_version(group, version))))?;
+        if namespace.is_some() && !rt.namespaced {
+            return Err(StatusError::no_route(&format!("{plural} is not namespaced")));
+        }
+        if let Some(ns) = namespace {
+            validate_name(ns, NameRule::DnsLabel)
+                .map_err(|e| StatusError::bad_request(format!("invalid namespace: {e}")))?;
+        }
+        Ok(Target { rt: rt.clone(), version: version.to_string(), namespace: namespace.map(str::to_string) })
+    }
+
+    /// The object as served at the target's version.
+    fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
+        let wanted = target.api_version();
+        let prefix = format!("{{\"apiVersion\":\"{wanted}\",");
+        if obj.json.starts_with(prefix.as_bytes()) {
+            return obj.json.clone();
+        }
+        let mut value = obj.value();
+        value["apiVersion"] = Value::String(wanted);
+        Bytes::from(serde_json::to_vec(&ordered(value)).unwrap_or_default())
+    }
+
+    /// One object as an item of an answer: the object, or its `PartialObjectMetadata`.
+    fn item(&self, target: &Target, obj: &StoredObject, format: Format) -> Bytes {
+        match format {
+            Format::Metadata => {
+                let metadata = obj.value().get("metadata").cloned().unwrap_or_default();
+                let partial =
+                    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
+                Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
+            }
+            _ => self.served(target, obj),
+        }
+    }
+
+    /// GET one object.
+    pub fn get(&self, target: &Target, name: &str, format: Format) -> ApiResult<Reply> {
+        let obj = self.storage.get(&target.key(name)).ok_or_else(|| StatusError::not_found(target.subject(name)))?;
+        match format {
+            Format::Object | Format::Metadata => Ok(Reply::bytes(200, self.item(target, &obj, format))),
+            Format::Table(include) => {
+                let meta = json!({"resourceVersion": obj.derived.resource_version.to_string()});
+                Ok(Reply::json(200, &table::table(target, &[&obj], meta, include, true)))
+            }
+        }
+    }
+
+    /// GET a scale subresource.
+    pub fn get_scale(&self, target: &Target, name: &str) -> ApiResult<Reply> {
+        self.scale_reply(target, &target.key(name))
+    }
+
+    /// POST an object.
+    pub async fn create(&self, target: &Target, mut body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
+        check_kind(target, &body)?;
+        let warnings = check_fields(target, &body, opts)?;
+        let meta = metadata_mut(&mut body);
+        let name = match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
+            (Some(n), _) if !n.is_empty() => n.to_string(),
+            (_, Some(prefix)) if !prefix.is_empty() => format!("{prefix}{}", random_suffix()),
+            _ => {
+                return Err(StatusError::invalid(
+                    &target.rt.kind,
+                    &target.rt.group,
+                    "",
+                    vec![("metadata.name".into(), "Required value: name or generateName is required".into())],
+                ));
+            }
+        };
+        meta.insert("name".into(), Value::String(name.clone()));
+        let key = self.key_for_body(target, &name, &body)?;
+        let content = prepare_new(target, &key, body)?;
+        let subject = (target.rt.group.clone(), target.rt.plural.clone(), name.clone());
+        let mutate = move |current: Option<&StoredObject>| match current {
+            Some(_) => {
+                Err(StatusError::already_exists(Subject { group: &subject.0, resource: &subject.1, name: &subject.2 }))
+            }
+            None => Ok(Mutation::Put(content.clone())),
+        };
+        let reply = self.write(target, key, "create", opts, Box::new(mutate)).await?;
+        Ok(Reply { code: 201, warnings, ..reply })
+    }
+
+    /// PUT an object or its status.
+    pub async fn update(
+        &self,
+        target: &Target,
+        name: &str,
+        body: Value,
+        sub: Option<Subresource>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
+        check_kind(target, &body)?;
+        let warnings = check_fields(target, &body, opts)?;
+        if sub == Some(Subresource::Scale) {
+            return self.update_scale(target, name, body, opts).await;
+        }
+        let body_name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        if body_name != name {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let key = self.key_for_body(target, name, &body)?;
+        let t = target.clone();
+        let manager = opts.manager().to_string();
+        let subject_name = name.to_string();
+        let clock = self.clock.clone();
+        let mutate = move |current: Option<&StoredObject>| {
+            let current = current.ok_or_else(|| StatusError::not_found(t.subject(&subject_name)))?;
+            check_preconditions(&t, current, &body)?;
+            settle(&t, current, body.clone(), sub, Some(&manager), &clock.timestamp())
+        };
+        let verb = if sub == Some(Subresource::Status) { "update status of" } else { "update" };
+        let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
+        Ok(Reply { warnings, ..reply })
+    }
+
+    /// PATCH an object or its status.
+    pub async fn patch(
+        &self,
+        target: &Target,
+        name: &str,
+        kind: PatchType,
+        patch: Value,
+        sub: Option<Subresource>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
+        if kind == PatchType::Strategic && target.rt.crd.is_some() {
+            return Err(StatusError::unsupported_media_type(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+            ));
+        }
+        let warnings = match (kind, sub) {
+            (PatchType::Merge | PatchType::Strategic, None | Some(Subresource::Status)) => {
+                check_fields(target, &patch, opts)?
+            }
+            _ => Vec::new(),
+        };
+        let key = target.key(name);
+        let t = target.clone();
+        let manager = opts.manager().to_string();
+        let subject_name = name.to_string();
+        let clock = self.clock.clone();
+        let mutate = move |current: Option<&StoredObject>| {
+            let current = current.ok_or_else(|| StatusError::not_found(t.subject(&subject_name)))?;
+            let mut served = current.value();
+            served["apiVersion"] = Value::String(t.api_version());
+            if sub == Some(Subresource::Scale) {
+                let scale = scale_of(&t, current)?;
+                let patched = apply_patch(
+                    kind,
+                    &scale,
+                    &patch,
+                    gitbacked_core::schema::Node::builtin("autoscaling", "v1", "Scale"),
+                )?;
+                check_preconditions(&t, current, &patched)?;
+                return scaled(&t, current, &patched);
+            }
+            let patched = apply_patch(kind, &served, &patch, gitbacked_core::schema::Node::of(&t.rt, &t.version))?;
+            check_kind(&t, &patched)?;
+            if name_of(&patched) != subject_name {
+                return Err(StatusError::bad_request("metadata.name cannot be changed by a patch"));
+            }
+            check_preconditions(&t, current, &patched)?;
+            settle(&t, current, patched, sub, Some(&manager), &clock.timestamp())
+        };
+        let verb = if sub == Some(Subresource::Status) { "patch status of" } else { "patch" };
+        let reply = self.write(target, key.clone(), verb, opts, Box::new(mutate)).await?;
+        if sub == Some(Subresource::Scale) && !opts.dry_run {
+            return self.scale_reply(target, &key);
+        }
+        Ok(Reply { warnings, ..reply })
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`): merges the applied configuration by
+    /// field ownership, creating the object when it is missing; 409 on conflicts unless forced.
+    pub async fn apply(
+        &self,
+        target: &Target,
+        name: &str,
+        mut config: Value,
+        sub: Option<Subresource>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
+        let manager = opts
+            .field_manager
+            .clone()
+            .ok_or_else(|| StatusError::bad_request("PATCH, fieldManager is required for apply requests"))?;
+        check_kind(target, &config)?;
+        // An applied configuration may leave the name to the URL, as kube-apiserver allows.
+        if name_of(&config).is_empty() {
+            metadata_mut(&mut config).insert("name".into(), Value::String(name.to_string()));
+        }
+        if name_of(&config) != name {
+            return Err(StatusError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&config)
+            )));
+        }
+        let warnings = check_fields(target, &config, opts)?;
+        if sub.is_none() && target.rt.status {
+            // Status is applied through /status only.
+            config.as_object_mut().map(|c| c.remove("status"));
+        }
+        let key = self.key_for_body(target, name, &config)?;
+        let created = self.storage.get(&key).is_none();
+        let (t, force, k) = (target.clone(), opts.force, key.clone());
+        let clock = self.clock.clone();
+        let mutate = move |current: Option<&StoredObject>| {
+            let schema = gitbacked_core::schema::Node::of(&t.rt, &t.version);
+            let now = clock.timestamp();
+            let live = current.map(|c| {
+                let mut live = c.value();
+                live["apiVersion"] = Value::String(t.api_version());
+                live
+            });
+            let applied =
+                apply::server_side_apply(live.as_ref(), &config, &manager, force, schema, &t.api_version(), &now)?;
+            match current {
+                None if sub.is_some() => Err(StatusError::not_found(t.subject(&k.name))),
+                None => prepare_new(&t, &k, applied).map(Mutation::Put),
+                Some(current) => {
+                    check_preconditions(&t, current, &applied)?;
+                    settle(&t, current, applied, sub, None, &now)
+                }
+            }
+        };
+        let reply = self.write(target, key, "apply", opts, Box::new(mutate)).await?;
+        Ok(Reply { code: if created && !opts.dry_run { 201 } else { reply.code }, warnings, ..reply })
+    }
+
+    /// DELETE an object: marks it (deletionTimestamp) while it has finalizers, removes it otherwise.
+    /// `propagationPolicy` Orphan and Foreground add the garbage collector's finalizer (see
+    /// the garbage collector); Background, the default, leaves the dependents to the collector.
+    pub async fn delete(&self, target: &Target, name: &str, options: &Value, opts: &WriteOptions) -> ApiResult<Reply> {
+        let key = target.key(name);
+        let t = target.clone();
+        let finalizer = propagation_finalizer(options)?;
+        let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
+        let subject_name = name.to_string();
+        let clock = self.clock.clone();
+        let mutate = move |current: Option<&StoredObject>| {
+            let current = current.ok_or_else(|| StatusError::not_found(t.subject(&subject_name)))?;
+            let check = json!({"metadata": {
+                "uid": preconditions.get("uid").cloned().unwrap_or(Value::Null),
+                "resourceVersion": preconditions.get("resourceVersion").cloned().unwrap_or(Value::Null)}});
+            check_preconditions(&t, current, &check)?;
+            let mut content = current.content();
+            let meta = metadata_mut(&mut content);
+            if let Some(finalizer) = finalizer {
+                let finalizers = meta.entry("finalizers").or_insert_with(|| Value::Array(Vec::new()));
+                if let Some(list) = finalizers.as_array_mut().filter(|l| !l.iter().any(|f| f == finalizer)) {
+                    list.push(Value::from(finalizer));
+                }
+            }
+            let has_finalizers = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+            if !has_finalizers {
+                return Ok(Mutation::Delete);
+            }
+            if !meta.contains_key("deletionTimestamp") {
+                meta.insert("deletionTimestamp".into(), Value::String(clock.timestamp()));
+                meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
+            }
+            Ok(Mutation::Put(content))
+        };
+        let reply = self.write(target, key, "delete", opts, Box::new(mutate)).await?;
+        Ok(reply)
+    }
+
+    /// DELETE a collection: every object the selectors match, one by one.
+    pub async fn delete_collection(
+        &self,
+        target: &Target,
+        params: &ListParams,
+        options: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Reply> {
+        let (_, items) = self.select(target, params)?;
+        let mut deleted = Vec::new();
+        for obj in items {
+            let scoped =
+                Target { namespace: Some(obj.key.namespace.clone()).filter(|n| !n.is_empty()), ..target.clone() };
+            match self.delete(&scoped, &obj.key.name, options, opts).await {
+                Ok(_) => deleted.push(serde_json::from_slice::<Value>(&self.served(target, &obj)).unwrap_or_default()),
+                Err(e) if e.reason == Reason::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let list = json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind),
+            "metadata": {"resourceVersion": self.storage.revision(&target.rt.group_kind()).to_string()}, "items": deleted});
+        Ok(Reply::json(200, &list))
+    }
+
+    /// The key of an object sent in a body, checking its namespace against the URL.
+    fn key_for_body(&self, target: &Target, name: &str, body: &Value) -> ApiResult<ObjectKey> {
+        let namespace = body.pointer("/metadata/namespace").and_then(Value::as_str).filter(|n| !n.is_empty());
+        if target.rt.namespaced {
+            if target.namespace.is_none() {
+                return Err(StatusError::method_not_allowed(format!(
+                    "{} is namespaced: write it under /namespaces/{{namespace}}",
+                    target.rt.plural
+                )));
+            }
+            if namespace.is_some_and(|n| Some(n) != target.namespace.as_deref()) {
+                return Err(StatusError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+        validate_name(name, NameRule::for_type(&target.rt)).map_err(|e| {
+            StatusError::invalid(
+                &target.rt.kind,
+                &target.rt.group,
+                name,
+                vec![("metadata.name".into(), format!("Invalid value: {e}"))],
+            )
+        })?;
+        Ok(target.key(name))
+    }
+
+    async fn write(
+        &self,
+        target: &Target,
+        key: ObjectKey,
+        verb: &str,
+        opts: &WriteOptions,
+        mut mutate: MutateFn,
+    ) -> ApiResult<Reply> {
+        // The last content a mutation asked for: the answer when removing the last finalizer deletes.
+        let last: Arc<Mutex<Option<Value>>> = Arc::default();
+        let description = format!("{verb} {} {} {}", target.api_version(), target.rt.kind, display_name(&key));
+        if opts.dry_run {
+            let current = self.storage.get(&key);
+            let mutation = mutate(current.as_deref())?;
+            admit_crd(self.storage.as_ref(), &key, &mutation)?;
+            return Ok(self.preview(target, &key, current.as_deref(), mutation));
+        }
+        let remember = last.clone();
+        let (storage, admitted) = (self.storage.clone(), key.clone());
+        let wrapped = move |current: Option<&StoredObject>| {
+            let mutation = mutate(current)?;
+            admit_crd(storage.as_ref(), &admitted, &mutation)?;
+            if let (Mutation::Delete, Some(c)) = (&mutation, current) {
+                *remember.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.content());
+            }
+            Ok(mutation)
+        };
+        let outcome = self.storage.write(Write { key: key.clone(), description, mutate: Box::new(wrapped) }).await?;
+        Ok(match outcome {
+            WriteOutcome::Stored(obj) => Reply::bytes(200, self.served(target, &obj)),
+            WriteOutcome::Deleted(before)
+                if verb == "delete" || before.value().pointer("/metadata/deletionTimestamp").is_none() =>
+            {
+                Reply::json(
+                    200,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": key.name, "group": target.rt.group, "kind": target.rt.plural, "uid": before.derived.uid}}),
+                )
+            }
+            // An update that removed the last finalizer of an object being deleted: the object is
+            // gone; answer with the state the update asked for.
+            WriteOutcome::Deleted(before) => {
+                let content = last.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| before.content());
+                let obj = StoredObject::new(key, None, content, before.derived.clone());
+                Reply::bytes(200, self.served(target, &obj))
+            }
+        })
+    }
+
+    /// What a write would store, without storing it (`dryRun=All`).
+    fn preview(&self, target: &Target, key: &ObjectKey, current: Option<&StoredObject>, mutation: Mutation) -> Reply {
+        match (mutation, current) {
+            (Mutation::Delete, Some(c)) => Reply::bytes(200, self.served(target, c)),
+            (Mutation::Delete, None) => Reply::json(200, &json!({})),
+            (Mutation::Put(content), current) => {
+                let derived = match current {
+                    Some(c) => {
+                        c.derived.after_change(c.derived.resource_version, &c.content(), &content, target.rt.status)
+                    }
+                    None => Derived {
+                        resource_version: 0,
+                        uid: stable_uid(&format!("{key}@dry-run@{}", random_suffix())),
+                        creation_timestamp: self.clock.timestamp(),
+                        generation: 1,
+                    },
+                };
+                let obj = StoredObject::new(key.clone(), None, content, derived);
+                let mut value = obj.value();
+                if current.is_none() {
+                    value["metadata"]["resourceVersion"] = Value::String(String::new());
+                }
+                Reply::json(if current.is_some() { 200 } else { 201 }, &value)
+            }
+        }
+    }
+
+    async fn update_scale(&self, target: &Target, name: &str, body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
+        let key = target.key(name);
+        let t = target.clone();
+        let subject_name = name.to_string();
+        let mutate = move |current: Option<&StoredObject>| {
+            let current = current.ok_or_else(|| StatusError::not_found(t.subject(&subject_name)))?;
+            check_preconditions(&t, current, &body)?;
+            scaled(&t, current, &body)
+        };
+        let reply = self.write(target, key.clone(), "scale", opts, Box::new(mutate)).await?;
+        if opts.dry_run {
+            return Ok(reply);
+        }
+        self.scale_reply(target, &key)
+    }
+
+    /// The Scale of an object.
+    fn scale_reply(&self, target: &Target, key: &ObjectKey) -> ApiResult<Reply> {
+        let obj = self.storage.get(key).ok_or_else(|| StatusError::not_found(target.subject(&key.name)))?;
+        Ok(Reply::json(200, &scale_of(target, &obj)?))
+    }
+}
+
+/// Refuses (422) a CustomResourceDefinition that does not describe a type that can be served, or
+/// that would take the place of a built-in type, before anything is stored.
+fn admit_crd(storage: &dyn Storage, key: &ObjectKey, mutation: &Mutation) -> ApiResult<()> {
+    let Mutation::Put(content) = mutation else { return Ok(()) };
+    if key.gk != crd_group_kind() {
+        return Ok(());
+    }
+    let mut registry = (*storage.registry()).clone();
+    registry.remove_crd(&key.name);
+    registry.apply_crd(content).map(drop).map_err(|e| {
+        let field = match e {
+            CrdError::Name { .. } | CrdError::Missing("metadata.name") => "metadata.name",
+            CrdError::VersionName(_) | CrdError::StorageVersions(_) | CrdError::NoServedVersion => "spec.versions",
+            _ => "spec",
+        };
+        StatusError::invalid(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            &key.name,
+            vec![(field.into(), e.to_string())],
+        )
+    })
+}
+
+fn display_name(key: &ObjectKey) -> String {
+    if key.namespace.is_empty() { key.name.clone() } else { format!("{}/{}", key.namespace, key.name) }
+}
+
+fn name_of(body: &Value) -> &str {
+    body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+}
+
+fn apply_patch(
+    kind: PatchType,
+    target: &Value,
+    patch: &Value,
+    schema: Option<gitbacked_core::schema::Node<'_>>,
+) -> ApiResult<Value> {
+    match kind {
+        PatchType::Json => patch::json_patch(target, patch),
+        PatchType::Merge => patch::merge_patch(target, patch),
+        PatchType::Strategic => strategic::strategic_merge_patch(target, patch, schema),
+    }
+}
+
+/// The body's apiVersion and kind, when given, must be the URL's.
+fn check_kind(target: &Target, body: &Value) -> ApiResult<()> {
+    if !body.is_object() {
+        return Err(StatusError::bad_request("the body must be a JSON object"));
+    }
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or(&target.rt.kind);
+    let api_version =
+        body.get("apiVersion").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| target.api_version());
+    if kind != target.rt.kind || api_version != target.api_version() {
+        return Err(StatusError::bad_request(format!(
+            "the API version in the data ({api_version}) and kind ({kind}) do not match the URL ({}, {})",
+            target.api_version(),
+            target.rt.kind
+        )));
+    }
+    Ok(())
+}
+
+/// The finalizer a delete's `propagationPolicy` (or the older `orphanDependents`) asks for:
+/// `orphan` for Orphan, `foregroundDeletion` for Foreground, none for Background.
+fn propagation_finalizer(options: &Value) -> ApiResult<Option<&'static str>> {
+    let policy = options.get("propagationPolicy").and_then(Value::as_str);
+    let orphan = options.get("orphanDependents").and_then(Value::as_bool);
+    let invalid = |field: &str, why: String| StatusError::invalid("DeleteOptions", "", "", vec![(field.into(), why)]);
+    match (policy, orphan) {
+        (Some(_), Some(_)) => Err(invalid(
+            "propagationPolicy",
+            "Invalid value: orphanDependents and deletion propagation policy cannot be both set".into(),
+        )),
+        (Some("Orphan"), None) | (None, Some(true)) => Ok(Some(crate::finalizers::ORPHAN)),
+        (Some("Foreground"), None) => Ok(Some(crate::finalizers::FOREGROUND)),
+        (Some("Background"), None) | (None, Some(false)) | (None, None) => Ok(None),
+        (Some(other), None) => Err(invalid(
+            "propagationPolicy",
+            format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
+        )),
+    }
+}
+
+/// resourceVersion and uid preconditions carried by a body.
+fn check_preconditions(target: &Target, current: &StoredObject, body: &Value) -> ApiResult<()> {
+    let name = &current.key.name;
+    let field = |path: &str| body.pointer(path).and_then(Value::as_str).filter(|s| !s.is_empty());
+    if field("/metadata/resourceVersion").is_some_and(|rv| rv != current.derived.resource_version.to_string()) {
+        return Err(StatusError::conflict(
+            target.subject(name),
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    if let Some(uid) = field("/metadata/uid").filter(|uid| *uid != current.derived.uid) {
+        return Err(StatusError::conflict(
+            target.subject(name),
+            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", current.derived.uid),
+        ));
+    }
+    Ok(())
+}
+
+/// The content to store for a new object.
+fn prepare_new(target: &Target, key: &ObjectKey, body: Value) -> ApiResult<Value> {
+    let mut content = strip_derived(body);
+    content["apiVersion"] = Value::String(target.api_version());
+    content["kind"] = Value::String(target.rt.kind.clone());
+    let meta = metadata_mut(&mut content);
+    meta.remove("deletionTimestamp");
+    meta.remove("deletionGracePeriodSeconds");
+    if key.namespace.is_empty() {
+        meta.remove("namespace");
+    } else {
+        meta.insert("namespace".into(), Value::String(key.namespace.clone()));
+    }
+    validate_metadata(target, &key.name, meta)?;
+    // Status is written through /status only.
+    if let Some(map) = content.as_object_mut().filter(|_| target.rt.status) {
+        map.remove("status");
+    }
+    Ok(ordered(content))
+}
+
+/// The content an update stores: status or everything but status, lifecycle fields kept, and
+/// field ownership recorded for `tracked_by` (`None` when an apply already recorded it).
+fn settle(
+    target: &Target,
+    current: &StoredObject,
+    new: Value,
+    sub: Option<Subresource>,
+    tracked_by: Option<&str>,
+    now: &str,
+) -> ApiResult<Mutation> {
+    let old = current.content();
+    let mut content = match sub {
+        Some(Subresource::Status) => {
+            let mut content = old.clone();
+            match new.get("status") {
+                Some(s) => content["status"] = s.clone(),
+                None => {
+                    content.as_object_mut().map(|m| m.remove("status"));
+                }
+            }
+            content
+        }
+        _ => {
+            let mut content = strip_derived(new);
+            if target.rt.status {
+                match old.get("status") {
+                    Some(s) => content["status"] = s.clone(),
+                    None => {
+                        content.as_object_mut().map(|m| m.remove("status"));
+                    }
+                }
+            }
+            content
+        }
+    };
+    content["apiVersion"] = Value::String(target.api_version());
+    content["kind"] = Value::String(target.rt.kind.clone());
+    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let meta = metadata_mut(&mut content);
+    // deletionTimestamp is immutable once set, and cannot be set by an update.
+    for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+        match old_meta.get(field) {
+            Some(v) => meta.insert(field.into(), v.clone()),
+            None => meta.remove(field),
+        };
+    }
+    match old_meta.get("namespace") {
+        Some(ns) => meta.insert("namespace".into(), ns.clone()),
+        None => meta.remove("namespace"),
+    };
+    validate_metadata(target, &current.key.name, meta)?;
+    let terminating = meta.contains_key("deletionTimestamp");
+    // No new finalizers once the object is being deleted, as kube-apiserver validates.
+    let old_finalizers = old_meta.get("finalizers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let added: Vec<&str> = (meta.get("finalizers").and_then(Value::as_array).into_iter().flatten())
+        .filter(|f| terminating && !old_finalizers.contains(f))
+        .filter_map(Value::as_str)
+        .collect();
+    if !added.is_empty() {
+        let why = format!(
+            "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+        );
+        return Err(StatusError::invalid(
+            &target.rt.kind,
+            &target.rt.group,
+            &current.key.name,
+            vec![("metadata.finalizers".into(), why)],
+        ));
+    }
+    let finalizers_left = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    if terminating && !finalizers_left {
+        return Ok(Mutation::Delete);
+    }
+    if let Some(manager) = tracked_by {
+        let schema = gitbacked_core::schema::Node::of(&target.rt, &target.version);
+        apply::track_update(Some(&old), &mut content, manager, schema, &target.api_version(), now);
+    }
+    Ok(Mutation::Put(ordered(content)))
+}
+
+/// Labels, annotations and finalizers must have the shapes the apiserver accepts.
+fn validate_metadata(target: &Target, name: &str, meta: &Map<String, Value>) -> ApiResult<()> {
+    let mut causes = Vec::new();
+    for field in ["labels", "annotations"] {
+        match meta.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string()) {
+                    causes.push((format!("metadata.{field}.{k}"), "Invalid value: must be a string".to_string()));
+                }
+            }
+            Some(_) => causes.push((format!("metadata.{field}"), "Invalid value: must be a map of strings".into())),
+        }
+    }
+    match meta.get("finalizers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(f)) if f.iter().all(Value::is_string) => {}
+        Some(_) => causes.push(("metadata.finalizers".into(), "Invalid value: must be a list of strings".into())),
+    }
+    if causes.is_empty() { Ok(()) } else { Err(StatusError::invalid(&target.rt.kind, &target.rt.group, name, causes)) }
+}
+
+/// Puts apiVersion, kind and metadata first, as the apiserver writes objects.
+fn ordered(value: Value) -> Value {
+    let Value::Object(mut map) = value else {
+        return value;
+    };
+    let mut out = Map::new();
+    for key in ["apiVersion", "kind", "metadata"] {
+        if let Some(v) = map.remove(key) {
+            out.insert(key.to_string(), v);
+        }
+    }
+    out.extend(map);
+    Value::Object(out)
+}
+
+/// Five random characters from the apiserver's alphabet, for generateName.
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut bits = gitbacked_core::uid::random();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;
+            bits /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// Reads a `.a.b` path.
+fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    value.pointer(&path.replace('.', "/"))
+}
+
+/// The `autoscaling/v1 Scale` view of an object.
+fn scale_of(target: &Target, obj: &StoredObject) -> ApiResult<Value> {
+    let scale =
+        target.rt.scale.as_ref().ok_or_else(|| StatusError::no_route(&format!("{}/scale", target.rt.plural)))?;
+    let value = obj.value();
+    let selector = scale.label_selector_path.as_deref().and_then(|p| at_path(&value, p)).cloned();
+    let mut status = json!({"replicas": at_path(&value, &scale.status_replicas_path).cloned().unwrap_or(json!(0))});
+    if let Some(Value::String(s)) = selector {
+        status["selector"] = Value::String(s);
+    }
+    Ok(json!({
+        "apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": obj.key.name, "namespace": obj.key.namespace, "uid": obj.derived.uid,
+            "resourceVersion": obj.derived.resource_version.to_string(), "creationTimestamp": obj.derived.creation_timestamp},
+        "spec": {"replicas": at_path(&value, &scale.spec_replicas_path).cloned().unwrap_or(json!(0))},
+        "status": status,
+    }))
+}
+
+/// The object with the replicas of a Scale applied.
+fn scaled(target: &Target, current: &StoredObject, scale: &Value) -> ApiResult<Mutation> {
+    let path =
+        target.rt.scale.as_ref().map(|s| s.spec_replicas_path.clone()).ok_or_else(|| StatusError::no_route("scale"))?;
+    let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).ok_or_else(|| {
+        StatusError::invalid(
+            "Scale",
+            "autoscaling",
+            &current.key.name,
+            vec![("spec.replicas".into(), "Required value".into())],
+        )
+    })?;
+    let mut content = current.content();
+    let mut cursor = &mut content;
+    let parts: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !cursor.get(*part).is_some_and(Value::is_object) {
+            cursor[*part] = json!({});
+        }
+        cursor = &mut cursor[*part];
+    }
+    cursor[parts[parts.len() - 1]] = Value::from(replicas);
+    Ok(Mutation::Put(content))
+}

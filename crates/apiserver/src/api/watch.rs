@@ -1,0 +1,220 @@
+//! WATCH: newline-delimited JSON events from any resourceVersion in the retained window, initial
+//! events (and streaming lists ending in an `initial-events-end` bookmark), bookmarks, selectors,
+//! and an ERROR event with code 410 inside the stream when the resourceVersion is too old.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::Stream;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::list::{Filter, ListParams};
+use super::{Api, Format, Target, table};
+use gitbacked_core::status::{ApiResult, StatusError};
+use gitbacked_core::{EventType, StoredObject, WatchEvent};
+
+/// How often a watch that allows bookmarks gets one.
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a watch lasts when the client sets no timeout (the apiserver picks 30–60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// Query parameters of a WATCH.
+#[derive(Clone, Debug, Default)]
+pub struct WatchParams {
+    /// Selectors and the resourceVersion to start from.
+    pub list: ListParams,
+    /// `allowWatchBookmarks`.
+    pub allow_bookmarks: bool,
+    /// `sendInitialEvents`.
+    pub send_initial_events: Option<bool>,
+    /// `timeoutSeconds`.
+    pub timeout: Option<Duration>,
+    /// Objects or Table rows.
+    pub format: Format,
+}
+
+struct Watch {
+    api: Api,
+    target: Target,
+    filter: Filter,
+    cursor: u64,
+    pending: VecDeque<Bytes>,
+    changes: tokio::sync::watch::Receiver<u64>,
+    deadline: Instant,
+    bookmarks: bool,
+    next_bookmark: Instant,
+    done: bool,
+    format: Format,
+    /// Table column definitions go with the first row only.
+    headers_sent: bool,
+}
+
+fn line(kind: &str, object: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(object.len() + 32);
+    out.put_slice(b"{\"type\":\"");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\",\"object\":");
+    out.put_slice(object);
+    out.put_slice(b"}\n");
+    out.freeze()
+}
+
+impl Watch {
+    fn bookmark(&self, initial_events_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": self.cursor.to_string()});
+        if initial_events_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object = json!({"kind": self.target.rt.kind, "apiVersion": self.target.api_version(), "metadata": meta});
+        line("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default())
+    }
+
+    fn expired(&mut self, oldest: u64) {
+        let status = StatusError::gone(format!("too old resource version: {} ({oldest})", self.cursor)).to_status();
+        self.pending.push_back(line("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
+        self.done = true;
+    }
+
+    fn push(&mut self, kind: EventType, object: &StoredObject) {
+        let body = match self.format {
+            Format::Object | Format::Metadata => self.api.item(&self.target, object, self.format),
+            Format::Table(include) => {
+                let meta = json!({"resourceVersion": object.derived.resource_version.to_string()});
+                let rows = table::table(&self.target, &[object], meta, include, !self.headers_sent);
+                self.headers_sent = true;
+                Bytes::from(serde_json::to_vec(&rows).unwrap_or_default())
+            }
+        };
+        self.pending.push_back(line(kind.as_str(), &body));
+    }
+
+    /// Turns a store event into what this watch reports, following its selectors.
+    fn offer(&mut self, event: &WatchEvent) {
+        if event.object.key.gk != self.target.rt.group_kind() {
+            return;
+        }
+        let now = self.filter.matches(&event.object);
+        match event.kind {
+            EventType::Modified => {
+                let before = event.previous.as_deref().is_some_and(|p| self.filter.matches(p));
+                match (before, now) {
+                    (true, true) => self.push(EventType::Modified, &event.object),
+                    (false, true) => self.push(EventType::Added, &event.object),
+                    (true, false) => self.push(EventType::Deleted, &event.object),
+                    (false, false) => {}
+                }
+            }
+            kind if now => self.push(kind, &event.object),
+            _ => {}
+        }
+    }
+
+    /// Reads the store's events past the cursor.
+    fn catch_up(&mut self) {
+        self.changes.borrow_and_update();
+        match self.api.storage.events_since(&self.target.rt.group_kind(), self.cursor) {
+            Err(e) => self.expired(e.oldest),
+            Ok(events) => {
+                for event in &events {
+                    self.offer(event);
+                    self.cursor = event.revision();
+                }
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(line) = self.pending.pop_front() {
+                return Some(line);
+            }
+            if self.done || Instant::now() >= self.deadline {
+                return None;
+            }
+            self.catch_up();
+            if !self.pending.is_empty() || self.done {
+                continue;
+            }
+            let wake = if self.bookmarks { self.next_bookmark.min(self.deadline) } else { self.deadline };
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        self.done = true;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if self.bookmarks && Instant::now() >= self.next_bookmark {
+                        self.next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
+                        let bookmark = self.bookmark(false);
+                        self.pending.push_back(bookmark);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Api {
+    /// WATCH: a stream of newline-terminated JSON watch events.
+    pub fn watch(
+        &self,
+        target: &Target,
+        params: &WatchParams,
+    ) -> ApiResult<impl Stream<Item = Bytes> + Send + 'static + use<>> {
+        let filter = Filter::new(target, &params.list)?;
+        let rv = params.list.resource_version.as_deref().filter(|rv| !rv.is_empty());
+        let initial = match params.send_initial_events {
+            Some(true) => {
+                if params.list.resource_version_match.as_deref() != Some("NotOlderThan") {
+                    return Err(StatusError::invalid(
+                        "ListOptions",
+                        "meta.k8s.io",
+                        "",
+                        vec![(
+                            "resourceVersionMatch".into(),
+                            "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
+                        )],
+                    ));
+                }
+                true
+            }
+            Some(false) => false,
+            // Without a resourceVersion (or with "0"), a watch starts with the current state.
+            None => rv.is_none_or(|rv| rv == "0"),
+        };
+        let changes = self.storage.subscribe(&target.rt.group_kind());
+        let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let mut watch = Watch {
+            api: self.clone(),
+            target: target.clone(),
+            filter,
+            cursor: 0,
+            pending: VecDeque::new(),
+            changes,
+            deadline: Instant::now() + timeout,
+            bookmarks: params.allow_bookmarks,
+            next_bookmark: Instant::now() + BOOKMARK_INTERVAL,
+            done: false,
+            format: params.format,
+            headers_sent: false,
+        };
+        if initial {
+            let (revision, items) = self.select(target, &params.list)?;
+            watch.cursor = revision;
+            for obj in &items {
+                watch.push(EventType::Added, obj);
+            }
+            if params.send_initial_events == Some(true) {
+                let bookmark = watch.bookmark(true);
+                watch.pending.push_back(bookmark);
+            }
+        } else {
+            let rv = rv.unwrap_or("0");
+            watch.cursor =
+                rv.parse().map_err(|_| StatusError::bad_request(format!("invalid resource version: {rv}")))?;
+        }
+        Ok(futures::stream::unfold(watch, |mut w| async move { w.next().await.map(|line| (line, w)) }))
+    }
+}

@@ -1,0 +1,515 @@
+//! The HTTP surface: one axum `Router` that maps Kubernetes REST paths onto the [`Api`]. The
+//! in-process client and `gitbacked serve` use this very Router.
+
+mod metrics;
+mod protobuf;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+use gitbacked_core::document;
+use gitbacked_core::health::Health;
+use gitbacked_core::status::{ApiResult, StatusError};
+use metrics::ApiMetrics;
+
+use crate::api::table::IncludeObject;
+use crate::api::watch::WatchParams;
+use crate::api::{Api, FieldValidation, Format, ListParams, PatchType, Reply, Subresource, Target, WriteOptions};
+use crate::api::{discovery, openapi};
+
+/// The largest request body accepted, as kube-apiserver's limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// What the Router serves besides the API.
+pub struct Endpoints {
+    /// The metrics of the storage, served at `/metrics` with the API's own.
+    pub metrics: prometheus_client::registry::Registry,
+    /// The storage's readiness, served at `/readyz`.
+    pub health: Arc<dyn Health>,
+    /// The git hosts' webhook, served at [`webhook::PATH`].
+    pub webhook: webhook::Webhook,
+}
+
+/// Builds the Router serving the Kubernetes API over `api`, with health, metrics and the webhook.
+pub fn router(api: Api, endpoints: Endpoints) -> Router {
+    let Endpoints { mut metrics, health, webhook } = endpoints;
+    let api_metrics = ApiMetrics::register(&mut metrics);
+    let registry = Arc::new(metrics);
+    let state = AppState { api, metrics: api_metrics, health, webhook };
+    Router::new()
+        .route("/version", get(|| async { json_response(200, &discovery::version()) }))
+        .route("/healthz", get(ok))
+        .route("/livez", get(ok))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(move || async move { render(&registry) }))
+        .route("/api", get(core_versions))
+        .route("/apis", get(groups))
+        .route("/openapi/v3", get(openapi_index))
+        .route("/openapi/v3/{*path}", get(openapi_document))
+        .route("/api/{*rest}", any(resource))
+        .route("/apis/{*rest}", any(resource))
+        .route(webhook::PATH, any(webhook::serve))
+        .fallback(|req: Request| async move { error_response(&StatusError::no_route(req.uri().path())) })
+        .with_state(state)
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AppState {
+    api: Api,
+    metrics: Arc<ApiMetrics>,
+    health: Arc<dyn Health>,
+    webhook: webhook::Webhook,
+}
+
+/// The metrics in the Prometheus text format.
+fn render(registry: &prometheus_client::registry::Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .unwrap_or_else(|e| unreachable!("writing to a String cannot fail: {e}"));
+    out
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+/// 200 `ok` while every check of the storage passes; else 503 listing every check as
+/// kube-apiserver does (`[+]name ok`, `[-]name failed: reason`). `?verbose` lists them always.
+async fn ready(State(state): State<AppState>, req: Request) -> Response {
+    let checks = state.health.checks();
+    let healthy = checks.iter().all(|c| c.failure.is_none());
+    let verbose = req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
+    if healthy && !verbose {
+        return "ok".into_response();
+    }
+    let mut text: String = checks
+        .iter()
+        .map(|c| match &c.failure {
+            None => format!("[+]{} ok\n", c.name),
+            Some(why) => format!("[-]{} failed: {why}\n", c.name),
+        })
+        .collect();
+    let code = if healthy {
+        text.push_str("readyz check passed\n");
+        StatusCode::OK
+    } else {
+        text.push_str("readyz check failed\n");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, text).into_response()
+}
+
+fn json_response(code: u16, value: &Value) -> Response {
+    reply_response(Reply::json(code, value), "application/json")
+}
+
+fn reply_response(reply: Reply, content_type: &str) -> Response {
+    let status = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, [(header::CONTENT_TYPE, content_type.to_string())], reply.body).into_response();
+    for warning in reply.warnings {
+        // RFC 7234 warn-code 299 "miscellaneous persistent warning", as kube-apiserver sends.
+        let text = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
+        if let Ok(value) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+fn error_response(e: &StatusError) -> Response {
+    json_response(e.code, &e.to_status())
+}
+
+fn wants_aggregated(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
+}
+
+async fn core_versions(State(AppState { api, .. }): State<AppState>, headers: HeaderMap) -> Response {
+    if wants_aggregated(&headers) {
+        let reply = Reply::bytes(200, Bytes::from(discovery::aggregated(&api.storage().registry(), true).to_string()));
+        return reply_response(reply, AGGREGATED);
+    }
+    json_response(200, &discovery::core_versions())
+}
+
+async fn groups(State(AppState { api, .. }): State<AppState>, headers: HeaderMap) -> Response {
+    let registry = api.storage().registry();
+    if wants_aggregated(&headers) {
+        let reply = Reply::bytes(200, Bytes::from(discovery::aggregated(&registry, false).to_string()));
+        return reply_response(reply, AGGREGATED);
+    }
+    json_response(200, &discovery::group_list(&registry))
+}
+
+async fn openapi_index(State(AppState { api, .. }): State<AppState>) -> Response {
+    json_response(200, &openapi::index(&api.storage().registry()))
+}
+
+async fn openapi_document(State(AppState { api, .. }): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().trim_start_matches("/openapi/v3/");
+    let (group, version) = match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", version] => ("", *version),
+        ["apis", group, version] => (*group, *version),
+        _ => return error_response(&StatusError::no_route(req.uri().path())),
+    };
+    match openapi::document(&api.storage().registry(), group, version) {
+        Some(doc) => json_response(200, &doc),
+        None => error_response(&StatusError::no_route(req.uri().path())),
+    }
+}
+
+/// A request path split into its parts.
+#[derive(Debug, PartialEq)]
+struct Path<'a> {
+    group: &'a str,
+    version: &'a str,
+    namespace: Option<&'a str>,
+    resource: Option<&'a str>,
+    name: Option<&'a str>,
+    subresource: Option<&'a str>,
+}
+
+fn parse_path(path: &str) -> Option<Path<'_>> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    if rest.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    // `namespaces/{ns}/{resource}…` addresses namespaced objects; `namespaces/{name}/status` is a
+    // subresource of a Namespace.
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, resource, tail @ ..] if !matches!(*resource, "status" | "finalize") => (Some(*ns), {
+            let mut v = vec![*resource];
+            v.extend_from_slice(tail);
+            v
+        }),
+        _ => (None, rest.to_vec()),
+    };
+    if rest.len() > 3 {
+        return None;
+    }
+    Some(Path {
+        group,
+        version,
+        namespace,
+        resource: rest.first().copied(),
+        name: rest.get(1).copied(),
+        subresource: rest.get(2).copied(),
+    })
+}
+
+fn query(req: &Request) -> ApiResult<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+        .map_err(|e| StatusError::bad_request(format!("invalid query: {e}")))?;
+    Ok(pairs.into_iter().collect())
+}
+
+fn parse_bool(q: &HashMap<String, String>, key: &str) -> ApiResult<bool> {
+    match q.get(key).map(String::as_str) {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(StatusError::bad_request(format!("invalid value for {key}: {other:?}"))),
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(q: &HashMap<String, String>, key: &str) -> ApiResult<Option<T>> {
+    q.get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().map_err(|_| StatusError::bad_request(format!("invalid value for {key}: {v:?}"))))
+        .transpose()
+}
+
+fn list_params(q: &HashMap<String, String>) -> ApiResult<ListParams> {
+    Ok(ListParams {
+        label_selector: q.get("labelSelector").cloned(),
+        field_selector: q.get("fieldSelector").cloned(),
+        limit: parse_number(q, "limit")?,
+        continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
+        resource_version: q.get("resourceVersion").cloned(),
+        resource_version_match: q.get("resourceVersionMatch").filter(|c| !c.is_empty()).cloned(),
+    })
+}
+
+/// Table output when the client asks for `as=Table` (kubectl get), metadata only for
+/// `as=PartialObjectMetadata[List]`, objects otherwise.
+fn format(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let asks = |what: &[&str]| {
+        accept.split(',').any(|media| {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            what.iter().any(|w| params.contains(w)) && params.contains(&"g=meta.k8s.io")
+        })
+    };
+    if asks(&["as=PartialObjectMetadata", "as=PartialObjectMetadataList"]) {
+        return Ok(Format::Metadata);
+    }
+    if !asks(&["as=Table"]) {
+        return Ok(Format::Object);
+    }
+    let include = q.get("includeObject").map(String::as_str);
+    let include = IncludeObject::parse(include)
+        .ok_or_else(|| StatusError::bad_request("includeObject must be None, Metadata or Object"))?;
+    Ok(Format::Table(include))
+}
+
+fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> ApiResult<WriteOptions> {
+    let dry_run = match q.get("dryRun").map(String::as_str) {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => {
+            return Err(StatusError::bad_request(format!("invalid dryRun value {other:?}: only All is supported")));
+        }
+    };
+    let field_validation = match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => FieldValidation::Warn,
+        Some("Strict") => FieldValidation::Strict,
+        Some("Ignore") => FieldValidation::Ignore,
+        Some(other) => {
+            return Err(StatusError::bad_request(format!(
+                "fieldValidation must be Ignore, Warn or Strict, not {other:?}"
+            )));
+        }
+    };
+    // Without fieldManager, the apiserver names the manager after the client's user agent.
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).and_then(|ua| ua.split('/').next());
+    let field_manager =
+        q.get("fieldManager").filter(|m| !m.is_empty()).cloned().or_else(|| user_agent.map(str::to_string));
+    if field_manager.as_ref().is_some_and(|m| m.len() > 128) {
+        return Err(StatusError::bad_request("fieldManager must be at most 128 characters"));
+    }
+    Ok(WriteOptions { dry_run, field_validation, field_manager, force: parse_bool(q, "force")? })
+}
+
+async fn read_body(body: Body) -> ApiResult<Bytes> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(StatusError::too_large(format!("the request body is larger than {MAX_BODY} bytes")))
+        }
+        Err(e) => Err(StatusError::bad_request(format!("reading the request body failed: {e}"))),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    let raw = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    raw.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+/// Parses an object body: JSON, YAML, or JSON without a content type (the Python client).
+fn parse_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
+    let value = match content_type(headers).as_str() {
+        "" | "application/json" => {
+            serde_json::from_slice(bytes).map_err(|e| StatusError::bad_request(format!("invalid JSON body: {e}")))?
+        }
+        "application/yaml" => {
+            let text = std::str::from_utf8(bytes).map_err(|_| StatusError::bad_request("the body is not UTF-8"))?;
+            document::parse_yaml(text)
+                .map_err(|e| StatusError::bad_request(format!("invalid YAML body at line {}: {}", e.line, e.message)))?
+        }
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(bytes)?,
+        other => {
+            return Err(StatusError::unsupported_media_type(format!(
+                "the media type {other:?} is not supported for this request"
+            )));
+        }
+    };
+    if !value.is_object() {
+        return Err(StatusError::bad_request("the body must be a JSON object"));
+    }
+    Ok(value)
+}
+
+fn subresource(target: &Target, name: Option<&str>) -> ApiResult<Option<Subresource>> {
+    match name {
+        None => Ok(None),
+        Some("status") if target.rt.status => Ok(Some(Subresource::Status)),
+        Some("scale") if target.rt.scale.is_some() => Ok(Some(Subresource::Scale)),
+        Some(other) => Err(StatusError::no_route(&format!("{}/{other}", target.rt.plural))),
+    }
+}
+
+async fn resource(State(state): State<AppState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let mut verb = Verb { name: "unknown", resource: String::new() };
+    let response = match serve(&state, req, &mut verb).await {
+        Ok(response) => response,
+        Err(e) => error_response(&e),
+    };
+    state.metrics.request(verb.name, &verb.resource, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// What a request did, for metrics.
+struct Verb {
+    name: &'static str,
+    resource: String,
+}
+
+async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Response> {
+    let api = &state.api;
+    let uri_path = req.uri().path().to_string();
+    let path = parse_path(&uri_path).ok_or_else(|| StatusError::no_route(&uri_path))?;
+    let q = query(&req)?;
+    let Some(resource) = path.resource else {
+        let registry = api.storage().registry();
+        let list = discovery::resource_list(&registry, path.group, path.version)
+            .ok_or_else(|| StatusError::no_route(&uri_path))?;
+        return Ok(json_response(200, &list));
+    };
+    verb.resource = resource.to_string();
+    let target = api.target(path.group, path.version, resource, path.namespace)?;
+    let method = req.method().clone();
+    let mut verb_allowed = |name: &'static str| {
+        verb.name = name;
+        if target.rt.supports(name) {
+            Ok(())
+        } else {
+            Err(StatusError::method_not_allowed(format!("{name} is not supported on {}", target.rt.plural)))
+        }
+    };
+    let sub = subresource(&target, path.subresource)?;
+    let (headers, body) = {
+        let (parts, body) = req.into_parts();
+        (parts.headers, body)
+    };
+    let reply = match (&method, path.name) {
+        (&Method::GET, None) if parse_bool(&q, "watch")? => {
+            verb_allowed("watch")?;
+            let params = WatchParams {
+                list: list_params(&q)?,
+                allow_bookmarks: parse_bool(&q, "allowWatchBookmarks")?,
+                send_initial_events: q
+                    .get("sendInitialEvents")
+                    .map(|_| parse_bool(&q, "sendInitialEvents"))
+                    .transpose()?,
+                timeout: parse_number::<u64>(&q, "timeoutSeconds")?.map(Duration::from_secs),
+                format: format(&headers, &q)?,
+            };
+            let stream = api.watch(&target, &params)?;
+            let guard = state.metrics.watch_opened();
+            let body = Body::from_stream(stream.map(move |line| {
+                let _open = &guard;
+                Ok::<_, Infallible>(line)
+            }));
+            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response());
+        }
+        (&Method::GET, None) => {
+            verb_allowed("list")?;
+            api.list(&target, &list_params(&q)?, format(&headers, &q)?)?
+        }
+        (&Method::GET, Some(name)) => match verb_allowed("get").map(|_| sub)? {
+            Some(Subresource::Scale) => api.get_scale(&target, name)?,
+            _ => api.get(&target, name, format(&headers, &q)?)?,
+        },
+        (&Method::POST, None) => {
+            verb_allowed("create")?;
+            let body = parse_object(&headers, &read_body(body).await?)?;
+            api.create(&target, body, &write_options(&q, &headers)?).await?
+        }
+        (&Method::PUT, Some(name)) => {
+            verb_allowed("update")?;
+            let body = parse_object(&headers, &read_body(body).await?)?;
+            api.update(&target, name, body, sub, &write_options(&q, &headers)?).await?
+        }
+        (&Method::PATCH, Some(name)) => {
+            verb_allowed("patch")?;
+            let bytes = read_body(body).await?;
+            let opts = write_options(&q, &headers)?;
+            let kind = match content_type(&headers).as_str() {
+                "application/json-patch+json" => PatchType::Json,
+                "application/merge-patch+json" => PatchType::Merge,
+                "application/strategic-merge-patch+json" => PatchType::Strategic,
+                "application/apply-patch+yaml" => {
+                    let text =
+                        std::str::from_utf8(&bytes).map_err(|_| StatusError::bad_request("the body is not UTF-8"))?;
+                    let config = document::parse_yaml(text).map_err(|e| {
+                        StatusError::bad_request(format!(
+                            "invalid apply configuration at line {}: {}",
+                            e.line, e.message
+                        ))
+                    })?;
+                    let reply = api.apply(&target, name, config, sub, &opts).await?;
+                    return Ok(reply_response(reply, "application/json"));
+                }
+                other => {
+                    return Err(StatusError::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {other:?})"
+                    )));
+                }
+            };
+            let patch: Value =
+                serde_json::from_slice(&bytes).map_err(|e| StatusError::bad_request(format!("invalid patch: {e}")))?;
+            api.patch(&target, name, kind, patch, sub, &opts).await?
+        }
+        (&Method::DELETE, name) => {
+            let bytes = read_body(body).await?;
+            let options: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?
+            };
+            let mut opts = write_options(&q, &headers)?;
+            opts.dry_run |=
+                options.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|v| v == "All"));
+            match name {
+                Some(name) => {
+                    verb_allowed("delete")?;
+                    api.delete(&target, name, &options, &opts).await?
+                }
+                None => {
+                    verb_allowed("deletecollection")?;
+                    api.delete_collection(&target, &list_params(&q)?, &options, &opts).await?
+                }
+            }
+        }
+        _ => {
+            return Err(StatusError::method_not_allowed(format!("{method} is not supported on {uri_path}")));
+        }
+    };
+    Ok(reply_response(reply, "application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let p = parse_path("/api/v1/namespaces/default/configmaps/a").unwrap();
+        assert_eq!((p.group, p.namespace, p.resource, p.name), ("", Some("default"), Some("configmaps"), Some("a")));
+        let p = parse_path("/api/v1/namespaces/dev/status").unwrap();
+        assert_eq!(
+            (p.namespace, p.resource, p.name, p.subresource),
+            (None, Some("namespaces"), Some("dev"), Some("status"))
+        );
+        let p = parse_path("/apis/apps/v1/namespaces/x/deployments/web/scale").unwrap();
+        assert_eq!((p.group, p.subresource), ("apps", Some("scale")));
+        let p = parse_path("/apis/apps/v1").unwrap();
+        assert_eq!(p.resource, None);
+        assert!(parse_path("/apis/apps/v1/a/b/c/d").is_none());
+        assert!(parse_path("/api/v1//x").is_none());
+    }
+}

@@ -1,0 +1,15 @@
+//! The Kubernetes API server of gitbacked: what kube-apiserver does, over any
+//! [`Storage`](gitbacked_core::Storage).
+//!
+//! - [`api`]: the semantics (get, list, watch, create, update, patch, apply, delete, strategic
+//!   merge, field ownership, tables, discovery, OpenAPI), as [`Api`].
+//! - [`http`]: the axum [`Router`](axum::Router) mapping Kubernetes REST paths onto the [`Api`],
+//!   with health, metrics and the git hosts' webhook ([`http::router`]).
+//! - [`finalizers`]: the finalizers the API itself sets (orphan and foreground deletion).
+
+pub mod api;
+pub mod finalizers;
+pub mod http;
+
+pub use api::Api;
+pub use http::{Endpoints, router};

@@ -1,0 +1,90 @@
+//! Time, injectable: the API stamps `creationTimestamp`, `deletionTimestamp` and `managedFields`
+//! times from a [`Clock`], so that tests can fix it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// A source of the current time, in whole seconds since the Unix epoch (Kubernetes timestamps
+/// have a resolution of one second).
+pub trait Clock: Send + Sync + 'static {
+    /// Seconds since the epoch, now.
+    fn now(&self) -> i64;
+
+    /// The current time in RFC 3339.
+    fn timestamp(&self) -> String {
+        rfc3339(self.now())
+    }
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        now()
+    }
+}
+
+/// A clock that stands still until it is set: for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock showing `seconds` since the epoch.
+    pub fn new(seconds: i64) -> Self {
+        ManualClock(AtomicI64::new(seconds))
+    }
+
+    /// Moves the clock to `seconds` since the epoch.
+    pub fn set(&self, seconds: i64) {
+        self.0.store(seconds, Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Seconds since the epoch on the system clock.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// Formats seconds since the epoch as RFC 3339 (`2006-01-02T15:04:05Z`).
+pub fn rfc3339(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_612_057), "2026-11-25T13:07:37Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn a_manual_clock_moves_only_when_set() {
+        let clock = ManualClock::new(10);
+        assert_eq!(clock.timestamp(), "1970-01-01T00:00:10Z");
+        clock.set(951_782_400);
+        assert_eq!(clock.now(), 951_782_400);
+    }
+}

@@ -1,0 +1,33 @@
+//! The core of gitbacked, with no I/O: what the API semantics and the storage behind them share.
+//!
+//! - Objects: [`ObjectKey`], [`StoredObject`] and the metadata derived for them ([`object`]).
+//! - Types: the [`Registry`] of built-in kinds and CRDs, and their OpenAPI [`schema`]s.
+//! - Changes: [`WatchEvent`]s and the [`WatchLog`] that watches resume from ([`watch`]).
+//! - Failures: [`StatusError`], a `meta/v1 Status` with a [`Reason`] ([`status`]).
+//! - The contract: [`Storage`], and [`MemoryStorage`], a second backend that keeps objects in memory.
+//! - The format of files: documents in YAML and JSON ([`document`]), names as Kubernetes validates
+//!   them ([`validation`]).
+//! - Readiness: [`Health`] checks the storage reports.
+//! - Utilities: an injectable [`Clock`], stable uids ([`uid`]).
+
+pub mod clock;
+pub mod document;
+pub mod health;
+pub mod memory;
+pub mod object;
+pub mod registry;
+pub mod schema;
+pub mod status;
+pub mod storage;
+pub mod uid;
+pub mod validation;
+pub mod watch;
+
+pub use clock::{Clock, SystemClock};
+pub use health::{Health, HealthCheck};
+pub use memory::MemoryStorage;
+pub use object::{Derived, Location, ObjectKey, StoredObject};
+pub use registry::{GroupKind, Home, Registry, ResourceType};
+pub use status::{ApiResult, Reason, StatusError};
+pub use storage::{Mutation, Storage, Write, WriteOutcome};
+pub use watch::{EventType, Expired, WatchEvent, WatchLog};

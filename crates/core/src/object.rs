@@ -1,0 +1,251 @@
+//! Objects as the store holds them: what git says plus the metadata derived from history.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::registry::{GroupKind, Registry, ResourceType};
+
+/// Identity of an object: group, kind, namespace (empty when cluster-scoped) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Group and kind.
+    pub gk: GroupKind,
+    /// Namespace, `""` for cluster-scoped objects.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of a document, with its namespace settled by the type's scope: cluster-scoped objects
+    /// have none, namespaced ones default to `default`. `None` when the kind is not served.
+    pub fn of<'r>(registry: &'r Registry, value: &Value) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
+        let head = Head {
+            api_version: value.get("apiVersion")?.as_str()?.into(),
+            kind: value.get("kind")?.as_str()?.into(),
+            metadata: MetaHead {
+                name: Some(value.pointer("/metadata/name")?.as_str()?.into()),
+                namespace: value.pointer("/metadata/namespace").and_then(Value::as_str).map(Into::into),
+            },
+        };
+        head.key(registry)
+    }
+
+    /// [`ObjectKey::of`] for a document held as JSON text, without building a `Value`.
+    pub fn of_json<'r>(registry: &'r Registry, json: &str) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
+        Head::parse(json)?.key(registry)
+    }
+}
+
+/// The fields of a document that name it, read from JSON text without building a `Value`.
+#[derive(serde::Deserialize)]
+pub struct Head<'a> {
+    #[serde(rename = "apiVersion", borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    metadata: MetaHead<'a>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct MetaHead<'a> {
+    #[serde(default, borrow, deserialize_with = "string_or_none")]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "string_or_none")]
+    namespace: Option<Cow<'a, str>>,
+}
+
+/// A string field, or `None` when it holds anything else (as `Value::as_str` reads it).
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Field<'a> {
+        Text(#[serde(borrow)] Cow<'a, str>),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Field::Text(s) => Some(s),
+        Field::Other(_) => None,
+    })
+}
+
+impl<'a> Head<'a> {
+    /// The head of a JSON object; `None` when apiVersion or kind is missing or not a string.
+    pub fn parse(json: &'a str) -> Option<Self> {
+        serde_json::from_str(json).ok()
+    }
+
+    /// The document's group and kind.
+    pub fn group_kind(&self) -> GroupKind {
+        GroupKind::from_api_version(&self.api_version, &self.kind)
+    }
+
+    fn key<'r>(&self, registry: &'r Registry) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
+        let gk = self.group_kind();
+        let rt = registry.by_kind(&gk)?;
+        let name = self.metadata.name.as_deref()?.to_string();
+        let namespace = match rt.namespaced {
+            true => self.metadata.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default"),
+            false => "",
+        };
+        Some((ObjectKey { gk, namespace: namespace.to_string(), name }, rt))
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.gk.group.is_empty() { String::new() } else { format!(".{}", self.gk.group) };
+        if self.namespace.is_empty() {
+            write!(f, "{}{group} {}", self.gk.kind, self.name)
+        } else {
+            write!(f, "{}{group} {}/{}", self.gk.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Where an object's document lives in the repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    /// File path relative to the subdirectory.
+    pub path: Arc<str>,
+    /// Document index in the file.
+    pub doc: u32,
+    /// Item index inside a `kind: List` document.
+    pub item: Option<u32>,
+}
+
+/// Metadata fields that are derived from git history and never stored in files.
+pub const DERIVED_FIELDS: [&str; 5] = ["resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"];
+
+/// The metadata the store derives for an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// resourceVersion of the last change.
+    pub resource_version: u64,
+    /// Stable unique id: a hash of the object's identity and the commit that created it.
+    pub uid: String,
+    /// When the object was created (RFC 3339).
+    pub creation_timestamp: String,
+    /// Incremented on every change outside metadata and status.
+    pub generation: i64,
+}
+
+/// An object served by the API.
+#[derive(Clone, Debug)]
+pub struct StoredObject {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Where it lives in git; `None` for objects kept in memory only (Events).
+    pub location: Option<Location>,
+    /// Derived metadata.
+    pub derived: Derived,
+    /// `metadata.labels`, for selectors without parsing.
+    pub labels: Labels,
+    /// The full object as served, serialized once.
+    pub json: Bytes,
+}
+
+impl StoredObject {
+    /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
+    pub fn new(key: ObjectKey, location: Option<Location>, mut content: Value, derived: Derived) -> Self {
+        let meta = metadata_mut(&mut content);
+        if !key.namespace.is_empty() {
+            meta.insert("namespace".into(), Value::String(key.namespace.clone()));
+        } else {
+            meta.remove("namespace");
+        }
+        meta.insert("uid".into(), Value::String(derived.uid.clone()));
+        meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
+        meta.insert("generation".into(), Value::from(derived.generation));
+        meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
+        let labels = Labels::of(meta.get("labels"));
+        // Boxed first: `to_vec` leaves up to half of its buffer unused, for the object's lifetime.
+        let json = Bytes::from(
+            serde_json::to_vec(&content)
+                .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"))
+                .into_boxed_slice(),
+        );
+        StoredObject { key, location, derived, labels, json }
+    }
+
+    /// The served object.
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"))
+    }
+
+    /// The object as it is stored in git: the served object without derived metadata.
+    pub fn content(&self) -> Value {
+        strip_derived(self.value())
+    }
+
+    /// The same object at another resourceVersion (a DELETED event carries the deletion's).
+    pub fn at_revision(&self, resource_version: u64) -> Self {
+        let derived = Derived { resource_version, ..self.derived.clone() };
+        StoredObject::new(self.key.clone(), self.location.clone(), self.content(), derived)
+    }
+}
+
+/// An object's labels, sorted by key: a compact map, as every stored object carries one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    /// The string-valued entries of a `metadata.labels` map.
+    pub fn of(labels: Option<&Value>) -> Self {
+        let mut entries: Vec<(Box<str>, Box<str>)> = labels
+            .and_then(Value::as_object)
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into()))).collect())
+            .unwrap_or_default();
+        entries.sort_unstable();
+        Labels(entries.into_boxed_slice())
+    }
+
+    /// The value of a label.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(&self.0[i].1)
+    }
+}
+
+/// `metadata` of an object as a mutable map, created if missing.
+pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = Value::Object(Map::new());
+    }
+    object["metadata"].as_object_mut().unwrap_or_else(|| unreachable!("metadata was just made an object"))
+}
+
+/// Removes the derived metadata fields. `managedFields` stay: field ownership is state that
+/// server-side apply keeps in git.
+pub fn strip_derived(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in DERIVED_FIELDS {
+            meta.remove(field);
+        }
+    }
+    object
+}
+
+/// Whether a change bumps `generation`: anything outside `metadata`, and outside `status` when the
+/// type has a status subresource.
+pub fn spec_changed(old: &Value, new: &Value, status_subresource: bool) -> bool {
+    let counted = |k: &str| k != "metadata" && !(status_subresource && k == "status");
+    let outside = |v: &Value| -> Map<String, Value> {
+        v.as_object()
+            .map(|m| m.iter().filter(|(k, _)| counted(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    };
+    outside(old) != outside(new)
+}
+
+impl Derived {
+    /// The derived metadata after the content changed from `old` to `new`.
+    pub fn after_change(&self, resource_version: u64, old: &Value, new: &Value, status_subresource: bool) -> Derived {
+        let generation = self.generation + i64::from(spec_changed(old, new, status_subresource));
+        Derived { resource_version, generation, ..self.clone() }
+    }
+}

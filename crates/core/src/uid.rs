@@ -1,0 +1,38 @@
+//! Identifiers: stable uids derived from history, and random bits for generated names.
+
+/// A stable UUID-shaped id from a string: the hex of git's blob hash of it, so that every process
+/// derives the same uid from the same history.
+pub fn stable_uid(seed: &str) -> String {
+    let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
+    hasher.update(format!("blob {}\0", seed.len()).as_bytes());
+    hasher.update(seed.as_bytes());
+    let id = hasher.try_finalize().unwrap_or_else(|e| unreachable!("hashing in memory cannot collide: {e}"));
+    let hex = id.to_hex().to_string();
+    format!("{}-{}-5{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
+}
+
+/// 64 random bits (std's per-process random hash keys, mixed with the clock): for names and delays,
+/// not for secrets.
+pub fn random() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+    );
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_stable_and_distinct() {
+        assert_eq!(stable_uid("a"), stable_uid("a"));
+        assert_ne!(stable_uid("a"), stable_uid("b"));
+        assert_eq!(stable_uid("a").len(), 36);
+        // `git hash-object` of "a" (no newline) is 2e65efe2a145dda7ee51d1741299f848e5bf752e: uids
+        // written before the move to gix-hash stay the same.
+        assert_eq!(stable_uid("a"), "2e65efe2-a145-5da7-ee51-d1741299f848");
+    }
+}

@@ -1,0 +1,140 @@
+//! Prometheus metrics of the git side: fetch, push and ls-remote runs, the stores' contents, and
+//! how far each sync loop is behind the remote. Each loop (the branch, the lease ref) reports its
+//! own health, so that one loop's success never hides the other's failure.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gitbacked_core::clock::now;
+use gitbacked_core::health::{Health, HealthCheck};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::store::Store;
+
+/// Labels of a git operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitLabels {
+    /// The remote reference: `refs/heads/<branch>`, or the lease ref.
+    pub reference: String,
+    /// `fetch`, `push`, `direct-push` (written into a bare repository on this machine) or `ls-remote`.
+    pub operation: &'static str,
+    /// `ok`, `rejected` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Labels of a git operation's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GitLatencyLabels {
+    /// The remote reference: `refs/heads/<branch>`, or the lease ref.
+    pub reference: String,
+    /// `fetch`, `push`, `direct-push` (written into a bare repository on this machine) or `ls-remote`.
+    pub operation: &'static str,
+}
+
+/// The health of one sync loop.
+#[derive(Clone, Debug, Default)]
+struct LoopHealth {
+    /// When the store last matched the remote (seconds since the epoch).
+    last_sync: i64,
+    /// Why the last sync failed, until one succeeds again.
+    error: Option<String>,
+}
+
+/// The metrics and the health of the sync loops.
+#[derive(Debug)]
+pub struct GitMetrics {
+    git: Family<GitLabels, Counter>,
+    git_seconds: Family<GitLatencyLabels, Histogram, fn() -> Histogram>,
+    loops: Mutex<BTreeMap<String, LoopHealth>>,
+}
+
+fn latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
+}
+
+impl GitMetrics {
+    /// Metrics registered in `registry`, with the contents of `stores` read at every scrape.
+    pub fn register(registry: &mut Registry, stores: Vec<Arc<Store>>) -> Arc<Self> {
+        let metrics = Arc::new(GitMetrics {
+            git: Family::default(),
+            git_seconds: Family::new_with_constructor(latency as fn() -> Histogram),
+            loops: Mutex::default(),
+        });
+        registry.register("git_operations", "git fetch, push and ls-remote runs by outcome", metrics.git.clone());
+        registry.register("git_operation_duration_seconds", "git operation latency", metrics.git_seconds.clone());
+        registry.register_collector(Box::new(Contents { stores, metrics: metrics.clone() }));
+        metrics
+    }
+
+    fn loops(&self) -> MutexGuard<'_, BTreeMap<String, LoopHealth>> {
+        self.loops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a git operation.
+    pub fn git(&self, reference: &str, operation: &'static str, outcome: &'static str, elapsed: Duration) {
+        let reference = reference.to_string();
+        self.git.get_or_create(&GitLabels { reference: reference.clone(), operation, outcome }).inc();
+        self.git_seconds.get_or_create(&GitLatencyLabels { reference, operation }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Notes that the loop of `reference` matches the remote now.
+    pub fn synced(&self, reference: &str) {
+        let health = LoopHealth { last_sync: now(), error: None };
+        self.loops().insert(reference.to_string(), health);
+    }
+
+    /// Notes that the loop of `reference` could not read the remote: its store serves its last
+    /// synced state.
+    pub fn sync_failed(&self, reference: &str, error: &str) {
+        self.loops().entry(reference.to_string()).or_default().error = Some(error.to_string());
+    }
+}
+
+/// One check per sync loop: `sync <reference>`, failing with the loop's last error.
+impl Health for GitMetrics {
+    fn checks(&self) -> Vec<HealthCheck> {
+        self.loops()
+            .iter()
+            .map(|(reference, h)| HealthCheck { name: format!("sync {reference}"), failure: h.error.clone() })
+            .collect()
+    }
+}
+
+/// Gauges read from the stores at every scrape.
+struct Contents {
+    stores: Vec<Arc<Store>>,
+    metrics: Arc<GitMetrics>,
+}
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Contents").field("stores", &self.stores.len()).finish_non_exhaustive()
+    }
+}
+
+impl Collector for Contents {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.stores.iter().map(|s| s.stats());
+        let (objects, invalid, unknown) =
+            stats.fold((0, 0, 0), |(o, i, u), s| (o + s.objects, i + s.invalid_files, u + s.unknown_documents));
+        let lag = self.metrics.loops().values().map(|h| now() - h.last_sync).max().unwrap_or_default();
+        let gauges: [(&str, &str, i64); 4] = [
+            ("objects", "objects served", objects as i64),
+            ("invalid_files", "files with documents that do not parse (skipped)", invalid as i64),
+            ("unknown_kind_documents", "documents whose kind is not served yet", unknown as i64),
+            ("sync_lag_seconds", "seconds since the store last matched the remote", lag),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,558 @@
+//! Applying a commit to the store: a tree diff against its first parent gives the changed files,
+//! their documents give the changed objects, and each changed object becomes one watch event.
+//! The cost is proportional to the change, not to the repository.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::cache::{ParseCache, Snapshot};
+use super::parsed::{self, BlobKey, FileView, ObjectRef};
+use gitbacked_core::object::{self, Derived, Head, Location, ObjectKey, StoredObject};
+use gitbacked_core::watch::{EventType, WatchEvent};
+
+use super::{Claim, Entry, State};
+use crate::mirror::{CommitInfo, FileChange, GitError, Mirror};
+use gitbacked_core::document::{self, DocumentError};
+use gitbacked_core::registry::{GroupKind, Home, crd_group_kind};
+
+/// A commit whose changed files have been read and parsed, ready to apply under the store's lock.
+pub struct ParsedCommit {
+    info: CommitInfo,
+    seq: u64,
+    changes: Vec<FileChange>,
+    files: ParsedFiles,
+}
+
+/// The parse results of a commit's changed files: records (see [`parsed`]) in a few large buffers,
+/// so that the many small allocations of parsing do not outlive the parsing threads.
+struct ParsedFiles {
+    cached: Arc<Snapshot>,
+    buffers: Vec<Vec<u8>>,
+    /// One for each change, `None` for removed files.
+    slots: Vec<Option<Slot>>,
+}
+
+/// Where the parse result of one file is.
+enum Slot {
+    /// A record body in the parse cache.
+    Cached(Range<usize>),
+    /// A record body in the buffer of a parsing thread.
+    Parsed { buffer: usize, body: Range<usize> },
+    /// The blob could not be read.
+    Unreadable(String),
+}
+
+impl ParsedFiles {
+    /// The parse result of change `i`, `None` when the file was removed.
+    fn view(&self, i: usize) -> Option<FileView<'_>> {
+        let unreadable =
+            |message: String| FileView { objects: Vec::new(), errors: vec![DocumentError { line: 1, message }] };
+        let body = match self.slots.get(i)?.as_ref()? {
+            Slot::Cached(body) => &self.cached.buffer[body.clone()],
+            Slot::Parsed { buffer, body } => &self.buffers[*buffer][body.clone()],
+            Slot::Unreadable(message) => return Some(unreadable(message.clone())),
+        };
+        Some(parsed::decode(body).unwrap_or_else(|| unreadable("the parse result is damaged".into())))
+    }
+}
+
+/// What one parsing thread produced: its records, the slots of its files, and the blobs it read
+/// and parsed.
+struct Parsed {
+    records: Vec<u8>,
+    slots: Vec<(usize, Slot)>,
+    read: Vec<BlobKey>,
+    parsed: Vec<BlobKey>,
+}
+
+impl ParsedCommit {
+    /// Diffs `info` against the subdirectory tree `previous` and parses the new versions of the
+    /// changed files, on all cores when there are many. Files whose blob is in the parse `cache` are
+    /// not read; the others are added to it.
+    pub(crate) fn read(
+        mirror: &Mirror,
+        cache: Option<&ParseCache>,
+        info: CommitInfo,
+        seq: u64,
+        previous: Option<gix::ObjectId>,
+    ) -> Result<Self, GitError> {
+        let changes = mirror.reader().diff(previous, info.subtree)?;
+        let to_parse: Vec<(usize, &str, gix::ObjectId)> =
+            changes.iter().enumerate().filter_map(|(i, c)| Some((i, c.path.as_str(), c.new?))).collect();
+        let cached = cache.map(ParseCache::snapshot).unwrap_or_default();
+        let threads =
+            if to_parse.len() < 256 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
+        let next = AtomicUsize::new(0);
+        let results: Vec<Parsed> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|buffer| {
+                    let (cached, files, next) = (&cached, &to_parse, &next);
+                    scope.spawn(move || parse_files(mirror, cached, buffer, files, next))
+                })
+                .collect();
+            // Dropping `finished` when the workers are done ends the progress reports at once.
+            let (finished, done) = std::sync::mpsc::channel::<()>();
+            if threads > 1 {
+                let (next, total) = (&next, to_parse.len());
+                scope.spawn(move || report_progress(next, total, &done));
+            }
+            // A thread that panicked must not make its files look removed.
+            let results =
+                workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect();
+            drop(finished);
+            results
+        });
+        let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
+        let mut buffers = Vec::with_capacity(results.len());
+        for Parsed { mut records, slots: found, read, parsed } in results {
+            if let Some(cache) = cache {
+                cache.update(read, &parsed, &records);
+            }
+            for (i, slot) in found {
+                slots[i] = Some(slot);
+            }
+            // Up to half of a grown buffer is spare, for as long as the commit is being applied.
+            records.shrink_to_fit();
+            buffers.push(records);
+        }
+        Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots } })
+    }
+}
+
+/// Logs every second how many of `total` files the parsing threads have taken, and the rate,
+/// until `done` is dropped: a large initial sync shows that it is moving.
+fn report_progress(next: &AtomicUsize, total: usize, done: &std::sync::mpsc::Receiver<()>) {
+    let started = std::time::Instant::now();
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(std::time::Duration::from_secs(1)) {
+        let files = next.load(Ordering::Relaxed).min(total);
+        let rate = files as f64 / started.elapsed().as_secs_f64();
+        info!(target: "gitbacked::progress", files, total, rate = rate.round(), "reading files");
+    }
+}
+
+/// Parses files (change index, path, blob), taking batches from `next` on, into the records of
+/// buffer number `buffer`, or finds them in the cache.
+fn parse_files(
+    mirror: &Mirror,
+    cached: &Snapshot,
+    buffer: usize,
+    files: &[(usize, &str, gix::ObjectId)],
+    next: &AtomicUsize,
+) -> Parsed {
+    /// Files taken at a time: threads take work until none is left, as files differ in size.
+    const BATCH: usize = 64;
+    let reader = mirror.blob_reader();
+    let mut out = Parsed { records: Vec::new(), slots: Vec::new(), read: Vec::new(), parsed: Vec::new() };
+    let batches = std::iter::from_fn(|| {
+        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+        files.get(start..files.len().min(start + BATCH))
+    });
+    for &(i, path, blob) in batches.flatten() {
+        let key = (blob, document::is_json(path));
+        out.read.push(key);
+        let hit = cached.index.get(&key).filter(|body| parsed::decode(&cached.buffer[(*body).clone()]).is_some());
+        let slot = match hit {
+            Some(body) => Slot::Cached(body.clone()),
+            None => match reader.blob(blob) {
+                Ok(bytes) => {
+                    let body = parsed::write_record(&mut out.records, key, &document::parse_file(path, &bytes));
+                    out.parsed.push(key);
+                    Slot::Parsed { buffer, body }
+                }
+                Err(e) => Slot::Unreadable(e.to_string()),
+            },
+        };
+        out.slots.push((i, slot));
+    }
+    out
+}
+
+/// A document that claims a key during one commit: its content when known.
+#[derive(Clone, Debug)]
+enum Candidate<'a> {
+    /// The document that was already the winner; its content is the current object's.
+    Current,
+    /// A document that lost before; read it again from git if it wins now.
+    Unread,
+    /// A document added in this commit, as JSON text.
+    New(Cow<'a, str>),
+}
+
+/// A key touched by the commit: its object before, and every document claiming it after.
+struct Touched<'a> {
+    before: Option<Arc<StoredObject>>,
+    candidates: Candidates<'a>,
+}
+
+/// The documents claiming one key, ordered by location. A sorted `Vec`: nearly always one, and a
+/// `BTreeMap` node would cost half a kilobyte for each of a repository's objects during the initial sync.
+#[derive(Default)]
+struct Candidates<'a>(Vec<(Location, Candidate<'a>)>);
+
+impl<'a> Candidates<'a> {
+    fn insert(&mut self, location: Location, candidate: Candidate<'a>) {
+        match self.0.binary_search_by(|(l, _)| l.cmp(&location)) {
+            Ok(i) => self.0[i].1 = candidate,
+            Err(i) => {
+                self.0.reserve_exact(1);
+                self.0.insert(i, (location, candidate));
+            }
+        }
+    }
+
+    fn remove(&mut self, location: &Location) {
+        if let Ok(i) = self.0.binary_search_by(|(l, _)| l.cmp(location)) {
+            self.0.remove(i);
+        }
+    }
+
+    fn pop_first(&mut self) -> Option<(Location, Candidate<'a>)> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+
+    fn locations(&self) -> impl Iterator<Item = &Location> {
+        self.0.iter().map(|(l, _)| l)
+    }
+
+    fn into_locations(self) -> Vec<Location> {
+        self.0.into_iter().map(|(l, _)| l).collect()
+    }
+}
+
+impl State {
+    /// Applies one parsed commit and records its events.
+    pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
+        let ParsedCommit { info, seq, changes, files } = commit;
+        let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
+        let mut added: Vec<(Location, &str)> = Vec::new();
+        for (i, change) in changes.iter().enumerate() {
+            let path: Arc<str> = Arc::from(change.path.as_str());
+            let file = files.view(i);
+            // A document that stops parsing keeps its objects as they last were: a person's typo
+            // must not read as a deletion to controllers.
+            let kept: HashSet<ObjectKey> = match &file {
+                Some(f) if !f.errors.is_empty() => {
+                    let reclaimed: HashSet<ObjectKey> = f.objects.iter().filter_map(|o| self.key_of(o.json)).collect();
+                    let old = self.files.get(&path).into_iter().flatten();
+                    old.filter_map(|c| c.key.clone()).filter(|k| !reclaimed.contains(k)).collect()
+                }
+                _ => HashSet::new(),
+            };
+            for claim in self.files.remove(&path).unwrap_or_default() {
+                match claim.key {
+                    Some(key) if kept.contains(&key) => {
+                        self.files.entry(path.clone()).or_default().push(Claim { key: Some(key), ..claim })
+                    }
+                    Some(key) => {
+                        self.touch(&mut touched, &key).candidates.remove(&claim.location);
+                    }
+                    None => {
+                        self.unknown.remove(&claim.location);
+                    }
+                }
+            }
+            self.invalid.remove(&path);
+            let Some(file) = file else {
+                continue;
+            };
+            for e in &file.errors {
+                warn!(file = %change.path, line = e.line, error = %e.message, "skipping a document that does not parse");
+            }
+            if !file.errors.is_empty() {
+                self.invalid.insert(path.clone(), file.errors);
+            }
+            // Exactly the room the claims need: spare capacity would stay for as long as the file.
+            if !file.objects.is_empty() {
+                self.files.entry(path.clone()).or_default().reserve_exact(file.objects.len());
+            }
+            for ObjectRef { doc, item, json } in file.objects {
+                added.push((Location { path: path.clone(), doc, item }, json));
+            }
+        }
+        // The file list of a large commit is no small part of the memory of the rest of it.
+        drop(changes);
+        // CRDs first: the types they define decide how the other documents are read.
+        let crd = crd_group_kind();
+        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, json)| group_kind(json) == crd);
+        for (location, json) in crds {
+            self.claim(&mut touched, location, json.into());
+        }
+        let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| k.gk == crd).cloned().collect();
+        let mut events = Vec::new();
+        let mut registry_changed = false;
+        for key in crd_keys {
+            let Some(t) = touched.remove(&key) else {
+                continue;
+            };
+            let after = self.resolve(mirror, &info, seq, key.clone(), t, &mut events);
+            registry_changed |= self.update_registry(&key, after.as_deref());
+        }
+        for (location, json) in others {
+            self.claim(&mut touched, location, json.into());
+        }
+        if registry_changed {
+            self.reclassify(mirror, &info, &mut touched);
+        }
+        for (key, t) in std::mem::take(&mut touched) {
+            self.resolve(mirror, &info, seq, key, t, &mut events);
+        }
+        for WatchEvent { kind, object, previous } in events {
+            self.record(kind, object, previous);
+        }
+        self.tip = Some(info.id);
+        self.seq = seq;
+    }
+
+    fn touch<'t, 'a>(&self, touched: &'t mut BTreeMap<ObjectKey, Touched<'a>>, key: &ObjectKey) -> &'t mut Touched<'a> {
+        touched.entry(key.clone()).or_insert_with(|| {
+            let entry = self.entry(key);
+            let mut candidates = Candidates::default();
+            if let Some(e) = entry {
+                if let Some(loc) = &e.object.location {
+                    candidates.insert(loc.clone(), Candidate::Current);
+                }
+                for loc in &e.others {
+                    candidates.insert(loc.clone(), Candidate::Unread);
+                }
+            }
+            Touched { before: entry.map(|e| e.object.clone()), candidates }
+        })
+    }
+
+    /// Records that a document claims an object (or waits for its kind to be known).
+    fn claim<'a>(&mut self, touched: &mut BTreeMap<ObjectKey, Touched<'a>>, location: Location, json: Cow<'a, str>) {
+        let key = self.key_of(&json);
+        if let Some(key) = &key {
+            self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(json));
+        } else {
+            let gk = group_kind(&json);
+            match self.registry.by_kind(&gk).map(|rt| rt.home) {
+                Some(Home::Memory) => {
+                    warn!(file = %location.path, kind = %gk.kind, "Events are kept in memory only; ignoring one found in git")
+                }
+                Some(Home::Leases) => warn!(file = %location.path, kind = %gk.kind,
+                    "Leases are kept on their own ref (refs/gitbacked/leases/<branch>); ignoring one found on the branch"),
+                Some(Home::Branch) => warn!(file = %location.path, group = %gk.group, kind = %gk.kind,
+                    "only Leases are read from the lease ref; ignoring this document"),
+                None => {
+                    warn!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
+                    self.unknown.insert(location.clone(), json.into());
+                }
+            }
+        }
+        self.files.entry(location.path.clone()).or_default().push(Claim { location, key });
+    }
+
+    /// The key of a document, `None` when its kind is not served (unknown) or not kept here.
+    fn key_of(&self, json: &str) -> Option<ObjectKey> {
+        ObjectKey::of_json(&self.registry, json).filter(|(_, rt)| rt.home == self.home).map(|(key, _)| key)
+    }
+
+    /// Settles a touched key: picks the winning document and records the event, if any.
+    fn resolve(
+        &mut self,
+        mirror: &Mirror,
+        info: &CommitInfo,
+        seq: u64,
+        key: ObjectKey,
+        t: Touched,
+        events: &mut Vec<WatchEvent>,
+    ) -> Option<Arc<StoredObject>> {
+        let resource_version = super::revision(seq, events.len() as u64 + 1);
+        let Touched { before, mut candidates } = t;
+        // The first document by path wins; one that cannot be read any more is dropped.
+        let winner = loop {
+            let Some((location, candidate)) = candidates.pop_first() else {
+                break None;
+            };
+            let content = match candidate {
+                Candidate::Current => before.as_ref().map(|b| b.content()),
+                Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
+                Candidate::Unread => read_document(mirror, info, &location, &key, self)
+                    .map(|json| object::strip_derived(parse_json(&json))),
+            };
+            if let Some(content) = content {
+                break Some((location, content));
+            }
+        };
+        let others: Vec<Location> = candidates.into_locations();
+        if !others.is_empty() {
+            warn!(object = %key, winner = ?winner.as_ref().map(|w| &w.0.path), others = ?others.iter().map(|l| &l.path).collect::<Vec<_>>(),
+                "several documents claim the same object; the first by path wins");
+        }
+        match (before, winner) {
+            (None, None) => None,
+            (Some(old), None) => {
+                self.remove(&key);
+                let object = Arc::new(old.at_revision(resource_version));
+                events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
+                None
+            }
+            (before, Some((location, content))) => {
+                let (derived, kind) = match &before {
+                    None => (
+                        Derived {
+                            resource_version,
+                            uid: gitbacked_core::uid::stable_uid(&format!("{key}@{}", info.id)),
+                            creation_timestamp: gitbacked_core::clock::rfc3339(info.time),
+                            generation: 1,
+                        },
+                        Some(EventType::Added),
+                    ),
+                    Some(old) => {
+                        let old_content = old.content();
+                        if old_content == content {
+                            (old.derived.clone(), None)
+                        } else {
+                            let status = self.registry.by_kind(&key.gk).is_some_and(|rt| rt.status);
+                            let derived = old.derived.after_change(resource_version, &old_content, &content, status);
+                            (derived, Some(EventType::Modified))
+                        }
+                    }
+                };
+                let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
+                self.insert(Entry { object: stored.clone(), others });
+                if let Some(kind) = kind {
+                    events.push(WatchEvent { kind, object: stored.clone(), previous: before });
+                }
+                Some(stored)
+            }
+        }
+    }
+
+    /// Adds, changes or removes the type a CRD defines; returns whether the registry changed.
+    fn update_registry(&mut self, key: &ObjectKey, crd: Option<&StoredObject>) -> bool {
+        let mut registry = (*self.registry).clone();
+        let changed = match crd {
+            Some(obj) => match registry.apply_crd(&obj.value()) {
+                Ok(changed) => changed,
+                Err(e) => {
+                    warn!(crd = %key.name, error = %e, "ignoring a CustomResourceDefinition");
+                    registry.remove_crd(&key.name)
+                }
+            },
+            None => registry.remove_crd(&key.name),
+        };
+        if changed {
+            self.registry = Arc::new(registry);
+        }
+        changed
+    }
+
+    /// After the set of types changed: documents of newly known kinds become objects, objects of
+    /// kinds no longer known wait again.
+    fn reclassify(&mut self, mirror: &Mirror, info: &CommitInfo, touched: &mut BTreeMap<ObjectKey, Touched>) {
+        let gone: Vec<GroupKind> =
+            self.objects.keys().filter(|gk| self.registry.by_kind(gk).is_none()).cloned().collect();
+        for gk in gone {
+            let keys: Vec<ObjectKey> =
+                self.objects.get(&gk).map(|m| m.values().map(|e| e.object.key.clone()).collect()).unwrap_or_default();
+            for key in keys {
+                let locations: Vec<Location> = self.touch(touched, &key).candidates.locations().cloned().collect();
+                for location in locations {
+                    if let Some(json) = read_document(mirror, info, &location, &key, self) {
+                        self.unknown.insert(location.clone(), json);
+                    }
+                    self.set_claim_key(&location, None);
+                }
+                if let Some(t) = touched.get_mut(&key) {
+                    t.candidates = Candidates::default();
+                }
+            }
+        }
+        let known: Vec<Location> =
+            self.unknown.iter().filter(|(_, v)| self.key_of(v).is_some()).map(|(l, _)| l.clone()).collect();
+        for location in known {
+            if let Some(json) = self.unknown.remove(&location) {
+                let key = self.key_of(&json);
+                self.set_claim_key(&location, key.clone());
+                if let Some(key) = key {
+                    self.touch(touched, &key).candidates.insert(location, Candidate::New(json.into_string().into()));
+                }
+            }
+        }
+    }
+
+    fn set_claim_key(&mut self, location: &Location, key: Option<ObjectKey>) {
+        if let Some(claims) = self.files.get_mut(&location.path) {
+            for claim in claims.iter_mut().filter(|c| &c.location == location) {
+                claim.key = key.clone();
+            }
+        }
+    }
+}
+
+fn group_kind(json: &str) -> GroupKind {
+    Head::parse(json).map(|h| h.group_kind()).unwrap_or_else(|| GroupKind::from_api_version("", ""))
+}
+
+/// The `Value` of a document the store serialized itself.
+fn parse_json(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or_else(|e| unreachable!("compact JSON parses: {e}"))
+}
+
+/// Reads the document at `location` from the commit again, checking that it still claims `key`.
+fn read_document(
+    mirror: &Mirror,
+    info: &CommitInfo,
+    location: &Location,
+    key: &ObjectKey,
+    state: &State,
+) -> Option<Box<str>> {
+    let bytes = mirror.reader().file_at(info.id, &location.path).ok()??;
+    let parsed = document::parse_file(&location.path, &bytes);
+    let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
+    let json = found.value.to_string();
+    let matches = state.key_of(&json).as_ref() == Some(key) || group_kind(&json) == key.gk;
+    matches.then(|| json.into_boxed_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what a tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_long_parse_reports_its_progress_every_second_until_it_is_done() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let next = AtomicUsize::new(4096);
+        let (finished, done) = std::sync::mpsc::channel::<()>();
+        let stop = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            drop(finished);
+        });
+        // Returns once `finished` is dropped: a parse that never finished would hang the test.
+        tracing::subscriber::with_default(subscriber, || report_progress(&next, 10_000, &done));
+        stop.join().unwrap();
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines.is_empty(), "no progress line in 1.5 s");
+        for line in lines {
+            assert!(line.contains("gitbacked::progress") && line.contains("reading files"), "{text}");
+            assert!(line.contains("files=4096 total=10000 rate="), "{text}");
+        }
+    }
+}

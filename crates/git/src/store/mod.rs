@@ -1,0 +1,265 @@
+//! The object store: an in-memory index of the objects at the synced commit, the resource types
+//! they belong to, and a bounded log of watch events.
+//!
+//! ## resourceVersion model
+//! Commit number `n` on the branch's first-parent chain (the root commit is 1) and the index `i`
+//! (from 1) of a change among the object changes of that commit, ordered by object key, give
+//! `resourceVersion = n × 1,000,000 + i`. Every process that reads the same history derives the same
+//! numbers, and they survive restarts. A watch resumed from any event's resourceVersion receives
+//! exactly the events after it. Objects kept only in memory (Events) take the next numbers after the
+//! current one.
+
+mod cache;
+mod ingest;
+mod parsed;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use gitbacked_core::document::DocumentError;
+use gitbacked_core::registry::{GroupKind, Home, Registry};
+use gitbacked_core::watch::{EventType, Expired, WatchEvent, WatchLog};
+use gitbacked_core::{Location, ObjectKey, StoredObject};
+use gix::ObjectId;
+use tokio::sync::watch;
+
+pub use ingest::ParsedCommit;
+
+/// How many object changes one commit may carry before resourceVersions would collide.
+pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
+
+/// The resourceVersion of change `index` (from 1) in commit number `seq`.
+pub fn revision(seq: u64, index: u64) -> u64 {
+    seq * CHANGES_PER_COMMIT + index.min(CHANGES_PER_COMMIT - 1)
+}
+
+/// A document claimed by an object key, or one whose kind is not known yet.
+#[derive(Clone, Debug)]
+struct Claim {
+    location: Location,
+    key: Option<ObjectKey>,
+}
+
+/// The winning document for a key, and the other documents that claim the same object.
+#[derive(Clone, Debug)]
+struct Entry {
+    object: Arc<StoredObject>,
+    others: Vec<Location>,
+}
+
+/// Everything behind the store's lock.
+pub(crate) struct State {
+    /// The objects this store holds: those of the types at home in its ref.
+    home: Home,
+    registry: Arc<Registry>,
+    objects: HashMap<GroupKind, BTreeMap<(String, String), Entry>>,
+    files: HashMap<Arc<str>, Vec<Claim>>,
+    unknown: BTreeMap<Location, Box<str>>,
+    invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
+    log: WatchLog,
+    tip: Option<ObjectId>,
+    seq: u64,
+}
+
+/// Counters for reporting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Objects served.
+    pub objects: usize,
+    /// Files with at least one document that could not be parsed.
+    pub invalid_files: usize,
+    /// Documents whose kind is not known (waiting for a CRD).
+    pub unknown_documents: usize,
+}
+
+/// The in-memory object store. Readers take a short read lock; the sync loop is the only git writer.
+pub struct Store {
+    state: RwLock<State>,
+    revision_tx: watch::Sender<u64>,
+    parse_cache: Option<Arc<cache::ParseCache>>,
+}
+
+impl Store {
+    /// An empty store for the objects kept at `home`, retaining `log_capacity` watch events.
+    pub fn new(log_capacity: usize, home: Home) -> Self {
+        let state = State {
+            home,
+            registry: Arc::new(Registry::default()),
+            objects: HashMap::new(),
+            files: HashMap::new(),
+            unknown: BTreeMap::new(),
+            invalid: BTreeMap::new(),
+            log: WatchLog::new(log_capacity),
+            tip: None,
+            seq: 0,
+        };
+        Store { state: RwLock::new(state), revision_tx: watch::channel(0).0, parse_cache: None }
+    }
+
+    /// Keeps what files parse to in `dir` (see [`cache`]), so that a restart does not parse the
+    /// files it already knows again.
+    pub fn with_parse_cache(mut self, dir: &std::path::Path) -> Self {
+        self.parse_cache = Some(Arc::new(cache::ParseCache::open(dir.join(cache::FILE_NAME))));
+        self
+    }
+
+    /// Reads and parses a commit (see [`ParsedCommit`]) through the parse cache.
+    pub(crate) fn read_commit(
+        &self,
+        mirror: &crate::mirror::Mirror,
+        info: crate::mirror::CommitInfo,
+        seq: u64,
+        previous: Option<ObjectId>,
+    ) -> Result<ParsedCommit, crate::mirror::GitError> {
+        ParsedCommit::read(mirror, self.parse_cache.as_deref(), info, seq, previous)
+    }
+
+    /// Ends the initial sync (or the reading of a rewritten history): the parse cache frees what it
+    /// loaded and drops the blobs that were not read.
+    pub(crate) fn finish_initial_sync(&self) {
+        if let Some(cache) = &self.parse_cache {
+            cache.finish_initial_sync();
+        }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where the objects of this store are kept.
+    pub fn home(&self) -> Home {
+        self.read().home
+    }
+
+    /// The served resource types.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.read().registry.clone()
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
+        self.read().get(key)
+    }
+
+    /// All objects of a kind (in one namespace, or all), ordered by namespace and name, with the
+    /// resourceVersion of the state they were read from.
+    pub fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
+        let state = self.read();
+        let Some(objects) = state.objects.get(gk) else {
+            return (state.log.revision(), Vec::new());
+        };
+        let items = match namespace {
+            Some(ns) => objects
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, e)| e.object.clone())
+                .collect(),
+            None => objects.values().map(|e| e.object.clone()).collect(),
+        };
+        (state.log.revision(), items)
+    }
+
+    /// The current resourceVersion.
+    pub fn revision(&self) -> u64 {
+        self.read().log.revision()
+    }
+
+    /// The commit the store reflects and its number on the first-parent chain.
+    pub fn tip(&self) -> (Option<ObjectId>, u64) {
+        let state = self.read();
+        (state.tip, state.seq)
+    }
+
+    /// Events after `since`, oldest first.
+    pub fn events_since(&self, since: u64) -> Result<Vec<WatchEvent>, Expired> {
+        self.read().log.since(since)
+    }
+
+    /// Notified with the new resourceVersion after every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision_tx.subscribe()
+    }
+
+    /// Counters for metrics and readiness.
+    pub fn stats(&self) -> Stats {
+        let state = self.read();
+        Stats {
+            objects: state.objects.values().map(BTreeMap::len).sum(),
+            invalid_files: state.invalid.len(),
+            unknown_documents: state.unknown.len(),
+        }
+    }
+
+    /// Files that have documents which could not be parsed, with the problems.
+    pub fn invalid_files(&self) -> Vec<(String, Vec<DocumentError>)> {
+        self.read().invalid.iter().map(|(p, e)| (p.to_string(), e.clone())).collect()
+    }
+
+    /// Applies parsed commits (see [`ParsedCommit`]) in order.
+    pub(crate) fn apply(&self, mirror: &crate::mirror::Mirror, commit: ParsedCommit) {
+        let revision = {
+            let mut state = self.write();
+            state.apply_commit(mirror, commit);
+            state.log.revision()
+        };
+        self.revision_tx.send_replace(revision);
+    }
+
+    /// An empty store to read a rewritten history into: its numbering continues after everything
+    /// this store has handed out, so that no old resourceVersion can name a new state.
+    pub(crate) fn successor(&self) -> Store {
+        let state = self.read();
+        let next = Store { parse_cache: self.parse_cache.clone(), ..Store::new(state.log.capacity(), state.home) };
+        {
+            let mut fresh = next.write();
+            fresh.seq = state.seq;
+            fresh.log.advance_to(state.log.revision());
+        }
+        next
+    }
+
+    /// Takes over the state of a successor (see [`Store::successor`]) once the rewritten history is
+    /// read. Every watch, running or resuming from before, gets 410 Gone and relists.
+    pub(crate) fn replace_with(&self, successor: Store) {
+        let revision = {
+            let mut state = self.write();
+            *state = successor.state.into_inner().unwrap_or_else(|e| e.into_inner());
+            state.log.restart();
+            state.log.revision()
+        };
+        self.revision_tx.send_replace(revision);
+    }
+}
+
+impl State {
+    fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
+        let entry = self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))?;
+        Some(entry.object.clone())
+    }
+
+    fn entry(&self, key: &ObjectKey) -> Option<&Entry> {
+        self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let key = entry.object.key.clone();
+        self.objects.entry(key.gk).or_default().insert((key.namespace, key.name), entry);
+    }
+
+    fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
+        let objects = self.objects.get_mut(&key.gk)?;
+        let removed = objects.remove(&(key.namespace.clone(), key.name.clone()));
+        if objects.is_empty() {
+            self.objects.remove(&key.gk);
+        }
+        removed
+    }
+
+    fn record(&mut self, kind: EventType, object: Arc<StoredObject>, previous: Option<Arc<StoredObject>>) {
+        self.log.record(WatchEvent { kind, object, previous });
+    }
+}

@@ -1,0 +1,441 @@
+//! The sync loop: the one task that talks to the remote. It polls the remote branch and brings new
+//! commits into the store, and it takes batches of writes to the remote (see [`writer`]).
+//! Data flows one way: git → store → API; API writes → this loop → git → store.
+
+mod writer;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gix::ObjectId;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use gitbacked_core::status::{ApiResult, StatusError};
+use gitbacked_core::storage::{Write, WriteOutcome};
+
+use crate::metrics::GitMetrics;
+use crate::mirror::local::LocalRemote;
+use crate::mirror::{GitError, Identity, Mirror, remote};
+use crate::store::Store;
+
+/// How the loop reaches and writes the remote.
+#[derive(Clone)]
+pub struct SyncConfig {
+    /// The remote reference this loop reads and writes (`refs/heads/main`).
+    pub reference: String,
+    /// How often the remote is polled.
+    pub interval: Duration,
+    /// Author and committer of the commits written.
+    pub author: Identity,
+    /// Sign commits as git's configuration says.
+    pub sign_commits: bool,
+    /// How long a write may wait for the remote before it fails with 503.
+    pub write_timeout: Duration,
+    /// Where git operations are counted and the loop's health is kept.
+    pub metrics: Arc<GitMetrics>,
+    /// The remote's directory when it is on this machine: its branch is watched closely.
+    pub local_remote: Option<std::path::PathBuf>,
+    /// Push to a remote on this machine by writing into it directly when `git push` would do
+    /// nothing more (see [`crate::mirror::local`]).
+    pub direct_push: bool,
+}
+
+impl SyncConfig {
+    /// Runs a git network operation on this loop's reference and counts it; `outcome` names a
+    /// successful result.
+    pub(crate) async fn observed<T>(
+        &self,
+        operation: &'static str,
+        run: impl Future<Output = Result<T, GitError>>,
+        outcome: impl Fn(&T) -> &'static str,
+    ) -> Result<T, GitError> {
+        let started = std::time::Instant::now();
+        let result = run.await;
+        let outcome = result.as_ref().map_or("error", outcome);
+        self.metrics.git(&self.reference, operation, outcome, started.elapsed());
+        result
+    }
+}
+
+/// How often a remote on this machine is looked at: reading one ref costs microseconds.
+const LOCAL_PEEK: Duration = Duration::from_millis(50);
+
+/// How long a batch may wait for the writers of the previous batch to come back. A controller
+/// answered by one push usually writes again at once; joining the next push costs it far less than
+/// a push of its own, and without the wait the writers split into two batches that alternate.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// How long after another writer showed itself (its commits fetched, or a push refused because of
+/// them) a loop keeps leaving turns between its pushes.
+const CONTENTION_MEMORY: Duration = Duration::from_secs(30);
+
+/// Turns on a remote several processes write to. With a compare-and-swap push, the writer that has
+/// just pushed builds its next commit on its own tip at once, while the others must fetch first:
+/// left alone it keeps the branch and starves them (the soak test once saw one process acknowledge
+/// 142 writes while three others got none in a minute, and a person's 150 pushes all refused). So
+/// while other writers are about, a loop waits before each batch for a random time of up to twice
+/// its last push, long enough for a refused writer to fetch and push in between.
+#[derive(Default)]
+pub(crate) struct Pacing {
+    others_seen: Option<std::time::Instant>,
+    last_push: Option<(std::time::Instant, Duration)>,
+}
+
+impl Pacing {
+    /// Another writer's commits arrived, or refused a push.
+    pub(crate) fn others_seen(&mut self) {
+        self.others_seen = Some(std::time::Instant::now());
+    }
+
+    /// A push succeeded after `took` (at most a quarter of a second counts: a push that waited
+    /// for an unreachable remote says nothing about turns).
+    pub(crate) fn pushed(&mut self, took: Duration) {
+        self.last_push = Some((std::time::Instant::now(), took.min(Duration::from_millis(250))));
+    }
+
+    /// The wait before the next batch: none unless others write and this loop pushed just now;
+    /// then `draw` (random bits) picks it between zero and twice the last push.
+    fn turn(&self, draw: u64) -> Duration {
+        let contended = self.others_seen.is_some_and(|t| t.elapsed() < CONTENTION_MEMORY);
+        match self.last_push {
+            Some((at, took)) if contended && at.elapsed() < took * 2 => {
+                let nanos = (took * 2).as_nanos().max(1) as u64;
+                Duration::from_nanos(draw % nanos)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// A write waiting for its push.
+pub(crate) struct PendingWrite {
+    write: Write,
+    reply: oneshot::Sender<ApiResult<WriteOutcome>>,
+}
+
+/// Requests to the loop.
+pub(crate) enum Command {
+    /// Apply a write and reply once it is pushed.
+    Write(PendingWrite),
+    /// Check the remote now (webhooks, tests) and reply once the store is up to date.
+    SyncNow(oneshot::Sender<Result<(), GitError>>),
+    /// Stop after the writes in flight.
+    Shutdown,
+}
+
+/// Where the loop is.
+enum State {
+    /// Waiting for a write, a request or the next poll.
+    Idle,
+    /// Checking the remote for new commits.
+    Poll(Option<oneshot::Sender<Result<(), GitError>>>),
+    /// Taking writes to the remote.
+    Write(Vec<PendingWrite>),
+    /// Every handle is gone: stop.
+    Stopped,
+}
+
+/// The loop's own data.
+pub(crate) struct Syncer {
+    mirror: Arc<Mirror>,
+    store: Arc<Store>,
+    config: SyncConfig,
+    commands: mpsc::Receiver<Command>,
+    deferred: VecDeque<PendingWrite>,
+    next_poll: tokio::time::Instant,
+    local: Option<Arc<LocalRemote>>,
+    /// How many writes the previous batch carried.
+    last_batch: usize,
+    /// Turns with other writers on the remote.
+    pacing: Pacing,
+}
+
+impl Syncer {
+    /// Fetches the branch and brings the store to its tip; the initial sync.
+    pub(crate) async fn start(
+        mirror: Arc<Mirror>,
+        store: Arc<Store>,
+        config: SyncConfig,
+    ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
+        fetch_and_advance(&mirror, &store, &config).await?;
+        let (tx, commands) = mpsc::channel(1024);
+        let local = config.local_remote.as_deref().and_then(LocalRemote::open).map(Arc::new);
+        let next_poll = tokio::time::Instant::now() + jitter(config.interval);
+        let deferred = VecDeque::new();
+        let pacing = Pacing::default();
+        Ok((Syncer { mirror, store, config, commands, deferred, next_poll, local, last_batch: 0, pacing }, tx))
+    }
+
+    /// Runs until every handle is dropped.
+    pub(crate) async fn run(mut self) {
+        let mut state = State::Idle;
+        loop {
+            state = self.step(state).await;
+            if matches!(state, State::Stopped) {
+                break;
+            }
+        }
+        debug!("sync loop stopped");
+    }
+
+    async fn step(&mut self, state: State) -> State {
+        match state {
+            State::Idle => {
+                if let Some(w) = self.deferred.pop_front() {
+                    return State::Write(self.batch(w).await);
+                }
+                let peek = tokio::time::sleep(if self.local.is_some() { LOCAL_PEEK } else { self.config.interval });
+                tokio::select! {
+                    command = self.commands.recv() => match command {
+                        None | Some(Command::Shutdown) => State::Stopped,
+                        Some(Command::Write(w)) => State::Write(self.batch(w).await),
+                        Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
+                    },
+                    _ = tokio::time::sleep_until(self.next_poll) => State::Poll(None),
+                    _ = peek => match self.local.as_ref().and_then(|l| l.tip(&self.config.reference)) {
+                        Some(tip) if Some(tip) != self.store.tip().0 => State::Poll(None),
+                        _ => State::Idle,
+                    },
+                }
+            }
+            State::Poll(reply) => {
+                self.next_poll = tokio::time::Instant::now() + jitter(self.config.interval);
+                let result = self.poll().await;
+                if let Err(e) = &result {
+                    warn!(error = %e, "sync with the remote failed; serving the last synced state");
+                    self.config.metrics.sync_failed(&self.config.reference, &e.to_string());
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+                State::Idle
+            }
+            State::Write(batch) => {
+                let local = self.local.as_ref().filter(|_| self.config.direct_push);
+                let (mirror, store, config) = (&self.mirror, &self.store, &self.config);
+                let deferred = writer::write_batch(mirror, store, config, local, &mut self.pacing, batch).await;
+                self.deferred.extend(deferred);
+                State::Idle
+            }
+            State::Stopped => State::Stopped,
+        }
+    }
+
+    /// The write just received plus every write already queued: one group commit. While it holds
+    /// fewer writes than the previous batch, it waits up to [`LINGER`] for more.
+    async fn batch(&mut self, first: PendingWrite) -> Vec<PendingWrite> {
+        // Writes that arrive during the turn join the batch.
+        tokio::time::sleep(self.pacing.turn(gitbacked_core::uid::random())).await;
+        let mut batch = vec![first];
+        batch.extend(self.deferred.drain(..));
+        let linger = tokio::time::Instant::now() + LINGER;
+        loop {
+            let command = match self.commands.try_recv() {
+                Ok(command) => command,
+                Err(mpsc::error::TryRecvError::Empty) if batch.len() < self.last_batch => {
+                    match tokio::time::timeout_at(linger, self.commands.recv()).await {
+                        Ok(Some(command)) => command,
+                        _ => break,
+                    }
+                }
+                Err(_) => break,
+            };
+            match command {
+                Command::Write(w) => batch.push(w),
+                // Answered by the poll that follows the batch's own fetches.
+                Command::SyncNow(reply) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Command::Shutdown => {
+                    self.commands.close();
+                }
+            }
+        }
+        self.last_batch = batch.len();
+        batch
+    }
+
+    /// A cheap look at the remote tip; fetches and applies only when it moved.
+    async fn poll(&mut self) -> Result<(), GitError> {
+        let (dir, reference) = (self.mirror.dir(), &self.config.reference);
+        let tip = self.config.observed("ls-remote", remote::remote_tip(dir, reference), |_| "ok").await?;
+        if tip.is_some() && tip != self.store.tip().0 {
+            // This loop's own pushes move the store's tip as they land: these are someone else's.
+            self.pacing.others_seen();
+            fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
+        }
+        self.config.metrics.synced(&self.config.reference);
+        Ok(())
+    }
+}
+
+fn jitter(interval: Duration) -> Duration {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    // Up to 10% more, so that many processes do not poll in lockstep.
+    interval + interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
+}
+
+/// Fetches the branch and brings the store to the fetched tip.
+pub(crate) async fn fetch_and_advance(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    config: &SyncConfig,
+) -> Result<(), GitError> {
+    let fetched = config.observed("fetch", remote::fetch(mirror.dir(), &config.reference), |_| "ok").await?;
+    if let Some(tip) = fetched {
+        advance(mirror, store, tip).await?;
+    }
+    config.metrics.synced(&config.reference);
+    Ok(())
+}
+
+/// Applies every commit on the first-parent chain from the store's tip to `tip`, one by one, so
+/// that resourceVersions match those of any other process reading the same history. A rewritten
+/// history (force-push) is read again from the start into a successor store whose numbering
+/// continues after the old one, and every watch gets 410.
+pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Result<(), GitError> {
+    let (mirror, store) = (mirror.clone(), store.clone());
+    tokio::task::spawn_blocking(move || {
+        let (current, seq) = store.tip();
+        if current == Some(tip) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let reader = mirror.reader();
+        let commits = match reader.first_parent_chain(current, tip)? {
+            Some(chain) => {
+                let previous = current.map(|c| reader.commit_info(c)).transpose()?.and_then(|i| i.subtree);
+                let commits = read_chain(&mirror, &store, chain, seq, previous)?;
+                if current.is_none() {
+                    store.finish_initial_sync();
+                }
+                commits
+            }
+            None => {
+                warn!(%tip, "the branch history was rewritten; reading it again from the start");
+                let successor = store.successor();
+                let chain = reader.first_parent_chain(None, tip)?.unwrap_or_default();
+                let commits = read_chain(&mirror, &successor, chain, seq, None)?;
+                successor.finish_initial_sync();
+                store.replace_with(successor);
+                commits
+            }
+        };
+        let elapsed = started.elapsed();
+        if current.is_none() {
+            let objects = store.stats().objects;
+            let rate = (objects as f64 / elapsed.as_secs_f64()).round();
+            info!(target: "gitbacked::progress", objects, ?elapsed, rate, "initial sync complete");
+        }
+        info!(commits, %tip, ?elapsed, "synced");
+        Ok(())
+    })
+    .await
+    .map_err(|e| GitError::Command(format!("sync task failed: {e}")))?
+}
+
+/// Applies a first-parent chain of commits, numbering them after `seq`; returns how many.
+fn read_chain(
+    mirror: &Mirror,
+    store: &Store,
+    chain: Vec<crate::mirror::CommitInfo>,
+    mut seq: u64,
+    mut previous: Option<ObjectId>,
+) -> Result<usize, GitError> {
+    let commits = chain.len();
+    for info in chain {
+        seq += 1;
+        let subtree = info.subtree;
+        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?);
+        previous = subtree;
+    }
+    Ok(commits)
+}
+
+/// One reference of the remote (the branch, or the lease ref) with its store and its sync loop.
+#[derive(Clone)]
+pub(crate) struct Channel {
+    pub(crate) store: Arc<Store>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Channel {
+    /// Brings `store` to the tip of `config.reference` (the initial sync), then runs its loop in a
+    /// task of its own.
+    pub(crate) async fn start(
+        mirror: Arc<Mirror>,
+        store: Arc<Store>,
+        config: SyncConfig,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), GitError> {
+        let (syncer, commands) = Syncer::start(mirror, store.clone(), config).await?;
+        Ok((Channel { store, commands }, tokio::spawn(syncer.run())))
+    }
+
+    /// Checks the remote now; resolves once the store reflects what was found.
+    pub(crate) async fn sync_now(&self) -> Result<(), SyncError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::SyncNow(tx)).await.map_err(|_| SyncError::Stopped)?;
+        Ok(rx.await.map_err(|_| SyncError::Stopped)??)
+    }
+
+    /// Takes a write to the remote; resolves once it is pushed (or failed).
+    pub(crate) async fn write(&self, write: Write) -> ApiResult<WriteOutcome> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || StatusError::unavailable("the sync loop has stopped");
+        self.commands.send(Command::Write(PendingWrite { write, reply })).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Stops the loop after the writes in flight.
+    pub(crate) async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+}
+
+/// Why a sync asked for did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The loop has stopped (the store is closed).
+    #[error("the sync loop has stopped")]
+    Stopped,
+    /// The remote could not be read.
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_takes_turns_only_while_others_write_and_right_after_its_push() {
+        let push = Duration::from_millis(40);
+        let mut alone = Pacing::default();
+        alone.pushed(push);
+        assert_eq!(alone.turn(u64::MAX), Duration::ZERO, "alone on the remote: no wait");
+
+        let mut shared = Pacing::default();
+        shared.others_seen();
+        assert_eq!(shared.turn(u64::MAX), Duration::ZERO, "nothing pushed yet: no wait");
+        shared.pushed(push);
+        let window = (push * 2).as_nanos() as u64;
+        assert_eq!(shared.turn(0), Duration::ZERO, "the draw picks the wait from zero");
+        assert_eq!(shared.turn(window - 1), push * 2 - Duration::from_nanos(1), "up to twice the push");
+        assert_eq!(shared.turn(window), Duration::ZERO, "and wraps around");
+        assert_eq!(shared.turn(window / 2 + window), push, "a draw in the middle waits one push");
+
+        // A push that waited out an unreachable remote does not make the turns long.
+        shared.pushed(Duration::from_secs(20));
+        assert_eq!(shared.turn(u64::MAX), Duration::from_nanos(u64::MAX % 500_000_000));
+        // Long after the last push, the next batch goes at once.
+        shared.last_push = Some((std::time::Instant::now() - Duration::from_secs(1), push));
+        assert_eq!(shared.turn(u64::MAX), Duration::ZERO);
+        // And once others have been quiet for a while, no more turns.
+        shared.pushed(push);
+        shared.others_seen = Some(std::time::Instant::now() - CONTENTION_MEMORY);
+        assert_eq!(shared.turn(u64::MAX), Duration::ZERO);
+    }
+}

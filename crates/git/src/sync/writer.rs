@@ -1,0 +1,371 @@
+//! Group commit. A batch of writes becomes one commit on top of the synced tip, its message naming
+//! every write, pushed as a fast-forward. When another writer was first, the loop fetches, brings
+//! the store up to date and evaluates every write again on the new tip: a write whose precondition
+//! no longer holds gets its 409 from its own `mutate`, the others are pushed. Every write is
+//! answered only after the push that carries it succeeded.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use super::{Pacing, PendingWrite, SyncConfig, advance, fetch_and_advance};
+use crate::layout;
+use crate::mirror::local::LocalRemote;
+use crate::mirror::remote::{self, PushOutcome};
+use crate::mirror::{CommitBuilder, GitError, Mirror};
+use crate::store::Store;
+use gitbacked_core::document;
+use gitbacked_core::registry::Registry;
+use gitbacked_core::status::{ApiResult, StatusError};
+use gitbacked_core::storage::{Mutation, WriteOutcome};
+use gitbacked_core::{ObjectKey, StoredObject};
+
+/// How many times a batch is replayed on a moving remote before its writes fail (the write
+/// timeout bounds it too).
+const MAX_ATTEMPTS: usize = 64;
+
+/// A random delay of up to 10 ms × 2^tries (at most 80 ms) before replaying: enough to break the
+/// lockstep of writers refused together, short enough not to lose every turn to the writer that
+/// won (see [`Pacing`]).
+fn backoff(tries: usize) -> std::time::Duration {
+    let ceiling = 10u64 << tries.min(3);
+    std::time::Duration::from_millis(gitbacked_core::uid::random() % ceiling)
+}
+
+/// A write that made it into a commit of the batch being pushed.
+struct Committed {
+    pending: PendingWrite,
+    before: Option<Arc<StoredObject>>,
+    deleted: bool,
+}
+
+/// Where a batch is.
+enum Attempt {
+    /// Evaluate every write on the synced tip and build one commit for the batch.
+    Stage { writes: Vec<PendingWrite>, tries: usize },
+    /// Push the commit built on `base`, then answer each write from the store.
+    Push { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
+    /// The push was refused: bring the store to the new tip. When the commit is part of it after
+    /// all (an earlier attempt landed though its answer was lost, and others built on it), its
+    /// writes are answered; otherwise another writer was first and they are staged again.
+    Replay { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
+    /// Every write of the batch is answered (or deferred).
+    Done,
+}
+
+/// One batch on its way to the remote.
+struct Batch<'a> {
+    mirror: &'a Arc<Mirror>,
+    store: &'a Arc<Store>,
+    config: &'a SyncConfig,
+    /// The remote, when it is on this machine and may be pushed to directly.
+    local: Option<&'a Arc<LocalRemote>>,
+    /// Turns with other writers: told of every push and refusal.
+    pacing: &'a mut Pacing,
+    deadline: Instant,
+    /// Second writes to an object already written in this batch: they wait for the next one.
+    deferred: Vec<PendingWrite>,
+}
+
+/// Takes a batch to the remote. Returns the writes deferred to the next batch (a second write
+/// to an object already written in this batch waits for the first one's resourceVersion).
+pub(super) async fn write_batch(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    config: &SyncConfig,
+    local: Option<&Arc<LocalRemote>>,
+    pacing: &mut Pacing,
+    writes: Vec<PendingWrite>,
+) -> Vec<PendingWrite> {
+    let deadline = Instant::now() + config.write_timeout;
+    let mut batch = Batch { mirror, store, config, local, pacing, deadline, deferred: Vec::new() };
+    let mut attempt = Attempt::Stage { writes, tries: 1 };
+    while !matches!(attempt, Attempt::Done) {
+        attempt = batch.step(attempt).await;
+    }
+    batch.deferred
+}
+
+impl Batch<'_> {
+    async fn step(&mut self, attempt: Attempt) -> Attempt {
+        match attempt {
+            Attempt::Stage { writes, tries } => self.stage(writes, tries),
+            Attempt::Push { committed, base, head, tries } => {
+                let started = Instant::now();
+                match push_until(self.mirror, self.config, self.local, head, self.deadline).await {
+                    Ok(PushOutcome::Pushed) => {
+                        self.pacing.pushed(started.elapsed());
+                        if let Err(e) = remote::record_push(self.mirror, &self.config.reference, head) {
+                            warn!(error = %e, "recording the push in the mirror failed");
+                        }
+                        let applied = advance(self.mirror, self.store, head).await;
+                        answer(self.store, committed, applied);
+                        Attempt::Done
+                    }
+                    Ok(PushOutcome::Rejected) => {
+                        self.pacing.others_seen();
+                        Attempt::Replay { committed, base, head, tries }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "push failed");
+                        fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
+                        Attempt::Done
+                    }
+                }
+            }
+            Attempt::Replay { committed, base, head, tries } => {
+                // Writers that keep colliding back off by a random, growing delay, so that one of
+                // them gets through instead of all retrying in lockstep.
+                tokio::time::sleep(backoff(tries)).await;
+                if let Err(e) = fetch_and_advance(self.mirror, self.store, self.config).await {
+                    warn!(error = %e, "fetch after a rejected push failed");
+                }
+                if landed(self.mirror, self.store, base, head).await {
+                    debug!(%head, "the commit is on the remote after all: an earlier push landed");
+                    answer(self.store, committed, Ok(()));
+                    return Attempt::Done;
+                }
+                debug!(tries, "push rejected: another writer was first; replaying on the new tip");
+                let writes: Vec<PendingWrite> = committed.into_iter().map(|c| c.pending).collect();
+                if tries >= MAX_ATTEMPTS || Instant::now() >= self.deadline {
+                    fail_all(writes, "the remote kept moving; gave up replaying");
+                    return Attempt::Done;
+                }
+                Attempt::Stage { writes, tries: tries + 1 }
+            }
+            Attempt::Done => Attempt::Done,
+        }
+    }
+
+    /// Evaluates each write against the store and commits its change on top of the previous one.
+    fn stage(&mut self, writes: Vec<PendingWrite>, tries: usize) -> Attempt {
+        let (base, _) = self.store.tip();
+        let mut builder = self.mirror.builder(base, self.config.sign_commits);
+        let mut committed: Vec<Committed> = Vec::new();
+        let mut written: HashSet<ObjectKey> = HashSet::new();
+        let registry = self.store.registry();
+        for mut pending in writes {
+            if written.contains(&pending.write.key) {
+                self.deferred.push(pending);
+                continue;
+            }
+            let before = self.store.get(&pending.write.key);
+            let key = &pending.write.key;
+            let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
+                let changed = stage(&mut builder, &registry, key, before.as_deref(), &mutation)?;
+                Ok((mutation, changed))
+            });
+            match result {
+                Err(e) => {
+                    let _ = pending.reply.send(Err(e));
+                }
+                // Nothing to write: the object is already in the requested state.
+                Ok((_, false)) => {
+                    let outcome =
+                        before.map(WriteOutcome::Stored).ok_or_else(|| StatusError::internal("nothing to write"));
+                    let _ = pending.reply.send(outcome);
+                }
+                Ok((mutation, true)) => {
+                    written.insert(pending.write.key.clone());
+                    committed.push(Committed { pending, before, deleted: mutation == Mutation::Delete });
+                }
+            }
+        }
+        if committed.is_empty() {
+            return Attempt::Done;
+        }
+        // One commit for the batch: it writes each tree once however many writes it carries, and
+        // its message names every write.
+        let descriptions: Vec<&str> = committed.iter().map(|c| c.pending.write.description.as_str()).collect();
+        let message = match descriptions.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{} writes\n\n{}", many.len(), many.join("\n")),
+        };
+        match builder.commit(&message, &self.config.author, gitbacked_core::clock::now()) {
+            Ok(head) => Attempt::Push { committed, base, head, tries },
+            Err(e) => {
+                let why = format!("building the commit failed: {e}");
+                for c in committed {
+                    let _ = c.pending.reply.send(Err(StatusError::internal(why.clone())));
+                }
+                Attempt::Done
+            }
+        }
+    }
+}
+
+/// Whether `head`, built on `base`, is on the first-parent chain the store now reflects.
+async fn landed(mirror: &Arc<Mirror>, store: &Arc<Store>, base: Option<gix::ObjectId>, head: gix::ObjectId) -> bool {
+    let Some(tip) = store.tip().0 else {
+        return false;
+    };
+    let mirror = mirror.clone();
+    let chain = tokio::task::spawn_blocking(move || mirror.reader().first_parent_chain(base, tip)).await;
+    matches!(chain, Ok(Ok(Some(commits))) if commits.iter().any(|c| c.id == head))
+}
+
+/// Answers each write of a pushed commit from the store, once it reflects the commit (`applied`).
+fn answer(store: &Arc<Store>, committed: Vec<Committed>, applied: Result<(), GitError>) {
+    for c in committed {
+        let outcome = match &applied {
+            Err(e) => Err(StatusError::internal(format!("pushed, but reading the commit back failed: {e}"))),
+            Ok(()) if c.deleted => {
+                c.before.map(WriteOutcome::Deleted).ok_or_else(|| StatusError::internal("deleted object vanished"))
+            }
+            Ok(()) => store
+                .get(&c.pending.write.key)
+                .map(WriteOutcome::Stored)
+                .ok_or_else(|| StatusError::internal("written object is not in the store")),
+        };
+        let _ = c.pending.reply.send(outcome);
+    }
+}
+
+fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
+    for w in writes {
+        let _ = w.reply.send(Err(StatusError::unavailable(format!("the write could not be pushed: {why}"))));
+    }
+}
+
+/// Pushes, retrying failures (not rejections) until the deadline.
+async fn push_until(
+    mirror: &Arc<Mirror>,
+    config: &SyncConfig,
+    local: Option<&Arc<LocalRemote>>,
+    head: gix::ObjectId,
+    deadline: Instant,
+) -> Result<PushOutcome, GitError> {
+    let mut delay = std::time::Duration::from_millis(50);
+    let outcome = |o: &PushOutcome| if *o == PushOutcome::Pushed { "ok" } else { "rejected" };
+    loop {
+        // A direct push that fails (a file that cannot be written, …) leaves the ref where it was or
+        // moved it to `head`; either way `git push` of `head` is right, and says what is wrong.
+        let direct = match local {
+            Some(local) => push_direct(mirror, local, config, head).await.unwrap_or_else(|e| {
+                warn!(error = %e, "the direct push failed; pushing with git");
+                None
+            }),
+            None => None,
+        };
+        let pushed = match direct {
+            Some(outcome) => Ok(outcome),
+            None => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
+        };
+        match pushed {
+            // Only an unreachable remote may come back; refused credentials or a checked-out
+            // branch will not, so the writes fail now with the clear reason.
+            Err(e) if transient(&e) && Instant::now() + delay < deadline => {
+                warn!(error = %e, "push failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A direct push to a remote on this machine, counted as the operation `direct-push`; `None`
+/// (not counted) when it must go through `git push`.
+async fn push_direct(
+    mirror: &Arc<Mirror>,
+    local: &Arc<LocalRemote>,
+    config: &SyncConfig,
+    head: gix::ObjectId,
+) -> Result<Option<PushOutcome>, GitError> {
+    let (mirror, local, reference) = (mirror.clone(), local.clone(), config.reference.clone());
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || local.push(&mirror, &reference, head))
+        .await
+        .map_err(|e| GitError::Command(format!("direct push: {e}")))?;
+    let outcome = match &result {
+        Ok(None) => return result,
+        Ok(Some(PushOutcome::Pushed)) => "ok",
+        Ok(Some(PushOutcome::Rejected)) => "rejected",
+        Err(_) => "error",
+    };
+    config.metrics.git(&config.reference, "direct-push", outcome, started.elapsed());
+    result
+}
+
+/// Whether a failed push may succeed if tried again.
+fn transient(e: &GitError) -> bool {
+    use crate::mirror::remote::RemoteError;
+    !matches!(
+        e,
+        GitError::Remote(
+            RemoteError::UnknownHostKey { .. }
+                | RemoteError::AuthenticationFailed { .. }
+                | RemoteError::RepositoryNotFound { .. }
+                | RemoteError::CheckedOutBranch { .. }
+                | RemoteError::Credentials(_)
+        )
+    )
+}
+
+/// Writes one mutation into the batch's files. Returns `false` when it changes nothing.
+fn stage(
+    builder: &mut CommitBuilder,
+    registry: &Registry,
+    key: &ObjectKey,
+    before: Option<&StoredObject>,
+    mutation: &Mutation,
+) -> ApiResult<bool> {
+    let internal = |e: &dyn std::fmt::Display| StatusError::internal(format!("writing {key}: {e}"));
+    match (mutation, before.and_then(|b| b.location.as_ref().map(|l| (b, l)))) {
+        (Mutation::Put(content), Some((old, _))) if &old.content() == content => return Ok(false),
+        (Mutation::Delete, None) => return Ok(false),
+        (Mutation::Put(content), Some((_, location))) => {
+            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
+            let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
+                .ok_or_else(|| internal(&"its document moved"))?;
+            let new = document::rewrite(&location.path, &text, doc, item, Some(content)).map_err(|e| internal(&e))?;
+            builder.stage(&location.path, new.map(String::into_bytes));
+        }
+        (Mutation::Delete, Some((_, location))) => {
+            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
+            let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
+                .ok_or_else(|| internal(&"its document moved"))?;
+            let new = document::rewrite(&location.path, &text, doc, item, None).map_err(|e| internal(&e))?;
+            builder.stage(&location.path, new.map(String::into_bytes));
+        }
+        (Mutation::Put(content), None) => {
+            let rt = registry.by_kind(&key.gk).ok_or_else(|| internal(&"its kind is not served"))?;
+            let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+            let dir = layout::kind_dir(rt, namespace);
+            let files = builder.files_in(&dir).map_err(|e| internal(&e))?;
+            let path = layout::canonical_path(&dir, &key.name, files);
+            let yaml = document::to_yaml(content);
+            // A file already at the canonical path (a person's) keeps its documents: append.
+            let text = match read_text(builder, &path).map_err(|e| internal(&e))? {
+                existing if existing.is_empty() => yaml,
+                existing if existing.ends_with('\n') => format!("{existing}---\n{yaml}"),
+                existing => format!("{existing}\n---\n{yaml}"),
+            };
+            builder.stage(&path, Some(text.into_bytes()));
+        }
+    }
+    Ok(true)
+}
+
+fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, String> {
+    let bytes = builder.read(path).map_err(|e| e.to_string())?.unwrap_or_default();
+    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))
+}
+
+/// Finds the document holding `key` in a file: the remembered position when it still matches,
+/// else the first document that does.
+fn find_document(
+    path: &str,
+    text: &str,
+    key: &ObjectKey,
+    registry: &Registry,
+    hint: (u32, Option<u32>),
+) -> Option<(u32, Option<u32>)> {
+    let parsed = document::parse_file(path, text.as_bytes());
+    let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
+    let found = parsed.objects.iter().find(|o| (o.doc, o.item) == hint && holds(&o.value));
+    found.or_else(|| parsed.objects.iter().find(|o| holds(&o.value))).map(|o| (o.doc, o.item))
+}
