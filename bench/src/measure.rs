@@ -2,7 +2,6 @@
 //! propagation and memory. Each baseline is measured in the same run on the same repository.
 
 use std::collections::HashSet;
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,16 +12,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 
 use crate::repogen::{self, Repo};
-use crate::report::{Report, median, percentile};
+use crate::report::{Report, median, percentile, progress};
 use crate::{AllArgs, Measurement};
-
-/// Prints a progress line to stderr, with the time since the start.
-pub fn progress(message: &str) {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let start = START.get_or_init(Instant::now);
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "[{:>7.1}s] {message}", start.elapsed().as_secs_f64());
-}
 
 /// How much work each measurement does.
 struct Plan {

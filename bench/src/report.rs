@@ -1,6 +1,8 @@
 //! Results: rows of repeated measurements (median, min, max), goals, a text table and markdown.
 
 use std::fmt::Write;
+use std::io::Write as _;
+use std::time::Instant;
 
 /// One measurement, repeated.
 pub struct Row {
@@ -87,7 +89,7 @@ impl Report {
     /// Adds a row and prints it as progress.
     pub fn add(&mut self, section: &str, name: impl Into<String>, unit: &'static str, values: Vec<f64>, note: String) {
         let row = Row { section: section.into(), name: name.into(), unit, values, note };
-        crate::measure::progress(&format!(
+        progress(&format!(
             "{}: {} = {} {} (n={}) {}",
             row.section,
             row.name,
@@ -229,4 +231,12 @@ fn date() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+/// Prints a progress line to stderr, with the time since the start.
+pub fn progress(message: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "[{:>7.1}s] {message}", start.elapsed().as_secs_f64());
 }

@@ -847,3 +847,63 @@ async fn derived_metadata_in_files_is_ignored_and_a_recreated_object_gets_a_new_
     })
     .await;
 }
+
+/// A CRD whose versions have no name: it describes no type that can be served.
+const NAMELESS_VERSIONS_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets}
+  versions:
+  - served: true
+    storage: true
+"#;
+
+#[tokio::test]
+async fn a_crd_with_invalid_versions_is_skipped_when_committed_and_refused_on_write() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(
+            &[
+                ("crds/widgets.yaml", Some(NAMELESS_VERSIONS_CRD)),
+                ("apps/w.yaml", Some(&widget("w1", 1))),
+                ("apps/cm.yaml", Some(&configmap("still-served", "yes"))),
+            ],
+            "a CRD without version names",
+        );
+        let store = open(&remote).await;
+        let client = store.client();
+        // The sync goes on: the rest is served, the CRD's kind is not.
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        assert!(configmaps.get("still-served").await.is_ok());
+        assert_eq!(status_of(widgets_api(client.clone()).list(&ListParams::default()).await).code, 404);
+        assert_eq!(store.report().unknown_documents, 1, "the widget waits for a valid CRD");
+
+        // Through the API, the same CRD is 422 and nothing is committed.
+        let commits = remote.commit_count();
+        let crds: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition")),
+        );
+        let mut other: serde_json::Value = serde_saphyr::from_str(NAMELESS_VERSIONS_CRD).unwrap();
+        other["metadata"]["name"] = "gadgets.example.com".into();
+        other["spec"]["names"] = serde_json::json!({"kind": "Gadget", "plural": "gadgets"});
+        let other: DynamicObject = serde_json::from_value(other).unwrap();
+        let status = status_of(crds.create(&PostParams::default(), &other).await);
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+        assert!(status.message.contains("spec.versions"), "{status:?}");
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing was committed");
+
+        // Once the person names the version, the kind is served.
+        remote.commit(&[("crds/widgets.yaml", Some(CRD))], "name the version");
+        store.sync().await.unwrap();
+        let widgets = widgets_api(client).list(&ListParams::default()).await.unwrap();
+        assert_eq!(widgets.items.len(), 1);
+        store.close().await.unwrap();
+    })
+    .await;
+}

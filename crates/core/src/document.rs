@@ -201,6 +201,20 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
     parsed
 }
 
+/// Why a document cannot be rewritten: the file no longer has it where it was found.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RewriteError {
+    /// The file has fewer documents.
+    #[error("file has no document {0}")]
+    NoDocument(u32),
+    /// The document is not a `kind: List`, or its list is shorter.
+    #[error("list has no item {0}")]
+    NoItem(u32),
+    /// The document does not parse any more.
+    #[error("line {}: {}", .0.line, .0.message)]
+    Unreadable(DocumentError),
+}
+
 /// Replaces (or, with `None`, removes) the object at `doc`/`item` of a file. Returns the new text, or
 /// `None` when the file holds nothing any more and should be deleted.
 pub fn rewrite(
@@ -209,12 +223,13 @@ pub fn rewrite(
     doc: u32,
     item: Option<u32>,
     new: Option<&Value>,
-) -> Result<Option<String>, String> {
-    let edit_list = |mut list: Value| -> Result<Value, String> {
-        let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or("document is not a list")?;
-        let i = item.unwrap_or_default() as usize;
+) -> Result<Option<String>, RewriteError> {
+    let edit_list = |mut list: Value| -> Result<Value, RewriteError> {
+        let index = item.unwrap_or_default();
+        let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or(RewriteError::NoItem(index))?;
+        let i = index as usize;
         if i >= items.len() {
-            return Err(format!("list has no item {i}"));
+            return Err(RewriteError::NoItem(index));
         }
         match new {
             Some(v) => items[i] = v.clone(),
@@ -226,16 +241,21 @@ pub fn rewrite(
     };
     if is_json(path) {
         let replaced = match (item, new) {
-            (Some(_), _) => Some(edit_list(serde_json::from_str(text).map_err(|e| e.to_string())?)?),
+            (Some(_), _) => {
+                let list = serde_json::from_str(text).map_err(|e| {
+                    RewriteError::Unreadable(DocumentError { line: e.line() as u64, message: e.to_string() })
+                })?;
+                Some(edit_list(list)?)
+            }
             (None, new) => new.cloned(),
         };
         return Ok(replaced.map(|v| to_json(&v)));
     }
     let chunks = chunks(text);
-    let chunk = chunks.get(doc as usize).ok_or_else(|| format!("file has no document {doc}"))?;
+    let chunk = chunks.get(doc as usize).ok_or(RewriteError::NoDocument(doc))?;
     let body = &text[chunk.start..chunk.end];
     let replacement = match (item, new) {
-        (Some(_), _) => Some(edit_list(parse_yaml(body).map_err(|e| e.message)?)?),
+        (Some(_), _) => Some(edit_list(parse_yaml(body).map_err(RewriteError::Unreadable)?)?),
         (None, new) => new.cloned(),
     };
     let mut out = String::with_capacity(text.len());

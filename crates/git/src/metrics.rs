@@ -138,3 +138,22 @@ impl Collector for Contents {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_loop_keeps_its_own_health() {
+        let metrics = GitMetrics::register(&mut Registry::default(), Vec::new());
+        metrics.synced("refs/heads/main");
+        metrics.sync_failed("refs/gitbacked/leases/main", "the remote hung up");
+        // A good poll of the branch does not hide the lease loop's failure.
+        metrics.synced("refs/heads/main");
+        let failing: Vec<_> = metrics.checks().into_iter().filter_map(|c| Some((c.name, c.failure?))).collect();
+        assert_eq!(failing, [("sync refs/gitbacked/leases/main".to_string(), "the remote hung up".to_string())]);
+        metrics.synced("refs/gitbacked/leases/main");
+        assert!(metrics.checks().iter().all(|c| c.failure.is_none()));
+        assert_eq!(metrics.checks().len(), 2);
+    }
+}

@@ -262,18 +262,49 @@ fn collect(entries: Vec<(PathElement, &Value)>, ty: Ty<'_>) -> FieldSet {
     set
 }
 
+/// Why the items of a list cannot be merged by their keys.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ListError {
+    /// An item of a map list is not a map.
+    #[error("element {0}: associative list with keys has an element that is not a map")]
+    NotAMap(usize),
+    /// An item of a map list has none of the key fields.
+    #[error("element {index}: associative list with keys has an element that omits key field \"{key}\"")]
+    MissingKey {
+        /// The item.
+        index: usize,
+        /// The first key field.
+        key: String,
+    },
+    /// Two items have the same key (map lists) or value (set lists).
+    #[error("duplicate entries for key {0}")]
+    Duplicate(PathElement),
+}
+
+/// A list that cannot be merged, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {error}")]
+pub(crate) struct UnmergeableList {
+    /// The list's path, as structured-merge-diff prints it.
+    path: String,
+    /// What is wrong.
+    error: ListError,
+}
+
 /// Checks that the lists of an applied configuration can be merged: every item of a map list has
 /// its keys, and no two items of a map or set list are the same.
-pub(crate) fn check_lists(value: &Value, schema: Option<Node<'_>>) -> Result<(), String> {
+pub(crate) fn check_lists(value: &Value, schema: Option<Node<'_>>) -> Result<(), UnmergeableList> {
     check(value, Ty::root(schema), &mut Vec::new())
 }
 
-fn check(value: &Value, ty: Ty<'_>, path: &mut Vec<PathElement>) -> Result<(), String> {
+fn check(value: &Value, ty: Ty<'_>, path: &mut Vec<PathElement>) -> Result<(), UnmergeableList> {
     let entries = match value {
-        Value::Array(items) => match ty.elements(items).map_err(|e| format!("{}: {e}", path_string(path)))? {
-            Some(elements) => elements.into_iter().zip(items).collect(),
-            None => return Ok(()),
-        },
+        Value::Array(items) => {
+            match ty.elements(items).map_err(|error| UnmergeableList { path: path_string(path), error })? {
+                Some(elements) => elements.into_iter().zip(items).collect(),
+                None => return Ok(()),
+            }
+        }
         _ => ty.entries(value).unwrap_or_default(),
     };
     for (pe, child) in entries {
@@ -365,7 +396,7 @@ impl<'a> Ty<'a> {
 
     /// The path elements of a list's items, `None` for an atomic list. An error when an item of a
     /// map list has none of the keys, or two items have the same key or value.
-    pub(crate) fn elements(&self, items: &[Value]) -> Result<Option<Vec<PathElement>>, String> {
+    pub(crate) fn elements(&self, items: &[Value]) -> Result<Option<Vec<PathElement>>, ListError> {
         let keys = match self.list_type() {
             ListType::Atomic => return Ok(None),
             ListType::Set => None,
@@ -377,10 +408,10 @@ impl<'a> Ty<'a> {
         for (i, item) in items.iter().enumerate() {
             let pe = match &keys {
                 None => PathElement::Value(canonical_json(item)),
-                Some(keys) => item_ty.key_of(keys, item).map_err(|e| format!("element {i}: {e}"))?,
+                Some(keys) => item_ty.key_of(keys, item, i)?,
             };
             if !seen.insert(pe.clone()) {
-                return Err(format!("duplicate entries for key {pe}"));
+                return Err(ListError::Duplicate(pe));
             }
             out.push(pe);
         }
@@ -390,8 +421,8 @@ impl<'a> Ty<'a> {
     /// The `k:` element of a map list's item. A missing key field takes its schema default; one
     /// without a default is left out of the key (the built-in schemas here carry no defaults, and
     /// ports are routinely written without `protocol`), but an item needs at least one key.
-    fn key_of(&self, keys: &[&str], item: &Value) -> Result<PathElement, String> {
-        let fields = item.as_object().ok_or("associative list with keys has an element that is not a map")?;
+    fn key_of(&self, keys: &[&str], item: &Value, index: usize) -> Result<PathElement, ListError> {
+        let fields = item.as_object().ok_or(ListError::NotAMap(index))?;
         let mut sorted = keys.to_vec();
         sorted.sort_unstable();
         let mut key = Map::new();
@@ -402,7 +433,7 @@ impl<'a> Ty<'a> {
             }
         }
         if key.is_empty() {
-            return Err(format!("associative list with keys has an element that omits key field \"{}\"", keys[0]));
+            return Err(ListError::MissingKey { index, key: keys.first().copied().unwrap_or_default().to_string() });
         }
         Ok(PathElement::Key(Value::Object(key).to_string()))
     }
@@ -571,17 +602,17 @@ mod tests {
     fn keyed_lists_need_keys_and_distinct_items() {
         let missing = json!({"spec": {"template": {"spec": {"containers": [{"image": "nginx"}]}}}});
         assert_eq!(
-            check_lists(&missing, deployment()).unwrap_err(),
+            check_lists(&missing, deployment()).unwrap_err().to_string(),
             ".spec.template.spec.containers: element 0: associative list with keys has an element that omits key field \"name\""
         );
         let twice = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}}});
         assert_eq!(
-            check_lists(&twice, deployment()).unwrap_err(),
+            check_lists(&twice, deployment()).unwrap_err().to_string(),
             ".spec.template.spec.containers: duplicate entries for key [name=\"a\"]"
         );
         let finalizers = json!({"metadata": {"finalizers": ["x", "x"]}});
         assert_eq!(
-            check_lists(&finalizers, None).unwrap_err(),
+            check_lists(&finalizers, None).unwrap_err().to_string(),
             ".metadata.finalizers: duplicate entries for key [=\"x\"]"
         );
         // A port without its protocol is keyed by the port alone.

@@ -219,7 +219,10 @@ fn parse_path(path: &str) -> Option<Path<'_>> {
     })
 }
 
-fn query(req: &Request) -> ApiResult<HashMap<String, String>> {
+/// A request's query parameters by name.
+type Query = HashMap<String, String>;
+
+fn query(req: &Request) -> ApiResult<Query> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
         .map_err(|e| StatusError::bad_request(format!("invalid query: {e}")))?;
     Ok(pairs.into_iter().collect())
@@ -495,6 +498,49 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Health with fixed checks.
+    struct Checks(Vec<gitbacked_core::HealthCheck>);
+
+    impl Health for Checks {
+        fn checks(&self) -> Vec<gitbacked_core::HealthCheck> {
+            self.0.clone()
+        }
+    }
+
+    async fn readyz(checks: Vec<(&str, Option<&str>)>, uri: &str) -> (u16, String) {
+        use tower::ServiceExt;
+        let checks = checks
+            .into_iter()
+            .map(|(name, failure)| gitbacked_core::HealthCheck { name: name.into(), failure: failure.map(Into::into) })
+            .collect();
+        let endpoints = Endpoints {
+            metrics: prometheus_client::registry::Registry::default(),
+            health: Arc::new(Checks(checks)),
+            webhook: webhook::Webhook::disabled(),
+        };
+        let storage = Arc::new(gitbacked_core::MemoryStorage::new(10));
+        let app = router(Api::new(storage), endpoints);
+        let response = app.oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let code = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn readyz_names_each_failing_check_with_its_reason() {
+        let branch = ("sync refs/heads/main", None);
+        let leases = ("sync refs/gitbacked/leases/main", Some("remote unreachable"));
+        assert_eq!(readyz(vec![branch], "/readyz").await, (200, "ok".into()));
+        let (code, text) = readyz(vec![branch, leases], "/readyz").await;
+        assert_eq!(code, 503);
+        assert_eq!(
+            text,
+            "[+]sync refs/heads/main ok\n[-]sync refs/gitbacked/leases/main failed: remote unreachable\nreadyz check failed\n"
+        );
+        let (code, text) = readyz(vec![branch], "/readyz?verbose").await;
+        assert_eq!((code, text.as_str()), (200, "[+]sync refs/heads/main ok\nreadyz check passed\n"));
+    }
 
     #[test]
     fn paths() {

@@ -42,11 +42,6 @@ pub fn canonical_path(dir: &str, name: &str, files: usize) -> String {
     if files < FLAT_LIMIT { format!("{dir}/{name}.yaml") } else { format!("{dir}/{}/{name}.yaml", bucket(name)) }
 }
 
-/// Joins the subdirectory and a relative path into a repository path.
-pub fn in_subdir(subdir: &str, relative: &str) -> String {
-    if subdir.is_empty() { relative.to_string() } else { format!("{subdir}/{relative}") }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,20 +149,46 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A file given for ssh that cannot be named on ssh's command line.
+#[derive(Debug, thiserror::Error)]
+pub enum SshPathError {
+    /// The path cannot be made absolute.
+    #[error("{what} {}: {source}", path.display())]
+    Absolute {
+        /// The file's role: the ssh key, the known_hosts file.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The path is not UTF-8, or holds a quote or a line break.
+    #[error("{what} {}: the path is not UTF-8 or contains a quote or a line break", path.display())]
+    Unquotable {
+        /// The file's role.
+        what: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
+}
+
 /// A path for an ssh option: absolute, valid UTF-8, `%` escaped (ssh expands `%` tokens in
 /// identity and known_hosts files).
-fn ssh_path(what: &str, path: &Path) -> Result<String, String> {
-    let absolute = std::path::absolute(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
-    let text = absolute.to_str().ok_or_else(|| format!("{what} {}: the path is not UTF-8", path.display()))?;
-    if text.contains(['"', '\n', '\r']) {
-        return Err(format!("{what} {}: the path contains a quote or a line break", path.display()));
+fn ssh_path(what: &'static str, path: &Path) -> Result<String, SshPathError> {
+    let absolute = std::path::absolute(path).map_err(|source| SshPathError::Absolute {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match absolute.to_str() {
+        Some(text) if !text.contains(['"', '\n', '\r']) => Ok(text.replace('%', "%%")),
+        _ => Err(SshPathError::Unquotable { what, path: path.to_path_buf() }),
     }
-    Ok(text.replace('%', "%%"))
 }
 
 /// The ssh command line git runs (`GIT_SSH_COMMAND`) when a key or a known_hosts file is given:
 /// only that key, only that known_hosts file, strict host key checking, and never a prompt.
-pub fn ssh_command(key: Option<&Path>, known_hosts: Option<&Path>) -> Result<String, String> {
+pub fn ssh_command(key: Option<&Path>, known_hosts: Option<&Path>) -> Result<String, SshPathError> {
     let mut command = String::from("ssh");
     if let Some(key) = key {
         command.push_str(&format!(" -i {} -o IdentitiesOnly=yes", shell_quote(&ssh_path("the ssh key", key)?)));

@@ -27,6 +27,15 @@ pub enum GitError {
         /// What went wrong.
         message: String,
     },
+    /// A file gitbacked must edit is not UTF-8 text.
+    #[error("{path} is not UTF-8")]
+    NotUtf8 {
+        /// The file, relative to the subdirectory.
+        path: String,
+    },
+    /// The mirror's configuration could not be edited.
+    #[error("editing the mirror's configuration")]
+    Config(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A git command failed.
     #[error("{0}")]
     Command(String),
@@ -205,8 +214,14 @@ impl Reader {
         Ok(recorder.records)
     }
 
-    /// The files that differ between two subdirectory trees: cost proportional to the change.
-    pub fn diff(&self, old: Option<ObjectId>, new: Option<ObjectId>) -> Result<Vec<FileChange>, GitError> {
+    /// The files that differ between two subdirectory trees, among those `wanted` (by path):
+    /// cost proportional to the change.
+    pub fn diff(
+        &self,
+        old: Option<ObjectId>,
+        new: Option<ObjectId>,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<Vec<FileChange>, GitError> {
         if old == new {
             return Ok(Vec::new());
         }
@@ -227,11 +242,7 @@ impl Reader {
                     }
                 };
                 let path = path.to_str().ok()?.to_string();
-                ((old.is_some() || new.is_some()) && crate::layout::holds_objects(&path)).then_some(FileChange {
-                    path,
-                    old,
-                    new,
-                })
+                ((old.is_some() || new.is_some()) && wanted(&path)).then_some(FileChange { path, old, new })
             })
             .collect();
         changes.sort_by(|a, b| a.path.cmp(&b.path));
@@ -297,7 +308,7 @@ impl Reader {
     fn entry_at(&self, commit: ObjectId, path: &str) -> Result<Option<(EntryKind, ObjectId)>, GitError> {
         let repo = &self.repo;
         let mut tree = repo.find_commit(commit).map_err(objects)?.tree().map_err(objects)?;
-        let full = crate::layout::in_subdir(&self.subdir, path);
+        let full = in_subdir(&self.subdir, path);
         let entry = tree.peel_to_entry_by_path(&full).map_err(objects)?;
         Ok(entry.map(|e| (e.mode().kind(), e.object_id())))
     }
@@ -320,6 +331,11 @@ impl Reader {
         let decoded = tree.decode().map_err(objects)?;
         Ok(decoded.entries.iter().filter(|e| e.mode.is_blob()).count())
     }
+}
+
+/// Joins the subdirectory and a relative path into a repository path.
+fn in_subdir(subdir: &str, relative: &str) -> String {
+    if subdir.is_empty() { relative.to_string() } else { format!("{subdir}/{relative}") }
 }
 
 fn subtree_of(repo: &gix::Repository, tree: ObjectId, subdir: &str) -> Result<Option<ObjectId>, GitError> {
@@ -345,15 +361,21 @@ impl Default for Identity {
     }
 }
 
+/// Text that is not an identity `Name <email>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected \"Name <email>\", got {0:?}")]
+pub struct InvalidIdentity(pub String);
+
 impl std::str::FromStr for Identity {
-    type Err = String;
+    type Err = InvalidIdentity;
 
     /// Parses `Name <email>`.
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (name, rest) = s.split_once('<').ok_or("expected \"Name <email>\"")?;
-        let email = rest.strip_suffix('>').ok_or("expected \"Name <email>\"")?;
+    fn from_str(s: &str) -> Result<Self, InvalidIdentity> {
+        let invalid = || InvalidIdentity(s.to_string());
+        let (name, rest) = s.split_once('<').ok_or_else(invalid)?;
+        let email = rest.strip_suffix('>').ok_or_else(invalid)?;
         if name.trim().is_empty() || email.contains(['<', '>', '\n']) || name.contains('\n') {
-            return Err("expected \"Name <email>\"".into());
+            return Err(invalid());
         }
         Ok(Identity { name: name.trim().to_string(), email: email.trim().to_string() })
     }
@@ -408,7 +430,7 @@ impl CommitBuilder {
         };
         let mut editor = repo.edit_tree(base).map_err(objects)?;
         for (path, content) in self.files.drain(..) {
-            let full = crate::layout::in_subdir(&self.reader.subdir, &path);
+            let full = in_subdir(&self.reader.subdir, &path);
             match content {
                 Some(bytes) => {
                     let blob = repo.write_blob(&bytes).map_err(objects)?.detach();

@@ -328,13 +328,16 @@ async fn read_config(dir: &Path) -> Result<gix::config::File, GitError> {
 
 /// Edits the mirror's config file in place, behind git's own `config.lock`. Values never pass
 /// through a command line.
-fn write_config(dir: &Path, edit: impl FnOnce(&mut gix::config::File) -> Result<(), String>) -> Result<(), GitError> {
+fn write_config(
+    dir: &Path,
+    edit: impl FnOnce(&mut gix::config::File) -> Result<(), ConfigEditError>,
+) -> Result<(), GitError> {
     let path = dir.join("config");
     let mut bytes = std::fs::read(&path).map_err(|e| config_error(dir, e))?;
     let meta = gix::config::file::Metadata::from(gix::config::Source::Local);
     let mut file =
         gix::config::File::from_bytes_owned(&mut bytes, meta, Default::default()).map_err(|e| config_error(dir, e))?;
-    edit(&mut file).map_err(|e| config_error(dir, e))?;
+    edit(&mut file).map_err(GitError::Config)?;
     let lock = dir.join("config.lock");
     let mut out = std::fs::OpenOptions::new()
         .write(true)
@@ -349,11 +352,13 @@ fn write_config(dir: &Path, edit: impl FnOnce(&mut gix::config::File) -> Result<
     Ok(())
 }
 
-fn set_url_in(file: &mut gix::config::File, url: &str) -> Result<(), String> {
+/// Why an edit of the mirror's configuration failed.
+type ConfigEditError = Box<dyn std::error::Error + Send + Sync>;
+
+fn set_url_in(file: &mut gix::config::File, url: &str) -> Result<(), ConfigEditError> {
     use gix::bstr::ByteSlice;
-    file.set_raw_value_by("remote", Some(REMOTE.as_bytes().as_bstr()), "url", url.as_bytes().as_bstr())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    file.set_raw_value_by("remote", Some(REMOTE.as_bytes().as_bstr()), "url", url.as_bytes().as_bstr())?;
+    Ok(())
 }
 
 /// Points the mirror's `origin` at `url`.
@@ -382,7 +387,7 @@ pub async fn configure(dir: &Path, url: &str, credentials: &Credentials) -> Resu
         if let Some(known_hosts) = known_hosts {
             readable("the known_hosts file", known_hosts)?;
         }
-        Some(credentials::ssh_command(key, known_hosts).map_err(invalid)?)
+        Some(credentials::ssh_command(key, known_hosts).map_err(|e| invalid(e.to_string()))?)
     } else if user_chose_ssh(dir).await? {
         None
     } else {
@@ -414,12 +419,12 @@ pub async fn configure(dir: &Path, url: &str, credentials: &Credentials) -> Resu
         set_url_in(file, url)?;
         while file.remove_section(SECTION, None).is_some() {}
         if ssh_command.is_some() || token_path.is_some() {
-            let mut section = file.new_section(SECTION, None).map_err(|e| e.to_string())?;
+            let mut section = file.new_section(SECTION, None)?;
             if let Some(ssh) = &ssh_command {
-                section.push(SSH_COMMAND, Some(ssh.as_str().into())).map_err(|e| e.to_string())?;
+                section.push(SSH_COMMAND, Some(ssh.as_str().into()))?;
             }
             if let Some(path) = token_path {
-                section.push(TOKEN_FILE, Some(path.into())).map_err(|e| e.to_string())?;
+                section.push(TOKEN_FILE, Some(path.into()))?;
             }
         }
         Ok(())

@@ -82,7 +82,7 @@ impl ParsedCommit {
         seq: u64,
         previous: Option<gix::ObjectId>,
     ) -> Result<Self, GitError> {
-        let changes = mirror.reader().diff(previous, info.subtree)?;
+        let changes = mirror.reader().diff(previous, info.subtree, crate::layout::holds_objects)?;
         let to_parse: Vec<(usize, &str, gix::ObjectId)> =
             changes.iter().enumerate().filter_map(|(i, c)| Some((i, c.path.as_str(), c.new?))).collect();
         let cached = cache.map(ParseCache::snapshot).unwrap_or_default();

@@ -317,18 +317,15 @@ fn stage(
     match (mutation, before.and_then(|b| b.location.as_ref().map(|l| (b, l)))) {
         (Mutation::Put(content), Some((old, _))) if &old.content() == content => return Ok(false),
         (Mutation::Delete, None) => return Ok(false),
-        (Mutation::Put(content), Some((_, location))) => {
+        (mutation, Some((_, location))) => {
+            let content = match mutation {
+                Mutation::Put(content) => Some(content),
+                Mutation::Delete => None,
+            };
             let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
             let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
                 .ok_or_else(|| internal(&"its document moved"))?;
-            let new = document::rewrite(&location.path, &text, doc, item, Some(content)).map_err(|e| internal(&e))?;
-            builder.stage(&location.path, new.map(String::into_bytes));
-        }
-        (Mutation::Delete, Some((_, location))) => {
-            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
-            let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
-                .ok_or_else(|| internal(&"its document moved"))?;
-            let new = document::rewrite(&location.path, &text, doc, item, None).map_err(|e| internal(&e))?;
+            let new = document::rewrite(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
             builder.stage(&location.path, new.map(String::into_bytes));
         }
         (Mutation::Put(content), None) => {
@@ -350,9 +347,9 @@ fn stage(
     Ok(true)
 }
 
-fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, String> {
-    let bytes = builder.read(path).map_err(|e| e.to_string())?.unwrap_or_default();
-    String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))
+fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, GitError> {
+    let bytes = builder.read(path)?.unwrap_or_default();
+    String::from_utf8(bytes).map_err(|_| GitError::NotUtf8 { path: path.to_string() })
 }
 
 /// Finds the document holding `key` in a file: the remembered position when it still matches,
