@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use gitbacked_apiserver::http::webhook::{self, Webhook};
 use gitbacked_apiserver::{Api, Endpoints};
+pub use gitbacked_git::mirror::remote::RemoteError;
 use gitbacked_git::{Config, GitStorage, mirror::credentials::Credentials};
 pub use gitbacked_git::{GitError, Identity, SyncError, lease_ref};
 
@@ -85,7 +86,7 @@ pub struct Options {
     /// How many watch events are kept for watches resuming from an older resourceVersion.
     pub watch_window: usize,
     /// The secret shared with the git host's webhook: with it the Router serves `POST /hooks/git`,
-    /// which syncs now (GitHub, GitLab and Gitea formats; see [`http::webhook`]). Default: not served.
+    /// which syncs now (GitHub, GitLab and Gitea formats; see `gitbacked_apiserver::http::webhook`). Default: not served.
     pub webhook_secret: Option<String>,
     /// Push to a remote that is a bare repository on this machine by writing the new objects and
     /// the ref into it directly, without running `git push`, when receive-pack would do nothing

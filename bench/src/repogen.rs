@@ -57,7 +57,7 @@ pub fn set_flat(flat: bool) {
 
 /// The path of object `i` of a kind, named `name`: where gitbacked would have created it, as the
 /// `i / 20`-th object of its namespace and kind (`ns-3/configmaps/cm-3.yaml`, and from
-/// [`gitbacked::layout::FLAT_LIMIT`] objects on `ns-3/configmaps/8c/cm-5123.yaml`), or flat.
+/// [`gitbacked_git::layout::FLAT_LIMIT`] objects on `ns-3/configmaps/8c/cm-5123.yaml`), or flat.
 fn path(i: usize, kind: &str, name: &str) -> String {
     let dir = format!("{}/{kind}", namespace(i));
     let before = if FLAT.get().copied().unwrap_or(false) { 0 } else { i / 20 };

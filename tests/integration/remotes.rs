@@ -10,9 +10,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gitbacked::GitError;
+use gitbacked::RemoteError;
 use gitbacked::{Error, GitStore, Options};
-use gitbacked_git::GitError;
-use gitbacked_git::mirror::remote::RemoteError;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::json;

@@ -37,7 +37,7 @@ pub fn bucket(name: &str) -> String {
 /// The path, relative to the subdirectory, of a new object `name` in the kind directory `dir`
 /// (see [`kind_dir`]) that already holds `files` files: `<dir>/<name>.yaml`, or
 /// `<dir>/<bucket>/<name>.yaml` from [`FLAT_LIMIT`] files on. `name` must already be valid (see
-/// [`validate_name`]).
+/// `gitbacked_core::validation::validate_name`).
 pub fn canonical_path(dir: &str, name: &str, files: usize) -> String {
     if files < FLAT_LIMIT { format!("{dir}/{name}.yaml") } else { format!("{dir}/{}/{name}.yaml", bucket(name)) }
 }

@@ -96,7 +96,7 @@ impl Store {
         Store { state: RwLock::new(state), revision_tx: watch::channel(0).0, parse_cache: None }
     }
 
-    /// Keeps what files parse to in `dir` (see [`cache`]), so that a restart does not parse the
+    /// Keeps what files parse to in `dir` (see the `cache` module), so that a restart does not parse the
     /// files it already knows again.
     pub fn with_parse_cache(mut self, dir: &std::path::Path) -> Self {
         self.parse_cache = Some(Arc::new(cache::ParseCache::open(dir.join(cache::FILE_NAME))));

@@ -1,5 +1,5 @@
 //! The sync loop: the one task that talks to the remote. It polls the remote branch and brings new
-//! commits into the store, and it takes batches of writes to the remote (see [`writer`]).
+//! commits into the store, and it takes batches of writes to the remote (see the `writer` module).
 //! Data flows one way: git → store → API; API writes → this loop → git → store.
 
 mod writer;
