@@ -401,7 +401,7 @@ fn served(addr: SocketAddr) -> Option<HashMap<String, String>> {
 fn soak_four_processes_daemon_restart_and_kill_9_lose_no_acknowledged_write() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
-    let remote = Remote::new(dir.path());
+    let remote = Remote::in_dir(dir.path());
     // Every update of the remote's main in its reflog, to prove there was no force-push.
     git(&remote.path(), &["config", "core.logAllRefUpdates", "true"]);
     let mut daemon = GitDaemon::start(dir.path());

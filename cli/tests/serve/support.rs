@@ -9,59 +9,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How long one kubectl, git or Python run may take.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+pub use gitbacked_test_support::{COMMAND_TIMEOUT, Remote, git, run_bounded};
+
 /// How long a change may take to show (the server polls every 200 ms).
 pub const SETTLE: Duration = Duration::from_secs(20);
 
 /// The `gitbacked` binary under test.
 pub const GITBACKED: &str = env!("CARGO_BIN_EXE_gitbacked");
-
-/// Runs `cmd` (stdin closed) and kills it when it takes longer than `timeout`.
-pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Output {
-    let described = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {described}: {e}"));
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = r.read_to_end(&mut buf);
-            buf
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for a child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
-            panic!(
-                "{described} did not finish within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out),
-                String::from_utf8_lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
-}
-
-/// Runs git in `dir` and returns stdout; panics with stderr on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out =
-        run_bounded(Command::new("git").arg("-C").arg(dir).args(args).env("GIT_TERMINAL_PROMPT", "0"), COMMAND_TIMEOUT);
-    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Waits (bounded by [`SETTLE`]) until `check` holds.
 pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -79,96 +33,6 @@ pub fn have(program: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The remote and a person working on it.
-
-/// A bare remote (`remote.git`) and a person's clone (`person`) inside `dir`.
-pub struct Remote {
-    dir: PathBuf,
-}
-
-impl Remote {
-    /// An empty bare remote with branch `main` in `dir`, and a clone holding one initial commit.
-    pub fn new(dir: &Path) -> Self {
-        let remote = dir.join("remote.git");
-        git(dir, &["init", "--quiet", "--bare", "--initial-branch=main", remote.to_str().unwrap()]);
-        git(dir, &["clone", "--quiet", remote.to_str().unwrap(), "person"]);
-        let r = Remote { dir: dir.to_path_buf() };
-        git(&r.person(), &["config", "user.name", "A Person"]);
-        git(&r.person(), &["config", "user.email", "person@example.com"]);
-        git(&r.person(), &["checkout", "--quiet", "-b", "main"]);
-        r.commit(&[("README.md", Some("state repo\n"))], "initial");
-        r
-    }
-
-    /// The bare remote's path.
-    pub fn path(&self) -> PathBuf {
-        self.dir.join("remote.git")
-    }
-
-    /// The person's clone.
-    pub fn person(&self) -> PathBuf {
-        self.dir.join("person")
-    }
-
-    /// The person writes (Some) or removes with `git rm` (None) files, commits and pushes, pulling
-    /// the server's commits first.
-    pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) {
-        let p = self.person();
-        if self.head().is_some() {
-            git(&p, &["pull", "--quiet", "--rebase", "origin", "main"]);
-        }
-        for (path, content) in files {
-            match content {
-                Some(text) => {
-                    let full = p.join(path);
-                    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-                    std::fs::write(&full, text).unwrap();
-                    git(&p, &["add", path]);
-                }
-                None => {
-                    git(&p, &["rm", "--quiet", path]);
-                }
-            }
-        }
-        git(&p, &["commit", "--quiet", "--allow-empty", "-m", message]);
-        git(&p, &["push", "--quiet", "origin", "main"]);
-    }
-
-    /// The remote's main commit, `None` before the first push.
-    pub fn head(&self) -> Option<String> {
-        let out = run_bounded(
-            Command::new("git").arg("-C").arg(self.path()).args(["rev-parse", "--verify", "--quiet", "main"]),
-            COMMAND_TIMEOUT,
-        );
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// A file on the remote's main branch (`git show main:PATH`), `None` when missing.
-    pub fn file(&self, path: &str) -> Option<String> {
-        let out = run_bounded(
-            Command::new("git").arg("-C").arg(self.path()).args(["show", &format!("main:{path}")]),
-            COMMAND_TIMEOUT,
-        );
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// A file on the remote that must exist.
-    pub fn must_file(&self, path: &str) -> String {
-        self.file(path).unwrap_or_else(|| panic!("{path} is not on the remote's main; files: {:?}", self.files()))
-    }
-
-    /// Subjects of the remote's commits, newest first (`git log --format=%s main`).
-    pub fn log(&self) -> Vec<String> {
-        git(&self.path(), &["log", "--format=%s", "main"]).lines().map(str::to_string).collect()
-    }
-
-    /// Files on the remote's main branch.
-    pub fn files(&self) -> Vec<String> {
-        git(&self.path(), &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_string).collect()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +89,7 @@ impl Server {
     /// kubeconfig named `kubeconfig` (carrying the token, if any) written by `gitbacked kubeconfig`.
     pub fn start_with(options: ServeOptions) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let remote = Remote::new(dir.path());
+        let remote = Remote::in_dir(dir.path());
         let https = options.tls.is_some();
         let mut last_error = String::new();
         // A port taken by someone else between choosing and binding makes the server exit: retry.
