@@ -907,3 +907,64 @@ async fn a_crd_with_invalid_versions_is_skipped_when_committed_and_refused_on_wr
     })
     .await;
 }
+
+fn takeover_crd(group: &str, plural: &str, kind: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: \"{plural}.{group}\"\nspec:\n  group: \"{group}\"\n  scope: Namespaced\n  names: {{kind: {kind}, plural: \"{plural}\"}}\n  versions:\n  - {{name: v1, served: true, storage: true}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_crd_never_takes_over_a_builtin_api() {
+    within(60, async {
+        let remote = Remote::new();
+        // A person's CRDs that claim built-in resources are skipped.
+        remote.commit(
+            &[
+                ("crds/deployments.yaml", Some(&takeover_crd("apps", "deployments", "Other"))),
+                ("crds/ingresses.yaml", Some(&takeover_crd("networking.k8s.io", "ingresses", "Other"))),
+                ("crds/pods.yaml", Some(&takeover_crd("", "pods", "Other"))),
+            ],
+            "CRDs shaped like built-ins",
+        );
+        let store = open(&remote).await;
+        let client = store.client();
+        let deployments = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            "default",
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment")),
+        );
+        let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(client.clone(), "default");
+        assert!(deployments.list(&ListParams::default()).await.is_ok());
+        assert!(ingresses.list(&ListParams::default()).await.is_ok());
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+        assert!(pods.list(&ListParams::default()).await.is_ok());
+
+        // Through the API they are refused with 422, and nothing is committed.
+        let commits = remote.commit_count();
+        let crds: Api<DynamicObject> = Api::all_with(
+            client.clone(),
+            &ApiResource::from_gvk(&GroupVersionKind::gvk("apiextensions.k8s.io", "v1", "CustomResourceDefinition")),
+        );
+        for (group, plural) in
+            [("networking.k8s.io", "networkpolicies"), ("", "services"), ("example.com", "x/../../pwn"), (".", "dots")]
+        {
+            let crd: DynamicObject = serde_saphyr::from_str(&takeover_crd(group, plural, "Other")).unwrap();
+            let status = status_of(crds.create(&PostParams::default(), &crd).await);
+            assert_eq!(status.code, 422, "{group}/{plural}: {status:?}");
+        }
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing was committed");
+
+        // Deleting the person's CRDs leaves the built-ins served, here and after a restart.
+        remote.commit(&[("crds/deployments.yaml", None), ("crds/ingresses.yaml", None)], "remove them");
+        store.sync().await.unwrap();
+        assert!(ingresses.list(&ListParams::default()).await.is_ok());
+        store.close().await.unwrap();
+        let reopened = open(&remote).await;
+        let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> = Api::namespaced(reopened.client(), "default");
+        assert!(ingresses.list(&ListParams::default()).await.is_ok());
+        reopened.close().await.unwrap();
+    })
+    .await;
+}

@@ -106,14 +106,7 @@ impl MemoryStorage {
                 };
                 if key.gk == crd_group_kind() {
                     let mut registry = (*state.registry).clone();
-                    registry.apply_crd(&content).map_err(|e| {
-                        StatusError::invalid(
-                            "CustomResourceDefinition",
-                            "apiextensions.k8s.io",
-                            &key.name,
-                            vec![("spec".into(), e.to_string())],
-                        )
-                    })?;
+                    registry.apply_crd(&content).map_err(|e| e.to_status(&key.name))?;
                     state.registry = Arc::new(registry);
                 }
                 let stored = Arc::new(StoredObject::new(key.clone(), None, content, derived));

@@ -9,6 +9,9 @@ use std::sync::{Arc, LazyLock};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::status::StatusError;
+use crate::validation::{NameRule, is_dns_subdomain, is_dns1035_label};
+
 /// `group` and `kind` of an object: its identity independent of the version it is served at.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GroupKind {
@@ -109,6 +112,15 @@ impl ResourceType {
     /// Whether `version` is served.
     pub fn serves(&self, version: &str) -> bool {
         self.versions.iter().any(|v| v == version)
+    }
+
+    /// The rule names of objects of this type follow.
+    pub fn name_rule(&self) -> NameRule {
+        match (self.group.as_str(), self.kind.as_str()) {
+            ("", "Namespace") => NameRule::DnsLabel,
+            ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+            _ => NameRule::DnsSubdomain,
+        }
     }
 
     /// Whether the type declares `verb`.
@@ -258,40 +270,80 @@ impl Registry {
     }
 }
 
-/// Why a CustomResourceDefinition does not describe a type that can be served.
+/// Why a CustomResourceDefinition does not describe a type that can be served. It displays as
+/// the message of a `Status` cause; [`CrdError::field`] names the field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CrdError {
     /// A required field is missing or not a string.
-    #[error("CRD has no {0}")]
+    #[error("Required value")]
     Missing(&'static str),
     /// `metadata.name` is not `<plural>.<group>`.
-    #[error("CRD name must be {expected}, not {name}")]
+    #[error("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group ({expected})")]
     Name {
         /// `<plural>.<group>`.
         expected: String,
         /// The name the CRD has.
         name: String,
     },
+    /// `spec.group` is not a DNS subdomain with at least one dot.
+    #[error("Invalid value: {0:?}: should be a domain with at least one dot")]
+    Group(String),
+    /// A name in `spec.names`, or a version's name, is not a lower-case RFC 1035 label.
+    #[error(
+        "Invalid value: {value:?}: a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"
+    )]
+    Label {
+        /// Where the name is, e.g. `spec.names.plural`.
+        field: String,
+        /// The name.
+        value: String,
+    },
     /// `spec.scope` is neither `Namespaced` nor `Cluster`.
-    #[error("CRD scope must be Namespaced or Cluster, not {0:?}")]
+    #[error("Unsupported value: {0:?}: supported values: \"Cluster\", \"Namespaced\"")]
     Scope(Option<String>),
     /// A version has no name, or its name is used twice.
-    #[error("spec.versions[{0}].name must be a unique, non-empty string")]
+    #[error("Invalid value: must be a unique, non-empty version name")]
     VersionName(usize),
     /// Not exactly one version is the storage version.
-    #[error("spec.versions must have exactly one version marked as storage version, not {0}")]
+    #[error("Invalid value: must have exactly one version marked as storage version, not {0}")]
     StorageVersions(usize),
     /// No version is served.
-    #[error("spec.versions must serve at least one version")]
+    #[error("Invalid value: must serve at least one version")]
     NoServedVersion,
     /// The type would take the place of a built-in type.
-    #[error("{plural} shadows the built-in kind {kind}")]
+    #[error("Invalid value: {plural:?}: the built-in kind {kind} is served there")]
     ShadowsBuiltin {
         /// The CRD's plural.
         plural: String,
         /// The built-in kind it would replace.
         kind: String,
     },
+}
+
+impl CrdError {
+    /// The field the problem is in, as a `Status` cause names it.
+    pub fn field(&self) -> String {
+        match self {
+            CrdError::Missing(field) => field.to_string(),
+            CrdError::Name { .. } => "metadata.name".into(),
+            CrdError::Group(_) => "spec.group".into(),
+            CrdError::Label { field, .. } => field.clone(),
+            CrdError::Scope(_) => "spec.scope".into(),
+            CrdError::VersionName(i) => format!("spec.versions[{i}].name"),
+            CrdError::StorageVersions(_) | CrdError::NoServedVersion => "spec.versions".into(),
+            CrdError::ShadowsBuiltin { .. } => "spec.names.plural".into(),
+        }
+    }
+
+    /// The 422 Invalid that refuses the CRD `name`.
+    pub fn to_status(&self, name: &str) -> StatusError {
+        StatusError::invalid(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io",
+            name,
+            vec![(self.field(), self.to_string())],
+        )
+    }
 }
 
 /// Reads the type a CustomResourceDefinition describes.
@@ -308,6 +360,27 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
     let group = str_at(spec, "/group").ok_or(CrdError::Missing("spec.group"))?;
     let plural = str_at(spec, "/names/plural").ok_or(CrdError::Missing("spec.names.plural"))?;
     let kind = str_at(spec, "/names/kind").ok_or(CrdError::Missing("spec.names.kind"))?;
+    if !is_dns_subdomain(&group) || !group.contains('.') {
+        return Err(CrdError::Group(group));
+    }
+    let label = |field: &str, value: &str, lower: bool| {
+        let checked = if lower { value.to_lowercase() } else { value.to_string() };
+        match is_dns1035_label(&checked) {
+            true => Ok(()),
+            false => Err(CrdError::Label { field: field.to_string(), value: value.to_string() }),
+        }
+    };
+    label("spec.names.plural", &plural, false)?;
+    label("spec.names.kind", &kind, true)?;
+    if let Some(singular) = str_at(spec, "/names/singular") {
+        label("spec.names.singular", &singular, false)?;
+    }
+    for (i, short) in strings_at(spec, "/names/shortNames").iter().enumerate() {
+        label(&format!("spec.names.shortNames[{i}]"), short, false)?;
+    }
+    for (i, category) in strings_at(spec, "/names/categories").iter().enumerate() {
+        label(&format!("spec.names.categories[{i}]"), category, false)?;
+    }
     let expected = format!("{plural}.{group}");
     if name != expected {
         return Err(CrdError::Name { expected, name: name.to_string() });
@@ -322,7 +395,7 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
     let mut names = std::collections::BTreeSet::new();
     for (i, version) in all.iter().enumerate() {
         match version.get("name").and_then(Value::as_str) {
-            Some(n) if !n.is_empty() && names.insert(n) => {}
+            Some(n) if !n.is_empty() && names.insert(n) => label(&format!("spec.versions[{i}].name"), n, false)?,
             _ => return Err(CrdError::VersionName(i)),
         }
     }
@@ -436,11 +509,42 @@ mod tests {
     }
 
     #[test]
+    fn crd_names_are_validated_as_apiextensions_does() {
+        let crd = |group: &str, plural: &str, kind: &str| {
+            json!({"metadata": {"name": format!("{plural}.{group}")}, "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": plural, "kind": kind}, "versions": [{"name": "v1", "served": true, "storage": true}]}})
+        };
+        assert!(crd_resource_type(&crd("example.com", "widgets", "Widget")).is_ok());
+        for group in ["", "apps", ".", "Example.com", "example..com"] {
+            assert!(
+                matches!(crd_resource_type(&crd(group, "widgets", "Widget")), Err(CrdError::Group(_))),
+                "{group:?}"
+            );
+        }
+        for plural in ["x/../../pwn", "Widgets", "1widgets", "wid_gets", ""] {
+            let e = crd_resource_type(&crd("example.com", plural, "Widget")).unwrap_err();
+            assert!(matches!(e, CrdError::Label { ref field, .. } if field == "spec.names.plural"), "{plural:?}: {e}");
+        }
+        assert!(matches!(crd_resource_type(&crd("example.com", "widgets", "Wid get")), Err(CrdError::Label { .. })));
+        let mut bad_version = crd("example.com", "widgets", "Widget");
+        bad_version["spec"]["versions"][0]["name"] = json!("V1");
+        assert_eq!(crd_resource_type(&bad_version).unwrap_err().field(), "spec.versions[0].name");
+    }
+
+    #[test]
     fn a_crd_cannot_take_the_place_of_a_builtin() {
         let mut r = Registry::default();
-        let crd = json!({"metadata": {"name": "deployments.apps"}, "spec": {"group": "apps", "scope": "Namespaced",
-            "names": {"plural": "deployments", "kind": "Other"}, "versions": [{"name": "v1", "served": true, "storage": true}]}});
-        assert!(matches!(r.apply_crd(&crd), Err(CrdError::ShadowsBuiltin { .. })));
+        let crd = |group: &str, plural: &str| {
+            json!({"metadata": {"name": format!("{plural}.{group}")}, "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": plural, "kind": "Other"}, "versions": [{"name": "v1", "served": true, "storage": true}]}})
+        };
+        assert!(matches!(r.apply_crd(&crd("apps", "deployments")), Err(CrdError::Group(_))));
+        let ingresses = crd("networking.k8s.io", "ingresses");
+        assert!(matches!(r.apply_crd(&ingresses), Err(CrdError::ShadowsBuiltin { .. })));
         assert_eq!(r.by_plural("apps", "v1", "deployments").unwrap().kind, "Deployment");
+        assert_eq!(r.by_plural("networking.k8s.io", "v1", "ingresses").unwrap().kind, "Ingress");
+        // A committed CRD that was refused is not removed later: the built-in stays.
+        assert!(!r.remove_crd("ingresses.networking.k8s.io"));
+        assert!(r.by_plural("networking.k8s.io", "v1", "ingresses").is_some());
     }
 }

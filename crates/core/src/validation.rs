@@ -1,7 +1,5 @@
 //! Validation of names as kube-apiserver does it per kind.
 
-use crate::registry::ResourceType;
-
 /// The rule an object name must follow, as kube-apiserver validates it per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NameRule {
@@ -13,24 +11,26 @@ pub enum NameRule {
     PathSegment,
 }
 
-impl NameRule {
-    /// The rule for names of objects of `rt`.
-    pub fn for_type(rt: &ResourceType) -> Self {
-        match (rt.group.as_str(), rt.kind.as_str()) {
-            ("", "Namespace") => NameRule::DnsLabel,
-            ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
-            _ => NameRule::DnsSubdomain,
-        }
-    }
-}
-
-fn is_dns_label(s: &str) -> bool {
+/// Whether `s` is an RFC 1123 DNS label: lower-case letters, digits and `-`, alphanumeric at both
+/// ends, at most 63 characters.
+pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
+}
+
+/// Whether `s` is an RFC 1123 DNS subdomain: DNS labels joined by `.`, at most 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Whether `s` is an RFC 1035 DNS label: a DNS label that starts with a letter (CRD plurals,
+/// kinds, version names).
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
 }
 
 /// A name that breaks its [`NameRule`]; it displays as kube-apiserver words it.
@@ -47,7 +47,7 @@ pub struct InvalidName {
 pub fn validate_name(name: &str, rule: NameRule) -> Result<(), InvalidName> {
     let ok = match rule {
         NameRule::DnsLabel => is_dns_label(name),
-        NameRule::DnsSubdomain => name.len() <= 253 && name.split('.').all(is_dns_label),
+        NameRule::DnsSubdomain => is_dns_subdomain(name),
         NameRule::PathSegment => {
             !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%', '\\', '\0'])
         }

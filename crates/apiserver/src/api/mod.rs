@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
-use gitbacked_core::registry::{CrdError, ResourceType, api_version, crd_group_kind};
+use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind};
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
@@ -508,7 +508,7 @@ impl Api {
                 ));
             }
         }
-        validate_name(name, NameRule::for_type(&target.rt)).map_err(|e| {
+        validate_name(name, target.rt.name_rule()).map_err(|e| {
             StatusError::invalid(
                 &target.rt.kind,
                 &target.rt.group,
@@ -627,19 +627,7 @@ fn admit_crd(storage: &dyn Storage, key: &ObjectKey, mutation: &Mutation) -> Api
     }
     let mut registry = (*storage.registry()).clone();
     registry.remove_crd(&key.name);
-    registry.apply_crd(content).map(drop).map_err(|e| {
-        let field = match e {
-            CrdError::Name { .. } | CrdError::Missing("metadata.name") => "metadata.name",
-            CrdError::VersionName(_) | CrdError::StorageVersions(_) | CrdError::NoServedVersion => "spec.versions",
-            _ => "spec",
-        };
-        StatusError::invalid(
-            "CustomResourceDefinition",
-            "apiextensions.k8s.io",
-            &key.name,
-            vec![(field.into(), e.to_string())],
-        )
-    })
+    registry.apply_crd(content).map(drop).map_err(|e| e.to_status(&key.name))
 }
 
 fn display_name(key: &ObjectKey) -> String {

@@ -433,7 +433,7 @@ impl State {
             Some(obj) => match registry.apply_crd(&obj.value()) {
                 Ok(changed) => changed,
                 Err(e) => {
-                    warn!(crd = %key.name, error = %e, "ignoring a CustomResourceDefinition");
+                    warn!(crd = %key.name, field = %e.field(), error = %e, "ignoring a CustomResourceDefinition");
                     registry.remove_crd(&key.name)
                 }
             },
