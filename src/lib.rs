@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use gitbacked_apiserver::http::webhook::{self, Webhook};
 use gitbacked_apiserver::{Api, Endpoints};
+pub use gitbacked_core::Limits;
 pub use gitbacked_git::mirror::remote::RemoteError;
 use gitbacked_git::{Config, GitStorage, mirror::credentials::Credentials};
 pub use gitbacked_git::{GitError, Identity, SyncError, lease_ref};
@@ -83,6 +84,9 @@ pub struct Options {
     pub write_timeout: Duration,
     /// How long Events live in memory.
     pub event_ttl: Duration,
+    /// How many Events, and how many bytes of them, are kept in memory; beyond either the oldest
+    /// go first. Default: 10,000 Events and 64 MiB.
+    pub event_limits: Limits,
     /// How many watch events are kept for watches resuming from an older resourceVersion.
     pub watch_window: usize,
     /// The secret shared with the git host's webhook: with it the Router serves `POST /hooks/git`,
@@ -114,6 +118,7 @@ impl std::fmt::Debug for Options {
             .field("sign_commits", &self.sign_commits)
             .field("write_timeout", &self.write_timeout)
             .field("event_ttl", &self.event_ttl)
+            .field("event_limits", &self.event_limits)
             .field("watch_window", &self.watch_window)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("direct_push", &self.direct_push)
@@ -137,6 +142,7 @@ impl Default for Options {
             sign_commits: false,
             write_timeout: Duration::from_secs(30),
             event_ttl: Duration::from_secs(3600),
+            event_limits: Limits::default(),
             watch_window: 100_000,
             webhook_secret: None,
             direct_push: true,
@@ -225,6 +231,7 @@ impl GitStore {
             sign_commits: options.sign_commits,
             write_timeout: options.write_timeout,
             event_ttl: options.event_ttl,
+            event_limits: options.event_limits,
             watch_window: options.watch_window,
             direct_push: options.direct_push,
         };

@@ -11,6 +11,7 @@ mod leases;
 mod push;
 mod remotes;
 mod repo;
+mod safety;
 mod semantics;
 mod servers;
 mod signing;

@@ -25,7 +25,7 @@ pub mod watch;
 
 pub use clock::{Clock, SystemClock};
 pub use health::{Health, HealthCheck};
-pub use memory::MemoryStorage;
+pub use memory::{Limits, MemoryStorage};
 pub use object::{Derived, Location, ObjectKey, StoredObject};
 pub use registry::{GroupKind, Home, Registry, ResourceType};
 pub use status::{ApiResult, Reason, StatusError};

@@ -16,13 +16,32 @@ use crate::storage::{Mutation, Storage, Write, WriteOutcome};
 use crate::uid::stable_uid;
 use crate::watch::{EventType, Expired, WatchEvent, WatchLog};
 
+/// How much a [`MemoryStorage`] keeps: beyond either bound the objects written longest ago are
+/// dropped first (each with a DELETED event), as their time to live would have dropped them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// At most this many objects.
+    pub objects: usize,
+    /// At most this many bytes of serialized objects.
+    pub bytes: usize,
+}
+
+impl Default for Limits {
+    /// 10,000 objects and 64 MiB.
+    fn default() -> Self {
+        Limits { objects: 10_000, bytes: 64 << 20 }
+    }
+}
+
 /// Objects in memory. Every write is applied at once and numbered with the next resourceVersion.
 /// With a time to live, objects expire that long after their last write (see
-/// [`MemoryStorage::expire`]). CustomResourceDefinitions written to it serve their types.
+/// [`MemoryStorage::expire`]); [`Limits`] bound what is kept. CustomResourceDefinitions written to
+/// it serve their types.
 pub struct MemoryStorage {
     state: Mutex<State>,
     revision_tx: watch::Sender<u64>,
     ttl: Option<Duration>,
+    limits: Limits,
     clock: Arc<dyn Clock>,
 }
 
@@ -30,8 +49,11 @@ struct State {
     registry: Arc<Registry>,
     objects: BTreeMap<ObjectKey, Arc<StoredObject>>,
     log: WatchLog,
-    /// When each object expires, in seconds on the clock.
-    expiry: BTreeMap<(i64, ObjectKey), ()>,
+    /// Every object by the resourceVersion of its last write, oldest first, with the time of that
+    /// write (seconds on the clock): the order of expiry and of eviction.
+    written: BTreeMap<u64, (ObjectKey, i64)>,
+    /// The serialized size of every object.
+    bytes: usize,
 }
 
 impl MemoryStorage {
@@ -41,12 +63,14 @@ impl MemoryStorage {
             registry: Arc::new(Registry::default()),
             objects: BTreeMap::new(),
             log: WatchLog::new(log_capacity),
-            expiry: BTreeMap::new(),
+            written: BTreeMap::new(),
+            bytes: 0,
         };
         MemoryStorage {
             state: Mutex::new(state),
             revision_tx: watch::channel(0).0,
             ttl: None,
+            limits: Limits::default(),
             clock: Arc::new(SystemClock),
         }
     }
@@ -54,6 +78,12 @@ impl MemoryStorage {
     /// Objects expire `ttl` after their last write.
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// At most this much is kept.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -69,21 +99,24 @@ impl MemoryStorage {
 
     /// Deletes the objects whose time to live has passed, each with a DELETED event.
     pub fn expire(&self) {
+        let Some(ttl) = self.ttl else { return };
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let now = self.clock.now();
         let revision = {
             let mut state = self.lock();
-            let due: Vec<(i64, ObjectKey)> =
-                state.expiry.range(..(now + 1, min_key())).map(|(k, _)| k.clone()).collect();
-            for entry in due {
-                state.expiry.remove(&entry);
-                state.delete(&entry.1);
+            while let Some((_, (key, at))) = state.written.first_key_value() {
+                if at.saturating_add(ttl) > now {
+                    break;
+                }
+                let key = key.clone();
+                state.delete(&key);
             }
             state.log.revision()
         };
         self.revision_tx.send_replace(revision);
     }
 
-    /// Applies a decided mutation; returns the outcome and the new resourceVersion.
+    /// Applies a decided mutation.
     fn apply(
         &self,
         key: &ObjectKey,
@@ -110,18 +143,23 @@ impl MemoryStorage {
                     state.registry = Arc::new(registry);
                 }
                 let stored = Arc::new(StoredObject::new(key.clone(), None, content, derived));
-                state.expiry.retain(|(_, k), _| k != key);
-                if let Some(ttl) = self.ttl {
-                    let at = self.clock.now().saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-                    state.expiry.insert((at, key.clone()), ());
+                if stored.json.len() > self.limits.bytes {
+                    return Err(StatusError::too_large(format!(
+                        "the object is {} bytes; at most {} are kept",
+                        stored.json.len(),
+                        self.limits.bytes
+                    )));
                 }
+                state.forget(current.as_deref());
+                state.written.insert(resource_version, (key.clone(), self.clock.now()));
+                state.bytes += stored.json.len();
                 state.objects.insert(key.clone(), stored.clone());
                 let kind = if current.is_some() { EventType::Modified } else { EventType::Added };
                 state.log.record(WatchEvent { kind, object: stored.clone(), previous: current });
+                state.evict(self.limits, key);
                 WriteOutcome::Stored(stored)
             }
             Mutation::Delete => {
-                state.expiry.retain(|(_, k), _| k != key);
                 let deleted = state.delete(key).ok_or_else(|| StatusError::internal("the object was not found"))?;
                 WriteOutcome::Deleted(deleted)
             }
@@ -134,9 +172,18 @@ impl MemoryStorage {
 }
 
 impl State {
+    /// Takes an object's last write out of the bookkeeping of order and size.
+    fn forget(&mut self, object: Option<&StoredObject>) {
+        if let Some(old) = object {
+            self.written.remove(&old.derived.resource_version);
+            self.bytes -= old.json.len();
+        }
+    }
+
     /// Removes an object with a DELETED event; returns its last state.
     fn delete(&mut self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let old = self.objects.remove(key)?;
+        self.forget(Some(&old));
         if key.gk == crd_group_kind() {
             let mut registry = (*self.registry).clone();
             registry.remove_crd(&key.name);
@@ -146,13 +193,13 @@ impl State {
         self.log.record(WatchEvent { kind: EventType::Deleted, object: at, previous: None });
         Some(old)
     }
-}
 
-fn min_key() -> ObjectKey {
-    ObjectKey {
-        gk: GroupKind { group: String::new(), kind: String::new() },
-        namespace: String::new(),
-        name: String::new(),
+    /// Drops the objects written longest ago until the limits hold; `kept` (just written) goes last.
+    fn evict(&mut self, limits: Limits, kept: &ObjectKey) {
+        while self.objects.len() > limits.objects || self.bytes > limits.bytes {
+            let Some(oldest) = self.written.values().map(|(k, _)| k).find(|k| *k != kept).cloned() else { break };
+            self.delete(&oldest);
+        }
     }
 }
 
@@ -242,6 +289,35 @@ mod tests {
         storage.expire();
         let (revision, items) = storage.list(&gk, Some("default"));
         assert_eq!((revision, items.len()), (4, 0));
+    }
+
+    #[tokio::test]
+    async fn beyond_its_limits_the_objects_written_longest_ago_go_first() {
+        let storage = MemoryStorage::new(100).with_limits(Limits { objects: 3, bytes: 1 << 20 });
+        for name in ["a", "b", "c"] {
+            storage.write(put(name)).await.unwrap();
+        }
+        storage.write(put("a")).await.unwrap(); // written again: now the newest
+        storage.write(put("d")).await.unwrap();
+        let gk = key("a").gk;
+        let names =
+            |s: &MemoryStorage| -> Vec<String> { s.list(&gk, None).1.iter().map(|o| o.key.name.clone()).collect() };
+        assert_eq!(names(&storage), ["a", "c", "d"], "b was written longest ago");
+        let last = storage.events_since(&gk, 0).unwrap().pop().unwrap();
+        assert_eq!((last.kind, last.object.key.name.as_str()), (EventType::Deleted, "b"));
+
+        // The bytes bound: each of these objects takes about 100 bytes.
+        let one = storage.get(&key("a")).unwrap().json.len();
+        let small = MemoryStorage::new(100).with_limits(Limits { objects: 100, bytes: one * 2 + one / 2 });
+        for name in ["a", "b", "c"] {
+            small.write(put(name)).await.unwrap();
+        }
+        assert_eq!(names(&small), ["b", "c"]);
+        // One object larger than everything kept is refused, and nothing is dropped for it.
+        let tiny = MemoryStorage::new(100).with_limits(Limits { objects: 100, bytes: one / 2 });
+        let refused = tiny.write(put("a")).await.unwrap_err();
+        assert_eq!((refused.code, refused.reason), (413, crate::Reason::RequestEntityTooLarge));
+        assert!(tiny.events_since(&gk, 0).unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -46,6 +46,8 @@ pub struct Config {
     pub write_timeout: std::time::Duration,
     /// How long Events live in memory.
     pub event_ttl: std::time::Duration,
+    /// How much of the Events is kept in memory.
+    pub event_limits: gitbacked_core::Limits,
     /// How many watch events each store keeps.
     pub watch_window: usize,
     /// Push directly into a bare repository on this machine when `git push` would do nothing more.
@@ -106,7 +108,9 @@ impl GitStorage {
             Channel::start(mirror.clone(), store, branch_config),
             Channel::start(mirror, lease_store, lease_config),
         )?;
-        let events = Arc::new(MemoryStorage::new(config.watch_window).with_ttl(config.event_ttl));
+        let events = Arc::new(
+            MemoryStorage::new(config.watch_window).with_ttl(config.event_ttl).with_limits(config.event_limits),
+        );
         Ok((GitStorage { branch, leases, events, metrics: git_metrics }, [branch_task, lease_task]))
     }
 

@@ -42,6 +42,7 @@ async fn open_at(remote: &Remote, cache: Option<&Path>) -> Opened {
         sign_commits: false,
         write_timeout: Duration::from_secs(20),
         event_ttl: Duration::from_secs(3600),
+        event_limits: Default::default(),
         watch_window: 100_000,
         direct_push: true,
     };

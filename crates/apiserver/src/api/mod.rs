@@ -1,6 +1,7 @@
 //! Kubernetes API semantics, independent of how objects are stored: get, list, watch, create,
 //! update, patch and delete as kube-apiserver does them, against a [`Storage`].
 
+mod admission;
 pub mod apply;
 pub mod discovery;
 pub mod fieldset;
@@ -21,7 +22,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
-use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind};
+use gitbacked_core::registry::{ResourceType, api_version};
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
@@ -533,14 +534,14 @@ impl Api {
         if opts.dry_run {
             let current = self.storage.get(&key);
             let mutation = mutate(current.as_deref())?;
-            admit_crd(self.storage.as_ref(), &key, &mutation)?;
+            admission::admit(self.storage.as_ref(), &key, &mutation)?;
             return Ok(self.preview(target, &key, current.as_deref(), mutation));
         }
         let remember = last.clone();
         let (storage, admitted) = (self.storage.clone(), key.clone());
         let wrapped = move |current: Option<&StoredObject>| {
             let mutation = mutate(current)?;
-            admit_crd(storage.as_ref(), &admitted, &mutation)?;
+            admission::admit(storage.as_ref(), &admitted, &mutation)?;
             if let (Mutation::Delete, Some(c)) = (&mutation, current) {
                 *remember.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.content());
             }
@@ -616,18 +617,6 @@ impl Api {
         let obj = self.storage.get(key).ok_or_else(|| StatusError::not_found(target.subject(&key.name)))?;
         Ok(Reply::json(200, &scale_of(target, &obj)?))
     }
-}
-
-/// Refuses (422) a CustomResourceDefinition that does not describe a type that can be served, or
-/// that would take the place of a built-in type, before anything is stored.
-fn admit_crd(storage: &dyn Storage, key: &ObjectKey, mutation: &Mutation) -> ApiResult<()> {
-    let Mutation::Put(content) = mutation else { return Ok(()) };
-    if key.gk != crd_group_kind() {
-        return Ok(());
-    }
-    let mut registry = (*storage.registry()).clone();
-    registry.remove_crd(&key.name);
-    registry.apply_crd(content).map(drop).map_err(|e| e.to_status(&key.name))
 }
 
 fn display_name(key: &ObjectKey) -> String {

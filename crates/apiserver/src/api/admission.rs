@@ -1,0 +1,67 @@
+//! Admission: the checks of a type that a decided write must pass before anything is stored,
+//! after the generic ones (names, metadata, preconditions). A refused write answers a `Status`
+//! and stores nothing.
+
+use gitbacked_core::registry::crd_group_kind;
+use gitbacked_core::storage::{Mutation, Storage};
+use gitbacked_core::{ApiResult, ObjectKey, StatusError};
+use serde_json::Value;
+
+/// The largest Event kept: etcd's default request limit (`--max-request-bytes`, 1.5 MiB), which
+/// is what bounds an Event in kube-apiserver.
+pub(crate) const MAX_EVENT_BYTES: usize = 1536 * 1024;
+
+/// Limits of events.k8s.io Events (and core Events with an `eventTime`), as kube-apiserver's
+/// event validation sets them.
+const NOTE_LIMIT: usize = 1024;
+const REASON_LIMIT: usize = 128;
+const ACTION_LIMIT: usize = 128;
+const REPORTING_INSTANCE_LIMIT: usize = 128;
+
+/// Admits a decided mutation of `key`, or refuses it.
+pub(crate) fn admit(storage: &dyn Storage, key: &ObjectKey, mutation: &Mutation) -> ApiResult<()> {
+    let Mutation::Put(content) = mutation else { return Ok(()) };
+    match (key.gk.group.as_str(), key.gk.kind.as_str()) {
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => admit_crd(storage, key, content),
+        ("" | "events.k8s.io", "Event") => admit_event(key, content),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses (422) a CustomResourceDefinition that does not describe a type that can be served, or
+/// that would take the place of a built-in type.
+fn admit_crd(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiResult<()> {
+    debug_assert_eq!(key.gk, crd_group_kind());
+    let mut registry = (*storage.registry()).clone();
+    registry.remove_crd(&key.name);
+    registry.apply_crd(content).map(drop).map_err(|e| e.to_status(&key.name))
+}
+
+/// Refuses an Event larger than etcd would store (413), and a new-style Event (with an
+/// `eventTime`) whose texts are longer than kube-apiserver allows (422).
+fn admit_event(key: &ObjectKey, content: &Value) -> ApiResult<()> {
+    let size = serde_json::to_vec(content).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_EVENT_BYTES {
+        return Err(StatusError::too_large(format!(
+            "the Event is {size} bytes; an Event may have at most {MAX_EVENT_BYTES} bytes"
+        )));
+    }
+    let new_style = key.gk.group == "events.k8s.io" || content.get("eventTime").is_some_and(|t| !t.is_null());
+    if !new_style {
+        return Ok(());
+    }
+    // The text is `message` in core/v1 and `note` in events.k8s.io/v1.
+    let message = if key.gk.group.is_empty() { "message" } else { "note" };
+    let text = |field: &str| content.get(field).and_then(Value::as_str).unwrap_or_default();
+    let causes: Vec<(String, String)> = [
+        (message, NOTE_LIMIT),
+        ("reason", REASON_LIMIT),
+        ("action", ACTION_LIMIT),
+        ("reportingInstance", REPORTING_INSTANCE_LIMIT),
+    ]
+    .into_iter()
+    .filter(|(field, limit)| text(field).len() > *limit)
+    .map(|(field, limit)| (field.to_string(), format!("Invalid value: \"\": can have at most {limit} characters")))
+    .collect();
+    if causes.is_empty() { Ok(()) } else { Err(StatusError::invalid("Event", &key.gk.group, &key.name, causes)) }
+}
