@@ -13,9 +13,12 @@ fn cm(name: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap()
 }
 
-async fn readyz(store: &gitbacked::GitStore) -> u16 {
+async fn readyz(store: &gitbacked::GitStore) -> (u16, String) {
+    use http_body_util::BodyExt;
     let request = http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
-    store.router().oneshot(request).await.unwrap().status().as_u16()
+    let response = store.router().oneshot(request).await.unwrap();
+    let code = response.status().as_u16();
+    (code, String::from_utf8_lossy(&response.into_body().collect().await.unwrap().to_bytes()).into_owned())
 }
 
 #[tokio::test]
@@ -25,13 +28,21 @@ async fn an_unreachable_remote_degrades_reads_stay_and_writes_fail_fast() {
         remote.commit(&[("a.yaml", Some(&configmap("a", "1")))], "a");
         let store = open_with(&remote, gitbacked::Options { write_timeout: Duration::from_secs(2), ..options() }).await;
         let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        assert_eq!(readyz(&store).await, 200);
+        assert_eq!(readyz(&store).await, (200, "ok".into()));
 
         // The remote goes away.
         let away = remote.dir().join("away.git");
         std::fs::rename(remote.path(), &away).unwrap();
         assert!(store.sync().await.is_err());
-        assert_eq!(readyz(&store).await, 503, "readyz reports the degraded state");
+        let (code, text) = readyz(&store).await;
+        assert_eq!(code, 503, "readyz reports the degraded state");
+        assert!(text.contains("[-]sync refs/heads/main failed: the repository was not found"), "{text}");
+        assert!(
+            text.contains("[+]sync refs/gitbacked/leases/main ok")
+                || text.contains("[-]sync refs/gitbacked/leases/main"),
+            "{text}"
+        );
+        assert!(!text.contains(&*remote.dir().to_string_lossy()), "no path for unauthenticated callers: {text}");
         assert_eq!(api.get("a").await.unwrap().data.unwrap()["key"], "1", "reads serve the last synced state");
         let started = Instant::now();
         let status = status_of(api.create(&PostParams::default(), &cm("b")).await);
@@ -46,7 +57,7 @@ async fn an_unreachable_remote_degrades_reads_stay_and_writes_fail_fast() {
             assert!(Instant::now() < deadline, "sync did not resume");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert_eq!(readyz(&store).await, 200);
+        assert_eq!(readyz(&store).await.0, 200);
         api.create(&PostParams::default(), &cm("b")).await.unwrap();
         assert!(remote.file("default/configmaps/b.yaml").is_some());
         store.close().await.unwrap();

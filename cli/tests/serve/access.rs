@@ -36,6 +36,10 @@ fn token_file_guards_the_api_but_not_health() {
     let r = server.http("GET", "/api/v1/namespaces/default/configmaps", &[("Authorization", &bearer)], None);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["kind"], "ConfigMapList");
+    // The scheme is case-insensitive (RFC 7235), as client libraries that write `bearer` expect.
+    let lower = format!("bearer {TOKEN}");
+    let r = server.http("GET", "/api/v1/namespaces/default/configmaps", &[("Authorization", &lower)], None);
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// kubectl sends a kubeconfig's token over https only, so the kubectl side of `--token-file` runs on TLS.

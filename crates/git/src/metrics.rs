@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::mirror::GitError;
 use crate::store::Store;
 
 /// Labels of a git operation.
@@ -91,9 +92,9 @@ impl GitMetrics {
     }
 
     /// Notes that the loop of `reference` could not read the remote: its store serves its last
-    /// synced state.
-    pub fn sync_failed(&self, reference: &str, error: &str) {
-        self.loops().entry(reference.to_string()).or_default().error = Some(error.to_string());
+    /// synced state. Readiness reports the error's [summary](GitError::summary).
+    pub fn sync_failed(&self, reference: &str, error: &GitError) {
+        self.loops().entry(reference.to_string()).or_default().error = Some(error.summary());
     }
 }
 
@@ -147,11 +148,19 @@ mod tests {
     fn each_loop_keeps_its_own_health() {
         let metrics = GitMetrics::register(&mut Registry::default(), Vec::new());
         metrics.synced("refs/heads/main");
-        metrics.sync_failed("refs/gitbacked/leases/main", "the remote hung up");
+        let unreachable = crate::mirror::remote::RemoteError::Unreachable {
+            url: "/srv/secret/path.git".into(),
+            detail: "fatal: could not read from /srv/secret/path.git".into(),
+        };
+        metrics.sync_failed("refs/gitbacked/leases/main", &GitError::Remote(unreachable));
         // A good poll of the branch does not hide the lease loop's failure.
         metrics.synced("refs/heads/main");
         let failing: Vec<_> = metrics.checks().into_iter().filter_map(|c| Some((c.name, c.failure?))).collect();
-        assert_eq!(failing, [("sync refs/gitbacked/leases/main".to_string(), "the remote hung up".to_string())]);
+        assert_eq!(
+            failing,
+            [("sync refs/gitbacked/leases/main".to_string(), "the remote cannot be reached".to_string())],
+            "named, and without the remote's path"
+        );
         metrics.synced("refs/gitbacked/leases/main");
         assert!(metrics.checks().iter().all(|c| c.failure.is_none()));
         assert_eq!(metrics.checks().len(), 2);

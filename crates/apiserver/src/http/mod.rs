@@ -1,6 +1,7 @@
 //! The HTTP surface: one axum `Router` that maps Kubernetes REST paths onto the [`Api`]. The
 //! in-process client and `gitbacked serve` use this very Router.
 
+mod auth;
 mod metrics;
 mod protobuf;
 pub mod webhook;
@@ -21,6 +22,7 @@ use futures::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
+pub use auth::require_bearer_token;
 use gitbacked_core::document;
 use gitbacked_core::health::Health;
 use gitbacked_core::status::{ApiResult, StatusError};

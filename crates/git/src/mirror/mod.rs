@@ -44,6 +44,26 @@ pub enum GitError {
     Remote(#[from] remote::RemoteError),
 }
 
+impl GitError {
+    /// What went wrong, without paths, URLs or git's own words: safe to show to anyone (`/readyz`
+    /// answers unauthenticated callers). The full error goes to the log.
+    pub fn summary(&self) -> String {
+        use remote::RemoteError as R;
+        match self {
+            GitError::Remote(R::UnknownHostKey { .. }) => "the ssh host key of the remote cannot be verified".into(),
+            GitError::Remote(R::AuthenticationFailed { .. }) => "authentication to the remote failed".into(),
+            GitError::Remote(R::RepositoryNotFound { .. }) => "the repository was not found".into(),
+            GitError::Remote(R::BranchMissing { branch, .. }) => format!("branch {branch:?} does not exist"),
+            GitError::Remote(R::CheckedOutBranch { .. }) => {
+                "the remote refused a push to its checked-out branch".into()
+            }
+            GitError::Remote(R::Unreachable { .. }) => "the remote cannot be reached".into(),
+            GitError::Remote(R::Credentials(_)) => "a credential option is not usable".into(),
+            _ => "the remote could not be read (see the server's log)".into(),
+        }
+    }
+}
+
 fn objects(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> GitError {
     GitError::Objects(e.into())
 }

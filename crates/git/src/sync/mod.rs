@@ -205,7 +205,7 @@ impl Syncer {
                 let result = self.poll().await;
                 if let Err(e) = &result {
                     warn!(error = %e, "sync with the remote failed; serving the last synced state");
-                    self.config.metrics.sync_failed(&self.config.reference, &e.to_string());
+                    self.config.metrics.sync_failed(&self.config.reference, e);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
