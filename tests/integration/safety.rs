@@ -87,3 +87,119 @@ async fn events_are_bounded_in_count_bytes_and_size() {
     })
     .await;
 }
+
+/// A GET through the store's Router: the status code and the JSON body.
+async fn get(store: &gitbacked::GitStore, uri: &str) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+    let response = store.router().oneshot(request).await.unwrap();
+    let code = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn list_options_are_checked_as_kube_apiserver_checks_them() {
+    within(60, async {
+        let remote = Remote::new();
+        let many: Vec<(String, String)> =
+            (0..3).map(|i| (format!("cm/{i}.yaml"), crate::support::configmap(&format!("c{i}"), "v"))).collect();
+        let files: Vec<(&str, Option<&str>)> = many.iter().map(|(p, c)| (p.as_str(), Some(c.as_str()))).collect();
+        remote.commit(&files, "three");
+        let store = open_with(&remote, options()).await;
+        let cms = "/api/v1/namespaces/default/configmaps";
+
+        let (code, status) = get(&store, &format!("{cms}?resourceVersion=abc")).await;
+        assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")), "{status}");
+        // kube-apiserver answers ListOptions that break its rules with 422 Invalid.
+        for query in [
+            "resourceVersion=1&resourceVersionMatch=Bogus",
+            "resourceVersionMatch=NotOlderThan",
+            "resourceVersion=0&resourceVersionMatch=Exact",
+        ] {
+            let (code, status) = get(&store, &format!("{cms}?{query}")).await;
+            assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{query}: {status}");
+        }
+
+        // A continue token is good for the resource it was issued for only.
+        let (code, page) = get(&store, &format!("{cms}?limit=1")).await;
+        assert_eq!(code, 200);
+        let token = page["metadata"]["continue"].as_str().unwrap().to_string();
+        let (code, _) = get(&store, &format!("{cms}?limit=1&continue={token}")).await;
+        assert_eq!(code, 200);
+        let (code, status) = get(&store, &format!("/api/v1/namespaces/default/secrets?limit=1&continue={token}")).await;
+        assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")), "{status}");
+
+        // A resourceVersion from the future: the apiserver waits, then 504 Timeout.
+        let current: u64 = page["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+        let started = std::time::Instant::now();
+        let (code, status) =
+            get(&store, &format!("{cms}?resourceVersion={}&resourceVersionMatch=NotOlderThan", current + 5_000_000))
+                .await;
+        assert_eq!((code, status["reason"].as_str()), (504, Some("Timeout")), "{status}");
+        assert_eq!(status["details"]["causes"][0]["reason"], "ResourceVersionTooLarge");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(2), "it waited for the store first");
+        // One the store reaches while waiting is served.
+        let next = current - current % 1_000_000 + 1_000_001;
+        let uri = format!("{cms}?resourceVersion={next}&resourceVersionMatch=NotOlderThan");
+        let wait = get(&store, &uri);
+        let commit = async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            remote.commit(&[("cm/late.yaml", Some(&crate::support::configmap("late", "v")))], "late");
+            store.sync().await.unwrap();
+        };
+        let ((code, list), ()) = tokio::join!(wait, commit);
+        assert_eq!(code, 200, "{list}");
+        assert_eq!(list["items"].as_array().unwrap().len(), 4);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_watch_with_timeout_seconds_zero_stays_open() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(store.client(), "default");
+        let start = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
+        let mut watch = api.watch(&WatchParams::default().timeout(0), &start).await.unwrap().boxed();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let cm: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": "later"}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+        match tokio::time::timeout(std::time::Duration::from_secs(10), watch.next()).await {
+            Ok(Some(Ok(WatchEvent::Added(c)))) => assert_eq!(c.metadata.name.as_deref(), Some("later")),
+            other => panic!("the watch ended or saw something else: {other:?}"),
+        }
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_document_that_is_not_utf8_hides_only_itself() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit_with("a file with one bad document", |dir| {
+            let mut bytes = crate::support::configmap("before", "v").into_bytes();
+            bytes.extend_from_slice(b"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  k: \"");
+            bytes.extend_from_slice(&[0xff, 0xfe]);
+            bytes.extend_from_slice(b"\"\n---\n");
+            bytes.extend_from_slice(crate::support::configmap("after", "v").as_bytes());
+            std::fs::write(dir.join("mixed.yaml"), bytes).unwrap();
+        });
+        let store = open_with(&remote, options()).await;
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(store.client(), "default");
+        let mut names: Vec<String> =
+            api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
+        names.sort();
+        assert_eq!(names, ["after", "before"]);
+        let report = store.report();
+        assert_eq!(report.invalid_files.len(), 1);
+        assert_eq!(report.invalid_files[0].problems, [(14, "the document is not UTF-8".to_string())]);
+        store.close().await.unwrap();
+    })
+    .await;
+}

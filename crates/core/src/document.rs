@@ -35,32 +35,34 @@ pub struct ParsedFile {
 /// The version of what [`parse_file`] returns for given bytes. The parse cache keeps results across
 /// restarts under it: bump it whenever a change of this module or an upgrade of serde-saphyr may
 /// change the result for some file.
-pub const PARSE_VERSION: u32 = 1;
+pub const PARSE_VERSION: u32 = 2;
 
 /// Whether the file is JSON (one document) rather than YAML.
 pub fn is_json(path: &str) -> bool {
     path.ends_with(".json")
 }
 
-/// A document's byte range in the file text, and the line it starts on.
+/// A document's byte range in the file, and the line it starts on.
 struct Chunk {
     start: usize,
     end: usize,
     first_line: u64,
 }
 
-/// Splits YAML text into documents at `---` and `...` marker lines. Every chunk counts, even an empty
-/// one, so that a document's index is stable for rewriting.
-fn chunks(text: &str) -> Vec<Chunk> {
+/// Splits a YAML file into documents at `---` and `...` marker lines. Every chunk counts, even an
+/// empty one, so that a document's index is stable for rewriting. It works on bytes (the markers are
+/// ASCII), so that a document that is not UTF-8 spoils only itself.
+fn chunks(text: &[u8]) -> Vec<Chunk> {
     let mut out = Vec::new();
     let (mut start, mut first_line, mut offset, mut line_no) = (0usize, 1u64, 0usize, 0u64);
     let mut seen_content = false;
-    for line in text.split_inclusive('\n') {
+    for line in text.split_inclusive(|b| *b == b'\n') {
         line_no += 1;
-        let bare = line.trim_end_matches(['\n', '\r']);
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
         let is_marker =
-            |m: &str| bare == m || bare.starts_with(&format!("{m} ")) || bare.starts_with(&format!("{m}\t"));
-        if is_marker("---") {
+            |m: &[u8]| bare.strip_prefix(m).is_some_and(|rest| rest.is_empty() || rest[0] == b' ' || rest[0] == b'\t');
+        if is_marker(b"---") {
             // A leading `---` before any content does not end an (empty) document.
             if seen_content || !out.is_empty() {
                 out.push(Chunk { start, end: offset, first_line });
@@ -69,12 +71,12 @@ fn chunks(text: &str) -> Vec<Chunk> {
             start = offset + 3;
             first_line = line_no;
             seen_content = true;
-        } else if is_marker("...") {
+        } else if is_marker(b"...") {
             out.push(Chunk { start, end: offset, first_line });
             start = offset + line.len();
             first_line = line_no + 1;
             seen_content = false;
-        } else if !bare.trim().is_empty() && !bare.trim_start().starts_with('#') {
+        } else if !bare.trim_ascii().is_empty() && !bare.trim_ascii_start().starts_with(b"#") {
             seen_content = true;
         }
         offset += line.len();
@@ -171,22 +173,27 @@ fn collect(doc: u32, line: u64, value: Value, parsed: &mut ParsedFile) {
     }
 }
 
-/// Reads every object in a file. A broken document is reported and skipped; the others are kept.
+/// Reads every object in a file. A broken document (one that does not parse, or is not UTF-8) is
+/// reported and skipped; the others are kept.
 pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
     let mut parsed = ParsedFile::default();
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        parsed.errors.push(DocumentError { line: 1, message: "file is not UTF-8".into() });
-        return parsed;
-    };
     if is_json(path) {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            parsed.errors.push(not_utf8(bytes, 1));
+            return parsed;
+        };
         match serde_json::from_str::<Value>(text) {
             Ok(value) => collect(0, 1, value, &mut parsed),
             Err(e) => parsed.errors.push(DocumentError { line: e.line() as u64, message: e.to_string() }),
         }
         return parsed;
     }
-    for (i, chunk) in chunks(text).iter().enumerate() {
-        let body = &text[chunk.start..chunk.end];
+    for (i, chunk) in chunks(bytes).iter().enumerate() {
+        let raw = &bytes[chunk.start..chunk.end];
+        let Ok(body) = std::str::from_utf8(raw) else {
+            parsed.errors.push(not_utf8(raw, chunk.first_line));
+            continue;
+        };
         if body.trim().is_empty() {
             continue;
         }
@@ -199,6 +206,13 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
         }
     }
     parsed
+}
+
+/// The error for bytes that are not UTF-8, at the line of the first bad byte.
+fn not_utf8(bytes: &[u8], first_line: u64) -> DocumentError {
+    let valid = std::str::from_utf8(bytes).err().map_or(0, |e| e.valid_up_to());
+    let line = first_line + bytes[..valid].iter().filter(|b| **b == b'\n').count() as u64;
+    DocumentError { line, message: "the document is not UTF-8".into() }
 }
 
 /// Why a document cannot be rewritten: the file no longer has it where it was found.
@@ -251,7 +265,7 @@ pub fn rewrite(
         };
         return Ok(replaced.map(|v| to_json(&v)));
     }
-    let chunks = chunks(text);
+    let chunks = chunks(text.as_bytes());
     let chunk = chunks.get(doc as usize).ok_or(RewriteError::NoDocument(doc))?;
     let body = &text[chunk.start..chunk.end];
     let replacement = match (item, new) {
@@ -295,7 +309,7 @@ pub fn rewrite(
 }
 
 fn chunks_of(text: &str) -> impl Iterator<Item = &str> {
-    chunks(text).into_iter().map(move |c| &text[c.start..c.end])
+    chunks(text.as_bytes()).into_iter().map(move |c| &text[c.start..c.end])
 }
 
 #[cfg(test)]
@@ -362,6 +376,18 @@ mod tests {
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.errors.len(), 1);
         assert!(parsed.errors[0].line >= 6, "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn a_document_that_is_not_utf8_hides_only_itself() {
+        let mut bytes = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\ndata:\n  k: \"".to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(b"\"\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: also-ok\n");
+        let parsed = parse_file("m.yaml", &bytes);
+        let names: Vec<&str> = parsed.objects.iter().map(|o| o.value["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["ok", "also-ok"]);
+        assert_eq!(parsed.errors, [DocumentError { line: 11, message: "the document is not UTF-8".into() }]);
+        assert_eq!(parse_file("m.json", &[b'{', 0xff]).errors[0].line, 1);
     }
 
     #[test]

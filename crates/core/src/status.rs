@@ -206,6 +206,17 @@ impl StatusError {
         Self::new(Reason::ServiceUnavailable, message)
     }
 
+    /// 504 Timeout: a resourceVersion newer than the store's did not arrive in time.
+    pub fn resource_version_too_large(wanted: u64, current: u64) -> Self {
+        StatusError {
+            details: Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            })),
+            ..Self::new(Reason::Timeout, format!("Too large resource version: {wanted}, current: {current}"))
+        }
+    }
+
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(Reason::InternalError, message)

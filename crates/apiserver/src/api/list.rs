@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Api, Format, Reply, Target, table};
-use gitbacked_core::StoredObject;
 use gitbacked_core::status::{ApiResult, StatusError};
+use gitbacked_core::{GroupKind, StoredObject};
 
 /// How long a continue token stays valid.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
@@ -28,10 +28,69 @@ pub struct ListParams {
     pub limit: Option<usize>,
     /// `continue`.
     pub continue_token: Option<String>,
-    /// `resourceVersion`.
-    pub resource_version: Option<String>,
+    /// `resourceVersion`; `None` when unset or empty (the most recent state).
+    pub resource_version: Option<u64>,
     /// `resourceVersionMatch`.
-    pub resource_version_match: Option<String>,
+    pub resource_version_match: Option<ResourceVersionMatch>,
+}
+
+/// `resourceVersionMatch`: how a LIST's `resourceVersion` is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceVersionMatch {
+    /// Any state at least as new as the resourceVersion.
+    NotOlderThan,
+    /// Exactly the state at the resourceVersion.
+    Exact,
+}
+
+impl std::str::FromStr for ResourceVersionMatch {
+    type Err = StatusError;
+
+    fn from_str(s: &str) -> ApiResult<Self> {
+        match s {
+            "NotOlderThan" => Ok(ResourceVersionMatch::NotOlderThan),
+            "Exact" => Ok(ResourceVersionMatch::Exact),
+            other => Err(list_options_invalid(format!(
+                "Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\", \"\""
+            ))),
+        }
+    }
+}
+
+/// 422 Invalid `ListOptions`, as kube-apiserver answers options that break its rules.
+fn list_options_invalid(message: String) -> StatusError {
+    StatusError::invalid("ListOptions", "meta.k8s.io", "", vec![("resourceVersionMatch".into(), message)])
+}
+
+/// How long a LIST waits for a resourceVersion newer than the store's before 504 Timeout (as
+/// kube-apiserver's watch cache waits).
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+impl ListParams {
+    /// Checks the options as kube-apiserver does (`ValidateListOptions`), for a LIST or, with
+    /// `watch`, a WATCH that sends its initial events.
+    pub fn validate(&self, watch: bool) -> ApiResult<()> {
+        let Some(matching) = self.resource_version_match else { return Ok(()) };
+        let forbidden = |why: &str| Err(list_options_invalid(format!("Forbidden: {why}")));
+        if self.continue_token.is_some() {
+            return forbidden("resourceVersionMatch is forbidden when continue is provided");
+        }
+        if watch {
+            if matching != ResourceVersionMatch::NotOlderThan {
+                return Err(list_options_invalid(
+                    "Unsupported value: \"Exact\": supported values: \"NotOlderThan\"".into(),
+                ));
+            }
+            return Ok(());
+        }
+        match (self.resource_version, matching) {
+            (None, _) => forbidden("resourceVersionMatch is forbidden unless resourceVersion is provided"),
+            (Some(0), ResourceVersionMatch::Exact) => {
+                forbidden("resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"")
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The filters of a list or watch.
@@ -122,12 +181,19 @@ type Items = Arc<Vec<Arc<StoredObject>>>;
 
 struct Snapshot {
     taken: Instant,
+    /// The resource listed: a continue token is valid for it alone.
+    resource: (GroupKind, Option<String>),
     revision: u64,
     items: Items,
 }
 
+/// The resource a LIST reads: its kind, and its namespace (`None` across all).
+fn resource_of(target: &Target) -> (GroupKind, Option<String>) {
+    (target.rt.group_kind(), target.namespace.clone())
+}
+
 impl Snapshots {
-    fn keep(&self, revision: u64, items: Items) -> u64 {
+    fn keep(&self, target: &Target, revision: u64, items: Items) -> u64 {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -136,13 +202,21 @@ impl Snapshots {
         if let Some(oldest) = oldest.filter(|_| lists.len() >= MAX_SNAPSHOTS) {
             lists.remove(&oldest);
         }
-        lists.insert(id, Snapshot { taken: now, revision, items });
+        lists.insert(id, Snapshot { taken: now, resource: resource_of(target), revision, items });
         id
     }
 
-    fn find(&self, id: u64) -> Option<(u64, Items)> {
+    /// The snapshot of a continue token: 400 when it was issued for another resource, 410 when
+    /// it is gone.
+    fn find(&self, id: u64, target: &Target) -> ApiResult<(u64, Items)> {
         let lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        lists.get(&id).filter(|s| s.taken.elapsed() < SNAPSHOT_TTL).map(|s| (s.revision, s.items.clone()))
+        match lists.get(&id).filter(|s| s.taken.elapsed() < SNAPSHOT_TTL) {
+            Some(s) if s.resource == resource_of(target) => Ok((s.revision, s.items.clone())),
+            Some(_) => Err(StatusError::bad_request("invalid continue token: it was issued for another resource")),
+            None => Err(StatusError::gone(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            )),
+        }
     }
 }
 
@@ -156,6 +230,25 @@ fn decode_token(token: &str) -> Option<(u64, usize)> {
 }
 
 impl Api {
+    /// Waits until the store has reached the LIST's `resourceVersion` (up to 3 s); 504 Timeout
+    /// with `ResourceVersionTooLarge` when it has not, as kube-apiserver answers.
+    pub async fn await_resource_version(&self, target: &Target, params: &ListParams) -> ApiResult<()> {
+        let Some(wanted) = params.resource_version.filter(|_| params.continue_token.is_none()) else { return Ok(()) };
+        let gk = target.rt.group_kind();
+        let mut changes = self.storage.subscribe(&gk);
+        let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
+        loop {
+            let current = self.storage.revision(&gk);
+            if current >= wanted {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return Err(StatusError::resource_version_too_large(wanted, self.storage.revision(&gk))),
+            }
+        }
+    }
+
     /// The objects a list selects, with the resourceVersion of the state they come from.
     pub(super) fn select(&self, target: &Target, params: &ListParams) -> ApiResult<(u64, Vec<Arc<StoredObject>>)> {
         let filter = Filter::new(target, params)?;
@@ -169,15 +262,13 @@ impl Api {
             Some(token) => {
                 let (id, offset) =
                     decode_token(token).ok_or_else(|| StatusError::bad_request("invalid continue token"))?;
-                let (revision, items) = self.snapshots.find(id).ok_or_else(|| {
-                    StatusError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
-                })?;
+                let (revision, items) = self.snapshots.find(id, target)?;
                 (revision, items, offset)
             }
             None => {
                 let (revision, items) = self.select(target, params)?;
-                if params.resource_version_match.as_deref() == Some("Exact")
-                    && params.resource_version.as_deref().is_some_and(|rv| rv != revision.to_string())
+                if params.resource_version_match == Some(ResourceVersionMatch::Exact)
+                    && params.resource_version.is_some_and(|rv| rv != revision)
                 {
                     return Err(StatusError::gone("too old resource version: only the latest state is kept"));
                 }
@@ -190,7 +281,7 @@ impl Api {
         if end < items.len() {
             let id = match &params.continue_token {
                 Some(token) => decode_token(token).map(|(id, _)| id).unwrap_or_default(),
-                None => self.snapshots.keep(revision, items.clone()),
+                None => self.snapshots.keep(target, revision, items.clone()),
             };
             meta["continue"] = Value::String(encode_token(id, end, revision));
             meta["remainingItemCount"] = Value::from(items.len() - end);

@@ -28,7 +28,7 @@ use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
 use gitbacked_core::validation::{NameRule, validate_name};
 use gitbacked_core::{Clock, ObjectKey, StoredObject, SystemClock};
-pub use list::ListParams;
+pub use list::{ListParams, ResourceVersionMatch};
 
 /// The resource a request addresses: its type, the version it is served at, and the namespace.
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@ use futures::Stream;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::list::{Filter, ListParams};
+use super::list::{Filter, ListParams, ResourceVersionMatch};
 use super::{Api, Format, Target, table};
 use gitbacked_core::status::{ApiResult, StatusError};
 use gitbacked_core::{EventType, StoredObject, WatchEvent};
@@ -164,10 +164,11 @@ impl Api {
         params: &WatchParams,
     ) -> ApiResult<impl Stream<Item = Bytes> + Send + 'static + use<>> {
         let filter = Filter::new(target, &params.list)?;
-        let rv = params.list.resource_version.as_deref().filter(|rv| !rv.is_empty());
+        params.list.validate(true)?;
+        let rv = params.list.resource_version;
         let initial = match params.send_initial_events {
             Some(true) => {
-                if params.list.resource_version_match.as_deref() != Some("NotOlderThan") {
+                if params.list.resource_version_match != Some(ResourceVersionMatch::NotOlderThan) {
                     return Err(StatusError::invalid(
                         "ListOptions",
                         "meta.k8s.io",
@@ -182,7 +183,7 @@ impl Api {
             }
             Some(false) => false,
             // Without a resourceVersion (or with "0"), a watch starts with the current state.
-            None => rv.is_none_or(|rv| rv == "0"),
+            None => rv.is_none_or(|rv| rv == 0),
         };
         let changes = self.storage.subscribe(&target.rt.group_kind());
         let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
@@ -211,9 +212,7 @@ impl Api {
                 watch.pending.push_back(bookmark);
             }
         } else {
-            let rv = rv.unwrap_or("0");
-            watch.cursor =
-                rv.parse().map_err(|_| StatusError::bad_request(format!("invalid resource version: {rv}")))?;
+            watch.cursor = rv.unwrap_or(0);
         }
         Ok(futures::stream::unfold(watch, |mut w| async move { w.next().await.map(|line| (line, w)) }))
     }

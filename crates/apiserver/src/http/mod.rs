@@ -251,8 +251,16 @@ fn list_params(q: &HashMap<String, String>) -> ApiResult<ListParams> {
         field_selector: q.get("fieldSelector").cloned(),
         limit: parse_number(q, "limit")?,
         continue_token: q.get("continue").filter(|c| !c.is_empty()).cloned(),
-        resource_version: q.get("resourceVersion").cloned(),
-        resource_version_match: q.get("resourceVersionMatch").filter(|c| !c.is_empty()).cloned(),
+        resource_version: q
+            .get("resourceVersion")
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().map_err(|_| StatusError::bad_request(format!("invalid resource version: {v:?}"))))
+            .transpose()?,
+        resource_version_match: q
+            .get("resourceVersionMatch")
+            .filter(|c| !c.is_empty())
+            .map(|m| m.parse())
+            .transpose()?,
     })
 }
 
@@ -409,7 +417,8 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
                     .get("sendInitialEvents")
                     .map(|_| parse_bool(&q, "sendInitialEvents"))
                     .transpose()?,
-                timeout: parse_number::<u64>(&q, "timeoutSeconds")?.map(Duration::from_secs),
+                // 0 asks for no timeout of the client's own: the server's default applies.
+                timeout: parse_number::<u64>(&q, "timeoutSeconds")?.filter(|s| *s > 0).map(Duration::from_secs),
                 format: format(&headers, &q)?,
             };
             let stream = api.watch(&target, &params)?;
@@ -422,7 +431,10 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
         }
         (&Method::GET, None) => {
             verb_allowed("list")?;
-            api.list(&target, &list_params(&q)?, format(&headers, &q)?)?
+            let params = list_params(&q)?;
+            params.validate(false)?;
+            api.await_resource_version(&target, &params).await?;
+            api.list(&target, &params, format(&headers, &q)?)?
         }
         (&Method::GET, Some(name)) => match verb_allowed("get").map(|_| sub)? {
             Some(Subresource::Scale) => api.get_scale(&target, name)?,
