@@ -783,3 +783,24 @@ fn get_pages_through_a_long_list() {
     assert_eq!(out.lines().count(), 7, "{out}");
     assert_eq!(server.remote.files(), ["README.md"]);
 }
+
+/// RBAC names may hold characters that URLs escape; kubectl sends them percent-encoded.
+#[test]
+fn names_with_escaped_characters_round_trip() {
+    let server = Server::start();
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: view pods\nrules:\n- apiGroups: [\"\"]\n  resources: [pods]\n  verbs: [get]\n";
+    let path = server.manifest("role.yaml", role);
+    server.kubectl_ok(&["apply", "-f", &path]);
+    let got = server.kubectl_ok(&["get", "clusterrole", "view pods", "-o", "jsonpath={.metadata.name}"]);
+    assert_eq!(got, "view pods");
+    let again = server.kubectl_ok(&["apply", "-f", &path]);
+    assert!(again.contains("unchanged"), "{again}");
+    assert_eq!(
+        server.remote.log().iter().filter(|c| c.contains("ClusterRole view pods")).count(),
+        1,
+        "{:?}",
+        server.remote.log()
+    );
+    server.kubectl_ok(&["delete", "clusterrole", "view pods"]);
+    assert!(server.remote.files().iter().all(|f| !f.contains("view pods")), "{:?}", server.remote.files());
+}

@@ -188,8 +188,22 @@ struct Path<'a> {
     subresource: Option<&'a str>,
 }
 
-fn parse_path(path: &str) -> Option<Path<'_>> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+/// The segments of a request path, each percent-decoded once, as kube-apiserver decodes them: a
+/// name like `view pods` arrives as `view%20pods`. 400 for an escape that is not UTF-8.
+fn decode_segments(path: &str) -> ApiResult<Vec<String>> {
+    path.trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|d| d.into_owned())
+                .map_err(|_| StatusError::bad_request(format!("the path segment {s:?} is not UTF-8 once decoded")))
+        })
+        .collect()
+}
+
+fn parse_path(segments: &[String]) -> Option<Path<'_>> {
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (group, version, rest) = match segments.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -383,7 +397,8 @@ struct Verb {
 async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Response> {
     let api = &state.api;
     let uri_path = req.uri().path().to_string();
-    let path = parse_path(&uri_path).ok_or_else(|| StatusError::no_route(&uri_path))?;
+    let segments = decode_segments(&uri_path)?;
+    let path = parse_path(&segments).ok_or_else(|| StatusError::no_route(&uri_path))?;
     let q = query(&req)?;
     let Some(resource) = path.resource else {
         let registry = api.storage().registry();
@@ -556,20 +571,33 @@ mod tests {
         assert_eq!((code, text.as_str()), (200, "[+]sync refs/heads/main ok\nreadyz check passed\n"));
     }
 
+    fn parse(path: &str) -> Option<(String, Option<String>, Option<String>, Option<String>, Option<String>)> {
+        let segments = decode_segments(path).unwrap();
+        let p = parse_path(&segments)?;
+        let own = |s: Option<&str>| s.map(str::to_string);
+        Some((p.group.to_string(), own(p.namespace), own(p.resource), own(p.name), own(p.subresource)))
+    }
+
+    #[test]
+    fn path_segments_are_decoded_once() {
+        let p = parse("/apis/rbac.authorization.k8s.io/v1/clusterroles/view%20pods").unwrap();
+        assert_eq!(p.3.as_deref(), Some("view pods"));
+        let p = parse("/api/v1/namespaces/default/configmaps/a%2525b").unwrap();
+        assert_eq!(p.3.as_deref(), Some("a%25b"), "decoded once, not twice");
+        assert!(decode_segments("/api/v1/namespaces/default/configmaps/%ff").is_err());
+    }
+
     #[test]
     fn paths() {
-        let p = parse_path("/api/v1/namespaces/default/configmaps/a").unwrap();
-        assert_eq!((p.group, p.namespace, p.resource, p.name), ("", Some("default"), Some("configmaps"), Some("a")));
-        let p = parse_path("/api/v1/namespaces/dev/status").unwrap();
-        assert_eq!(
-            (p.namespace, p.resource, p.name, p.subresource),
-            (None, Some("namespaces"), Some("dev"), Some("status"))
-        );
-        let p = parse_path("/apis/apps/v1/namespaces/x/deployments/web/scale").unwrap();
-        assert_eq!((p.group, p.subresource), ("apps", Some("scale")));
-        let p = parse_path("/apis/apps/v1").unwrap();
-        assert_eq!(p.resource, None);
-        assert!(parse_path("/apis/apps/v1/a/b/c/d").is_none());
-        assert!(parse_path("/api/v1//x").is_none());
+        let some = |s: &str| Some(s.to_string());
+        let p = parse("/api/v1/namespaces/default/configmaps/a").unwrap();
+        assert_eq!(p, (String::new(), some("default"), some("configmaps"), some("a"), None));
+        let p = parse("/api/v1/namespaces/dev/status").unwrap();
+        assert_eq!(p, (String::new(), None, some("namespaces"), some("dev"), some("status")));
+        let p = parse("/apis/apps/v1/namespaces/x/deployments/web/scale").unwrap();
+        assert_eq!((p.0.as_str(), p.4), ("apps", some("scale")));
+        assert_eq!(parse("/apis/apps/v1").unwrap().2, None);
+        assert!(parse("/apis/apps/v1/a/b/c/d").is_none());
+        assert!(parse("/api/v1//x").is_none());
     }
 }
