@@ -571,7 +571,10 @@ mod tests {
         assert_eq!((code, text.as_str()), (200, "[+]sync refs/heads/main ok\nreadyz check passed\n"));
     }
 
-    fn parse(path: &str) -> Option<(String, Option<String>, Option<String>, Option<String>, Option<String>)> {
+    /// Group, namespace, resource, name and subresource of a path.
+    type Parts = (String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+    fn parse(path: &str) -> Option<Parts> {
         let segments = decode_segments(path).unwrap();
         let p = parse_path(&segments)?;
         let own = |s: Option<&str>| s.map(str::to_string);
