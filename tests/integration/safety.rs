@@ -203,3 +203,56 @@ async fn a_document_that_is_not_utf8_hides_only_itself() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_new_object_never_replaces_what_a_person_put_at_its_path() {
+    use crate::support::{configmap, git};
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit_with("things in the way", |dir| {
+            // A directory named like the file, a plain file where a kind's directory goes, a
+            // symlink and a submodule (gitlink) at the paths of new objects.
+            std::fs::create_dir_all(dir.join("default/configmaps/web.yaml")).unwrap();
+            std::fs::write(dir.join("default/configmaps/web.yaml/keep.yaml"), configmap("keepme", "v")).unwrap();
+            std::fs::write(dir.join("default/secrets"), "a person's notes\n").unwrap();
+            std::os::unix::fs::symlink("/etc/hostname", dir.join("default/configmaps/link.yaml")).unwrap();
+        });
+        // A gitlink has nothing in the work tree: `git add --all` would drop it, so it goes in alone.
+        let person = remote.person();
+        let head = git(&person, &["rev-parse", "HEAD"]);
+        let gitlink = format!("160000,{},default/configmaps/sub.yaml", head.trim());
+        git(&person, &["update-index", "--add", "--cacheinfo", &gitlink]);
+        git(&person, &["commit", "--quiet", "-m", "a submodule"]);
+        git(&person, &["push", "--quiet", "origin", "main"]);
+        let before = remote.files();
+        let store = open_with(&remote, options()).await;
+        let client = store.client();
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "default");
+        for name in ["web", "link", "sub"] {
+            let cm = serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": "v"}})).unwrap();
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+            let bucketed = format!("default/configmaps/{}/{name}.yaml", gitbacked_git::layout::bucket(name));
+            assert!(remote.file(&bucketed).is_some(), "{name} went to its bucket: {:?}", remote.files());
+        }
+        let after = remote.files();
+        for kept in &before {
+            assert!(after.contains(kept), "{kept} is gone: {after:?}");
+        }
+        let tree = git(&remote.path(), &["ls-tree", "-r", "main", "default/configmaps/"]);
+        assert!(tree.contains("120000 blob") && tree.contains("160000 commit"), "{tree}");
+        assert!(cms.get("keepme").await.is_ok(), "the person's object is still served");
+
+        // A file where the kind's directory belongs blocks every path: 409, nothing committed.
+        let commits = remote.commit_count();
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, "default");
+        let secret = serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"k": "v"}})).unwrap();
+        let status = status_of(secrets.create(&PostParams::default(), &secret).await);
+        assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"), "{status:?}");
+        assert!(status.message.contains("default/secrets"), "{status:?}");
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits);
+        assert_eq!(remote.file("default/secrets").as_deref(), Some("a person's notes\n"));
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -401,6 +401,32 @@ impl std::str::FromStr for Identity {
     }
 }
 
+/// What is where a new file would go (see [`CommitBuilder::occupant`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Occupant {
+    /// Nothing: the file can be written.
+    Nothing,
+    /// A regular file: a new document can be appended to it.
+    File,
+    /// Something a file must not replace: a directory, a symlink or a submodule at the path, or
+    /// anything but a directory at one of its parent directories.
+    Other {
+        /// Where it is, relative to the subdirectory.
+        path: String,
+        /// What it is: `a directory`, `a symlink`, `a submodule`, `a file`.
+        what: &'static str,
+    },
+}
+
+fn describe(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Tree => "a directory",
+        EntryKind::Link => "a symlink",
+        EntryKind::Commit => "a submodule",
+        EntryKind::Blob | EntryKind::BlobExecutable => "a file",
+    }
+}
+
 /// Builds a chain of commits, one per [`CommitBuilder::commit`] call, in the mirror's object database.
 pub struct CommitBuilder {
     reader: Reader,
@@ -425,6 +451,32 @@ impl CommitBuilder {
             Some(parent) => self.reader.file_at(parent, path),
             None => Ok(None),
         }
+    }
+
+    /// What a new file at `path` (relative to the subdirectory) would replace in the commit the next
+    /// one is built on, staged changes included.
+    pub fn occupant(&self, path: &str) -> Result<Occupant, GitError> {
+        if let Some((_, content)) = self.files.iter().rev().find(|(p, _)| p == path) {
+            return Ok(if content.is_some() { Occupant::File } else { Occupant::Nothing });
+        }
+        let Some(parent) = self.parent else { return Ok(Occupant::Nothing) };
+        let kind = |path: &str| self.reader.entry_at(parent, path).map(|e| e.map(|(kind, _)| kind));
+        match kind(path)? {
+            Some(EntryKind::Blob | EntryKind::BlobExecutable) => return Ok(Occupant::File),
+            Some(other) => return Ok(Occupant::Other { path: path.to_string(), what: describe(other) }),
+            None => {}
+        }
+        // A file (or link) where a directory of the path should be would be replaced by a tree.
+        let mut ancestor = path;
+        while let Some((dir, _)) = ancestor.rsplit_once('/') {
+            match kind(dir)? {
+                None => {}
+                Some(EntryKind::Tree) => break,
+                Some(other) => return Ok(Occupant::Other { path: dir.to_string(), what: describe(other) }),
+            }
+            ancestor = dir;
+        }
+        Ok(Occupant::Nothing)
     }
 
     /// How many files the directory `dir` (relative to the subdirectory) holds directly in the

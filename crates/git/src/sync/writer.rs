@@ -15,11 +15,11 @@ use super::{Pacing, PendingWrite, SyncConfig, advance, fetch_and_advance};
 use crate::layout;
 use crate::mirror::local::LocalRemote;
 use crate::mirror::remote::{self, PushOutcome};
-use crate::mirror::{CommitBuilder, GitError, Mirror};
+use crate::mirror::{CommitBuilder, GitError, Mirror, Occupant};
 use crate::store::Store;
 use gitbacked_core::document;
 use gitbacked_core::registry::Registry;
-use gitbacked_core::status::{ApiResult, StatusError};
+use gitbacked_core::status::{ApiResult, Reason, StatusError};
 use gitbacked_core::storage::{Mutation, WriteOutcome};
 use gitbacked_core::{ObjectKey, StoredObject};
 
@@ -333,7 +333,7 @@ fn stage(
             let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
             let dir = layout::kind_dir(rt, namespace);
             let files = builder.files_in(&dir).map_err(|e| internal(&e))?;
-            let path = layout::canonical_path(&dir, &key.name, files);
+            let path = new_path(builder, key, &dir, files)?;
             let yaml = document::to_yaml(content);
             // A file already at the canonical path (a person's) keeps its documents: append.
             let text = match read_text(builder, &path).map_err(|e| internal(&e))? {
@@ -345,6 +345,26 @@ fn stage(
         }
     }
     Ok(true)
+}
+
+/// Where a new object goes: its canonical path, else its bucket's, whichever holds nothing or a
+/// regular file (to append to). A new object never replaces what a person put there: with both
+/// taken by a directory, a symlink, a submodule or a file where a directory belongs, 409 Conflict.
+fn new_path(builder: &CommitBuilder, key: &ObjectKey, dir: &str, files: usize) -> ApiResult<String> {
+    let canonical = layout::canonical_path(dir, &key.name, files);
+    let bucketed = layout::canonical_path(dir, &key.name, layout::FLAT_LIMIT);
+    let mut taken = None;
+    for path in [canonical, bucketed] {
+        match builder.occupant(&path).map_err(|e| StatusError::internal(format!("writing {key}: {e}")))? {
+            Occupant::Nothing | Occupant::File => return Ok(path),
+            Occupant::Other { path, what } => taken = taken.or(Some((path, what))),
+        }
+    }
+    let (path, what) = taken.unwrap_or_default();
+    Err(StatusError::new(
+        Reason::Conflict,
+        format!("cannot create {key}: {what} is at {path}, and gitbacked never replaces what it did not write"),
+    ))
 }
 
 fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, GitError> {
