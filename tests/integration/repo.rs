@@ -450,12 +450,15 @@ async fn symlinks_are_not_followed() {
         store.sync().await.unwrap();
         assert_eq!(names(&api.list(&ListParams::default()).await.unwrap().items), ["more", "ok"]);
 
-        // Creating an object whose file would be the symlink writes a regular file in git, and
-        // never touches the file the link points at.
+        // Creating an object whose file would be the symlink leaves the link as the person put it,
+        // writes a regular file in the bucket instead, and never touches what the link points at.
         api.create(&PostParams::default(), &cm("evil", "mine")).await.unwrap();
         let entry = git(&remote.path(), &["ls-tree", "main", "default/configmaps/evil.yaml"]);
+        assert!(entry.starts_with("120000"), "{entry}");
+        let bucketed = format!("default/configmaps/{}/evil.yaml", gitbacked_git::layout::bucket("evil"));
+        let entry = git(&remote.path(), &["ls-tree", "main", &bucketed]);
         assert!(entry.starts_with("100644"), "{entry}");
-        let file = remote.file("default/configmaps/evil.yaml").unwrap();
+        let file = remote.file(&bucketed).unwrap();
         assert!(file.contains("key: mine") && !file.contains("leak"), "{file}");
         assert_eq!(std::fs::read_to_string(&outside).unwrap(), configmap("leak", "secret"));
         store.close().await.unwrap();

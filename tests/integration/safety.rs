@@ -256,3 +256,63 @@ async fn a_new_object_never_replaces_what_a_person_put_at_its_path() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn tree_entries_git_would_not_check_out_are_skipped_and_writes_go_on() {
+    use crate::support::{configmap, git};
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("ok/cm.yaml", Some(&configmap("fine", "v")))], "a good file");
+        // Root entries named `..`, `.` and `.git` (git mktree takes them; push accepts them).
+        let bare = remote.path();
+        let blob = {
+            let out = gitbacked_test_support::run_bounded(
+                std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("printf '%s' \"$0\" | git -C '{}' hash-object -w --stdin", bare.display()))
+                    .arg(configmap("sneaky", "v")),
+                gitbacked_test_support::COMMAND_TIMEOUT,
+            );
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let inner = git_stdin(&bare, &["mktree"], &format!("100644 blob {blob}\tcm.yaml\n"));
+        let root = git(&bare, &["rev-parse", "main^{tree}"]);
+        let mut listing = git(&bare, &["ls-tree", root.trim()]);
+        for odd in ["..", ".", ".git"] {
+            listing.push_str(&format!("040000 tree {}\t{odd}\n", inner.trim()));
+        }
+        let tree = git_stdin(&bare, &["mktree"], &listing);
+        let commit = git(&bare, &["commit-tree", tree.trim(), "-p", "main", "-m", "odd entries"]);
+        git(&bare, &["update-ref", "refs/heads/main", commit.trim()]);
+
+        let store = open_with(&remote, options()).await;
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(store.client(), "default");
+        let names: Vec<String> =
+            cms.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
+        assert_eq!(names, ["fine"], "nothing under `..`, `.` or `.git` is read");
+        let cm = serde_json::from_value(json!({"metadata": {"name": "after"}, "data": {"k": "v"}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.expect("writes go on");
+        assert!(remote.file("default/configmaps/after.yaml").is_some());
+        let tree = git(&bare, &["ls-tree", "main"]);
+        assert!(tree.contains("\t..\n") && tree.contains("\t.git\n"), "the odd entries are left as they were: {tree}");
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+/// Runs git with `input` on its standard input; returns stdout.
+fn git_stdin(dir: &std::path::Path, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8(out.stdout).unwrap()
+}

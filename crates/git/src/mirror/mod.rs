@@ -12,6 +12,7 @@ use gix::ObjectId;
 use gix::bstr::ByteSlice;
 use gix::diff::tree::recorder::Change as TreeChange;
 use gix::objs::tree::EntryKind;
+use tracing::warn;
 
 /// Errors from local git object work.
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +263,10 @@ impl Reader {
                     }
                 };
                 let path = path.to_str().ok()?.to_string();
+                if !checks_out(&path) {
+                    warn!(file = %path, "skipping a path git would not check out (`.`, `..` or `.git` in it)");
+                    return None;
+                }
                 ((old.is_some() || new.is_some()) && wanted(&path)).then_some(FileChange { path, old, new })
             })
             .collect();
@@ -351,6 +356,12 @@ impl Reader {
         let decoded = tree.decode().map_err(objects)?;
         Ok(decoded.entries.iter().filter(|e| e.mode.is_blob()).count())
     }
+}
+
+/// Whether git would check out `path`: none of its components is empty, `.`, `..` or `.git` (in any
+/// case), which `git mktree` writes and a push accepts, but no work tree can hold.
+fn checks_out(path: &str) -> bool {
+    path.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git"))
 }
 
 /// Joins the subdirectory and a relative path into a repository path.
@@ -500,20 +511,23 @@ impl CommitBuilder {
             Some(p) => repo.find_commit(p).map_err(objects)?.tree_id().map_err(objects)?.detach(),
             None => ObjectId::empty_tree(repo.object_hash()),
         };
-        let mut editor = repo.edit_tree(base).map_err(objects)?;
+        // Without gix's validation of every entry of every tree written: entries a person pushed
+        // that git would not check out (`..`, `.git`) stay as they are, instead of failing every
+        // write. The paths written here are gitbacked's own, of validated names.
+        let mut editor = repo.edit_tree(base).map_err(objects)?.detach();
         for (path, content) in self.files.drain(..) {
             let full = in_subdir(&self.reader.subdir, &path);
             match content {
                 Some(bytes) => {
                     let blob = repo.write_blob(&bytes).map_err(objects)?.detach();
-                    editor.upsert(full.as_str(), EntryKind::Blob, blob).map_err(objects)?;
+                    editor.upsert(full.split('/'), EntryKind::Blob, blob).map_err(objects)?;
                 }
                 None => {
-                    editor.remove(full.as_str()).map_err(objects)?;
+                    editor.remove(full.split('/')).map_err(objects)?;
                 }
             }
         }
-        let tree = editor.write().map_err(objects)?.detach();
+        let tree = editor.write(|tree| repo.write_object(tree).map(|id| id.detach())).map_err(objects)?;
         let id = if self.sign {
             self.signed_commit(tree, message, author, time)?
         } else {
