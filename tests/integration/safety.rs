@@ -316,3 +316,40 @@ fn git_stdin(dir: &std::path::Path, args: &[&str], input: &str) -> String {
     assert!(out.status.success(), "git {args:?}");
     String::from_utf8(out.stdout).unwrap()
 }
+
+#[tokio::test]
+async fn long_names_keep_every_clone_working() {
+    use crate::support::git;
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        let client = store.client();
+        let long = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61));
+        assert_eq!(long.len(), 253);
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "default");
+        let cm = serde_json::from_value(json!({"metadata": {"name": long}, "data": {"k": "v"}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let rbac = format!("system:{}", "é".repeat(150));
+        let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(client.clone());
+        let role = serde_json::from_value(json!({"metadata": {"name": rbac}, "rules": []})).unwrap();
+        roles.create(&PostParams::default(), &role).await.unwrap();
+
+        for path in remote.files() {
+            assert!(path.split('/').all(|c| c.len() <= 255), "{path}");
+        }
+        let clone = tempfile::tempdir().unwrap();
+        git(clone.path(), &["clone", "--quiet", &remote.url(), "checkout"]);
+        // Served by their real names, and written back to the same files.
+        let mut got = cms.get(&long).await.unwrap();
+        got.data = Some([("k".to_string(), "w".to_string())].into());
+        cms.replace(&long, &PostParams::default(), &got).await.unwrap();
+        assert_eq!(roles.get(&rbac).await.unwrap().metadata.name.as_deref(), Some(rbac.as_str()));
+        let files = remote.files();
+        assert_eq!(files.len(), 3, "{files:?}");
+        cms.delete(&long, &Default::default()).await.unwrap();
+        roles.delete(&rbac, &Default::default()).await.unwrap();
+        assert_eq!(remote.files(), ["README.md"]);
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -193,7 +193,10 @@ impl Remote {
 
     /// Files on the remote's main branch.
     pub fn files(&self) -> Vec<String> {
-        git(&self.path(), &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_string).collect()
+        git(&self.path(), &["-c", "core.quotePath=false", "ls-tree", "-r", "--name-only", "main"])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Paths changed by the remote's newest commit.
