@@ -353,3 +353,32 @@ async fn long_names_keep_every_clone_working() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_json_patch_cannot_amplify_a_document() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(store.client(), "default");
+        let cm = serde_json::from_value(json!({"metadata": {"name": "a"}, "data": {"k": "x".repeat(1000)}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let commits = remote.commit_count();
+        let bomb: Vec<serde_json::Value> =
+            (0..30).map(|i| json!({"op": "copy", "from": "/data", "path": format!("/data/x{i}")})).collect();
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::Value::Array(bomb)).unwrap();
+        let started = std::time::Instant::now();
+        let status =
+            status_of(cms.patch("a", &kube::api::PatchParams::default(), &kube::api::Patch::<()>::Json(patch)).await);
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "refused before the work: {:?}",
+            started.elapsed()
+        );
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        assert_eq!(cms.get("a").await.unwrap().data.unwrap().len(), 1);
+        store.close().await.unwrap();
+    })
+    .await;
+}
