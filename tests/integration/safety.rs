@@ -382,3 +382,76 @@ async fn a_json_patch_cannot_amplify_a_document() {
     })
     .await;
 }
+
+/// A request through the store's Router with a JSON body: the status code and the JSON answer.
+async fn send(
+    store: &gitbacked::GitStore,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    let response = store.router().oneshot(request).await.unwrap();
+    let code = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (code, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
+fn nested(depth: usize) -> serde_json::Value {
+    (1..depth).fold(json!("leaf"), |inner, _| json!({ "a": inner }))
+}
+
+#[tokio::test]
+async fn nothing_is_acknowledged_that_is_not_read_back() {
+    within(120, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        let widgets = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "deeps.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "deeps", "kind": "Deep"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        assert_eq!(send(&store, "POST", widgets, "application/json", &crd).await.0, 201);
+        let deeps = "/apis/example.com/v1/namespaces/default/deeps";
+        let commits = remote.commit_count();
+
+        // Too deep for the reader: refused on arrival, nothing committed.
+        let deep = json!({"apiVersion": "example.com/v1", "kind": "Deep", "metadata": {"name": "d"}, "spec": nested(70)});
+        let (code, status) = send(&store, "POST", deeps, "application/json", &deep).await;
+        assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{status}");
+        // Too many values (a 2.6 MB ConfigMap of 260k keys): 413.
+        let data: serde_json::Map<String, serde_json::Value> = (0..260_000).map(|i| (format!("{i}"), json!("v"))).collect();
+        let big = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": data});
+        let (code, status) = send(&store, "POST", "/api/v1/namespaces/default/configmaps", "application/json", &big).await;
+        assert_eq!((code, status["reason"].as_str()), (413, Some("RequestEntityTooLarge")), "{status}");
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+
+        // A patch that makes a stored object too deep is read back before the commit and refused.
+        let shallow = json!({"apiVersion": "example.com/v1", "kind": "Deep", "metadata": {"name": "d"}, "spec": nested(10)});
+        assert_eq!(send(&store, "POST", deeps, "application/json", &shallow).await.0, 201);
+        let commits = remote.commit_count();
+        let deeper = json!({"spec": {"a": nested(64)}});
+        let (code, status) = send(&store, "PATCH", &format!("{deeps}/d"), "application/merge-patch+json", &deeper).await;
+        assert!(code == 413 || code == 422, "{code} {status}");
+        assert!(status["message"].as_str().unwrap().contains("would not be read back"), "{status}");
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        // The object is served as it was, and can still be patched and deleted.
+        let (code, got) = send(&store, "GET", &format!("{deeps}/d"), "application/json", &json!({})).await;
+        assert_eq!((code, &got["spec"]), (200, &nested(10)));
+        let fine = json!({"metadata": {"labels": {"ok": "yes"}}});
+        assert_eq!(send(&store, "PATCH", &format!("{deeps}/d"), "application/merge-patch+json", &fine).await.0, 200);
+        assert_eq!(send(&store, "DELETE", &format!("{deeps}/d"), "application/json", &json!({})).await.0, 200);
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -91,6 +91,7 @@ fn yaml_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     // Kubernetes (YAML 1.1) reads `0644` as octal 420: file modes in Secrets and ConfigMap volumes.
     options.legacy_octal_numbers = true;
+    options.budget = Some(crate::limits::yaml_budget());
     options
 }
 

@@ -7,12 +7,14 @@
 //! - The contract: [`Storage`], and [`MemoryStorage`], a second backend that keeps objects in memory.
 //! - The format of files: documents in YAML and JSON ([`document`]), names as Kubernetes validates
 //!   them ([`validation`]).
+//! - Limits: what a request may carry and the reader's budget ([`limits`]).
 //! - Readiness: [`Health`] checks the storage reports.
 //! - Utilities: an injectable [`Clock`], stable uids ([`uid`]).
 
 pub mod clock;
 pub mod document;
 pub mod health;
+pub mod limits;
 pub mod memory;
 pub mod object;
 pub mod registry;

@@ -34,7 +34,7 @@ use crate::api::{Api, FieldValidation, Format, ListParams, PatchType, Reply, Sub
 use crate::api::{discovery, openapi};
 
 /// The largest request body accepted, as kube-apiserver's limit.
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
+pub const MAX_BODY: usize = gitbacked_core::limits::MAX_REQUEST_BYTES;
 
 const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
@@ -365,6 +365,7 @@ fn parse_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
     if !value.is_object() {
         return Err(StatusError::bad_request("the body must be a JSON object"));
     }
+    gitbacked_core::limits::check_object(&value)?;
     Ok(value)
 }
 

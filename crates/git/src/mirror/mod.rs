@@ -453,6 +453,16 @@ impl CommitBuilder {
         self.files.push((path.to_string(), content));
     }
 
+    /// How many changes are staged: a mark to [`CommitBuilder::unstage`] back to.
+    pub fn staged(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Drops the changes staged after `mark` (see [`CommitBuilder::staged`]).
+    pub fn unstage(&mut self, mark: usize) {
+        self.files.truncate(mark);
+    }
+
     /// The current content of `path` (relative to the subdirectory), staged changes included.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, GitError> {
         if let Some((_, content)) = self.files.iter().rev().find(|(p, _)| p == path) {

@@ -305,7 +305,10 @@ fn transient(e: &GitError) -> bool {
     )
 }
 
-/// Writes one mutation into the batch's files. Returns `false` when it changes nothing.
+/// Writes one mutation into the batch's files, and reads the file back as the repository is read:
+/// a change the reader would not serve as written is undone and refused (422, or 413 when the
+/// reader's budget is what refuses it), so that nothing is committed that is not served. Returns
+/// `false` when the mutation changes nothing.
 fn stage(
     builder: &mut CommitBuilder,
     registry: &Registry,
@@ -313,10 +316,57 @@ fn stage(
     before: Option<&StoredObject>,
     mutation: &Mutation,
 ) -> ApiResult<bool> {
+    let mark = builder.staged();
+    let Some(path) = stage_change(builder, registry, key, before, mutation)? else { return Ok(false) };
+    if let Err(e) = read_back(builder, registry, key, mutation, &path) {
+        builder.unstage(mark);
+        return Err(e);
+    }
+    Ok(true)
+}
+
+/// Checks that the staged `path` yields the written object (or no longer holds a deleted one).
+fn read_back(
+    builder: &CommitBuilder,
+    registry: &Registry,
+    key: &ObjectKey,
+    mutation: &Mutation,
+    path: &str,
+) -> ApiResult<()> {
+    let bytes = builder.read(path).map_err(|e| StatusError::internal(format!("writing {key}: {e}")))?;
+    let parsed = document::parse_file(path, bytes.as_deref().unwrap_or_default());
+    let mut found = parsed.objects.iter().filter(|o| ObjectKey::of(registry, &o.value).is_some_and(|(k, _)| &k == key));
+    let served = match mutation {
+        Mutation::Put(content) => found.any(|o| &o.value == content),
+        Mutation::Delete => found.next().is_none(),
+    };
+    if served {
+        return Ok(());
+    }
+    let problem = parsed.errors.first().map_or_else(
+        || "the written document reads back as another object".to_string(),
+        |e| format!("line {}: {}", e.line, e.message),
+    );
+    let reason = if problem.contains("budget") || problem.contains("limit") {
+        Reason::RequestEntityTooLarge
+    } else {
+        Reason::Invalid
+    };
+    Err(StatusError::new(reason, format!("{key} would not be read back from the repository as written: {problem}")))
+}
+
+/// Stages one mutation; returns the path it changed, `None` when it changes nothing.
+fn stage_change(
+    builder: &mut CommitBuilder,
+    registry: &Registry,
+    key: &ObjectKey,
+    before: Option<&StoredObject>,
+    mutation: &Mutation,
+) -> ApiResult<Option<String>> {
     let internal = |e: &dyn std::fmt::Display| StatusError::internal(format!("writing {key}: {e}"));
     match (mutation, before.and_then(|b| b.location.as_ref().map(|l| (b, l)))) {
-        (Mutation::Put(content), Some((old, _))) if &old.content() == content => return Ok(false),
-        (Mutation::Delete, None) => return Ok(false),
+        (Mutation::Put(content), Some((old, _))) if &old.content() == content => Ok(None),
+        (Mutation::Delete, None) => Ok(None),
         (mutation, Some((_, location))) => {
             let content = match mutation {
                 Mutation::Put(content) => Some(content),
@@ -327,6 +377,7 @@ fn stage(
                 .ok_or_else(|| internal(&"its document moved"))?;
             let new = document::rewrite(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
             builder.stage(&location.path, new.map(String::into_bytes));
+            Ok(Some(location.path.to_string()))
         }
         (Mutation::Put(content), None) => {
             let rt = registry.by_kind(&key.gk).ok_or_else(|| internal(&"its kind is not served"))?;
@@ -342,9 +393,9 @@ fn stage(
                 existing => format!("{existing}\n---\n{yaml}"),
             };
             builder.stage(&path, Some(text.into_bytes()));
+            Ok(Some(path))
         }
     }
-    Ok(true)
 }
 
 /// Where a new object goes: its canonical path, else its bucket's, whichever holds nothing or a
