@@ -455,3 +455,40 @@ async fn nothing_is_acknowledged_that_is_not_read_back() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn values_typed_clients_could_not_decode_are_refused() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        let cms = "/api/v1/namespaces/default/configmaps";
+        let commits = remote.commit_count();
+        for query in ["", "?fieldValidation=Strict"] {
+            let wrong_type = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": 5}});
+            let (code, status) = send(&store, "POST", &format!("{cms}{query}"), "application/json", &wrong_type).await;
+            assert_eq!((code, status["reason"].as_str()), (400, Some("BadRequest")), "{status}");
+            assert!(status["message"].as_str().unwrap().contains("data.k"), "{status}");
+            let bad_label = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "labels": {"app": "not a value"}}});
+            let (code, status) = send(&store, "POST", &format!("{cms}{query}"), "application/json", &bad_label).await;
+            assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")), "{status}");
+            assert_eq!(status["details"]["causes"][0]["field"], "metadata.labels", "{status}");
+        }
+        let big_annotation = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "annotations": {"note": "x".repeat(300_000)}}});
+        let (code, status) = send(&store, "POST", cms, "application/json", &big_annotation).await;
+        assert_eq!(code, 422, "{status}");
+        assert!(status["message"].as_str().unwrap().contains("Too long: must have at most 262144 bytes"), "{status}");
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+
+        // A body without kind and apiVersion takes them from the URL, as kube-apiserver's decoder does.
+        let bare = json!({"metadata": {"name": "bare"}, "data": {"k": "v"}});
+        let (code, created) = send(&store, "POST", cms, "application/json", &bare).await;
+        assert_eq!((code, created["kind"].as_str()), (201, Some("ConfigMap")), "{created}");
+        let typed: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(store.client(), "default");
+        assert_eq!(typed.list(&ListParams::default()).await.unwrap().items.len(), 1, "typed clients decode the list");
+        assert!(remote.file("default/configmaps/bare.yaml").unwrap().contains("kind: ConfigMap"));
+        store.close().await.unwrap();
+    })
+    .await;
+}

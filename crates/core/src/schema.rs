@@ -190,9 +190,108 @@ impl Node<'_> {
     }
 }
 
+/// A value whose JSON type is not the one its schema declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeMismatch {
+    /// Where it is: `.spec.replicas`, `.data.key`, `.spec.ports[0].port`.
+    pub path: String,
+    /// The type the schema declares: `string`, `integer`, `number`, `boolean`, `object`, `array`.
+    pub expected: &'static str,
+    /// The JSON type found.
+    pub found: &'static str,
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+impl Node<'_> {
+    /// The values in `value` whose JSON type the schema does not allow, as a typed client's decoder
+    /// would refuse them. `null` is allowed anywhere (it reads as absent); undeclared fields are
+    /// left to `fieldValidation`; `x-kubernetes-int-or-string` takes an integer or a string.
+    pub fn type_mismatches(&self, value: &Value) -> Vec<TypeMismatch> {
+        let mut found = Vec::new();
+        self.collect_mismatches(value, String::new(), &mut found);
+        found
+    }
+
+    fn collect_mismatches(&self, value: &Value, path: String, found: &mut Vec<TypeMismatch>) {
+        if value.is_null() {
+            return;
+        }
+        let got = json_type(value);
+        let int_or_string = self.value.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+        let expected = match self.str("type") {
+            _ if int_or_string => (!matches!(got, "integer" | "string")).then_some("int-or-string"),
+            Some("number") => (!matches!(got, "integer" | "number")).then_some("number"),
+            Some(ty @ ("string" | "integer" | "boolean" | "object" | "array")) => (got != ty).then(|| match ty {
+                "string" => "string",
+                "integer" => "integer",
+                "boolean" => "boolean",
+                "object" => "object",
+                _ => "array",
+            }),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            found.push(TypeMismatch { path, expected, found: got });
+            return;
+        }
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if self.root && matches!(key.as_str(), "apiVersion" | "kind") {
+                        continue;
+                    }
+                    if let Some(node) = self.field(key) {
+                        node.collect_mismatches(child, format!("{path}.{key}"), found);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(node) = self.items() {
+                    for (i, item) in items.iter().enumerate() {
+                        node.collect_mismatches(item, format!("{path}[{i}]"), found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_of_the_wrong_type_are_found() {
+        let cm = Node::builtin("", "v1", "ConfigMap").unwrap();
+        let bad = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": 1}},
+            "data": {"k": 5, "ok": "v"}, "immutable": "yes", "binaryData": null});
+        let found: Vec<(String, &str)> = cm.type_mismatches(&bad).into_iter().map(|m| (m.path, m.expected)).collect();
+        assert_eq!(
+            found,
+            [
+                (".metadata.labels.x".to_string(), "string"),
+                (".data.k".into(), "string"),
+                (".immutable".into(), "boolean")
+            ]
+        );
+        let deploy = Node::builtin("apps", "v1", "Deployment").unwrap();
+        let ports = serde_json::json!({"spec": {"replicas": 2, "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}, "ports": [{"containerPort": "80"}]}]}}}});
+        let found: Vec<String> = deploy.type_mismatches(&ports).into_iter().map(|m| m.path).collect();
+        assert_eq!(found, [".spec.template.spec.containers[0].ports[0].containerPort"]);
+    }
 
     #[test]
     fn builtin_schemas_carry_patch_metadata() {

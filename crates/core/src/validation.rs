@@ -69,9 +69,57 @@ fn describe(rule: &NameRule, name: &str) -> String {
     }
 }
 
+/// Whether `s` is the name part of a qualified name: at most 63 characters, alphanumerics, `-`,
+/// `_` and `.`, alphanumeric at both ends.
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Checks a qualified name (label and annotation keys, finalizers): `[prefix/]name`, the prefix a
+/// DNS subdomain. The error reads like kube-apiserver's.
+pub fn validate_qualified_name(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if prefix.is_some_and(|p| p.is_empty() || !is_dns_subdomain(p)) {
+        return Err("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')".into());
+    }
+    if !is_qualified_name_part(name) {
+        return Err("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc'), and be at most 63 characters".into());
+    }
+    Ok(())
+}
+
+/// Checks a label value: empty, or a qualified name part.
+pub fn validate_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || is_qualified_name_part(value) {
+        Ok(())
+    } else {
+        Err("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345'), and be at most 63 characters".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_keys_and_values_are_validated_as_kube_apiserver_does() {
+        for ok in ["app", "app.kubernetes.io/name", "a_b.c-d", "example.com/A1"] {
+            assert!(validate_qualified_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a b", "/a", "Example.com/a", "a/b/c", &"x".repeat(64)] {
+            assert!(validate_qualified_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_label_value("").is_ok() && validate_label_value("v1.2_x").is_ok());
+        assert!(validate_label_value("bad value").is_err() && validate_label_value(&"x".repeat(64)).is_err());
+    }
 
     #[test]
     fn names_are_validated_per_kind() {

@@ -2,7 +2,8 @@
 //! after the generic ones (names, metadata, preconditions). A refused write answers a `Status`
 //! and stores nothing.
 
-use gitbacked_core::registry::crd_group_kind;
+use gitbacked_core::registry::{crd_group_kind, split_api_version};
+use gitbacked_core::schema::Node;
 use gitbacked_core::storage::{Mutation, Storage};
 use gitbacked_core::{ApiResult, ObjectKey, StatusError};
 use serde_json::Value;
@@ -21,10 +22,31 @@ const REPORTING_INSTANCE_LIMIT: usize = 128;
 /// Admits a decided mutation of `key`, or refuses it.
 pub(crate) fn admit(storage: &dyn Storage, key: &ObjectKey, mutation: &Mutation) -> ApiResult<()> {
     let Mutation::Put(content) = mutation else { return Ok(()) };
+    check_types(storage, key, content)?;
     match (key.gk.group.as_str(), key.gk.kind.as_str()) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => admit_crd(storage, key, content),
         ("" | "events.k8s.io", "Event") => admit_event(key, content),
         _ => Ok(()),
+    }
+}
+
+/// Refuses (400) a built-in object with a value a typed client could not decode (`data: 5` in a
+/// ConfigMap), as kube-apiserver's decoder refuses it.
+fn check_types(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiResult<()> {
+    let registry = storage.registry();
+    let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_none()) else { return Ok(()) };
+    let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let (_, version) = split_api_version(api_version);
+    let Some(schema) = Node::of(rt, version) else { return Ok(()) };
+    match schema.type_mismatches(content).first() {
+        None => Ok(()),
+        Some(m) => Err(StatusError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: json: cannot unmarshal {found} into {path} of type {expected}",
+            kind = rt.kind,
+            found = m.found,
+            path = m.path.trim_start_matches('.'),
+            expected = m.expected,
+        ))),
     }
 }
 

@@ -26,7 +26,7 @@ use gitbacked_core::registry::{ResourceType, api_version};
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
-use gitbacked_core::validation::{NameRule, validate_name};
+use gitbacked_core::validation::{NameRule, validate_label_value, validate_name, validate_qualified_name};
 use gitbacked_core::{Clock, ObjectKey, StoredObject, SystemClock};
 pub use list::{ListParams, ResourceVersionMatch};
 
@@ -799,15 +799,40 @@ fn settle(
     Ok(Mutation::Put(ordered(content)))
 }
 
-/// Labels, annotations and finalizers must have the shapes the apiserver accepts.
+/// The most bytes all annotations of an object may take, keys and values (kube-apiserver's
+/// `TotalAnnotationSizeLimitB`).
+const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// Labels, annotations and finalizers must have the shapes and syntax kube-apiserver accepts.
 fn validate_metadata(target: &Target, name: &str, meta: &Map<String, Value>) -> ApiResult<()> {
     let mut causes = Vec::new();
+    let invalid = |field: String, value: &str, why: String| (field, format!("Invalid value: {value:?}: {why}"));
     for field in ["labels", "annotations"] {
         match meta.get(field) {
             None | Some(Value::Null) => {}
             Some(Value::Object(m)) => {
-                if let Some((k, _)) = m.iter().find(|(_, v)| !v.is_string()) {
-                    causes.push((format!("metadata.{field}.{k}"), "Invalid value: must be a string".to_string()));
+                for (k, v) in m {
+                    if let Err(why) = validate_qualified_name(k) {
+                        causes.push(invalid(format!("metadata.{field}"), k, why));
+                    }
+                    match v.as_str() {
+                        None => {
+                            causes.push((format!("metadata.{field}.{k}"), "Invalid value: must be a string".into()))
+                        }
+                        Some(v) if field == "labels" => {
+                            if let Err(why) = validate_label_value(v) {
+                                causes.push(invalid(format!("metadata.labels"), v, why));
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let size: usize = m.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+                if field == "annotations" && size > MAX_ANNOTATION_BYTES {
+                    causes.push((
+                        "metadata.annotations".into(),
+                        format!("Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"),
+                    ));
                 }
             }
             Some(_) => causes.push((format!("metadata.{field}"), "Invalid value: must be a map of strings".into())),
