@@ -232,13 +232,7 @@ impl Node<'_> {
         let expected = match self.str("type") {
             _ if int_or_string => (!matches!(got, "integer" | "string")).then_some("int-or-string"),
             Some("number") => (!matches!(got, "integer" | "number")).then_some("number"),
-            Some(ty @ ("string" | "integer" | "boolean" | "object" | "array")) => (got != ty).then(|| match ty {
-                "string" => "string",
-                "integer" => "integer",
-                "boolean" => "boolean",
-                "object" => "object",
-                _ => "array",
-            }),
+            Some(ty) => ["string", "integer", "boolean", "object", "array"].into_iter().find(|t| *t == ty && *t != got),
             _ => None,
         };
         if let Some(expected) = expected {
