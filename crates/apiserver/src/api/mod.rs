@@ -821,7 +821,7 @@ fn validate_metadata(target: &Target, name: &str, meta: &Map<String, Value>) -> 
                         }
                         Some(v) if field == "labels" => {
                             if let Err(why) = validate_label_value(v) {
-                                causes.push(invalid(format!("metadata.labels"), v, why));
+                                causes.push(invalid("metadata.labels".into(), v, why));
                             }
                         }
                         Some(_) => {}
