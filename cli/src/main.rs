@@ -1,6 +1,8 @@
 //! `gitbacked`: serve the Kubernetes API over HTTP from a git repository, so that kubectl, client-go,
 //! Python and every other Kubernetes client work against git.
 
+mod connections;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -110,6 +112,14 @@ struct Serve {
     /// foreground deletions then wait for their finalizers forever.
     #[arg(long, env = "GITBACKED_NO_GARBAGE_COLLECTOR")]
     no_garbage_collector: bool,
+    /// At most this many connections open at once; beyond it new ones are closed (and logged),
+    /// so that the server never runs out of file descriptors.
+    #[arg(long, env = "GITBACKED_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: usize,
+    /// How long a client may take to send a request's headers, and how long an idle keep-alive
+    /// connection stays open (kube-apiserver's ReadHeaderTimeout).
+    #[arg(long, env = "GITBACKED_REQUEST_HEADER_TIMEOUT", default_value = "32s", value_parser = humantime::parse_duration)]
+    request_header_timeout: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -256,10 +266,21 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
             ),
             _ => None,
         };
+        let limit = connections::ConnectionLimit::new(args.max_connections);
+        let header_timeout = args.request_header_timeout;
         tokio::spawn(async move {
             match tls {
-                Some(tls) => axum_server::bind_rustls(listen, tls).handle(handle).serve(service).await,
-                None => axum_server::bind(listen).handle(handle).serve(service).await,
+                Some(tls) => {
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(limit);
+                    let mut server = axum_server::bind(listen).acceptor(acceptor).handle(handle);
+                    server.http_builder().http1().header_read_timeout(header_timeout);
+                    server.serve(service).await
+                }
+                None => {
+                    let mut server = axum_server::bind(listen).acceptor(limit).handle(handle);
+                    server.http_builder().http1().header_read_timeout(header_timeout);
+                    server.serve(service).await
+                }
             }
         })
     };

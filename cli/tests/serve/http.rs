@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::support::{HttpResponse, Server};
+use std::time::Duration;
+
+use crate::support::{HttpResponse, ServeOptions, Server, eventually, try_http};
 
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 const JSON: (&str, &str) = ("Content-Type", "application/json");
@@ -197,4 +199,44 @@ fn post_without_content_type_is_json() {
     let r = post(&server, CONFIGMAPS, &[("Content-Type", "application/yaml")], yaml);
     assert_eq!(r.status, 201, "{}", r.text());
     assert!(server.remote.must_file("default/configmaps/yamled.yaml").contains("c: d"));
+}
+
+/// Reads from a connection until the server closes it; `true` when it did within `within`.
+fn closed_by_server(stream: &mut std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 256];
+    let started = std::time::Instant::now();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return started.elapsed() < within,
+        }
+    }
+}
+
+#[test]
+fn slow_headers_time_out_and_connections_are_capped() {
+    use std::io::Write;
+    let args = ["--max-connections", "4", "--request-header-timeout", "1s"].map(String::from).to_vec();
+    let server = Server::start_with(ServeOptions { args, ..Default::default() });
+
+    // Headers that never end: the connection is closed after the header timeout.
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(closed_by_server(&mut slow, Duration::from_secs(5)), "the slow request was not cut off");
+
+    // Idle connections up to the cap; the next one is closed at once, and the refusal is logged.
+    let idle: Vec<std::net::TcpStream> = (0..4).map(|_| std::net::TcpStream::connect(server.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut over = std::net::TcpStream::connect(server.addr).unwrap();
+    assert!(closed_by_server(&mut over, Duration::from_millis(800)), "a connection over the cap was kept");
+    eventually("the refusal is logged", || server.log().contains("connection limit is reached"));
+    // The idle ones time out too, and the server answers again.
+    drop(idle);
+    eventually("/livez answers", || {
+        try_http(server.addr, "GET", "/livez", &[], None, Duration::from_secs(2)).is_ok_and(|r| r.status == 200)
+    });
 }

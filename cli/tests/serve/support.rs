@@ -49,6 +49,8 @@ pub struct ServeOptions {
     pub repo: Option<String>,
     /// Keep the mirror here (`--cache-dir`) instead of in the temp dir, e.g. to restart on it.
     pub cache_dir: Option<PathBuf>,
+    /// More flags for `gitbacked serve`.
+    pub args: Vec<String>,
 }
 
 /// A child process, killed and reaped on drop.
@@ -120,6 +122,7 @@ impl Server {
             if let Some((cert, key)) = &options.tls {
                 cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
             }
+            cmd.args(&options.args);
             let mut process = Killed(cmd.spawn().expect("start gitbacked serve"));
             match wait_ready(&mut process.0, addr, https, &log) {
                 Ok(()) => {
