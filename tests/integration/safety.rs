@@ -88,14 +88,30 @@ async fn events_are_bounded_in_count_bytes_and_size() {
     .await;
 }
 
-/// A GET through the store's Router: the status code and the JSON body.
-async fn get(store: &gitbacked::GitStore, uri: &str) -> (u16, serde_json::Value) {
+/// A request through the store's Router: the status code and the body.
+async fn request(
+    store: &gitbacked::GitStore,
+    method: &str,
+    uri: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, bytes::Bytes) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    let request = http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(body))
+        .unwrap();
     let response = store.router().oneshot(request).await.unwrap();
     let code = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (code, response.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// A GET through the store's Router: the status code and the JSON body.
+async fn get(store: &gitbacked::GitStore, uri: &str) -> (u16, serde_json::Value) {
+    let (code, body) = request(store, "GET", uri, "application/json", Vec::new()).await;
     (code, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
 
@@ -391,17 +407,7 @@ async fn send(
     content_type: &str,
     body: &serde_json::Value,
 ) -> (u16, serde_json::Value) {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let request = http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", content_type)
-        .body(axum::body::Body::from(serde_json::to_vec(body).unwrap()))
-        .unwrap();
-    let response = store.router().oneshot(request).await.unwrap();
-    let code = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let (code, body) = request(store, method, uri, content_type, serde_json::to_vec(body).unwrap()).await;
     (code, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
 }
 
@@ -491,4 +497,43 @@ async fn values_typed_clients_could_not_decode_are_refused() {
         store.close().await.unwrap();
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_stale_lock_in_the_remote_is_named_in_the_answer_and_in_readyz() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open_with(&remote, options()).await;
+        let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(store.client(), "default");
+        // A git process died while moving the branch a minute ago and left its lock.
+        let lock = remote.path().join("refs/heads/main.lock");
+        std::fs::write(&lock, "").unwrap();
+        let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&lock).unwrap().set_modified(minute_ago).unwrap();
+
+        let started = std::time::Instant::now();
+        let cm = serde_json::from_value(json!({"metadata": {"name": "a"}, "data": {"k": "v"}})).unwrap();
+        let status = status_of(api.create(&PostParams::default(), &cm).await);
+        assert_eq!((status.code, status.reason.as_str()), (503, "ServiceUnavailable"), "{status:?}");
+        assert!(status.message.contains("refs/heads/main.lock"), "{status:?}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "answered at once: {:?}", started.elapsed());
+        let (code, text) = readyz_text(&store).await;
+        assert_eq!(code, 503, "{text}");
+        assert!(text.contains("[-]sync refs/heads/main failed: refs/heads/main.lock in the remote is held"), "{text}");
+        assert!(!text.contains(&*remote.dir().to_string_lossy()), "{text}");
+
+        // Once the lock is gone, the next poll clears readiness and writes land.
+        std::fs::remove_file(&lock).unwrap();
+        store.sync().await.unwrap();
+        assert_eq!(readyz_text(&store).await.0, 200);
+        api.create(&PostParams::default(), &cm).await.unwrap();
+        assert!(remote.file("default/configmaps/a.yaml").is_some());
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+async fn readyz_text(store: &gitbacked::GitStore) -> (u16, String) {
+    let (code, body) = request(store, "GET", "/readyz", "text/plain", Vec::new()).await;
+    (code, String::from_utf8_lossy(&body).into_owned())
 }

@@ -46,6 +46,8 @@ struct LoopHealth {
     last_sync: i64,
     /// Why the last sync failed, until one succeeds again.
     error: Option<String>,
+    /// Why pushes cannot land (a stale lock in the remote), until they can again.
+    push_error: Option<String>,
 }
 
 /// The metrics and the health of the sync loops.
@@ -87,8 +89,16 @@ impl GitMetrics {
 
     /// Notes that the loop of `reference` matches the remote now.
     pub fn synced(&self, reference: &str) {
-        let health = LoopHealth { last_sync: now(), error: None };
-        self.loops().insert(reference.to_string(), health);
+        let mut loops = self.loops();
+        let health = loops.entry(reference.to_string()).or_default();
+        health.last_sync = now();
+        health.error = None;
+    }
+
+    /// Notes whether pushes of `reference` are blocked (by a stale lock in the remote): readiness
+    /// reports it until they can land again.
+    pub fn pushes_blocked(&self, reference: &str, blocked: Option<&GitError>) {
+        self.loops().entry(reference.to_string()).or_default().push_error = blocked.map(GitError::summary);
     }
 
     /// Notes that the loop of `reference` could not read the remote: its store serves its last
@@ -103,7 +113,10 @@ impl Health for GitMetrics {
     fn checks(&self) -> Vec<HealthCheck> {
         self.loops()
             .iter()
-            .map(|(reference, h)| HealthCheck { name: format!("sync {reference}"), failure: h.error.clone() })
+            .map(|(reference, h)| HealthCheck {
+                name: format!("sync {reference}"),
+                failure: h.error.clone().or_else(|| h.push_error.clone()),
+            })
             .collect()
     }
 }

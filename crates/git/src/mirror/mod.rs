@@ -60,6 +60,7 @@ impl GitError {
             }
             GitError::Remote(R::Unreachable { .. }) => "the remote cannot be reached".into(),
             GitError::Remote(R::Credentials(_)) => "a credential option is not usable".into(),
+            GitError::Remote(R::StaleLock { lock, .. }) => format!("{lock} in the remote is held: pushes wait"),
             _ => "the remote could not be read (see the server's log)".into(),
         }
     }

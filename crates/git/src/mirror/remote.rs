@@ -110,6 +110,18 @@ pub enum RemoteError {
         /// What git or ssh said.
         detail: String,
     },
+    /// The remote's lock file of the branch has been there longer than any push holds it: a git
+    /// process died while moving the ref and left it. Nothing can be pushed until it is removed.
+    #[error(
+        "{lock} in the remote has been held for {age_secs} s: a git process that moved the branch died and left it \
+         (remove the file if no git process is running on the remote)"
+    )]
+    StaleLock {
+        /// The lock file, relative to the remote's directory (`refs/heads/main.lock`).
+        lock: String,
+        /// How long it has been there.
+        age_secs: u64,
+    },
     /// A credential option is not usable (a key or token file that cannot be read, …).
     #[error("{0}")]
     Credentials(String),

@@ -267,6 +267,9 @@ impl Syncer {
             fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
         }
         self.config.metrics.synced(&self.config.reference);
+        // A stale lock in a remote on this machine blocks pushes even while reads go on.
+        let blocked = writer::stale_lock(&self.config);
+        self.config.metrics.pushes_blocked(&self.config.reference, blocked.as_ref());
         Ok(())
     }
 }

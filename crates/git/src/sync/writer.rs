@@ -98,6 +98,7 @@ impl Batch<'_> {
                 match push_until(self.mirror, self.config, self.local, head, self.deadline).await {
                     Ok(PushOutcome::Pushed) => {
                         self.pacing.pushed(started.elapsed());
+                        self.config.metrics.pushes_blocked(&self.config.reference, None);
                         if let Err(e) = remote::record_push(self.mirror, &self.config.reference, head) {
                             warn!(error = %e, "recording the push in the mirror failed");
                         }
@@ -111,6 +112,9 @@ impl Batch<'_> {
                     }
                     Err(e) => {
                         warn!(error = %e, "push failed");
+                        if matches!(e, GitError::Remote(remote::RemoteError::StaleLock { .. })) {
+                            self.config.metrics.pushes_blocked(&self.config.reference, Some(&e));
+                        }
                         fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
                         Attempt::Done
                     }
@@ -254,6 +258,11 @@ async fn push_until(
             Some(outcome) => Ok(outcome),
             None => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
         };
+        if pushed.as_ref().is_ok_and(|o| *o == PushOutcome::Rejected) {
+            if let Some(stale) = stale_lock(config) {
+                return Err(stale);
+            }
+        }
         match pushed {
             // Only an unreachable remote may come back; refused credentials or a checked-out
             // branch will not, so the writes fail now with the clear reason.
@@ -265,6 +274,19 @@ async fn push_until(
             other => return other,
         }
     }
+}
+
+/// How long a lock file of a remote on this machine may be there before it counts as left by a
+/// git process that died: a push holds it for milliseconds.
+const STALE_LOCK_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The error for a rejected push whose real cause is a stale lock file of the branch in a remote
+/// on this machine (a remote elsewhere cannot be looked at).
+pub(super) fn stale_lock(config: &SyncConfig) -> Option<GitError> {
+    let lock = format!("{}.lock", config.reference);
+    let modified = std::fs::metadata(config.local_remote.as_ref()?.join(&lock)).ok()?.modified().ok()?;
+    let age = modified.elapsed().ok().filter(|age| *age >= STALE_LOCK_AGE)?;
+    Some(GitError::Remote(remote::RemoteError::StaleLock { lock, age_secs: age.as_secs() }))
 }
 
 /// A direct push to a remote on this machine, counted as the operation `direct-push`; `None`
@@ -301,6 +323,7 @@ fn transient(e: &GitError) -> bool {
                 | RemoteError::RepositoryNotFound { .. }
                 | RemoteError::CheckedOutBranch { .. }
                 | RemoteError::Credentials(_)
+                | RemoteError::StaleLock { .. }
         )
     )
 }
