@@ -258,10 +258,10 @@ async fn push_until(
             Some(outcome) => Ok(outcome),
             None => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
         };
-        if pushed.as_ref().is_ok_and(|o| *o == PushOutcome::Rejected) {
-            if let Some(stale) = stale_lock(config) {
-                return Err(stale);
-            }
+        if pushed.as_ref().is_ok_and(|o| *o == PushOutcome::Rejected)
+            && let Some(stale) = stale_lock(config)
+        {
+            return Err(stale);
         }
         match pushed {
             // Only an unreachable remote may come back; refused credentials or a checked-out
