@@ -77,9 +77,13 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         let pushes: Vec<&str> = reflog.lines().filter(|l| l.starts_with("push gitbacked ")).collect();
         assert_eq!(pushes.len(), 4, "{reflog}");
         assert!(pushes.iter().all(|l| time(l) > 1_700_000_000), "{reflog}");
-        // The remote's new objects are the mirror's own files, hard-linked.
+        // The remote's new objects are copies, never links to the mirror's files: the mirror is a
+        // disposable cache, and truncating its files leaves the remote's history whole.
         let blob = git(&remote.path(), &["rev-parse", "main:default/configmaps/a.yaml"]);
-        assert_eq!(inode(&mirror, blob.trim()), inode(&remote.path(), blob.trim()));
+        assert_ne!(inode(&mirror, blob.trim()), inode(&remote.path(), blob.trim()));
+        let shared = files_of(&mirror).intersection(&files_of(&remote.path())).count();
+        assert_eq!(shared, 0, "no file of the remote is a hard link of a file in the cache");
+
         // The mirror refers to what it pushed, so that its own maintenance never prunes it.
         assert_eq!(
             git(&mirror, &["rev-parse", "refs/remotes/origin/main"]),
@@ -94,8 +98,33 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         assert_eq!(remote.log()[..2], ["create v1 ConfigMap default/d".to_string(), "a person's commit".into()]);
         assert_complete(&remote);
         store.close().await.unwrap();
+        // Damaging the cache afterwards leaves the remote's history whole.
+        for file in walk(&mirror.join("objects")) {
+            std::fs::write(&file, b"").unwrap();
+        }
+        assert_complete(&remote);
     })
     .await;
+}
+
+/// Every regular file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The (device, inode) of every file of the repository at `dir`.
+fn files_of(dir: &std::path::Path) -> std::collections::HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    walk(dir).iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| (m.dev(), m.ino())).collect()
 }
 
 /// The inode of a loose object of the repository at `dir`.

@@ -2,8 +2,8 @@
 //! push is written straight into it when nothing would tell the difference from `git push`.
 //!
 //! A `git push` to a local path runs nine git processes and a connectivity check over the whole
-//! tree, about 20 ms before the repository grows; a direct push hard-links the new loose objects
-//! into the remote and moves the ref under git's own lock file with a compare-and-swap on the old
+//! tree, about 20 ms before the repository grows; a direct push copies the new loose objects into
+//! the remote (never hard links: the mirror is a disposable cache) and moves the ref under git's own lock file with a compare-and-swap on the old
 //! tip, as receive-pack does. It is used only when receive-pack would do nothing more (see
 //! [`LocalRemote::needs_git`]): a bare repository with the files ref backend, none of the hooks
 //! receive-pack runs and no `core.hooksPath`, no object checks, hidden refs, shared permissions,
@@ -141,9 +141,10 @@ impl LocalRemote {
         Ok(Some(PushOutcome::Pushed))
     }
 
-    /// Puts one object of the mirror into the remote: a hard link to the mirror's loose object, a
-    /// copy of its file when the two are on different file systems, or the object written anew
-    /// when the mirror holds it in a pack.
+    /// Puts one object of the mirror into the remote: a copy of the mirror's loose object file,
+    /// renamed into place so that no reader ever sees half an object, or the object written anew
+    /// when the mirror holds it in a pack. Never a hard link: the mirror is a disposable cache, and
+    /// truncating one of its files must not damage the remote's history.
     fn copy(
         &self,
         mirror: &Mirror,
@@ -162,20 +163,15 @@ impl LocalRemote {
             }
             return Ok(());
         }
+        if target.exists() {
+            return Ok(());
+        }
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
-        match std::fs::hard_link(&source, &target) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            // Another file system, or one without hard links: copy, and rename into place so that
-            // no reader ever sees half an object.
-            Err(_) => {
-                let temporary = target.with_extension(format!("tmp-{}", std::process::id()));
-                std::fs::copy(&source, &temporary).map_err(io)?;
-                std::fs::rename(&temporary, &target).map_err(io)
-            }
-        }
+        let temporary = target.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::copy(&source, &temporary).map_err(io)?;
+        std::fs::rename(&temporary, &target).map_err(io)
     }
 
     /// Starts `git gc --auto` in the remote, as receive-pack does after a push; it returns at once
