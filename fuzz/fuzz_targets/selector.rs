@@ -1,0 +1,4 @@
+#![no_main]
+//! libFuzzer entry point of `gitbacked_fuzz::selector`.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gitbacked_fuzz::selector(data));
