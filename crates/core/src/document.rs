@@ -280,7 +280,13 @@ pub fn rewrite(
             // Comment and blank lines heading the document are the person's: keep them.
             let lead: usize = body
                 .split_inclusive('\n')
-                .take_while(|l| l.ends_with('\n') && (l.trim().is_empty() || l.trim_start().starts_with('#')))
+                // A lone `\r` ends a line for YAML: what follows it on this line is content.
+                .take_while(|l| {
+                    let line = l.trim_end_matches(['\n', '\r']);
+                    l.ends_with('\n')
+                        && !line.contains('\r')
+                        && (line.trim().is_empty() || line.trim_start().starts_with('#'))
+                })
                 .map(str::len)
                 .sum();
             out.push_str(&body[..lead]);
@@ -377,6 +383,15 @@ mod tests {
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.errors.len(), 1);
         assert!(parsed.errors[0].line >= 6, "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn a_comment_ended_by_a_lone_carriage_return_is_not_taken_for_a_whole_line() {
+        // Found by the `document` fuzz target: `# note\rapiVersion: v1` is a comment, then content.
+        let text = "# note\rapiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+        let found = &parse_file("f.yaml", text.as_bytes()).objects[0];
+        let written = rewrite("f.yaml", text, found.doc, found.item, Some(&found.value)).unwrap().unwrap();
+        assert_eq!(parse_file("f.yaml", written.as_bytes()).objects[0].value, found.value, "{written:?}");
     }
 
     #[test]
