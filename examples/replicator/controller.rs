@@ -15,6 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::watcher;
 use kube::{Client, CustomResource, CustomResourceExt, Resource, ResourceExt};
 use schemars::JsonSchema;
@@ -75,8 +76,8 @@ pub struct Context {
     pub client: Client,
 }
 
-/// Creates the `Replicator` and `Replicated` CRDs unless they exist, and waits until both types
-/// are served.
+/// Creates the `Replicator` and `Replicated` CRDs unless they exist, and waits until both are
+/// Established, as controllers do against kube-apiserver.
 pub async fn install_crds(client: &Client) -> Result<(), kube::Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in [Replicator::crd(), Replicated::crd()] {
@@ -88,19 +89,11 @@ pub async fn install_crds(client: &Client) -> Result<(), kube::Error> {
                 result => drop(result?),
             }
         }
-    }
-    // A CRD takes effect once its commit is read back; with gitbacked that happens before the create
-    // returns, but a real apiserver may take a moment.
-    let probe = ListParams::default().limit(1);
-    for attempt in 1.. {
-        let served = (
-            Api::<Replicator>::all(client.clone()).list(&probe).await,
-            Api::<Replicated>::all(client.clone()).list(&probe).await,
-        );
-        match served {
-            (Ok(_), Ok(_)) => break,
-            (Err(e), _) | (_, Err(e)) if attempt >= 50 => return Err(e),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        match tokio::time::timeout(Duration::from_secs(30), established).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(crd = %name, error = %e, "waiting for the CRD to be Established failed"),
+            Err(_) => warn!(crd = %name, "the CRD is not Established after 30 s; going on"),
         }
     }
     Ok(())

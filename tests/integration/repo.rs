@@ -971,3 +971,42 @@ async fn a_crd_never_takes_over_a_builtin_api() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn crds_become_established_as_controllers_wait_for() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::runtime::wait::{await_condition, conditions};
+    within(60, async {
+        let remote = Remote::new();
+        // One committed by a person, one created through the API.
+        remote.commit(&[("crds/widgets.yaml", Some(CRD))], "a CRD");
+        let store = open(&remote).await;
+        let crds: Api<CustomResourceDefinition> = Api::all(store.client());
+        let wait = |name: &'static str| {
+            let crds = crds.clone();
+            async move {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    await_condition(crds, name, conditions::is_crd_established()),
+                )
+                .await
+                .expect("Established in time")
+                .unwrap()
+                .unwrap()
+            }
+        };
+        let widgets = wait("widgets.example.com").await;
+        let status = widgets.status.unwrap();
+        assert_eq!(status.accepted_names.unwrap().kind, "Widget");
+        assert_eq!(status.stored_versions, Some(vec!["v1".to_string()]));
+        let gadget: CustomResourceDefinition = serde_saphyr::from_str(GADGET_CRD).unwrap();
+        crds.create(&PostParams::default(), &gadget).await.unwrap();
+        wait("gadgets.tools.example.org").await;
+        // The status is derived, never written to the person's file or the API's.
+        assert!(!remote.file("crds/widgets.yaml").unwrap().contains("status"));
+        let written = remote.files().into_iter().find(|f| f.contains("gadgets")).unwrap();
+        assert!(!remote.file(&written).unwrap().contains("conditions"), "{written}");
+        store.close().await.unwrap();
+    })
+    .await;
+}

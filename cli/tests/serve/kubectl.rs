@@ -804,3 +804,14 @@ fn names_with_escaped_characters_round_trip() {
     server.kubectl_ok(&["delete", "clusterrole", "view pods"]);
     assert!(server.remote.files().iter().all(|f| !f.contains("view pods")), "{:?}", server.remote.files());
 }
+
+/// `kubectl wait --for=condition=Established` returns, as installers of CRDs expect.
+#[test]
+fn kubectl_waits_for_a_crd_to_be_established() {
+    let server = Server::start();
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {plural: widgets, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}\n";
+    let path = server.manifest("crd.yaml", crd);
+    server.kubectl_ok(&["apply", "-f", &path]);
+    let out = server.kubectl_ok(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=20s"]);
+    assert!(out.contains("condition met"), "{out}");
+}

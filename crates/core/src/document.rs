@@ -305,7 +305,13 @@ pub fn rewrite(
                 out.truncate(marker_start);
                 out.push_str(rest);
             } else {
-                out.push_str(rest.strip_prefix("---").map(|r| r.trim_start_matches([' ', '\t'])).unwrap_or(rest));
+                // The next document's marker goes with it, unless content follows the marker on
+                // its line: that content is the next document's, byte for byte.
+                let bare = rest.strip_prefix("---").map(|r| r.trim_start_matches([' ', '\t']));
+                match bare.filter(|r| r.is_empty() || r.starts_with(['\n', '\r'])) {
+                    Some(after) => out.push_str(after),
+                    None => out.push_str(rest),
+                }
                 out = out.trim_start_matches('\n').to_string();
             }
         }
@@ -383,6 +389,17 @@ mod tests {
         assert_eq!(parsed.objects.len(), 1);
         assert_eq!(parsed.errors.len(), 1);
         assert!(parsed.errors[0].line >= 6, "{:?}", parsed.errors);
+    }
+
+    #[test]
+    fn removing_the_first_document_leaves_content_on_the_next_marker_line_alone() {
+        // Found by the `document` fuzz target: `---\t<content>` lost its tab with the marker, and a
+        // broken neighbour became an object.
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\tkey: value\n";
+        let removed = rewrite("f.yaml", text, 0, None, None).unwrap().unwrap();
+        assert_eq!(removed, "---\tkey: value\n");
+        let plain = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---  \nb: 1\n";
+        assert_eq!(rewrite("f.yaml", plain, 0, None, None).unwrap().unwrap(), "b: 1\n");
     }
 
     #[test]

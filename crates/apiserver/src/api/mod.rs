@@ -3,6 +3,7 @@
 
 mod admission;
 pub mod apply;
+mod crd;
 pub mod discovery;
 pub mod fieldset;
 mod list;
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
-use gitbacked_core::registry::{ResourceType, api_version};
+use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind};
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
@@ -213,11 +214,15 @@ impl Api {
     fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
         let wanted = target.api_version();
         let prefix = format!("{{\"apiVersion\":\"{wanted}\",");
-        if obj.json.starts_with(prefix.as_bytes()) {
+        let is_crd = obj.key.gk == crd_group_kind();
+        if obj.json.starts_with(prefix.as_bytes()) && !is_crd {
             return obj.json.clone();
         }
         let mut value = obj.value();
         value["apiVersion"] = Value::String(wanted);
+        if is_crd {
+            value["status"] = crd::status(&self.storage.registry(), &value);
+        }
         Bytes::from(serde_json::to_vec(&ordered(value)).unwrap_or_default())
     }
 

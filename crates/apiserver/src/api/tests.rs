@@ -249,3 +249,34 @@ async fn a_crd_with_invalid_versions_is_refused_with_422() {
     assert_eq!((code, why), (422, Reason::Invalid));
     assert!(api.storage().list(&t.rt.group_kind(), None).1.is_empty());
 }
+
+#[tokio::test]
+async fn a_crd_is_served_with_the_status_apiextensions_would_give_it() {
+    let (api, _) = api();
+    let t = target(&api, "apiextensions.k8s.io", "v1", "customresourcedefinitions", None);
+    let crd = |name: &str, plural: &str, kind: &str| {
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
+            "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": plural, "kind": kind, "shortNames": ["wd"]},
+                "versions": [{"name": "v1beta1", "served": true, "storage": false}, {"name": "v1", "served": true, "storage": true}]},
+            "status": {"conditions": [{"type": "Established", "status": "False"}]}})
+    };
+    let created = create(&api, &t, crd("widgets.example.com", "widgets", "Widget")).await;
+    let status = &created["status"];
+    assert_eq!(status["acceptedNames"]["kind"], "Widget");
+    assert_eq!(status["acceptedNames"]["listKind"], "WidgetList");
+    assert_eq!(status["acceptedNames"]["shortNames"], json!(["wd"]));
+    assert_eq!(status["storedVersions"], json!(["v1"]));
+    let conditions: Vec<(String, String)> = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["type"].as_str().unwrap().into(), c["status"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(conditions, [("NamesAccepted".into(), "True".into()), ("Established".into(), "True".into())]);
+    assert_eq!(status["conditions"][1]["lastTransitionTime"], created["metadata"]["creationTimestamp"]);
+    // The same on every read, and a status sent by a client is not stored.
+    let got = body(&api.get(&t, "widgets.example.com", Format::Object).unwrap());
+    assert_eq!(got["status"], *status);
+    let stored = api.storage().get(&t.key("widgets.example.com")).unwrap();
+    assert!(stored.value().get("status").is_none());
+}
