@@ -110,7 +110,7 @@ pub fn request(data: &[u8]) {
         }
         _ => ("PATCH", "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=fuzz"),
     };
-    let (runtime, router) = server();
+    let runtime = runtime();
     let request = http::Request::builder()
         .method(method)
         .uri(uri)
@@ -118,40 +118,41 @@ pub fn request(data: &[u8]) {
         .body(axum::body::Body::from(body.to_vec()))
         .expect("a request");
     let (code, answer) = runtime.block_on(async {
-        let response = router.clone().oneshot(request).await.expect("the Router answers");
+        // A fresh server for every input: each one starts from the same state.
+        let router = server().await;
+        let response = router.oneshot(request).await.expect("the Router answers");
         let code = response.status().as_u16();
         (code, response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default())
     });
     assert_ne!(code, 500, "{}", String::from_utf8_lossy(&answer));
 }
 
-/// One runtime and Router for every request of a run, with a Deployment `web` to patch.
-fn server() -> &'static (tokio::runtime::Runtime, axum::Router) {
-    static SERVER: OnceLock<(tokio::runtime::Runtime, axum::Router)> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-        let router = runtime.block_on(async {
-            let storage = Arc::new(gitbacked_core::MemoryStorage::new(1000));
-            let endpoints = gitbacked_apiserver::Endpoints {
-                metrics: Default::default(),
-                health: Arc::new(NoChecks),
-                webhook: Default::default(),
-            };
-            let router = gitbacked_apiserver::router(gitbacked_apiserver::Api::new(storage), endpoints);
-            let web = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-                "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
-            let create = http::Request::post("/apis/apps/v1/namespaces/default/deployments")
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(web.to_string()))
-                .expect("a request");
-            use tower::ServiceExt;
-            let created = router.clone().oneshot(create).await.expect("the Router answers");
-            assert_eq!(created.status().as_u16(), 201);
-            router
-        });
-        (runtime, router)
-    })
+/// The runtime every request of a run is sent on.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime"))
+}
+
+/// A Router over an empty [`gitbacked_core::MemoryStorage`] holding a Deployment `web` to patch.
+async fn server() -> axum::Router {
+    use tower::ServiceExt;
+    let storage = Arc::new(gitbacked_core::MemoryStorage::new(16));
+    let endpoints = gitbacked_apiserver::Endpoints {
+        metrics: Default::default(),
+        health: Arc::new(NoChecks),
+        webhook: Default::default(),
+    };
+    let router = gitbacked_apiserver::router(gitbacked_apiserver::Api::new(storage), endpoints);
+    let web = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+    let create = http::Request::post("/apis/apps/v1/namespaces/default/deployments")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(web.to_string()))
+        .expect("a request");
+    let created = router.clone().oneshot(create).await.expect("the Router answers");
+    assert_eq!(created.status().as_u16(), 201);
+    router
 }
 
 /// Readiness with nothing to check.
