@@ -7,16 +7,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
-use crate::support::{Remote, open_with, options, status_of, within};
-
-fn core_event(name: &str, message: &str) -> CoreEvent {
-    serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "involvedObject": {"kind": "ConfigMap", "namespace": "default", "name": "a", "apiVersion": "v1"},
-        "reason": "Tested", "message": message, "type": "Normal",
-    }))
-    .unwrap()
-}
+use crate::support::{Remote, core_event, open_with, options, status_of, within};
 
 #[tokio::test]
 async fn events_are_bounded_in_count_bytes_and_size() {

@@ -54,3 +54,13 @@ pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::co
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+/// A core/v1 Event about ConfigMap `default/a`.
+pub fn core_event(name: &str, message: &str) -> k8s_openapi::api::core::v1::Event {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "involvedObject": {"kind": "ConfigMap", "namespace": "default", "name": "a", "apiVersion": "v1"},
+        "reason": "Tested", "message": message, "type": "Normal",
+    }))
+    .unwrap()
+}

@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchPara
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
 
-use crate::support::{Remote, configmap, eventually, open, open_with, options, within};
+use crate::support::{Remote, configmap, core_event, eventually, open, open_with, options, within};
 
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"key": value}})).unwrap()
@@ -272,15 +272,6 @@ async fn streaming_lists_send_initial_events_then_live_ones() {
     .await;
 }
 
-fn event(name: &str, message: &str) -> CoreEvent {
-    serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "involvedObject": {"kind": "ConfigMap", "namespace": "default", "name": "a", "apiVersion": "v1"},
-        "reason": "Tested", "message": message, "type": "Normal",
-    }))
-    .unwrap()
-}
-
 #[tokio::test]
 async fn events_are_served_and_watched_but_never_committed() {
     within(60, async {
@@ -296,7 +287,7 @@ async fn events_are_served_and_watched_but_never_committed() {
 
         let start = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
         let mut watch = api.watch(&WatchParams::default(), &start).await.unwrap().boxed();
-        let created = api.create(&PostParams::default(), &event("e1", "hello")).await.unwrap();
+        let created = api.create(&PostParams::default(), &core_event("e1", "hello")).await.unwrap();
         assert!(created.metadata.uid.is_some() && created.metadata.resource_version.is_some());
         assert_eq!(api.get("e1").await.unwrap().message.as_deref(), Some("hello"));
         match next(&mut watch).await.unwrap() {
@@ -329,7 +320,7 @@ async fn events_are_served_and_watched_but_never_committed() {
         let erv: u64 = updated.metadata.resource_version.unwrap().parse().unwrap();
         assert!(crv > erv, "{crv} > {erv}");
 
-        api.create(&PostParams::default(), &event("e2", "kept in memory")).await.unwrap();
+        api.create(&PostParams::default(), &core_event("e2", "kept in memory")).await.unwrap();
         let mut expected_log = log.clone();
         expected_log.insert(0, "create v1 ConfigMap default/after".into());
         assert_eq!(remote.log(), expected_log, "no Event was committed");
