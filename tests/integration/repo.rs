@@ -1010,3 +1010,23 @@ async fn crds_become_established_as_controllers_wait_for() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_document_shaped_like_a_crd_never_hides_the_real_one() {
+    within(60, async {
+        let remote = Remote::new();
+        // As in prometheus-operator's examples: a kustomize patch that claims the CRD's identity
+        // (only spec.conversion) sorts first by path.
+        let patch = r#"{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"}, "spec": {"conversion": {"strategy": "Webhook"}}}"#;
+        remote.commit(
+            &[("a/patch.json", Some(patch)), ("b/crd.yaml", Some(CRD)), ("c/w.yaml", Some(&widget("w1", 1)))],
+            "both",
+        );
+        let store = open(&remote).await;
+        let widgets = widgets_api(store.client()).list(&ListParams::default()).await.unwrap();
+        assert_eq!(widgets.items.len(), 1, "the valid CRD is served and its kind with it");
+        store.close().await.unwrap();
+    })
+    .await;
+}

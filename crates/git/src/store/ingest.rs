@@ -220,8 +220,8 @@ impl<'a> Candidates<'a> {
         self.0.iter().map(|(l, _)| l)
     }
 
-    fn into_locations(self) -> Vec<Location> {
-        self.0.into_iter().map(|(l, _)| l).collect()
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -366,25 +366,31 @@ impl State {
     ) -> Option<Arc<StoredObject>> {
         let resource_version = super::revision(seq, events.len() as u64 + 1);
         let Touched { before, mut candidates } = t;
-        // The first document by path wins; one that cannot be read any more is dropped.
-        let winner = loop {
-            let Some((location, candidate)) = candidates.pop_first() else {
-                break None;
-            };
-            let content = match candidate {
-                Candidate::Current => before.as_ref().map(|b| b.content()),
-                Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
-                Candidate::Unread => read_document(mirror, info, &location, &key, self)
-                    .map(|json| object::strip_derived(parse_json(&json))),
-            };
-            if let Some(content) = content {
-                break Some((location, content));
+        let read = |location: &Location, candidate: Candidate<'_>| match candidate {
+            Candidate::Current => before.as_ref().map(|b| b.content()),
+            Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
+            Candidate::Unread => {
+                read_document(mirror, info, location, &key, self).map(|json| object::strip_derived(parse_json(&json)))
             }
         };
-        let others: Vec<Location> = candidates.into_locations();
+        // The first document by path wins; one that cannot be read any more is dropped. When
+        // several claim the object, the first valid one wins: a document shaped like the object
+        // but not a valid one of its kind (a kustomize patch of a CRD) never hides the real one.
+        let mut readable: Vec<(Location, Value)> = Vec::new();
+        let mut unread: Vec<Location> = Vec::new();
+        while let Some((location, candidate)) = candidates.pop_first() {
+            match read(&location, candidate) {
+                Some(content) => readable.push((location, content)),
+                None if readable.is_empty() => {}
+                None => unread.push(location),
+            }
+        }
+        let chosen = readable.iter().position(|(_, content)| valid(&self.registry, &key, content)).unwrap_or(0);
+        let winner = (chosen < readable.len()).then(|| readable.remove(chosen));
+        let others: Vec<Location> = readable.into_iter().map(|(l, _)| l).chain(unread).collect();
         if !others.is_empty() {
             warn!(object = %key, winner = ?winner.as_ref().map(|w| &w.0.path), others = ?others.iter().map(|l| &l.path).collect::<Vec<_>>(),
-                "several documents claim the same object; the first by path wins");
+                "several documents claim the same object; the first valid one by path wins");
         }
         match (before, winner) {
             (None, None) => None,
@@ -493,6 +499,18 @@ fn group_kind(json: &str) -> GroupKind {
 }
 
 /// The `Value` of a document the store serialized itself.
+/// Whether `content` is a valid object of its kind as far as claims are weighed: a CRD must describe
+/// a type that can be served, a built-in object's values must have its schema's types.
+fn valid(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> bool {
+    if key.gk == crd_group_kind() {
+        return gitbacked_core::registry::crd_resource_type(content).is_ok();
+    }
+    let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_none()) else { return true };
+    let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let (_, version) = gitbacked_core::registry::split_api_version(api_version);
+    gitbacked_core::schema::Node::of(rt, version).is_none_or(|schema| schema.type_mismatches(content).is_empty())
+}
+
 fn parse_json(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|e| unreachable!("compact JSON parses: {e}"))
 }
