@@ -219,10 +219,6 @@ impl<'a> Candidates<'a> {
     fn locations(&self) -> impl Iterator<Item = &Location> {
         self.0.iter().map(|(l, _)| l)
     }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl State {
