@@ -80,28 +80,40 @@ fn is_qualified_name_part(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
+/// A label key or value, or an annotation key, that breaks kube-apiserver's syntax; it displays as
+/// kube-apiserver words the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSyntax(&'static str);
+
 /// Checks a qualified name (label and annotation keys, finalizers): `[prefix/]name`, the prefix a
-/// DNS subdomain. The error reads like kube-apiserver's.
-pub fn validate_qualified_name(key: &str) -> Result<(), String> {
+/// DNS subdomain.
+pub fn validate_qualified_name(key: &str) -> Result<(), InvalidSyntax> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
     if prefix.is_some_and(|p| p.is_empty() || !is_dns_subdomain(p)) {
-        return Err("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')".into());
+        return Err(InvalidSyntax(
+            "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')",
+        ));
     }
     if !is_qualified_name_part(name) {
-        return Err("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc'), and be at most 63 characters".into());
+        return Err(InvalidSyntax(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc'), and be at most 63 characters",
+        ));
     }
     Ok(())
 }
 
 /// Checks a label value: empty, or a qualified name part.
-pub fn validate_label_value(value: &str) -> Result<(), String> {
+pub fn validate_label_value(value: &str) -> Result<(), InvalidSyntax> {
     if value.is_empty() || is_qualified_name_part(value) {
         Ok(())
     } else {
-        Err("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345'), and be at most 63 characters".into())
+        Err(InvalidSyntax(
+            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345'), and be at most 63 characters",
+        ))
     }
 }
 

@@ -27,7 +27,9 @@ use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind};
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
-use gitbacked_core::validation::{NameRule, validate_label_value, validate_name, validate_qualified_name};
+use gitbacked_core::validation::{
+    InvalidSyntax, NameRule, validate_label_value, validate_name, validate_qualified_name,
+};
 use gitbacked_core::{Clock, ObjectKey, StoredObject, SystemClock};
 pub use list::{ListParams, ResourceVersionMatch};
 
@@ -811,7 +813,7 @@ const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
 /// Labels, annotations and finalizers must have the shapes and syntax kube-apiserver accepts.
 fn validate_metadata(target: &Target, name: &str, meta: &Map<String, Value>) -> ApiResult<()> {
     let mut causes = Vec::new();
-    let invalid = |field: String, value: &str, why: String| (field, format!("Invalid value: {value:?}: {why}"));
+    let invalid = |field: String, value: &str, why: InvalidSyntax| (field, format!("Invalid value: {value:?}: {why}"));
     for field in ["labels", "annotations"] {
         match meta.get(field) {
             None | Some(Value::Null) => {}
