@@ -147,7 +147,11 @@ impl Daemon {
     fn start(repo: &Repo) -> Result<Daemon> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let base = repo.remote.parent().context("the remote has a parent directory")?;
+        use std::os::unix::process::CommandExt;
+        // In a process group of its own: `git daemon` runs `git-daemon` as a child, which killing
+        // `git` alone would leave running.
         let child = std::process::Command::new("git")
+            .process_group(0)
             .args(["daemon", "--reuseaddr", "--listen=127.0.0.1", "--export-all", "--enable=receive-pack"])
             .arg(format!("--port={port}"))
             .arg(format!("--base-path={}", base.display()))
@@ -169,8 +173,10 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Stops the whole process group: `git` and the `git-daemon` it started.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
