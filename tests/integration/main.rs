@@ -1,6 +1,7 @@
 //! Integration tests: real git (bare remotes in temp dirs, the git CLI as a person), kube-rs
 //! against the in-process client.
 
+mod admission;
 mod apply;
 mod core;
 mod example;

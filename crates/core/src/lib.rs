@@ -3,7 +3,8 @@
 //! - Objects: [`ObjectKey`], [`StoredObject`] and the metadata derived for them ([`object`]).
 //! - Types: the [`Registry`] of built-in kinds and CRDs, and their OpenAPI [`schema`]s.
 //! - Changes: [`WatchEvent`]s and the [`WatchLog`] that watches resume from ([`watch`]).
-//! - Failures: [`StatusError`], a `meta/v1 Status` with a [`Reason`] ([`status`]).
+//! - Failures: [`StatusError`], a `meta/v1 Status` with a [`Reason`] ([`status`]), and the
+//!   [`FieldError`]s of an invalid object ([`field`]).
 //! - The contract: [`Storage`], and [`MemoryStorage`], a second backend that keeps objects in memory.
 //! - The format of files: documents in YAML and JSON ([`document`]), names as Kubernetes validates
 //!   them ([`validation`]).
@@ -13,10 +14,12 @@
 
 pub mod clock;
 pub mod document;
+pub mod field;
 pub mod health;
 pub mod limits;
 pub mod memory;
 pub mod object;
+pub mod quantity;
 pub mod registry;
 pub mod schema;
 pub mod status;
@@ -26,6 +29,7 @@ pub mod validation;
 pub mod watch;
 
 pub use clock::{Clock, SystemClock};
+pub use field::FieldError;
 pub use health::{Health, HealthCheck};
 pub use memory::{Limits, MemoryStorage};
 pub use object::{Derived, Location, ObjectKey, StoredObject};

@@ -70,6 +70,8 @@ pub struct ResourceType {
     pub printer_columns: Vec<Value>,
     /// CRD `openAPIV3Schema` per version.
     pub schemas: BTreeMap<String, Value>,
+    /// Whether a version's schema declares defaults, which objects read and written get.
+    pub defaulted: bool,
     /// Name of the CRD that defines this type, `None` for built-ins.
     pub crd: Option<String>,
 }
@@ -182,6 +184,7 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
             home,
             printer_columns: Vec::new(),
             schemas: BTreeMap::new(),
+            defaulted: false,
             crd: None,
         };
         by_kind.insert(key, rt);
@@ -418,7 +421,7 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
         .iter()
         .filter_map(|v| Some((str_at(v, "/name")?, v.pointer("/schema/openAPIV3Schema")?.clone())))
         .collect();
-    Ok(ResourceType {
+    let mut rt = ResourceType {
         group,
         versions: served.iter().filter_map(|v| str_at(v, "/name")).collect(),
         kind,
@@ -435,8 +438,11 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
         home: Home::Branch,
         printer_columns: first.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
         schemas,
+        defaulted: false,
         crd: Some(name.to_string()),
-    })
+    };
+    rt.defaulted = rt.schemas.keys().any(|v| crate::schema::Node::of(&rt, v).is_some_and(|n| n.has_defaults()));
+    Ok(rt)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use gitbacked_core::registry::{crd_group_kind, split_api_version};
 use gitbacked_core::schema::Node;
 use gitbacked_core::storage::{Mutation, Storage};
-use gitbacked_core::{ApiResult, ObjectKey, StatusError};
+use gitbacked_core::{ApiResult, ObjectKey, ResourceType, StatusError, StoredObject};
 use serde_json::Value;
 
 /// The largest Event kept: etcd's default request limit (`--max-request-bytes`, 1.5 MiB), which
@@ -19,15 +19,46 @@ const REASON_LIMIT: usize = 128;
 const ACTION_LIMIT: usize = 128;
 const REPORTING_INSTANCE_LIMIT: usize = 128;
 
-/// Admits a decided mutation of `key`, or refuses it.
-pub(crate) fn admit(storage: &dyn Storage, key: &ObjectKey, mutation: &Mutation) -> ApiResult<()> {
+/// Admits a decided mutation of `key` that replaces `current`, or refuses it. A custom resource
+/// is pruned and defaulted here, as apiextensions does, before it is validated.
+pub(crate) fn admit(
+    storage: &dyn Storage,
+    key: &ObjectKey,
+    current: Option<&StoredObject>,
+    mutation: &mut Mutation,
+) -> ApiResult<()> {
     let Mutation::Put(content) = mutation else { return Ok(()) };
+    let registry = storage.registry();
+    if let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_some()) {
+        admit_custom_resource(rt, key, current, content)?;
+    }
     check_types(storage, key, content)?;
     match (key.gk.group.as_str(), key.gk.kind.as_str()) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => admit_crd(storage, key, content),
         ("" | "events.k8s.io", "Event") => admit_event(key, content),
         _ => Ok(()),
     }
+}
+
+/// Prunes, defaults and validates a custom resource with its CRD's schema at the version it is
+/// written in; refuses it (422) with every violation.
+fn admit_custom_resource(
+    rt: &ResourceType,
+    key: &ObjectKey,
+    current: Option<&StoredObject>,
+    content: &mut Value,
+) -> ApiResult<()> {
+    let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let (_, version) = split_api_version(api_version);
+    let Some(schema) = Node::of(rt, version) else { return Ok(()) };
+    schema.prune(content);
+    schema.apply_defaults(content);
+    let old = current.map(StoredObject::content);
+    let errors = schema.validate(content, old.as_ref());
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors))
 }
 
 /// Refuses (400) a built-in object with a value a typed client could not decode (`data: 5` in a

@@ -958,6 +958,7 @@ mod tests {
             home: gitbacked_core::registry::Home::Branch,
             printer_columns: Vec::new(),
             schemas: BTreeMap::from([("v1".to_string(), schema)]),
+            defaulted: false,
             crd: Some("widgets.example.com".into()),
         }
     }

@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 
 use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
 use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind};
+use gitbacked_core::schema::Node;
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
 use gitbacked_core::uid::stable_uid;
@@ -153,7 +154,7 @@ fn check_fields(target: &Target, value: &Value, opts: &WriteOptions) -> ApiResul
     if opts.field_validation == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let Some(schema) = gitbacked_core::schema::Node::of(&target.rt, &target.version) else { return Ok(Vec::new()) };
+    let Some(schema) = Node::of(&target.rt, &target.version) else { return Ok(Vec::new()) };
     let unknown = schema.unknown_fields(value);
     match (opts.field_validation, unknown.first()) {
         (_, None) => Ok(Vec::new()),
@@ -212,18 +213,22 @@ impl Api {
         Ok(Target { rt: rt.clone(), version: version.to_string(), namespace: namespace.map(str::to_string) })
     }
 
-    /// The object as served at the target's version.
+    /// The object as served at the target's version: with its CRD's defaults where a person's
+    /// file leaves them out (apiextensions defaults on read), a CRD with its derived status.
     fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
         let wanted = target.api_version();
         let prefix = format!("{{\"apiVersion\":\"{wanted}\",");
         let is_crd = obj.key.gk == crd_group_kind();
-        if obj.json.starts_with(prefix.as_bytes()) && !is_crd {
+        if obj.json.starts_with(prefix.as_bytes()) && !is_crd && !target.rt.defaulted {
             return obj.json.clone();
         }
         let mut value = obj.value();
         value["apiVersion"] = Value::String(wanted);
         if is_crd {
             value["status"] = crd::status(&self.storage.registry(), &value);
+        }
+        if let Some(schema) = Node::of(&target.rt, &target.version).filter(|_| target.rt.defaulted) {
+            schema.apply_defaults(&mut value);
         }
         Bytes::from(serde_json::to_vec(&ordered(value)).unwrap_or_default())
     }
@@ -356,16 +361,11 @@ impl Api {
             served["apiVersion"] = Value::String(t.api_version());
             if sub == Some(Subresource::Scale) {
                 let scale = scale_of(&t, current)?;
-                let patched = apply_patch(
-                    kind,
-                    &scale,
-                    &patch,
-                    gitbacked_core::schema::Node::builtin("autoscaling", "v1", "Scale"),
-                )?;
+                let patched = apply_patch(kind, &scale, &patch, Node::builtin("autoscaling", "v1", "Scale"))?;
                 check_preconditions(&t, current, &patched)?;
                 return scaled(&t, current, &patched);
             }
-            let patched = apply_patch(kind, &served, &patch, gitbacked_core::schema::Node::of(&t.rt, &t.version))?;
+            let patched = apply_patch(kind, &served, &patch, Node::of(&t.rt, &t.version))?;
             check_kind(&t, &patched)?;
             if name_of(&patched) != subject_name {
                 return Err(StatusError::bad_request("metadata.name cannot be changed by a patch"));
@@ -416,7 +416,7 @@ impl Api {
         let (t, force, k) = (target.clone(), opts.force, key.clone());
         let clock = self.clock.clone();
         let mutate = move |current: Option<&StoredObject>| {
-            let schema = gitbacked_core::schema::Node::of(&t.rt, &t.version);
+            let schema = Node::of(&t.rt, &t.version);
             let now = clock.timestamp();
             let live = current.map(|c| {
                 let mut live = c.value();
@@ -540,15 +540,15 @@ impl Api {
         let description = format!("{verb} {} {} {}", target.api_version(), target.rt.kind, display_name(&key));
         if opts.dry_run {
             let current = self.storage.get(&key);
-            let mutation = mutate(current.as_deref())?;
-            admission::admit(self.storage.as_ref(), &key, &mutation)?;
+            let mut mutation = mutate(current.as_deref())?;
+            admission::admit(self.storage.as_ref(), &key, current.as_deref(), &mut mutation)?;
             return Ok(self.preview(target, &key, current.as_deref(), mutation));
         }
         let remember = last.clone();
         let (storage, admitted) = (self.storage.clone(), key.clone());
         let wrapped = move |current: Option<&StoredObject>| {
-            let mutation = mutate(current)?;
-            admission::admit(storage.as_ref(), &admitted, &mutation)?;
+            let mut mutation = mutate(current)?;
+            admission::admit(storage.as_ref(), &admitted, current, &mut mutation)?;
             if let (Mutation::Delete, Some(c)) = (&mutation, current) {
                 *remember.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.content());
             }
@@ -800,7 +800,7 @@ fn settle(
         return Ok(Mutation::Delete);
     }
     if let Some(manager) = tracked_by {
-        let schema = gitbacked_core::schema::Node::of(&target.rt, &target.version);
+        let schema = Node::of(&target.rt, &target.version);
         apply::track_update(Some(&old), &mut content, manager, schema, &target.api_version(), now);
     }
     Ok(Mutation::Put(ordered(content)))

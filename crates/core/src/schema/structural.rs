@@ -1,0 +1,203 @@
+//! What apiextensions does to a custom resource with its structural schema before validating it:
+//! pruning of the fields the schema does not declare, then defaulting (nulls of non-nullable
+//! fields dropped or replaced by their default, missing fields with a `default` filled in).
+
+use serde_json::{Map, Value};
+
+use super::{BUILTIN, Node, OBJECT_META};
+
+impl Node<'_> {
+    /// Removes the fields of `value` that a structural schema does not declare, where it does not
+    /// preserve unknown fields; `metadata` keeps only ObjectMeta's fields. Returns what it removed
+    /// (`.spec.foo`). A non-structural (built-in) schema prunes nothing.
+    pub fn prune(&self, value: &mut Value) -> Vec<String> {
+        let mut pruned = Vec::new();
+        if self.structural {
+            self.prune_at(value, String::new(), &mut pruned);
+        }
+        pruned
+    }
+
+    fn prune_at(&self, value: &mut Value, path: String, pruned: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                let whole_object = self.holds_object();
+                let open = self.preserves_unknown_fields();
+                map.retain(|key, child| {
+                    let child_path = format!("{path}.{key}");
+                    if whole_object && matches!(key.as_str(), "apiVersion" | "kind") {
+                        return true;
+                    }
+                    if whole_object && key == "metadata" {
+                        prune_metadata(child, &child_path, pruned);
+                        return true;
+                    }
+                    match self.field(key) {
+                        Some(node) => {
+                            node.prune_at(child, child_path, pruned);
+                            true
+                        }
+                        None if open => true,
+                        None => {
+                            pruned.push(child_path);
+                            false
+                        }
+                    }
+                });
+            }
+            Value::Array(items) => {
+                if let Some(node) = self.items() {
+                    for (i, item) in items.iter_mut().enumerate() {
+                        node.prune_at(item, format!("{path}[{i}]"), pruned);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a structural schema sets a `default` anywhere: only then is there anything for
+    /// [`Node::apply_defaults`] to do.
+    pub fn has_defaults(&self) -> bool {
+        self.structural && self.declares_default(0)
+    }
+
+    fn declares_default(&self, depth: usize) -> bool {
+        // Schemas are trees; the bound only guards against a hostile, deeply nested one.
+        if depth > crate::limits::MAX_DEPTH {
+            return false;
+        }
+        let properties = self.properties().into_iter().flat_map(|p| p.values());
+        let nested = properties.chain(self.value.get("items")).chain(self.value.get("additionalProperties"));
+        nested.filter(|v| v.is_object()).any(|v| {
+            let child = self.child(v);
+            child.value.get("default").is_some() || child.declares_default(depth + 1)
+        })
+    }
+
+    /// Applies the schema's defaults to `value`, as apiextensions defaults a custom resource when
+    /// it is written and when it is read: top down, so a default's own fields are defaulted too.
+    /// A `null` in a field that is not `nullable` is replaced by the default, or removed.
+    pub fn apply_defaults(&self, value: &mut Value) {
+        if self.structural {
+            self.default_at(value);
+        }
+    }
+
+    fn default_at(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(properties) = self.properties() {
+                    for (name, schema) in properties {
+                        let node = self.child(schema);
+                        fill(map, name, &node);
+                    }
+                }
+                let whole_object = self.holds_object();
+                let values = self.values();
+                let keys: Vec<String> = map.keys().cloned().collect();
+                for key in keys {
+                    if whole_object && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                        continue;
+                    }
+                    if let Some(node) = values.filter(|_| self.properties().is_none_or(|p| !p.contains_key(&key))) {
+                        fill(map, &key, &node);
+                    }
+                    if let (Some(node), Some(child)) = (self.field(&key), map.get_mut(&key)) {
+                        node.default_at(child);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(node) = self.items() {
+                    for item in items {
+                        node.default_at(item);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sets `map[name]` to the field's default when it is missing (or a `null` the field does not
+/// allow); drops such a `null` when there is no default.
+fn fill(map: &mut Map<String, Value>, name: &str, node: &Node<'_>) {
+    let default = node.value.get("default");
+    match map.get(name) {
+        None => {
+            if let Some(default) = default {
+                map.insert(name.to_string(), default.clone());
+            }
+        }
+        Some(Value::Null) if !node.flag("nullable") => match default {
+            Some(default) => {
+                map.insert(name.to_string(), default.clone());
+            }
+            None => {
+                map.remove(name);
+            }
+        },
+        Some(_) => {}
+    }
+}
+
+/// Keeps the fields of ObjectMeta, as decoding into it does.
+fn prune_metadata(metadata: &mut Value, path: &str, pruned: &mut Vec<String>) {
+    let Some(known) = BUILTIN.get(OBJECT_META).and_then(|m| m.get("properties")).and_then(Value::as_object) else {
+        return;
+    };
+    if let Some(map) = metadata.as_object_mut() {
+        map.retain(|key, _| {
+            let keep = known.contains_key(key);
+            if !keep {
+                pruned.push(format!("{path}.{key}"));
+            }
+            keep
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::registry::crd_resource_type;
+    use crate::schema::Node;
+
+    #[test]
+    fn unknown_fields_are_pruned_and_defaults_applied() {
+        let rt = crd_resource_type(&json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com",
+            "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object",
+                "properties": {"spec": {"type": "object", "properties": {
+                    "size": {"type": "integer", "default": 1},
+                    "mode": {"type": "object", "default": {}, "properties": {"name": {"type": "string", "default": "fast"}}},
+                    "items": {"type": "array", "items": {"type": "object", "properties": {
+                        "weight": {"type": "integer", "default": 5}, "name": {"type": "string"}}}},
+                    "limits": {"type": "object", "additionalProperties": {"type": "object", "properties": {
+                        "max": {"type": "integer", "default": 9}}}},
+                    "note": {"type": "string"},
+                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}}}]}}))
+        .unwrap();
+        let node = Node::of(&rt, "v1").unwrap();
+        assert!(node.has_defaults());
+        let mut value = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "bogus": 1, "labels": {"a": "b"}},
+            "spec": {"extra": true, "note": null, "items": [{"name": "a", "x": 1}], "limits": {"cpu": {}},
+                "free": {"anything": {"goes": 1}}},
+            "status": {"ready": true}});
+        assert_eq!(node.prune(&mut value), [".metadata.bogus", ".spec.extra", ".spec.items[0].x", ".status"]);
+        node.apply_defaults(&mut value);
+        assert_eq!(
+            value,
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"a": "b"}},
+                "spec": {"size": 1, "mode": {"name": "fast"}, "items": [{"name": "a", "weight": 5}],
+                    "limits": {"cpu": {"max": 9}}, "free": {"anything": {"goes": 1}}}})
+        );
+        let builtin = Node::builtin("", "v1", "ConfigMap").unwrap();
+        assert!(!builtin.has_defaults());
+        let mut cm = json!({"data": {"a": "b"}, "bogus": 1});
+        assert!(builtin.prune(&mut cm).is_empty());
+    }
+}

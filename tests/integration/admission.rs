@@ -1,0 +1,191 @@
+//! Admission of custom resources through kube-rs, on a real remote: structural schema validation
+//! with kube-apiserver's causes, pruning, defaulting (on write and on read), ratcheting. Each
+//! refusal is checked in the remote too: nothing committed.
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::wait::{await_condition, conditions};
+use serde_json::{Value, json};
+
+use crate::support::{Remote, open, status_of, within};
+
+/// Sprockets: a required, bounded size; an enum; a pattern; a defaulted mode; a status schema.
+const SPROCKETS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: sprockets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: sprockets, kind: Sprocket}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {status: {}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [size]
+              properties:
+                size: {type: integer, minimum: 1, maximum: 10}
+                color: {type: string, enum: [red, green, blue]}
+                name: {type: string, minLength: 3, pattern: '^[a-z]+$'}
+                mode: {type: string, default: fast}
+                teeth:
+                  type: array
+                  x-kubernetes-list-type: map
+                  x-kubernetes-list-map-keys: [name]
+                  items:
+                    type: object
+                    properties:
+                      name: {type: string}
+                      depth: {type: integer, default: 2}
+            status:
+              type: object
+              properties:
+                phase: {type: string, enum: [Pending, Ready]}
+"#;
+
+fn sprockets(client: kube::Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("example.com", "v1", "Sprocket");
+    Api::namespaced_with(client, "default", &ApiResource::from_gvk(&gvk))
+}
+
+fn sprocket(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Sprocket",
+        "metadata": {"name": name, "namespace": "default"}, "spec": spec}))
+    .unwrap()
+}
+
+/// `field: message` of each cause of a 422.
+fn causes(status: &kube::core::Status) -> Vec<String> {
+    let details = status.details.as_ref().expect("details");
+    details.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+}
+
+async fn established(client: kube::Client, name: &str) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client);
+    let wait = await_condition(crds, name, conditions::is_crd_established());
+    tokio::time::timeout(Duration::from_secs(10), wait).await.expect("Established in time").unwrap();
+}
+
+#[tokio::test]
+async fn custom_resources_are_validated_pruned_and_defaulted_before_any_commit() {
+    within(90, async {
+        let remote = Remote::new();
+        remote.commit(&[("crds/sprockets.yaml", Some(SPROCKETS))], "the CRD");
+        let store = open(&remote).await;
+        established(store.client(), "sprockets.example.com").await;
+        let api = sprockets(store.client());
+        let commits = remote.commit_count();
+
+        // Every violation at once, worded as kube-apiserver words them; nothing committed.
+        let bad =
+            sprocket("bad", json!({"size": 0, "color": "pink", "name": "AB", "teeth": [{"name": "a"}, {"name": "a"}]}));
+        let status = status_of(api.create(&PostParams::default(), &bad).await);
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+        assert_eq!(
+            causes(&status),
+            [
+                "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1",
+                "spec.color: Unsupported value: \"pink\": supported values: \"red\", \"green\", \"blue\"",
+                "spec.name: Invalid value: \"AB\": spec.name in body should be at least 3 chars long",
+                "spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'",
+                "spec.teeth[1]: Duplicate value: {\"name\":\"a\"}",
+            ]
+        );
+        assert!(status.message.starts_with("Sprocket.example.com \"bad\" is invalid: ["), "{}", status.message);
+        let missing =
+            status_of(api.create(&PostParams::default(), &sprocket("missing", json!({"color": "red"}))).await);
+        assert_eq!(causes(&missing), ["spec.size: Required value"]);
+        // Server-side apply and dry-run are admitted the same way.
+        let apply = PatchParams::apply("test");
+        let applied = api.patch("applied", &apply, &Patch::Apply(sprocket("applied", json!({"size": 11})))).await;
+        assert_eq!(status_of(applied).code, 422);
+        let dry = PostParams { dry_run: true, ..Default::default() };
+        assert_eq!(status_of(api.create(&dry, &bad).await).code, 422);
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+
+        // A valid one: unknown fields pruned, defaults filled in, and so committed.
+        let good = sprocket("good", json!({"size": 2, "extra": "dropped", "teeth": [{"name": "a"}]}));
+        let created = api.create(&PostParams::default(), &good).await.unwrap();
+        assert_eq!(created.data["spec"], json!({"size": 2, "mode": "fast", "teeth": [{"name": "a", "depth": 2}]}));
+        let file = remote.must_file("default/sprockets.example.com/good.yaml");
+        assert!(file.contains("mode: fast") && file.contains("depth: 2") && !file.contains("extra"), "{file}");
+
+        // fieldValidation=Strict refuses the unknown field instead (400), Warn keeps going.
+        let strict =
+            PatchParams { field_validation: Some(kube::api::ValidationDirective::Strict), ..Default::default() };
+        let extra = Patch::Merge(json!({"spec": {"extra": 1}}));
+        let refused = status_of(api.patch("good", &strict, &extra).await);
+        assert_eq!((refused.code, refused.reason.as_str()), (400, "BadRequest"), "{refused:?}");
+        assert!(refused.message.contains("unknown field \"spec.extra\""), "{}", refused.message);
+
+        // Patches and the status subresource, with the status schema.
+        let patch = Patch::Merge(json!({"spec": {"size": 20}}));
+        let too_big = status_of(api.patch("good", &PatchParams::default(), &patch).await);
+        assert_eq!(
+            causes(&too_big),
+            ["spec.size: Invalid value: 20: spec.size in body should be less than or equal to 10"]
+        );
+        let phase = Patch::Merge(json!({"status": {"phase": "Broken"}}));
+        let bad_status = status_of(api.patch_status("good", &PatchParams::default(), &phase).await);
+        assert_eq!(
+            causes(&bad_status),
+            ["status.phase: Unsupported value: \"Broken\": supported values: \"Pending\", \"Ready\""]
+        );
+        let commits = remote.commit_count();
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        let ready = Patch::Merge(json!({"status": {"phase": "Ready"}}));
+        let patched = api.patch_status("good", &PatchParams::default(), &ready).await.unwrap();
+        assert_eq!(patched.data["status"]["phase"], "Ready");
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn what_a_person_commits_is_served_defaulted_and_ratcheted() {
+    within(90, async {
+        let remote = Remote::new();
+        // Committed without the defaulted fields, and with a size the schema refuses.
+        let person = "apiVersion: example.com/v1\nkind: Sprocket\nmetadata:\n  name: old\n  namespace: default\n\
+                      spec:\n  size: 0 # too small, but it is what was agreed\n  teeth:\n  - name: a\n";
+        remote.commit(&[("crds/sprockets.yaml", Some(SPROCKETS)), ("sprockets/old.yaml", Some(person))], "by hand");
+        let store = open(&remote).await;
+        established(store.client(), "sprockets.example.com").await;
+        let api = sprockets(store.client());
+
+        // Served as committed, with the defaults apiextensions applies on read; the file untouched.
+        let served = api.get("old").await.unwrap();
+        assert_eq!(served.data["spec"], json!({"size": 0, "mode": "fast", "teeth": [{"name": "a", "depth": 2}]}));
+        assert_eq!(remote.must_file("sprockets/old.yaml"), person);
+
+        // A write that leaves the invalid value as it is goes through (ratcheting)...
+        let label = Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}}));
+        api.patch("old", &PatchParams::default(), &label).await.unwrap();
+        assert!(remote.must_file("sprockets/old.yaml").contains("team: a"));
+        // ...one that changes it to another invalid value does not.
+        let commits = remote.commit_count();
+        let worse = Patch::Merge(json!({"spec": {"size": -1}}));
+        let refused = status_of(api.patch("old", &PatchParams::default(), &worse).await);
+        assert_eq!(
+            causes(&refused),
+            ["spec.size: Invalid value: -1: spec.size in body should be greater than or equal to 1"]
+        );
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        store.close().await.unwrap();
+    })
+    .await;
+}
