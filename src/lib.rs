@@ -291,6 +291,16 @@ impl GitStore {
                     problems: errors.into_iter().map(|e| (e.line, e.message)).collect(),
                 })
                 .collect(),
+            invalid_objects: store
+                .invalid_objects()
+                .into_iter()
+                .map(|(key, location, problems)| InvalidObject {
+                    object: key.to_string(),
+                    path: location.path.to_string(),
+                    document: location.doc as usize + 1,
+                    problems,
+                })
+                .collect(),
         }
     }
 
@@ -316,6 +326,21 @@ pub struct Report {
     pub unknown_documents: usize,
     /// Files with documents that do not parse, skipped.
     pub invalid_files: Vec<InvalidFile>,
+    /// Objects served as committed although admission would refuse them.
+    pub invalid_objects: Vec<InvalidObject>,
+}
+
+/// An object a person committed that fails its type's validation (it is served all the same).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidObject {
+    /// The object (`example.com/Widget default/a`).
+    pub object: String,
+    /// The file it is in, relative to the subdirectory.
+    pub path: String,
+    /// Which document of the file (from 1).
+    pub document: usize,
+    /// What is wrong, as kube-apiserver words it (`spec.size: Invalid value: 0: …`).
+    pub problems: Vec<String>,
 }
 
 /// A file with documents that do not parse.

@@ -170,6 +170,15 @@ async fn what_a_person_commits_is_served_defaulted_and_ratcheted() {
         let served = api.get("old").await.unwrap();
         assert_eq!(served.data["spec"], json!({"size": 0, "mode": "fast", "teeth": [{"name": "a", "depth": 2}]}));
         assert_eq!(remote.must_file("sprockets/old.yaml"), person);
+        // Reported: the object, its file and document, and what admission would say.
+        let report = store.report();
+        assert_eq!(report.invalid_objects.len(), 1, "{report:?}");
+        let invalid = &report.invalid_objects[0];
+        assert_eq!((invalid.path.as_str(), invalid.document), ("sprockets/old.yaml", 1));
+        assert_eq!(
+            invalid.problems,
+            ["spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"]
+        );
 
         // A write that leaves the invalid value as it is goes through (ratcheting)...
         let label = Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}}));
@@ -185,6 +194,94 @@ async fn what_a_person_commits_is_served_defaulted_and_ratcheted() {
         );
         store.sync().await.unwrap();
         assert_eq!(remote.commit_count(), commits, "nothing committed");
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+const GEARS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gears.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gears, kind: Gear}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                replicas: {type: integer}
+                maxReplicas: {type: integer}
+              x-kubernetes-validations:
+                - rule: self.replicas <= self.maxReplicas
+                  messageExpression: "'replicas (' + string(self.replicas) + ') must not exceed ' + string(self.maxReplicas)"
+                - rule: self.replicas >= oldSelf.replicas
+                  message: gears never scale down
+                  fieldPath: .replicas
+                  reason: FieldValueForbidden
+"#;
+
+#[tokio::test]
+async fn cel_rules_and_crds_apiextensions_refuses() {
+    within(90, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let crds: Api<CustomResourceDefinition> = Api::all(store.client());
+        let commits = remote.commit_count();
+
+        // A CRD whose rule does not compile, or whose schema is not structural: 422, nothing committed.
+        let mut broken: CustomResourceDefinition = serde_saphyr::from_str(GEARS).unwrap();
+        let mut schema = serde_json::to_value(&broken.spec.versions[0].schema).unwrap();
+        schema["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"][0]["rule"] =
+            json!("self.replicas <=");
+        schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["untyped"] = json!({"description": "no type"});
+        broken.spec.versions[0].schema = serde_json::from_value(schema).unwrap();
+        let status = status_of(crds.create(&PostParams::default(), &broken).await);
+        assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+        let fields: Vec<String> = status.details.unwrap().causes.into_iter().map(|c| c.field).collect();
+        let at = "spec.versions[0].schema.openAPIV3Schema.properties[spec]";
+        assert_eq!(
+            fields,
+            [format!("{at}.x-kubernetes-validations[0].rule"), format!("{at}.properties[untyped].type")]
+        );
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+
+        let gears: CustomResourceDefinition = serde_saphyr::from_str(GEARS).unwrap();
+        crds.create(&PostParams::default(), &gears).await.unwrap();
+        established(store.client(), "gears.example.com").await;
+        let gvk = GroupVersionKind::gvk("example.com", "v1", "Gear");
+        let api: Api<DynamicObject> = Api::namespaced_with(store.client(), "default", &ApiResource::from_gvk(&gvk));
+        let gear = |replicas: i64| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Gear",
+                "metadata": {"name": "g", "namespace": "default"}, "spec": {"replicas": replicas, "maxReplicas": 5}}))
+            .unwrap()
+        };
+        let commits = remote.commit_count();
+        let refused = status_of(api.create(&PostParams::default(), &gear(6)).await);
+        assert_eq!(causes(&refused), ["spec: Invalid value: \"object\": replicas (6) must not exceed 5"]);
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+
+        // The transition rule holds on updates only.
+        api.create(&PostParams::default(), &gear(3)).await.unwrap();
+        let down = Patch::Merge(json!({"spec": {"replicas": 2}}));
+        let refused = status_of(api.patch("g", &PatchParams::default(), &down).await);
+        assert_eq!(causes(&refused), ["spec.replicas: Forbidden: gears never scale down"]);
+        let refused = refused.details.unwrap();
+        assert_eq!(refused.causes[0].reason, "FieldValueForbidden");
+        let up = Patch::Merge(json!({"spec": {"replicas": 4}}));
+        assert_eq!(api.patch("g", &PatchParams::default(), &up).await.unwrap().data["spec"]["replicas"], 4);
+        assert!(remote.must_file("default/gears.example.com/g.yaml").contains("replicas: 4"));
         store.close().await.unwrap();
     })
     .await;

@@ -136,11 +136,13 @@ impl std::fmt::Debug for Contents {
 impl Collector for Contents {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.stores.iter().map(|s| s.stats());
-        let (objects, invalid, unknown) =
-            stats.fold((0, 0, 0), |(o, i, u), s| (o + s.objects, i + s.invalid_files, u + s.unknown_documents));
+        let (objects, invalid, unknown, rejected) = stats.fold((0, 0, 0, 0), |(o, i, u, r), s| {
+            (o + s.objects, i + s.invalid_files, u + s.unknown_documents, r + s.invalid_objects)
+        });
         let lag = self.metrics.loops().values().map(|h| now() - h.last_sync).max().unwrap_or_default();
-        let gauges: [(&str, &str, i64); 4] = [
+        let gauges: [(&str, &str, i64); 5] = [
             ("objects", "objects served", objects as i64),
+            ("invalid_objects", "objects served as committed that fail their type's validation", rejected as i64),
             ("invalid_files", "files with documents that do not parse (skipped)", invalid as i64),
             ("unknown_kind_documents", "documents whose kind is not served yet", unknown as i64),
             ("sync_lag_seconds", "seconds since the store last matched the remote", lag),

@@ -3,9 +3,9 @@
 //! and stores nothing.
 
 use gitbacked_core::registry::{crd_group_kind, split_api_version};
-use gitbacked_core::schema::Node;
+use gitbacked_core::schema::{Node, schema_errors};
 use gitbacked_core::storage::{Mutation, Storage};
-use gitbacked_core::{ApiResult, ObjectKey, ResourceType, StatusError, StoredObject};
+use gitbacked_core::{ApiResult, FieldError, ObjectKey, ResourceType, StatusError, StoredObject};
 use serde_json::Value;
 
 /// The largest Event kept: etcd's default request limit (`--max-request-bytes`, 1.5 MiB), which
@@ -81,13 +81,28 @@ fn check_types(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiRe
     }
 }
 
-/// Refuses (422) a CustomResourceDefinition that does not describe a type that can be served, or
-/// that would take the place of a built-in type.
+/// Refuses (422) a CustomResourceDefinition that does not describe a type that can be served,
+/// that would take the place of a built-in type, or whose schemas apiextensions refuses.
 fn admit_crd(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiResult<()> {
     debug_assert_eq!(key.gk, crd_group_kind());
     let mut registry = (*storage.registry()).clone();
     registry.remove_crd(&key.name);
-    registry.apply_crd(content).map(drop).map_err(|e| e.to_status(&key.name))
+    registry.apply_crd(content).map_err(|e| e.to_status(&key.name))?;
+    let versions = content.pointer("/spec/versions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut errors = Vec::new();
+    for (i, version) in versions.iter().enumerate() {
+        let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
+        match version.pointer("/schema/openAPIV3Schema") {
+            Some(schema) => errors.extend(schema_errors(schema, &path)),
+            None => errors.push(FieldError::required(path, "schemas are required")),
+        }
+    }
+    match errors.is_empty() {
+        true => Ok(()),
+        false => {
+            Err(StatusError::invalid_fields("CustomResourceDefinition", "apiextensions.k8s.io", &key.name, &errors))
+        }
+    }
 }
 
 /// Refuses an Event larger than etcd would store (413), and a new-style Event (with an

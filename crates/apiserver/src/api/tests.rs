@@ -255,9 +255,10 @@ async fn a_crd_is_served_with_the_status_apiextensions_would_give_it() {
     let (api, _) = api();
     let t = target(&api, "apiextensions.k8s.io", "v1", "customresourcedefinitions", None);
     let crd = |name: &str, plural: &str, kind: &str| {
+        let schema = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}});
         json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": name},
             "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": plural, "kind": kind, "shortNames": ["wd"]},
-                "versions": [{"name": "v1beta1", "served": true, "storage": false}, {"name": "v1", "served": true, "storage": true}]},
+                "versions": [{"name": "v1beta1", "served": true, "storage": false, "schema": schema}, {"name": "v1", "served": true, "storage": true, "schema": schema}]},
             "status": {"conditions": [{"type": "Established", "status": "False"}]}})
     };
     let created = create(&api, &t, crd("widgets.example.com", "widgets", "Widget")).await;

@@ -8,7 +8,7 @@ mod cel;
 mod structural;
 mod validate;
 
-pub use cel::rule_errors;
+pub use structural::schema_errors;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -39,6 +39,26 @@ const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 /// The OpenAPI name of the built-in schema of a group, version and kind.
 pub fn builtin_name(group: &str, version: &str, kind: &str) -> Option<&'static str> {
     BY_GVK.get(&(group.to_string(), version.to_string(), kind.to_string())).map(String::as_str)
+}
+
+/// What admission would refuse in `content`, an object of `rt` as stored: for a custom resource
+/// its schema's violations once defaulted, for a built-in object the values of the wrong type.
+/// Objects a person committed are served regardless; this is what is reported about them.
+pub fn violations(rt: &ResourceType, content: &Value) -> Vec<crate::FieldError> {
+    let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let (_, version) = crate::registry::split_api_version(api_version);
+    let Some(schema) = Node::of(rt, version) else { return Vec::new() };
+    if rt.crd.is_none() {
+        let mismatches = schema.type_mismatches(content).into_iter().map(|m| {
+            let field = m.path.trim_start_matches('.').to_string();
+            let detail = format!("{field} in body must be of type {}: {:?}", m.expected, m.found);
+            crate::FieldError { field, kind: crate::field::FieldErrorType::TypeInvalid(Value::from(m.found)), detail }
+        });
+        return mismatches.collect();
+    }
+    let mut defaulted = content.clone();
+    schema.apply_defaults(&mut defaulted);
+    schema.validate(&defaulted, None)
 }
 
 /// A position in a schema. References are resolved when moving to a field or an item.

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{BUILTIN, Node, OBJECT_META};
+use crate::field::FieldError;
 
 impl Node<'_> {
     /// Removes the fields of `value` that a structural schema does not declare, where it does not
@@ -142,6 +143,71 @@ fn fill(map: &mut Map<String, Value>, name: &str, node: &Node<'_>) {
     }
 }
 
+/// What apiextensions refuses in a CRD version's `openAPIV3Schema` (at `path`): nodes without a
+/// type, `uniqueItems`, `additionalProperties: false`, patterns that do not compile, defaults the
+/// schema itself refuses, CEL rules that do not compile.
+pub fn schema_errors(schema: &Value, path: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let root = Node { value: schema, root: true, structural: true };
+    root.collect_schema_errors(path, "", 0, &mut errors);
+    errors
+}
+
+impl Node<'_> {
+    fn collect_schema_errors(&self, path: &str, context: &str, depth: usize, errors: &mut Vec<FieldError>) {
+        if depth > crate::limits::MAX_DEPTH {
+            errors.push(FieldError::forbidden(path, "the schema is nested too deeply"));
+            return;
+        }
+        let typed = self.str("type").is_some_and(|t| !t.is_empty());
+        let free = self.flag("x-kubernetes-preserve-unknown-fields") || self.flag("x-kubernetes-int-or-string");
+        if self.root && self.str("type") != Some("object") {
+            errors.push(FieldError::required(format!("{path}.type"), "must be object at the root"));
+        } else if !typed && !free {
+            errors.push(FieldError::required(
+                format!("{path}.type"),
+                format!("must not be empty for specified {context}"),
+            ));
+        }
+        if self.flag("uniqueItems") {
+            let detail = "uniqueItems cannot be set to true since the runtime complexity becomes quadratic";
+            errors.push(FieldError::forbidden(format!("{path}.uniqueItems"), detail));
+        }
+        if self.value.get("additionalProperties") == Some(&Value::Bool(false)) {
+            errors.push(FieldError::forbidden(format!("{path}.additionalProperties"), "must not be false"));
+        }
+        if let Some(pattern) = self.str("pattern")
+            && super::validate::matches_pattern(pattern, "").is_none()
+        {
+            let detail = "must be a valid regular expression, but isn't";
+            errors.push(FieldError::invalid(format!("{path}.pattern"), Value::String(pattern.into()), detail));
+        }
+        if let Some(default) = self.value.get("default") {
+            let mut refused = Vec::new();
+            Node { root: false, ..*self }.check(default, None, "default", &mut refused);
+            for e in refused {
+                errors.push(FieldError::invalid(format!("{path}.default"), default.clone(), e.body()));
+            }
+        }
+        super::cel::rule_errors(self.value, path, errors);
+        for (key, child) in self.properties().into_iter().flatten() {
+            self.child(child).collect_schema_errors(
+                &format!("{path}.properties[{key}]"),
+                "object fields",
+                depth + 1,
+                errors,
+            );
+        }
+        if let Some(items) = self.value.get("items").filter(|v| v.is_object()) {
+            self.child(items).collect_schema_errors(&format!("{path}.items"), "array items", depth + 1, errors);
+        }
+        if let Some(values) = self.value.get("additionalProperties").filter(|v| v.is_object()) {
+            let at = format!("{path}.additionalProperties");
+            self.child(values).collect_schema_errors(&at, "additionalProperties", depth + 1, errors);
+        }
+    }
+}
+
 /// Keeps the fields of ObjectMeta, as decoding into it does.
 fn prune_metadata(metadata: &mut Value, path: &str, pruned: &mut Vec<String>) {
     let Some(known) = BUILTIN.get(OBJECT_META).and_then(|m| m.get("properties")).and_then(Value::as_object) else {
@@ -199,5 +265,27 @@ mod tests {
         assert!(!builtin.has_defaults());
         let mut cm = json!({"data": {"a": "b"}, "bogus": 1});
         assert!(builtin.prune(&mut cm).is_empty());
+    }
+
+    #[test]
+    fn schemas_apiextensions_refuses() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "untyped": {"description": "no type"},
+            "tags": {"type": "array", "uniqueItems": true, "items": {"type": "string", "pattern": "(unclosed"}},
+            "size": {"type": "integer", "minimum": 1, "default": 0},
+            "free": {"x-kubernetes-preserve-unknown-fields": true},
+            "port": {"x-kubernetes-int-or-string": true}},
+            "x-kubernetes-validations": [{"rule": "self.size >"}]}}});
+        let errors: Vec<String> = super::schema_errors(&schema, "s").iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+        for expected in [
+            "s.properties[spec].x-kubernetes-validations[0].rule: Invalid value: \"self.size >\": compilation failed",
+            "s.properties[spec].properties[untyped].type: Required value: must not be empty for specified object fields",
+            "s.properties[spec].properties[tags].uniqueItems: Forbidden",
+            "s.properties[spec].properties[tags].items.pattern: Invalid value: \"(unclosed\"",
+            "s.properties[spec].properties[size].default: Invalid value: 0: Invalid value: 0: default in body should be greater than or equal to 1",
+        ] {
+            assert!(errors.iter().any(|e| e.starts_with(expected)), "{expected} not in {errors:#?}");
+        }
     }
 }

@@ -24,7 +24,7 @@ impl Node<'_> {
         errors
     }
 
-    fn check(&self, value: &Value, old: Option<&Value>, path: &str, errors: &mut Vec<FieldError>) {
+    pub(super) fn check(&self, value: &Value, old: Option<&Value>, path: &str, errors: &mut Vec<FieldError>) {
         if old == Some(value) {
             return;
         }
@@ -222,7 +222,8 @@ impl Node<'_> {
         for required in self.value.get("required").and_then(Value::as_array).into_iter().flatten() {
             let Some(name) = required.as_str() else { continue };
             let unchanged = old.is_some_and(|o| !o.contains_key(name));
-            if !map.contains_key(name) && !unchanged && !(whole_object && name == "metadata") {
+            let exempt = unchanged || (whole_object && name == "metadata");
+            if !map.contains_key(name) && !exempt {
                 errors.push(FieldError::required(child_path(name), ""));
             }
         }
@@ -397,7 +398,7 @@ fn is_date_time(s: &str) -> bool {
 
 fn is_base64(s: &str) -> bool {
     let trimmed = s.trim_end_matches('=');
-    s.len() % 4 == 0
+    s.len().is_multiple_of(4)
         && s.len() - trimmed.len() <= 2
         && trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }

@@ -391,6 +391,7 @@ impl State {
         match (before, winner) {
             (None, None) => None,
             (Some(old), None) => {
+                self.rejected.remove(&key);
                 self.remove(&key);
                 let object = Arc::new(old.at_revision(resource_version));
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
@@ -418,6 +419,9 @@ impl State {
                         }
                     }
                 };
+                if kind.is_some() {
+                    self.record_violations(&key, &location, &content);
+                }
                 let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
                 self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
@@ -426,6 +430,19 @@ impl State {
                 Some(stored)
             }
         }
+    }
+
+    /// Remembers (and logs) what admission would refuse in an object a commit brought, or forgets
+    /// that it had any. The object is served either way: git is the truth.
+    fn record_violations(&mut self, key: &ObjectKey, location: &Location, content: &Value) {
+        let found = violations(&self.registry, key, content);
+        if found.is_empty() {
+            self.rejected.remove(key);
+            return;
+        }
+        warn!(object = %key, file = %location.path, document = location.doc + 1, problems = ?found,
+            "a committed object fails validation; it is served as committed");
+        self.rejected.insert(key.clone(), (location.clone(), found));
     }
 
     /// Adds, changes or removes the type a CRD defines; returns whether the registry changed.
@@ -496,15 +513,18 @@ fn group_kind(json: &str) -> GroupKind {
 
 /// The `Value` of a document the store serialized itself.
 /// Whether `content` is a valid object of its kind as far as claims are weighed: a CRD must describe
-/// a type that can be served, a built-in object's values must have its schema's types.
+/// a type that can be served, any other object must pass its schema.
 fn valid(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> bool {
     if key.gk == crd_group_kind() {
         return gitbacked_core::registry::crd_resource_type(content).is_ok();
     }
-    let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_none()) else { return true };
-    let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let (_, version) = gitbacked_core::registry::split_api_version(api_version);
-    gitbacked_core::schema::Node::of(rt, version).is_none_or(|schema| schema.type_mismatches(content).is_empty())
+    violations(registry, key, content).is_empty()
+}
+
+/// What admission would refuse in an object (see [`gitbacked_core::schema::violations`]).
+fn violations(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
+    let Some(rt) = registry.by_kind(&key.gk) else { return Vec::new() };
+    gitbacked_core::schema::violations(rt, content).iter().map(ToString::to_string).collect()
 }
 
 fn parse_json(json: &str) -> Value {

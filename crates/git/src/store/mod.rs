@@ -56,6 +56,8 @@ pub(crate) struct State {
     files: HashMap<Arc<str>, Vec<Claim>>,
     unknown: BTreeMap<Location, Box<str>>,
     invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
+    /// Objects served that fail their type's validation: where they are, and what is wrong.
+    rejected: BTreeMap<ObjectKey, (Location, Vec<String>)>,
     log: WatchLog,
     tip: Option<ObjectId>,
     seq: u64,
@@ -70,6 +72,8 @@ pub struct Stats {
     pub invalid_files: usize,
     /// Documents whose kind is not known (waiting for a CRD).
     pub unknown_documents: usize,
+    /// Objects served that fail their type's validation.
+    pub invalid_objects: usize,
 }
 
 /// The in-memory object store. Readers take a short read lock; the sync loop is the only git writer.
@@ -89,6 +93,7 @@ impl Store {
             files: HashMap::new(),
             unknown: BTreeMap::new(),
             invalid: BTreeMap::new(),
+            rejected: BTreeMap::new(),
             log: WatchLog::new(log_capacity),
             tip: None,
             seq: 0,
@@ -191,12 +196,19 @@ impl Store {
             objects: state.objects.values().map(BTreeMap::len).sum(),
             invalid_files: state.invalid.len(),
             unknown_documents: state.unknown.len(),
+            invalid_objects: state.rejected.len(),
         }
     }
 
     /// Files that have documents which could not be parsed, with the problems.
     pub fn invalid_files(&self) -> Vec<(String, Vec<DocumentError>)> {
         self.read().invalid.iter().map(|(p, e)| (p.to_string(), e.clone())).collect()
+    }
+
+    /// Objects served that fail their type's validation: the object, its file and document, and
+    /// the problems as kube-apiserver would word them.
+    pub fn invalid_objects(&self) -> Vec<(ObjectKey, Location, Vec<String>)> {
+        self.read().rejected.iter().map(|(k, (l, p))| (k.clone(), l.clone(), p.clone())).collect()
     }
 
     /// Applies parsed commits (see [`ParsedCommit`]) in order.
