@@ -253,6 +253,7 @@ impl GitStore {
                 events.expire();
             }
         }))];
+        background.push(AbortOnDrop(tokio::spawn(gitbacked_apiserver::crd_finalizer::run(api.clone()))));
         if options.garbage_collector {
             background.push(AbortOnDrop(tokio::spawn(gitbacked_gc::run(api))));
         }

@@ -286,3 +286,61 @@ async fn cel_rules_and_crds_apiextensions_refuses() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_custom_resources_first() {
+    use kube::api::DeleteParams;
+    within(90, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let crds: Api<CustomResourceDefinition> = Api::all(store.client());
+        let gears: CustomResourceDefinition = serde_saphyr::from_str(GEARS).unwrap();
+        crds.create(&PostParams::default(), &gears).await.unwrap();
+        established(store.client(), "gears.example.com").await;
+        let gvk = GroupVersionKind::gvk("example.com", "v1", "Gear");
+        let api: Api<DynamicObject> = Api::namespaced_with(store.client(), "default", &ApiResource::from_gvk(&gvk));
+        let gear = |name: &str, finalizers: Value| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Gear",
+                "metadata": {"name": name, "namespace": "default", "finalizers": finalizers},
+                "spec": {"replicas": 1, "maxReplicas": 5}}))
+            .unwrap()
+        };
+        api.create(&PostParams::default(), &gear("free", json!([]))).await.unwrap();
+        api.create(&PostParams::default(), &gear("held", json!(["example.com/hold"]))).await.unwrap();
+        let held = "default/gears.example.com/held.yaml";
+        assert!(remote.file("default/gears.example.com/free.yaml").is_some() && remote.file(held).is_some());
+
+        // The CRD is marked, served Terminating, and its objects are deleted (commits as usual).
+        let deleting = crds.delete("gears.example.com", &DeleteParams::default()).await.unwrap();
+        let deleting = deleting.left().expect("the CRD, still there");
+        assert!(deleting.metadata.deletion_timestamp.is_some());
+        let conditions = deleting.status.unwrap().conditions.unwrap();
+        assert!(conditions.iter().any(|c| c.type_ == "Terminating" && c.status == "True"), "{conditions:?}");
+        let refused = status_of(api.create(&PostParams::default(), &gear("late", json!([]))).await);
+        assert_eq!((refused.code, refused.reason.as_str()), (405, "MethodNotAllowed"), "{refused:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while remote.file("default/gears.example.com/free.yaml").is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the free gear was not deleted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // One with a finalizer of its own is waited for, and so is the CRD.
+        let waiting = api.get("held").await.unwrap();
+        assert!(waiting.metadata.deletion_timestamp.is_some());
+        assert!(crds.get_opt("gears.example.com").await.unwrap().is_some());
+        let release = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+        api.patch("held", &PatchParams::default(), &release).await.unwrap();
+        while crds.get_opt("gears.example.com").await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the CRD was not removed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.sync().await.unwrap();
+        assert!(remote.files().iter().all(|f| !f.contains("gears")), "{:?}", remote.files());
+
+        // Re-created, it brings nothing back.
+        crds.create(&PostParams::default(), &gears).await.unwrap();
+        established(store.client(), "gears.example.com").await;
+        assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+        store.close().await.unwrap();
+    })
+    .await;
+}

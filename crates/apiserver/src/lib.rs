@@ -5,9 +5,11 @@
 //!   merge, field ownership, tables, discovery, OpenAPI), as [`Api`].
 //! - [`http`]: the axum [`Router`](axum::Router) mapping Kubernetes REST paths onto the [`Api`],
 //!   with health, metrics and the git hosts' webhook ([`http::router`]).
-//! - [`finalizers`]: the finalizers the API itself sets (orphan and foreground deletion).
+//! - [`finalizers`]: the finalizers the API itself sets (orphan and foreground deletion, CRD cleanup).
+//! - [`crd_finalizer`]: deletes the custom resources of a CRD being deleted, then the CRD.
 
 pub mod api;
+pub mod crd_finalizer;
 pub mod finalizers;
 pub mod http;
 

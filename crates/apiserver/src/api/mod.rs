@@ -282,6 +282,7 @@ impl Api {
         };
         meta.insert("name".into(), Value::String(name.clone()));
         let key = self.key_for_body(target, &name, &body)?;
+        self.check_crd_not_terminating(target)?;
         let content = prepare_new(target, &key, body)?;
         let subject = (target.rt.group.clone(), target.rt.plural.clone(), name.clone());
         let mutate = move |current: Option<&StoredObject>| match current {
@@ -413,6 +414,9 @@ impl Api {
         }
         let key = self.key_for_body(target, name, &config)?;
         let created = self.storage.get(&key).is_none();
+        if created {
+            self.check_crd_not_terminating(target)?;
+        }
         let (t, force, k) = (target.clone(), opts.force, key.clone());
         let clock = self.clock.clone();
         let mutate = move |current: Option<&StoredObject>| {
@@ -444,7 +448,11 @@ impl Api {
     pub async fn delete(&self, target: &Target, name: &str, options: &Value, opts: &WriteOptions) -> ApiResult<Reply> {
         let key = target.key(name);
         let t = target.clone();
-        let finalizer = propagation_finalizer(options)?;
+        let mut finalizers: Vec<&str> = propagation_finalizer(options)?.into_iter().collect();
+        // A CRD goes only once its custom resources are gone (see `crd_finalizer`).
+        if key.gk == crd_group_kind() {
+            finalizers.push(crate::finalizers::CUSTOM_RESOURCE_CLEANUP);
+        }
         let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
         let subject_name = name.to_string();
         let clock = self.clock.clone();
@@ -456,10 +464,10 @@ impl Api {
             check_preconditions(&t, current, &check)?;
             let mut content = current.content();
             let meta = metadata_mut(&mut content);
-            if let Some(finalizer) = finalizer {
-                let finalizers = meta.entry("finalizers").or_insert_with(|| Value::Array(Vec::new()));
-                if let Some(list) = finalizers.as_array_mut().filter(|l| !l.iter().any(|f| f == finalizer)) {
-                    list.push(Value::from(finalizer));
+            for finalizer in &finalizers {
+                let list = meta.entry("finalizers").or_insert_with(|| Value::Array(Vec::new()));
+                if let Some(list) = list.as_array_mut().filter(|l| !l.iter().any(|f| f == finalizer)) {
+                    list.push(Value::from(*finalizer));
                 }
             }
             let has_finalizers = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
@@ -498,6 +506,20 @@ impl Api {
         let list = json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind),
             "metadata": {"resourceVersion": self.storage.revision(&target.rt.group_kind()).to_string()}, "items": deleted});
         Ok(Reply::json(200, &list))
+    }
+
+    /// Refuses (405) to create a custom resource while its CRD is being deleted, as apiextensions does.
+    fn check_crd_not_terminating(&self, target: &Target) -> ApiResult<()> {
+        let Some(crd) = &target.rt.crd else { return Ok(()) };
+        let key = ObjectKey { gk: crd_group_kind(), namespace: String::new(), name: crd.clone() };
+        let terminating =
+            self.storage.get(&key).is_some_and(|c| c.value().pointer("/metadata/deletionTimestamp").is_some());
+        match terminating {
+            true => Err(StatusError::method_not_allowed(
+                "create not allowed while custom resource definition is terminating",
+            )),
+            false => Ok(()),
+        }
     }
 
     /// The key of an object sent in a body, checking its namespace against the URL.
