@@ -815,3 +815,87 @@ fn kubectl_waits_for_a_crd_to_be_established() {
     let out = server.kubectl_ok(&["wait", "--for=condition=Established", "crd/widgets.example.com", "--timeout=20s"]);
     assert!(out.contains("condition met"), "{out}");
 }
+
+const PARTS_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: parts.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: parts, kind: Part}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    deprecated: true
+    deprecationWarning: example.com/v1beta1 Part is deprecated; use example.com/v1
+    schema: &schema
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1}
+              color: {type: string, enum: [red, green], default: red}
+            x-kubernetes-validations:
+            - rule: self.size < 10 || self.color == 'green'
+              message: big parts are green
+  - name: v1
+    served: true
+    storage: true
+    schema: *schema
+    selectableFields:
+    - jsonPath: .spec.color
+";
+
+/// Admission of custom resources as kubectl users meet it: kube-apiserver's causes, nothing
+/// committed; a deprecated version warns and every served version serves the object.
+#[test]
+fn kubectl_meets_crd_validation_and_versions() {
+    let server = Server::start();
+    server.kubectl_ok(&["apply", "-f", &server.manifest("crd.yaml", PARTS_CRD)]);
+    server.kubectl_ok(&["wait", "--for=condition=Established", "crd/parts.example.com", "--timeout=20s"]);
+    let commits = server.remote.log().len();
+    let part = |version: &str, spec: &str| {
+        format!("apiVersion: example.com/{version}\nkind: Part\nmetadata:\n  name: p\nspec:\n{spec}")
+    };
+    let err = server.kubectl_fails(&["apply", "-f", &server.manifest("small.yaml", &part("v1", "  size: 0\n"))]);
+    assert!(
+        err.contains("spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"),
+        "{err}"
+    );
+    let err = server.kubectl_fails(&["apply", "-f", &server.manifest("big.yaml", &part("v1", "  size: 12\n"))]);
+    assert!(err.contains("spec: Invalid value: \"object\": big parts are green"), "{err}");
+    // kubectl validates strictly by default: an unknown field is refused.
+    let extra = part("v1", "  size: 3\n  extra: dropped\n");
+    let err = server.kubectl_fails(&["apply", "-f", &server.manifest("extra.yaml", &extra)]);
+    assert!(err.contains("unknown field \"spec.extra\""), "{err}");
+    assert_eq!(server.remote.log().len(), commits, "nothing committed");
+
+    // A deprecated version warns; the object is served at every served version, defaulted, and
+    // without validation the unknown field is pruned.
+    let ok = part("v1beta1", "  size: 3\n  extra: dropped\n");
+    let out = server.kubectl(&["apply", "--validate=false", "-f", &server.manifest("ok.yaml", &ok)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Warning: example.com/v1beta1 Part is deprecated; use example.com/v1"), "{stderr}");
+    let v1 = server.kubectl_ok(&["get", "parts.v1.example.com", "p", "-o", "jsonpath={.apiVersion} {.spec}"]);
+    assert_eq!(v1, r#"example.com/v1 {"color":"red","size":3}"#);
+    let beta = server.kubectl_ok(&["get", "parts.v1beta1.example.com", "p", "-o", "jsonpath={.apiVersion}"]);
+    assert_eq!(beta, "example.com/v1beta1");
+    let file = server.remote.must_file("default/parts.example.com/p.yaml");
+    // (kubectl's last-applied annotation keeps what was sent; the object does not.)
+    assert!(file.contains("\n  color: red") && !file.contains("\n  extra:"), "{file}");
+
+    // selectableFields select, in v1 only.
+    let red = server.kubectl_ok(&["get", "parts.v1.example.com", "--field-selector", "spec.color=red", "-o", "name"]);
+    assert_eq!(red.trim(), "part.example.com/p");
+    let green =
+        server.kubectl_ok(&["get", "parts.v1.example.com", "--field-selector", "spec.color=green", "-o", "name"]);
+    assert_eq!(green.trim(), "");
+    let err = server.kubectl_fails(&["get", "parts.v1beta1.example.com", "--field-selector", "spec.color=red"]);
+    assert!(err.contains("field label not supported: spec.color"), "{err}");
+}

@@ -72,6 +72,10 @@ pub struct ResourceType {
     pub schemas: BTreeMap<String, Value>,
     /// Whether a version's schema declares defaults, which objects read and written get.
     pub defaulted: bool,
+    /// The warning of each deprecated version (`deprecated: true` in its CRD).
+    pub deprecations: BTreeMap<String, String>,
+    /// The CRD's `selectableFields` per version, as field selector names (`spec.color`).
+    pub selectable_fields: BTreeMap<String, Vec<String>>,
     /// Name of the CRD that defines this type, `None` for built-ins.
     pub crd: Option<String>,
 }
@@ -185,6 +189,8 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
             printer_columns: Vec::new(),
             schemas: BTreeMap::new(),
             defaulted: false,
+            deprecations: BTreeMap::new(),
+            selectable_fields: BTreeMap::new(),
             crd: None,
         };
         by_kind.insert(key, rt);
@@ -421,6 +427,17 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
         .iter()
         .filter_map(|v| Some((str_at(v, "/name")?, v.pointer("/schema/openAPIV3Schema")?.clone())))
         .collect();
+    let deprecations = served
+        .iter()
+        .filter(|v| flag(v, "deprecated"))
+        .filter_map(|v| {
+            let version = str_at(v, "/name")?;
+            // apiextensions' text when the CRD gives none.
+            let warning =
+                str_at(v, "/deprecationWarning").unwrap_or_else(|| format!("{group}/{version} {kind} is deprecated"));
+            Some((version, warning))
+        })
+        .collect();
     let mut rt = ResourceType {
         group,
         versions: served.iter().filter_map(|v| str_at(v, "/name")).collect(),
@@ -439,6 +456,15 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
         printer_columns: first.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default(),
         schemas,
         defaulted: false,
+        deprecations,
+        selectable_fields: served
+            .iter()
+            .filter_map(|v| {
+                let fields = v.get("selectableFields")?.as_array()?;
+                let paths = fields.iter().filter_map(|f| f.get("jsonPath")?.as_str());
+                Some((str_at(v, "/name")?, paths.map(|p| p.trim_start_matches('.').to_string()).collect()))
+            })
+            .collect(),
         crd: Some(name.to_string()),
     };
     rt.defaulted = rt.schemas.keys().any(|v| crate::schema::Node::of(&rt, v).is_some_and(|n| n.has_defaults()));

@@ -959,6 +959,8 @@ mod tests {
             printer_columns: Vec::new(),
             schemas: BTreeMap::from([("v1".to_string(), schema)]),
             defaulted: false,
+            deprecations: BTreeMap::new(),
+            selectable_fields: BTreeMap::new(),
             crd: Some("widgets.example.com".into()),
         }
     }

@@ -101,9 +101,12 @@ pub struct Filter {
     namespace: Option<String>,
 }
 
-/// Fields every kind can be selected by, and the extra ones kube-apiserver supports per kind.
-fn supported_fields(target: &Target) -> Vec<&'static str> {
+/// Fields every kind can be selected by, the extra ones kube-apiserver supports per kind, and a
+/// CRD version's `selectableFields`.
+fn supported_fields(target: &Target) -> Vec<&str> {
     let mut fields = vec!["metadata.name", "metadata.namespace"];
+    let selectable = target.rt.selectable_fields.get(&target.version).into_iter().flatten();
+    fields.extend(selectable.map(String::as_str));
     fields.extend_from_slice(match (target.rt.group.as_str(), target.rt.kind.as_str()) {
         ("", "Event") | ("events.k8s.io", "Event") => &[
             "involvedObject.kind",

@@ -33,6 +33,10 @@ fn crd_schema(rt: &ResourceType, version: &str) -> Value {
         );
     }
     schema["x-kubernetes-group-version-kind"] = json!([{"group": rt.group, "version": version, "kind": rt.kind}]);
+    if let Some(fields) = rt.selectable_fields.get(version).filter(|f| !f.is_empty()) {
+        let published: Vec<Value> = fields.iter().map(|f| json!({"fieldPath": f})).collect();
+        schema["x-kubernetes-selectable-fields"] = Value::Array(published);
+    }
     schema
 }
 

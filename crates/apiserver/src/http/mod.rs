@@ -126,13 +126,17 @@ fn reply_response(reply: Reply, content_type: &str) -> Response {
     let status = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, [(header::CONTENT_TYPE, content_type.to_string())], reply.body).into_response();
     for warning in reply.warnings {
-        // RFC 7234 warn-code 299 "miscellaneous persistent warning", as kube-apiserver sends.
-        let text = format!("299 - \"{}\"", warning.replace('\\', "\\\\").replace('"', "\\\""));
-        if let Ok(value) = header::HeaderValue::from_str(&text) {
+        if let Ok(value) = warning_header(&warning) {
             response.headers_mut().append(header::WARNING, value);
         }
     }
     response
+}
+
+/// A `Warning` header: RFC 7234 warn-code 299 "miscellaneous persistent warning", as kube-apiserver
+/// sends.
+fn warning_header(text: &str) -> Result<header::HeaderValue, header::InvalidHeaderValue> {
+    header::HeaderValue::from_str(&format!("299 - \"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
 }
 
 fn error_response(e: &StatusError) -> Response {
@@ -380,19 +384,23 @@ fn subresource(target: &Target, name: Option<&str>) -> ApiResult<Option<Subresou
 
 async fn resource(State(state): State<AppState>, req: Request) -> Response {
     let started = std::time::Instant::now();
-    let mut verb = Verb { name: "unknown", resource: String::new() };
-    let response = match serve(&state, req, &mut verb).await {
+    let mut verb = Verb { name: "unknown", resource: String::new(), warning: None };
+    let mut response = match serve(&state, req, &mut verb).await {
         Ok(response) => response,
         Err(e) => error_response(&e),
     };
+    if let Some(value) = verb.warning.as_deref().and_then(|w| warning_header(w).ok()) {
+        response.headers_mut().append(header::WARNING, value);
+    }
     state.metrics.request(verb.name, &verb.resource, response.status().as_u16(), started.elapsed());
     response
 }
 
-/// What a request did, for metrics.
+/// What a request did, for metrics, and the deprecation warning of the version it used.
 struct Verb {
     name: &'static str,
     resource: String,
+    warning: Option<String>,
 }
 
 async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Response> {
@@ -409,6 +417,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
     };
     verb.resource = resource.to_string();
     let target = api.target(path.group, path.version, resource, path.namespace)?;
+    verb.warning = target.rt.deprecations.get(&target.version).cloned();
     let method = req.method().clone();
     let mut verb_allowed = |name: &'static str| {
         verb.name = name;
