@@ -869,10 +869,56 @@ fn validate_metadata(target: &Target, name: &str, meta: &Map<String, Value>) -> 
     }
     match meta.get("finalizers") {
         None | Some(Value::Null) => {}
-        Some(Value::Array(f)) if f.iter().all(Value::is_string) => {}
+        Some(Value::Array(f)) if f.iter().all(Value::is_string) => {
+            for (i, finalizer) in f.iter().filter_map(Value::as_str).enumerate() {
+                if let Err(why) = validate_qualified_name(finalizer) {
+                    causes.push(invalid(format!("metadata.finalizers[{i}]"), finalizer, why));
+                }
+            }
+        }
         Some(_) => causes.push(("metadata.finalizers".into(), "Invalid value: must be a list of strings".into())),
     }
+    causes.extend(owner_reference_causes(meta.get("ownerReferences")));
     if causes.is_empty() { Ok(()) } else { Err(StatusError::invalid(&target.rt.kind, &target.rt.group, name, causes)) }
+}
+
+/// What kube-apiserver refuses in `metadata.ownerReferences`: empty apiVersion, kind, name or uid,
+/// and more than one controller.
+fn owner_reference_causes(refs: Option<&Value>) -> Vec<(String, String)> {
+    let refs = match refs {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(refs)) => refs,
+        Some(_) => return vec![("metadata.ownerReferences".into(), "Invalid value: must be a list".into())],
+    };
+    let mut causes = Vec::new();
+    for r in refs {
+        for (field, what) in [("apiVersion", "version"), ("kind", "kind"), ("name", "name"), ("uid", "uid")] {
+            if r.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                causes.push((
+                    format!("metadata.ownerReferences.{field}"),
+                    format!("Invalid value: \"\": {what} must not be empty"),
+                ));
+            }
+        }
+    }
+    let controllers: Vec<String> = refs
+        .iter()
+        .filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.get("kind").and_then(Value::as_str).unwrap_or_default(),
+                r.get("name").and_then(Value::as_str).unwrap_or_default()
+            )
+        })
+        .collect();
+    if controllers.len() > 1 {
+        causes.push((
+            "metadata.ownerReferences".into(),
+            format!("Invalid value: Only one reference can have Controller set to true. Found \"true\" in references for {}", controllers.join(" and ")),
+        ));
+    }
+    causes
 }
 
 /// Puts apiVersion, kind and metadata first, as the apiserver writes objects.

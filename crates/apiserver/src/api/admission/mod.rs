@@ -1,6 +1,11 @@
 //! Admission: the checks of a type that a decided write must pass before anything is stored,
 //! after the generic ones (names, metadata, preconditions). A refused write answers a `Status`
 //! and stores nothing.
+//!
+//! Custom resources are pruned, defaulted and validated with their CRD's schema (see
+//! `gitbacked_core::schema`); built-in kinds with the validations of [`builtin`].
+
+mod builtin;
 
 use gitbacked_core::registry::{crd_group_kind, split_api_version};
 use gitbacked_core::schema::{Node, schema_errors};
@@ -33,6 +38,9 @@ pub(crate) fn admit(
         admit_custom_resource(rt, key, current, content)?;
     }
     check_types(storage, key, content)?;
+    if let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_none()) {
+        admit_builtin(rt, key, current, content)?;
+    }
     match (key.gk.group.as_str(), key.gk.kind.as_str()) {
         ("apiextensions.k8s.io", "CustomResourceDefinition") => admit_crd(storage, key, content),
         ("" | "events.k8s.io", "Event") => admit_event(key, content),
@@ -59,6 +67,24 @@ fn admit_custom_resource(
         return Ok(());
     }
     Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors))
+}
+
+/// Refuses a built-in object with a resource quantity that does not parse (400, as the decoder
+/// does), or that fails its kind's validations (422).
+fn admit_builtin(rt: &ResourceType, key: &ObjectKey, current: Option<&StoredObject>, content: &Value) -> ApiResult<()> {
+    if builtin::bad_quantity(key, content).is_some() {
+        let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
+        return Err(StatusError::bad_request(format!(
+            "{kind} in version {version:?} cannot be handled as a {kind}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            kind = rt.kind
+        )));
+    }
+    let old = current.map(StoredObject::content);
+    let errors = builtin::validate(key, content, old.as_ref());
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors)),
+    }
 }
 
 /// Refuses (400) a built-in object with a value a typed client could not decode (`data: 5` in a
