@@ -344,3 +344,82 @@ async fn deleting_a_crd_deletes_its_custom_resources_first() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn built_in_objects_are_validated_as_kube_apiserver_validates_them() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+    within(90, async {
+        let remote = Remote::new();
+        // A person's Deployment without an image: served, and still scalable.
+        let person = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: by-hand\n  namespace: default\nspec:\n  \
+                      selector:\n    matchLabels: {app: a}\n  template:\n    metadata:\n      labels: {app: a}\n    spec:\n      \
+                      containers:\n      - name: a\n";
+        remote.commit(&[("apps/by-hand.yaml", Some(person))], "by hand");
+        let store = open(&remote).await;
+        let client = store.client();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let commits = remote.commit_count();
+        let deployment = |app: &str, labels: &str, image: Option<&str>| -> Deployment {
+            serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {
+                "selector": {"matchLabels": {"app": app}},
+                "template": {"metadata": {"labels": {"app": labels}}, "spec": {"containers": [{"name": "web", "image": image}]}}}}))
+            .unwrap()
+        };
+        let refused = status_of(deployments.create(&PostParams::default(), &deployment("web", "api", None)).await);
+        assert_eq!((refused.code, refused.reason.as_str()), (422, "Invalid"), "{refused:?}");
+        assert_eq!(
+            causes(&refused),
+            [
+                "spec.template.spec.containers[0].image: Required value",
+                "spec.template.metadata.labels: Invalid value: {\"app\":\"api\"}: `selector` does not match template `labels`",
+            ]
+        );
+        let services: Api<Service> = Api::namespaced(client.clone(), "default");
+        let service: Service = serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 0}]}})).unwrap();
+        let refused = status_of(services.create(&PostParams::default(), &service).await);
+        assert_eq!(causes(&refused), ["spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"]);
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i",
+            "resources": {"limits": {"memory": "lots"}}}]}}))
+        .unwrap();
+        let refused = status_of(pods.create(&PostParams::default(), &pod).await);
+        assert_eq!((refused.code, refused.reason.as_str()), (400, "BadRequest"), "{refused:?}");
+        assert!(refused.message.contains("quantities must match the regular expression"), "{}", refused.message);
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+        let meta = |extra: Value| -> ConfigMap {
+            serde_json::from_value(json!({"metadata": extra, "data": {"k": "v"}})).unwrap()
+        };
+        let bad_finalizer = status_of(configmaps.create(&PostParams::default(), &meta(json!({"name": "f", "finalizers": ["not a name"]}))).await);
+        assert_eq!(bad_finalizer.details.unwrap().causes[0].field, "metadata.finalizers[0]");
+        let owner = json!({"name": "o", "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": ""}]});
+        let bad_owner = status_of(configmaps.create(&PostParams::default(), &meta(owner)).await);
+        assert_eq!(causes(&bad_owner), ["metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty"]);
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+
+        // Immutable fields.
+        deployments.create(&PostParams::default(), &deployment("web", "web", Some("nginx"))).await.unwrap();
+        let moved = Patch::Merge(json!({"spec": {"selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {"app": "api"}}}}}));
+        let refused = status_of(deployments.patch("web", &PatchParams::default(), &moved).await);
+        assert_eq!(causes(&refused), ["spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"api\"}}: field is immutable"]);
+        let mut frozen = meta(json!({"name": "frozen"}));
+        frozen.immutable = Some(true);
+        configmaps.create(&PostParams::default(), &frozen).await.unwrap();
+        let thaw = Patch::Merge(json!({"data": {"k": "changed"}}));
+        let refused = status_of(configmaps.patch("frozen", &PatchParams::default(), &thaw).await);
+        assert_eq!(causes(&refused), ["data: Forbidden: field is immutable when `immutable` is set"]);
+        let commits = remote.commit_count();
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        assert!(remote.must_file("default/configmaps/frozen.yaml").contains("k: v"));
+
+        // The person's Deployment is scaled although it has no image: that is not what changed.
+        let scale = Patch::Merge(json!({"spec": {"replicas": 3}}));
+        deployments.patch("by-hand", &PatchParams::default(), &scale).await.unwrap();
+        assert!(remote.must_file("apps/by-hand.yaml").contains("replicas: 3"));
+        store.close().await.unwrap();
+    })
+    .await;
+}
