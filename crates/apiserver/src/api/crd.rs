@@ -1,6 +1,7 @@
 //! The status of CustomResourceDefinitions, as apiextensions-apiserver maintains it:
 //! `acceptedNames`, `storedVersions` and the conditions `NamesAccepted` and `Established`
-//! (`Terminating` while the CRD is being deleted).
+//! (`NonStructuralSchema` for a committed CRD whose schema is not structural, `Terminating` while
+//! the CRD is being deleted).
 //!
 //! It is derived whenever a CRD is served, from the CRD's spec and the types the registry serves,
 //! never stored in git: every process reading the same history derives the same status, across
@@ -9,6 +10,7 @@
 
 use gitbacked_core::Registry;
 use gitbacked_core::registry::crd_resource_type;
+use gitbacked_core::schema::schema_errors;
 use serde_json::{Value, json};
 
 /// The status of the CRD `crd` (its spec and metadata as stored) given the served types.
@@ -48,6 +50,23 @@ pub(super) fn status(registry: &Registry, crd: &Value) -> Value {
             condition("Established", false, "NotAccepted", "not all names are accepted".into()),
         ]
     };
+    // A schema that is not structural (a committed CRD: the API refuses them) is served, and said.
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let violations: Vec<String> = versions
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| Some((i, v.pointer("/schema/openAPIV3Schema")?)))
+        .flat_map(|(i, schema)| schema_errors(schema, &format!("spec.versions[{i}].schema.openAPIV3Schema")))
+        .filter(|e| {
+            e.field.ends_with(".type")
+                || e.field.ends_with(".uniqueItems")
+                || e.field.ends_with(".additionalProperties")
+        })
+        .map(|e| e.to_string())
+        .collect();
+    if !violations.is_empty() {
+        conditions.push(condition("NonStructuralSchema", true, "Violations", violations.join(", ")));
+    }
     if let Some(deleted) = crd.pointer("/metadata/deletionTimestamp") {
         conditions.push(json!({"type": "Terminating", "status": "True", "lastTransitionTime": deleted,
             "reason": "InstanceDeletionInProgress", "message": "CustomResource deletion is in progress"}));
@@ -65,4 +84,29 @@ pub(super) fn status(registry: &Registry, crd: &Value) -> Value {
         "storedVersions": storage.into_iter().collect::<Vec<_>>(),
         "conditions": conditions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_that_is_not_structural_is_said_so() {
+        let crd = json!({"metadata": {"name": "widgets.example.com", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
+                "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                    "type": "object", "properties": {"spec": {"description": "no type"}}}}}]}});
+        let mut registry = Registry::default();
+        registry.apply_crd(&crd).unwrap();
+        let status = status(&registry, &crd);
+        let conditions = status["conditions"].as_array().unwrap();
+        let established = conditions.iter().find(|c| c["type"] == "Established").unwrap();
+        assert_eq!(established["status"], "True");
+        let non_structural = conditions.iter().find(|c| c["type"] == "NonStructuralSchema").unwrap();
+        assert_eq!(non_structural["reason"], "Violations");
+        assert_eq!(
+            non_structural["message"],
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"
+        );
+    }
 }
