@@ -176,6 +176,7 @@ impl Node<'_> {
         if self.value.get("additionalProperties") == Some(&Value::Bool(false)) {
             errors.push(FieldError::forbidden(format!("{path}.additionalProperties"), "must not be false"));
         }
+        self.collect_extension_errors(path, errors);
         if let Some(pattern) = self.str("pattern")
             && super::validate::matches_pattern(pattern, "").is_none()
         {
@@ -204,6 +205,71 @@ impl Node<'_> {
         if let Some(values) = self.value.get("additionalProperties").filter(|v| v.is_object()) {
             let at = format!("{path}.additionalProperties");
             self.child(values).collect_schema_errors(&at, "additionalProperties", depth + 1, errors);
+        }
+    }
+}
+
+impl Node<'_> {
+    /// The `x-kubernetes-*` extensions must agree with each other and with the node's type.
+    fn collect_extension_errors(&self, path: &str, errors: &mut Vec<FieldError>) {
+        let at = |key: &str| format!("{path}.{key}");
+        let list_type = self.list_type();
+        if let Some(list_type) = list_type.filter(|t| !matches!(*t, "atomic" | "set" | "map")) {
+            let supported = ["atomic", "set", "map"].map(String::from).to_vec();
+            errors.push(FieldError::not_supported(at("x-kubernetes-list-type"), Value::from(list_type), supported));
+        }
+        if list_type.is_some() && self.str("type") != Some("array") {
+            errors.push(FieldError::invalid(
+                at("type"),
+                Value::from(self.str("type").unwrap_or_default()),
+                "must be array if x-kubernetes-list-type is set",
+            ));
+        }
+        let keys = self.list_map_keys();
+        match (list_type, keys.is_empty()) {
+            (Some("map"), true) => errors.push(FieldError::required(
+                at("x-kubernetes-list-map-keys"),
+                "must not be empty if x-kubernetes-list-type is map",
+            )),
+            (Some("map"), false) => {
+                let items = self.items();
+                for key in keys {
+                    let declared = items.and_then(|i| i.properties()).and_then(|p| p.get(key));
+                    let required = items
+                        .and_then(|i| i.value.get("required"))
+                        .and_then(Value::as_array)
+                        .is_some_and(|r| r.iter().any(|k| k == key));
+                    let defaulted = declared.is_some_and(|d| d.get("default").is_some());
+                    if declared.is_none() || !(required || defaulted) {
+                        let detail =
+                            "entries must all be names of required properties, or of properties with a default";
+                        errors.push(FieldError::invalid(at("x-kubernetes-list-map-keys"), Value::from(key), detail));
+                    }
+                }
+            }
+            (_, false) => errors.push(FieldError::forbidden(
+                at("x-kubernetes-list-map-keys"),
+                "must not be set if x-kubernetes-list-type is not map",
+            )),
+            (_, true) => {}
+        }
+        if let Some(map_type) = self.map_type().filter(|t| !matches!(*t, "granular" | "atomic")) {
+            let supported = ["granular", "atomic"].map(String::from).to_vec();
+            errors.push(FieldError::not_supported(at("x-kubernetes-map-type"), Value::from(map_type), supported));
+        }
+        if self.flag("x-kubernetes-int-or-string") && self.str("type").is_some() {
+            let value = Value::from(self.str("type").unwrap_or_default());
+            errors.push(FieldError::invalid(at("type"), value, "must be empty if x-kubernetes-int-or-string is true"));
+        }
+        if self.embedded_resource() && self.str("type") != Some("object") {
+            errors.push(FieldError::required(at("type"), "must be object if x-kubernetes-embedded-resource is true"));
+        }
+        if self.value.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
+            errors.push(FieldError::invalid(
+                at("x-kubernetes-preserve-unknown-fields"),
+                Value::Bool(false),
+                "must be true or undefined",
+            ));
         }
     }
 }
@@ -274,16 +340,21 @@ mod tests {
             "tags": {"type": "array", "uniqueItems": true, "items": {"type": "string", "pattern": "(unclosed"}},
             "size": {"type": "integer", "minimum": 1, "default": 0},
             "free": {"x-kubernetes-preserve-unknown-fields": true},
-            "port": {"x-kubernetes-int-or-string": true}},
+            "port": {"x-kubernetes-int-or-string": true},
+            "keyed": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+            "counted": {"type": "integer", "x-kubernetes-list-type": "set"}},
             "x-kubernetes-validations": [{"rule": "self.size >"}]}}});
         let errors: Vec<String> = super::schema_errors(&schema, "s").iter().map(ToString::to_string).collect();
-        assert_eq!(errors.len(), 5, "{errors:#?}");
+        assert_eq!(errors.len(), 7, "{errors:#?}");
         for expected in [
             "s.properties[spec].x-kubernetes-validations[0].rule: Invalid value: \"self.size >\": compilation failed",
             "s.properties[spec].properties[untyped].type: Required value: must not be empty for specified object fields",
             "s.properties[spec].properties[tags].uniqueItems: Forbidden",
             "s.properties[spec].properties[tags].items.pattern: Invalid value: \"(unclosed\"",
             "s.properties[spec].properties[size].default: Invalid value: 0: Invalid value: 0: default in body should be greater than or equal to 1",
+            "s.properties[spec].properties[keyed].x-kubernetes-list-map-keys: Invalid value: \"name\": entries must all be names of required properties",
+            "s.properties[spec].properties[counted].type: Invalid value: \"integer\": must be array if x-kubernetes-list-type is set",
         ] {
             assert!(errors.iter().any(|e| e.starts_with(expected)), "{expected} not in {errors:#?}");
         }
