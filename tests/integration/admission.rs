@@ -423,3 +423,50 @@ async fn built_in_objects_are_validated_as_kube_apiserver_validates_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn custom_resources_are_written_in_the_storage_version() {
+    within(90, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let crds: Api<CustomResourceDefinition> = Api::all(store.client());
+        let crd = |storage: &str| -> CustomResourceDefinition {
+            let version = |name: &str, props: Value| json!({"name": name, "served": true, "storage": name == storage,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": props}}}}});
+            serde_json::from_value(json!({"metadata": {"name": "cogs.example.com"}, "spec": {"group": "example.com",
+                "scope": "Namespaced", "names": {"plural": "cogs", "kind": "Cog"}, "versions": [
+                    version("v1", json!({"name": {"type": "string"}, "old": {"type": "integer"}})),
+                    version("v2", json!({"name": {"type": "string"}, "extra": {"type": "string"}}))]}}))
+            .unwrap()
+        };
+        let apply = PatchParams::apply("test").force();
+        crds.patch("cogs.example.com", &apply, &Patch::Apply(crd("v1"))).await.unwrap();
+        established(store.client(), "cogs.example.com").await;
+        let cogs = |version: &str| {
+            let gvk = GroupVersionKind::gvk("example.com", version, "Cog");
+            Api::<DynamicObject>::namespaced_with(store.client(), "default", &ApiResource::from_gvk(&gvk))
+        };
+        let cog = |version: &str, spec: Value| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": format!("example.com/{version}"), "kind": "Cog",
+                "metadata": {"name": "c", "namespace": "default"}, "spec": spec}))
+            .unwrap()
+        };
+        // Written at v2 while v1 is the storage version: stored as v1, without what v1 does not declare.
+        let created = cogs("v2").create(&PostParams::default(), &cog("v2", json!({"name": "a", "extra": "x"}))).await.unwrap();
+        assert_eq!((created.types.unwrap().api_version.as_str(), &created.data["spec"]), ("example.com/v2", &json!({"name": "a"})));
+        let file = remote.must_file("default/cogs.example.com/c.yaml");
+        assert!(file.starts_with("apiVersion: example.com/v1\n") && !file.contains("extra"), "{file}");
+        let stored = |crd: CustomResourceDefinition| crd.status.unwrap().stored_versions.unwrap();
+        assert_eq!(stored(crds.get("cogs.example.com").await.unwrap()), ["v1"]);
+
+        // Storage moves to v2: the v1 object stays listed in storedVersions until it is written again.
+        crds.patch("cogs.example.com", &apply, &Patch::Apply(crd("v2"))).await.unwrap();
+        assert_eq!(stored(crds.get("cogs.example.com").await.unwrap()), ["v1", "v2"]);
+        let rewritten = Patch::Merge(json!({"spec": {"extra": "y"}}));
+        cogs("v2").patch("c", &PatchParams::default(), &rewritten).await.unwrap();
+        assert!(remote.must_file("default/cogs.example.com/c.yaml").starts_with("apiVersion: example.com/v2\n"));
+        assert_eq!(stored(crds.get("cogs.example.com").await.unwrap()), ["v2"]);
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -68,7 +68,7 @@ pub struct ResourceType {
     pub home: Home,
     /// CRD `additionalPrinterColumns` of the preferred version.
     pub printer_columns: Vec<Value>,
-    /// CRD `openAPIV3Schema` per version.
+    /// CRD `openAPIV3Schema` per served version, and of the storage version.
     pub schemas: BTreeMap<String, Value>,
     /// Whether a version's schema declares defaults, which objects read and written get.
     pub defaulted: bool,
@@ -76,6 +76,8 @@ pub struct ResourceType {
     pub deprecations: BTreeMap<String, String>,
     /// The CRD's `selectableFields` per version, as field selector names (`spec.color`).
     pub selectable_fields: BTreeMap<String, Vec<String>>,
+    /// The version a CRD's objects are written in (`storage: true`); `None` for built-in kinds.
+    pub storage_version: Option<String>,
     /// Name of the CRD that defines this type, `None` for built-ins.
     pub crd: Option<String>,
 }
@@ -191,6 +193,7 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
             defaulted: false,
             deprecations: BTreeMap::new(),
             selectable_fields: BTreeMap::new(),
+            storage_version: None,
             crd: None,
         };
         by_kind.insert(key, rt);
@@ -423,8 +426,11 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
         status_replicas_path: str_at(s, "/statusReplicasPath").unwrap_or_else(|| ".status.replicas".into()),
         label_selector_path: str_at(s, "/labelSelectorPath"),
     });
+    let stored = all.iter().find(|v| flag(v, "storage"));
     let schemas = served
         .iter()
+        .copied()
+        .chain(stored)
         .filter_map(|v| Some((str_at(v, "/name")?, v.pointer("/schema/openAPIV3Schema")?.clone())))
         .collect();
     let deprecations = served
@@ -465,6 +471,7 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
                 Some((str_at(v, "/name")?, paths.map(|p| p.trim_start_matches('.').to_string()).collect()))
             })
             .collect(),
+        storage_version: stored.and_then(|v| str_at(v, "/name")),
         crd: Some(name.to_string()),
     };
     rt.defaulted = rt.schemas.keys().any(|v| crate::schema::Node::of(&rt, v).is_some_and(|n| n.has_defaults()));

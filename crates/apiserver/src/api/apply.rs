@@ -961,6 +961,7 @@ mod tests {
             defaulted: false,
             deprecations: BTreeMap::new(),
             selectable_fields: BTreeMap::new(),
+            storage_version: None,
             crd: Some("widgets.example.com".into()),
         }
     }

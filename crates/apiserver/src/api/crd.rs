@@ -11,10 +11,13 @@
 use gitbacked_core::Registry;
 use gitbacked_core::registry::crd_resource_type;
 use gitbacked_core::schema::schema_errors;
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 
-/// The status of the CRD `crd` (its spec and metadata as stored) given the served types.
-pub(super) fn status(registry: &Registry, crd: &Value) -> Value {
+/// The status of the CRD `crd` (its spec and metadata as stored) given the served types and the
+/// versions its objects are stored in.
+pub(super) fn status(registry: &Registry, crd: &Value, stored: &BTreeSet<String>) -> Value {
     let name = crd.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let created = crd.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null);
     let condition = |kind: &str, ok: bool, reason: &str, message: String| {
@@ -32,13 +35,17 @@ pub(super) fn status(registry: &Registry, crd: &Value) -> Value {
         }
     };
     let accepted = registry.by_kind(&rt.group_kind()).is_some_and(|t| t.crd.as_deref() == Some(name));
-    let storage = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .and_then(|v| v.get("name").cloned());
+    // storedVersions: the storage version and every version an object is still stored in, in the
+    // CRD's order, as apiextensions keeps the list until storage is migrated.
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let stored_versions: Vec<&str> = versions
+        .iter()
+        .filter(|v| {
+            let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+            v.get("storage").and_then(Value::as_bool) == Some(true) || stored.contains(name)
+        })
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .collect();
     let mut conditions = if accepted {
         vec![
             condition("NamesAccepted", true, "NoConflicts", "no conflicts found".into()),
@@ -51,7 +58,6 @@ pub(super) fn status(registry: &Registry, crd: &Value) -> Value {
         ]
     };
     // A schema that is not structural (a committed CRD: the API refuses them) is served, and said.
-    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let violations: Vec<String> = versions
         .iter()
         .enumerate()
@@ -81,7 +87,7 @@ pub(super) fn status(registry: &Registry, crd: &Value) -> Value {
     }
     json!({
         "acceptedNames": if accepted { names } else { json!({"plural": "", "kind": ""}) },
-        "storedVersions": storage.into_iter().collect::<Vec<_>>(),
+        "storedVersions": stored_versions,
         "conditions": conditions,
     })
 }
@@ -98,7 +104,8 @@ mod tests {
                     "type": "object", "properties": {"spec": {"description": "no type"}}}}}]}});
         let mut registry = Registry::default();
         registry.apply_crd(&crd).unwrap();
-        let status = status(&registry, &crd);
+        let status = status(&registry, &crd, &BTreeSet::from(["v0".to_string()]));
+        assert_eq!(status["storedVersions"], json!(["v1"]));
         let conditions = status["conditions"].as_array().unwrap();
         let established = conditions.iter().find(|c| c["type"] == "Established").unwrap();
         assert_eq!(established["status"], "True");

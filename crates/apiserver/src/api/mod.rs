@@ -23,7 +23,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
 use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
-use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind};
+use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind, split_api_version};
 use gitbacked_core::schema::Node;
 use gitbacked_core::status::{ApiResult, Reason, StatusError, Subject};
 use gitbacked_core::storage::{MutateFn, Mutation, Storage, Write, WriteOutcome};
@@ -225,12 +225,33 @@ impl Api {
         let mut value = obj.value();
         value["apiVersion"] = Value::String(wanted);
         if is_crd {
-            value["status"] = crd::status(&self.storage.registry(), &value);
+            let stored = self.stored_versions(&obj.key.name);
+            value["status"] = crd::status(&self.storage.registry(), &value, &stored);
         }
         if let Some(schema) = Node::of(&target.rt, &target.version).filter(|_| target.rt.defaulted) {
             schema.apply_defaults(&mut value);
         }
         Bytes::from(serde_json::to_vec(&ordered(value)).unwrap_or_default())
+    }
+
+    /// The versions the objects of the CRD `name` are stored in.
+    fn stored_versions(&self, name: &str) -> std::collections::BTreeSet<String> {
+        let registry = self.storage.registry();
+        let Some(rt) = registry.all().find(|rt| rt.crd.as_deref() == Some(name)) else { return Default::default() };
+        let (_, objects) = self.storage.list(&rt.group_kind(), None);
+        objects
+            .iter()
+            .filter_map(|o| {
+                // Objects are mostly kept with apiVersion first: read it without parsing the rest.
+                let head = o.json.strip_prefix(b"{\"apiVersion\":\"");
+                let fast = head.and_then(|h| Some(&h[..h.iter().position(|b| *b == b'"')?]));
+                let api_version = match fast.map(std::str::from_utf8) {
+                    Some(Ok(v)) => v.to_string(),
+                    _ => o.value().get("apiVersion")?.as_str()?.to_string(),
+                };
+                Some(split_api_version(&api_version).1.to_string())
+            })
+            .collect()
     }
 
     /// One object as an item of an answer: the object, or its `PartialObjectMetadata`.

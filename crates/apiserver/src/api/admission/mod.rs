@@ -7,7 +7,7 @@
 
 mod builtin;
 
-use gitbacked_core::registry::{crd_group_kind, split_api_version};
+use gitbacked_core::registry::{api_version, crd_group_kind, split_api_version};
 use gitbacked_core::schema::{Node, schema_errors};
 use gitbacked_core::storage::{Mutation, Storage};
 use gitbacked_core::{ApiResult, FieldError, ObjectKey, ResourceType, StatusError, StoredObject};
@@ -56,17 +56,26 @@ fn admit_custom_resource(
     current: Option<&StoredObject>,
     content: &mut Value,
 ) -> ApiResult<()> {
-    let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let (_, version) = split_api_version(api_version);
-    let Some(schema) = Node::of(rt, version) else { return Ok(()) };
+    let written = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let version = split_api_version(written).1.to_string();
+    let Some(schema) = Node::of(rt, &version) else { return Ok(()) };
     schema.prune(content);
     schema.apply_defaults(content);
     let old = current.map(StoredObject::content);
     let errors = schema.validate(content, old.as_ref());
-    if errors.is_empty() {
-        return Ok(());
+    if !errors.is_empty() {
+        return Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors));
     }
-    Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors))
+    // Written in the storage version, as kube-apiserver stores it (conversion `None`: the
+    // apiVersion changes, and what the storage version's schema does not declare is dropped).
+    if let Some(storage) = rt.storage_version.as_deref().filter(|s| *s != version.as_str())
+        && let Some(stored) = Node::of(rt, storage)
+    {
+        content["apiVersion"] = Value::String(api_version(&rt.group, storage));
+        stored.prune(content);
+        stored.apply_defaults(content);
+    }
+    Ok(())
 }
 
 /// Refuses a built-in object with a resource quantity that does not parse (400, as the decoder
