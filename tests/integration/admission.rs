@@ -71,6 +71,15 @@ fn causes(status: &kube::core::Status) -> Vec<String> {
     details.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
 }
 
+/// The text of `/metrics`.
+async fn metrics(store: &gitbacked::GitStore) -> String {
+    use tower::ServiceExt;
+    let request = http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap();
+    let response = store.router().oneshot(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
 async fn established(client: kube::Client, name: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(client);
     let wait = await_condition(crds, name, conditions::is_crd_established());
@@ -179,6 +188,7 @@ async fn what_a_person_commits_is_served_defaulted_and_ratcheted() {
             invalid.problems,
             ["spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"]
         );
+        assert!(metrics(&store).await.lines().any(|l| l == "gitbacked_invalid_objects 1"));
 
         // A write that leaves the invalid value as it is goes through (ratcheting)...
         let label = Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}}));
