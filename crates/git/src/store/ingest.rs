@@ -381,7 +381,18 @@ impl State {
                 None => unread.push(location),
             }
         }
-        let chosen = readable.iter().position(|(_, content)| valid(&self.registry, &key, content)).unwrap_or(0);
+        // With what admission would say of the winner, reported below.
+        let (mut chosen, mut problems) = (0, Vec::new());
+        for (i, (_, content)) in readable.iter().enumerate() {
+            let found = problems_of(&self.registry, &key, content);
+            if found.is_empty() {
+                (chosen, problems) = (i, found);
+                break;
+            }
+            if i == 0 {
+                problems = found;
+            }
+        }
         let winner = (chosen < readable.len()).then(|| readable.remove(chosen));
         let others: Vec<Location> = readable.into_iter().map(|(l, _)| l).chain(unread).collect();
         if !others.is_empty() {
@@ -420,7 +431,7 @@ impl State {
                     }
                 };
                 if kind.is_some() {
-                    self.record_violations(&key, &location, &content);
+                    self.record_violations(&key, &location, problems);
                 }
                 let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
                 self.insert(Entry { object: stored.clone(), others });
@@ -434,8 +445,7 @@ impl State {
 
     /// Remembers (and logs) what admission would refuse in an object a commit brought, or forgets
     /// that it had any. The object is served either way: git is the truth.
-    fn record_violations(&mut self, key: &ObjectKey, location: &Location, content: &Value) {
-        let found = violations(&self.registry, key, content);
+    fn record_violations(&mut self, key: &ObjectKey, location: &Location, found: Vec<String>) {
         if found.is_empty() {
             self.rejected.remove(key);
             return;
@@ -512,17 +522,16 @@ fn group_kind(json: &str) -> GroupKind {
 }
 
 /// The `Value` of a document the store serialized itself.
-/// Whether `content` is a valid object of its kind as far as claims are weighed: a CRD must describe
-/// a type that can be served, any other object must pass its schema.
-fn valid(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> bool {
+/// What is wrong with `content` as an object of its kind, as far as claims are weighed and committed
+/// objects reported: a CRD must describe a type that can be served, any other object must pass
+/// its schema (see [`gitbacked_core::schema::violations`]).
+fn problems_of(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
     if key.gk == crd_group_kind() {
-        return gitbacked_core::registry::crd_resource_type(content).is_ok();
+        return gitbacked_core::registry::crd_resource_type(content)
+            .err()
+            .map(|e| vec![format!("{}: {e}", e.field())])
+            .unwrap_or_default();
     }
-    violations(registry, key, content).is_empty()
-}
-
-/// What admission would refuse in an object (see [`gitbacked_core::schema::violations`]).
-fn violations(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
     let Some(rt) = registry.by_kind(&key.gk) else { return Vec::new() };
     gitbacked_core::schema::violations(rt, content).iter().map(ToString::to_string).collect()
 }

@@ -89,7 +89,11 @@ fn admit_builtin(rt: &ResourceType, key: &ObjectKey, current: Option<&StoredObje
         )));
     }
     let old = current.map(StoredObject::content);
-    let errors = builtin::validate(key, content, old.as_ref());
+    // The schema's required fields and enums (its types were checked before), then the kind's own
+    // rules.
+    let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
+    let mut errors = Node::of(rt, version).map(|s| s.validate(content, old.as_ref())).unwrap_or_default();
+    errors.extend(builtin::validate(key, content, old.as_ref()));
     match errors.is_empty() {
         true => Ok(()),
         false => Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors)),
