@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::selector::{FieldSelector, LabelSelector};
 use super::{Api, Format, Reply, Target, table};
+use gitbacked_core::schema::Node;
 use gitbacked_core::status::{ApiResult, StatusError};
 use gitbacked_core::{GroupKind, StoredObject};
 
@@ -99,6 +100,9 @@ pub struct Filter {
     labels: LabelSelector,
     fields: FieldSelector,
     namespace: Option<String>,
+    /// The zero value of each selected field, which an object without the field has
+    /// (`spec.unschedulable=false` selects a Node that does not set it), as kube-apiserver's field sets.
+    zeros: HashMap<String, &'static str>,
 }
 
 /// Fields every kind can be selected by, the extra ones kube-apiserver supports per kind, and a
@@ -148,7 +152,20 @@ impl Filter {
         let labels = LabelSelector::parse(params.label_selector.as_deref().unwrap_or_default())?;
         let fields =
             FieldSelector::parse(params.field_selector.as_deref().unwrap_or_default(), &supported_fields(target))?;
-        Ok(Filter { labels, fields, namespace: target.namespace.clone() })
+        let schema = Node::of(&target.rt, &target.version);
+        let zeros = fields
+            .fields()
+            .map(|field| {
+                let node = schema.and_then(|root| field.split('.').try_fold(root, |n, part| n.field(part)));
+                let zero = match node.and_then(|n| n.value().get("type")).and_then(Value::as_str) {
+                    Some("boolean") => "false",
+                    Some("integer" | "number") => "0",
+                    _ => "",
+                };
+                (field.to_string(), zero)
+            })
+            .collect();
+        Ok(Filter { labels, fields, namespace: target.namespace.clone(), zeros })
     }
 
     /// Whether an object passes the filters.
@@ -163,9 +180,10 @@ impl Filter {
         self.fields.matches(|field| match field {
             "metadata.name" => Some(obj.key.name.clone()),
             "metadata.namespace" => Some(obj.key.namespace.clone()),
-            other => match value.as_ref()?.pointer(&format!("/{}", other.replace('.', "/")))? {
-                Value::String(s) => Some(s.clone()),
-                v => Some(v.to_string()),
+            other => match value.as_ref()?.pointer(&format!("/{}", other.replace('.', "/"))) {
+                Some(Value::String(s)) => Some(s.clone()),
+                None | Some(Value::Null) => self.zeros.get(other).map(|z| z.to_string()),
+                Some(v) => Some(v.to_string()),
             },
         })
     }

@@ -224,6 +224,23 @@ async fn lists_honour_label_and_field_selectors() {
     let page = body(&api.list(&t, &ListParams { limit: Some(2), ..Default::default() }, Format::Object).unwrap());
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert!(page["metadata"]["continue"].as_str().is_some_and(|c| !c.is_empty()));
+
+    // A field the object does not set has its zero value, as in kube-apiserver's field sets.
+    let nodes = target(&api, "", "v1", "nodes", None);
+    create(&api, &nodes, json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "plain"}})).await;
+    create(
+        &api,
+        &nodes,
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "cordoned"}, "spec": {"unschedulable": true}}),
+    )
+    .await;
+    let node_names = |selector: &str| -> Vec<String> {
+        let params = ListParams { field_selector: Some(selector.into()), ..Default::default() };
+        let list = body(&api.list(&nodes, &params, Format::Object).unwrap());
+        list["items"].as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(node_names("spec.unschedulable=false"), ["plain"]);
+    assert_eq!(node_names("spec.unschedulable==true"), ["cordoned"]);
 }
 
 #[tokio::test]
