@@ -569,3 +569,21 @@ async fn a_derived_custom_resource_with_a_status_subresource() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn metadata_patches_answer_partial_object_metadata() {
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "m"}, "data": {"k": "v"}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+        let patch = Patch::Merge(json!({"metadata": {"labels": {"team": "a"}}}));
+        let partial = api.patch_metadata("m", &PatchParams::default(), &patch).await.unwrap();
+        assert_eq!(partial.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+        assert_eq!(partial.metadata.labels.unwrap()["team"], "a");
+        assert!(remote.must_file("default/configmaps/m.yaml").contains("team: a"));
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -258,9 +258,7 @@ impl Api {
     fn item(&self, target: &Target, obj: &StoredObject, format: Format) -> Bytes {
         match format {
             Format::Metadata => {
-                let metadata = obj.value().get("metadata").cloned().unwrap_or_default();
-                let partial =
-                    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata});
+                let partial = partial_object_metadata(obj.value().get("metadata").cloned().unwrap_or_default());
                 Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
             }
             _ => self.served(target, obj),
@@ -666,6 +664,25 @@ impl Api {
     fn scale_reply(&self, target: &Target, key: &ObjectKey) -> ApiResult<Reply> {
         let obj = self.storage.get(key).ok_or_else(|| StatusError::not_found(target.subject(&key.name)))?;
         Ok(Reply::json(200, &scale_of(target, &obj)?))
+    }
+}
+
+/// The `PartialObjectMetadata` view of an object with `metadata` (`Accept: …;as=PartialObjectMetadata`).
+pub fn partial_object_metadata(metadata: Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
+}
+
+impl Reply {
+    /// The answer as `format` asks: an object answered by a write becomes its
+    /// `PartialObjectMetadata` when the client asked for that view (kube's `patch_metadata`).
+    pub fn viewed_as(self, format: Format) -> Reply {
+        let Format::Metadata = format else { return self };
+        let Ok(mut object) = serde_json::from_slice::<Value>(&self.body) else { return self };
+        if !(200..300).contains(&self.code) || object.get("kind").and_then(Value::as_str) == Some("Status") {
+            return self;
+        }
+        let partial = partial_object_metadata(object.get_mut("metadata").map(Value::take).unwrap_or_default());
+        Reply { body: Bytes::from(serde_json::to_vec(&partial).unwrap_or_default()), ..self }
     }
 }
 

@@ -473,7 +473,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
         (&Method::PUT, Some(name)) => {
             verb_allowed("update")?;
             let body = parse_object(&headers, &read_body(body).await?)?;
-            api.update(&target, name, body, sub, &write_options(&q, &headers)?).await?
+            api.update(&target, name, body, sub, &write_options(&q, &headers)?).await?.viewed_as(format(&headers, &q)?)
         }
         (&Method::PATCH, Some(name)) => {
             verb_allowed("patch")?;
@@ -492,7 +492,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
                             e.line, e.message
                         ))
                     })?;
-                    let reply = api.apply(&target, name, config, sub, &opts).await?;
+                    let reply = api.apply(&target, name, config, sub, &opts).await?.viewed_as(format(&headers, &q)?);
                     return Ok(reply_response(reply, "application/json"));
                 }
                 other => {
@@ -503,7 +503,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
             };
             let patch: Value =
                 serde_json::from_slice(&bytes).map_err(|e| StatusError::bad_request(format!("invalid patch: {e}")))?;
-            api.patch(&target, name, kind, patch, sub, &opts).await?
+            api.patch(&target, name, kind, patch, sub, &opts).await?.viewed_as(format(&headers, &q)?)
         }
         (&Method::DELETE, name) => {
             let bytes = read_body(body).await?;
