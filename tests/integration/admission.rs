@@ -367,6 +367,9 @@ async fn built_in_objects_are_validated_as_kube_apiserver_validates_them() {
                       containers:\n      - name: a\n";
         remote.commit(&[("apps/by-hand.yaml", Some(person))], "by hand");
         let store = open(&remote).await;
+        let report = store.report();
+        assert_eq!(report.invalid_objects.len(), 1, "{report:?}");
+        assert_eq!(report.invalid_objects[0].problems, ["spec.template.spec.containers[0].image: Required value"]);
         let client = store.client();
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
         let commits = remote.commit_count();

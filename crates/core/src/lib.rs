@@ -6,8 +6,9 @@
 //! - Failures: [`StatusError`], a `meta/v1 Status` with a [`Reason`] ([`status`]), and the
 //!   [`FieldError`]s of an invalid object ([`field`]).
 //! - The contract: [`Storage`], and [`MemoryStorage`], a second backend that keeps objects in memory.
-//! - The format of files: documents in YAML and JSON ([`document`]), names as Kubernetes validates
-//!   them ([`validation`]).
+//! - The format of files: documents in YAML and JSON ([`document`]).
+//! - Validation: names, labels and the rules of built-in kinds ([`validation`]), label and field
+//!   [`selector`]s.
 //! - Limits: what a request may carry and the reader's budget ([`limits`]).
 //! - Readiness: [`Health`] checks the storage reports.
 //! - Utilities: an injectable [`Clock`], stable uids ([`uid`]).
@@ -22,6 +23,7 @@ pub mod object;
 pub mod quantity;
 pub mod registry;
 pub mod schema;
+pub mod selector;
 pub mod status;
 pub mod storage;
 pub mod uid;

@@ -474,8 +474,22 @@ pub fn crd_resource_type(crd: &Value) -> Result<ResourceType, CrdError> {
         storage_version: stored.and_then(|v| str_at(v, "/name")),
         crd: Some(name.to_string()),
     };
-    rt.defaulted = rt.schemas.keys().any(|v| crate::schema::Node::of(&rt, v).is_some_and(|n| n.has_defaults()));
+    rt.defaulted = rt.schemas.values().any(declares_defaults);
     Ok(rt)
+}
+
+/// Whether a CRD's schema sets a `default` below its top (in properties, items or map values).
+pub(crate) fn declares_defaults(schema: &Value) -> bool {
+    fn below(schema: &Value, depth: usize) -> bool {
+        // Schemas are trees; the bound only guards against a hostile, deeply nested one.
+        if depth > crate::limits::MAX_DEPTH {
+            return false;
+        }
+        let properties = schema.get("properties").and_then(Value::as_object).into_iter().flat_map(|p| p.values());
+        let nested = properties.chain(schema.get("items")).chain(schema.get("additionalProperties"));
+        nested.filter(|v| v.is_object()).any(|v| v.get("default").is_some() || below(v, depth + 1))
+    }
+    below(schema, 0)
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 use std::sync::{Arc, OnceLock};
 
 use gitbacked_apiserver::api::patch::{MAX_JSON_PATCH_COPY_BYTES, json_patch, merge_patch};
-use gitbacked_apiserver::api::selector::{FieldSelector, LabelSelector};
 use gitbacked_apiserver::api::strategic::strategic_merge_patch;
 use gitbacked_core::document::{parse_file, rewrite};
 use gitbacked_core::schema::Node;
+use gitbacked_core::selector::{FieldSelector, LabelSelector};
 use gitbacked_core::validation::{NameRule, validate_name};
 use serde_json::Value;
 

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 
-use super::selector::{FieldSelector, LabelSelector};
 use super::{Api, Format, Reply, Target, table};
 use gitbacked_core::schema::Node;
+use gitbacked_core::selector::{FieldSelector, LabelSelector};
 use gitbacked_core::status::{ApiResult, StatusError};
 use gitbacked_core::{GroupKind, StoredObject};
 

@@ -9,7 +9,6 @@ pub mod fieldset;
 mod list;
 pub mod openapi;
 pub mod patch;
-pub mod selector;
 pub mod strategic;
 pub mod table;
 pub mod watch;

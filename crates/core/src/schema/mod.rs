@@ -42,19 +42,33 @@ pub fn builtin_name(group: &str, version: &str, kind: &str) -> Option<&'static s
 }
 
 /// What admission would refuse in `content`, an object of `rt` as stored: for a custom resource
-/// its schema's violations once defaulted, for a built-in object the values of the wrong type.
+/// its schema's violations once defaulted; for a built-in object values of the wrong type, then
+/// missing required fields, enums and the kind's own rules (see [`crate::validation::kinds`]).
 /// Objects a person committed are served regardless; this is what is reported about them.
 pub fn violations(rt: &ResourceType, content: &Value) -> Vec<crate::FieldError> {
     let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let (_, version) = crate::registry::split_api_version(api_version);
     let Some(schema) = Node::of(rt, version) else { return Vec::new() };
     if rt.crd.is_none() {
-        let mismatches = schema.type_mismatches(content).into_iter().map(|m| {
-            let field = m.path.trim_start_matches('.').to_string();
-            let detail = format!("{field} in body must be of type {}: {:?}", m.expected, m.found);
-            crate::FieldError { field, kind: crate::field::FieldErrorType::TypeInvalid(Value::from(m.found)), detail }
-        });
-        return mismatches.collect();
+        let mismatches: Vec<crate::FieldError> = schema
+            .type_mismatches(content)
+            .into_iter()
+            .map(|m| {
+                let field = m.path.trim_start_matches('.').to_string();
+                let detail = format!("{field} in body must be of type {}: {:?}", m.expected, m.found);
+                crate::FieldError {
+                    field,
+                    kind: crate::field::FieldErrorType::TypeInvalid(Value::from(m.found)),
+                    detail,
+                }
+            })
+            .collect();
+        if !mismatches.is_empty() {
+            return mismatches;
+        }
+        let mut found = schema.validate(content, None);
+        found.extend(crate::validation::kinds::validate(&rt.group_kind(), content, None));
+        return found;
     }
     let mut defaulted = content.clone();
     schema.apply_defaults(&mut defaulted);

@@ -60,20 +60,7 @@ impl Node<'_> {
     /// Whether a structural schema sets a `default` anywhere: only then is there anything for
     /// [`Node::apply_defaults`] to do.
     pub fn has_defaults(&self) -> bool {
-        self.structural && self.declares_default(0)
-    }
-
-    fn declares_default(&self, depth: usize) -> bool {
-        // Schemas are trees; the bound only guards against a hostile, deeply nested one.
-        if depth > crate::limits::MAX_DEPTH {
-            return false;
-        }
-        let properties = self.properties().into_iter().flat_map(|p| p.values());
-        let nested = properties.chain(self.value.get("items")).chain(self.value.get("additionalProperties"));
-        nested.filter(|v| v.is_object()).any(|v| {
-            let child = self.child(v);
-            child.value.get("default").is_some() || child.declares_default(depth + 1)
-        })
+        self.structural && crate::registry::declares_defaults(self.value)
     }
 
     /// Applies the schema's defaults to `value`, as apiextensions defaults a custom resource when

@@ -3,13 +3,12 @@
 //! and stores nothing.
 //!
 //! Custom resources are pruned, defaulted and validated with their CRD's schema (see
-//! `gitbacked_core::schema`); built-in kinds with the validations of [`builtin`].
-
-mod builtin;
+//! `gitbacked_core::schema`); built-in kinds with their schema and `gitbacked_core::validation::kinds`.
 
 use gitbacked_core::registry::{api_version, crd_group_kind, split_api_version};
 use gitbacked_core::schema::{Node, schema_errors};
 use gitbacked_core::storage::{Mutation, Storage};
+use gitbacked_core::validation::kinds;
 use gitbacked_core::{ApiResult, FieldError, ObjectKey, ResourceType, StatusError, StoredObject};
 use serde_json::Value;
 
@@ -81,7 +80,7 @@ fn admit_custom_resource(
 /// Refuses a built-in object with a resource quantity that does not parse (400, as the decoder
 /// does), or that fails its kind's validations (422).
 fn admit_builtin(rt: &ResourceType, key: &ObjectKey, current: Option<&StoredObject>, content: &Value) -> ApiResult<()> {
-    if builtin::bad_quantity(key, content).is_some() {
+    if kinds::bad_quantity(&key.gk, content).is_some() {
         let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
         return Err(StatusError::bad_request(format!(
             "{kind} in version {version:?} cannot be handled as a {kind}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
@@ -93,7 +92,7 @@ fn admit_builtin(rt: &ResourceType, key: &ObjectKey, current: Option<&StoredObje
     // rules.
     let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
     let mut errors = Node::of(rt, version).map(|s| s.validate(content, old.as_ref())).unwrap_or_default();
-    errors.extend(builtin::validate(key, content, old.as_ref()));
+    errors.extend(kinds::validate(&key.gk, content, old.as_ref()));
     match errors.is_empty() {
         true => Ok(()),
         false => Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors)),

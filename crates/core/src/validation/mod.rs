@@ -1,4 +1,7 @@
-//! Validation of names as kube-apiserver does it per kind.
+//! Validation as kube-apiserver does it: names per kind, label and annotation syntax (here), and
+//! the rules of built-in kinds ([`kinds`]).
+
+pub mod kinds;
 
 /// The rule an object name must follow, as kube-apiserver validates it per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

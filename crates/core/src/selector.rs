@@ -1,6 +1,6 @@
 //! Label and field selectors, parsed as kube-apiserver parses them.
 
-use gitbacked_core::status::{ApiResult, StatusError};
+use crate::status::{ApiResult, StatusError};
 
 #[derive(Clone, Debug, PartialEq)]
 enum Op {
@@ -194,7 +194,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use gitbacked_core::status::Reason;
+    use crate::status::Reason;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

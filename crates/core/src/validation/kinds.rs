@@ -1,4 +1,5 @@
-//! The validations of built-in kinds that controllers rely on, in kube-apiserver's words: workload
+//! The validations of built-in kinds that controllers rely on (kube-apiserver's
+//! `pkg/apis/*/validation`, in part), in kube-apiserver's words: workload
 //! selectors against their template's labels, containers (names, images, ports), Service ports,
 //! resource quantities, and the fields that cannot change once set.
 //!
@@ -7,11 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use gitbacked_core::validation::{NameRule, validate_name};
-use gitbacked_core::{FieldError, ObjectKey};
+use super::{NameRule, validate_name};
+use crate::GroupKind;
+use crate::field::FieldError;
 use serde_json::{Value, json};
 
-use crate::api::selector::LabelSelector;
+use crate::selector::LabelSelector;
 
 /// Where the pod template of each workload kind is.
 fn pod_template_path(group: &str, kind: &str) -> Option<&'static str> {
@@ -26,9 +28,9 @@ fn pod_template_path(group: &str, kind: &str) -> Option<&'static str> {
     }
 }
 
-/// The violations in `content`, a built-in object replacing `old`.
-pub(super) fn validate(key: &ObjectKey, content: &Value, old: Option<&Value>) -> Vec<FieldError> {
-    let (group, kind) = (key.gk.group.as_str(), key.gk.kind.as_str());
+/// The violations in `content`, a built-in object of kind `gk` replacing `old`.
+pub fn validate(gk: &GroupKind, content: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let (group, kind) = (gk.group.as_str(), gk.kind.as_str());
     let mut errors = Vec::new();
     if (group, kind) == ("", "Pod") {
         pod_spec(content.get("spec"), "spec", &mut errors);
@@ -169,7 +171,7 @@ fn resources(resources: Option<&Value>, at: &str, errors: &mut Vec<FieldError>) 
             .get(section)?
             .get(name)?
             .as_str()
-            .and_then(gitbacked_core::quantity::parse)
+            .and_then(crate::quantity::parse)
             .or_else(|| resources.get(section)?.get(name)?.as_f64())
     };
     for (name, request) in resources.get("requests").and_then(Value::as_object).into_iter().flatten() {
@@ -188,7 +190,7 @@ fn render(value: &Value) -> String {
 }
 
 fn duplicate(field: String, value: Value) -> FieldError {
-    FieldError { field, kind: gitbacked_core::field::FieldErrorType::Duplicate(value), detail: String::new() }
+    FieldError { field, kind: crate::field::FieldErrorType::Duplicate(value), detail: String::new() }
 }
 
 /// A `metav1.LabelSelector` as the selector syntax (`app=web,tier in (a,b),!old`).
@@ -395,8 +397,8 @@ fn immutable(group: &str, kind: &str, new: &Value, old: &Value, errors: &mut Vec
 
 /// The first resource quantity in `content` that does not parse, with where it is: kube-apiserver's
 /// decoder refuses such an object (400).
-pub(super) fn bad_quantity(key: &ObjectKey, content: &Value) -> Option<String> {
-    let (group, kind) = (key.gk.group.as_str(), key.gk.kind.as_str());
+pub fn bad_quantity(gk: &GroupKind, content: &Value) -> Option<String> {
+    let (group, kind) = (gk.group.as_str(), gk.kind.as_str());
     let mut specs: Vec<&Value> = Vec::new();
     if (group, kind) == ("", "Pod") {
         specs.extend(content.get("spec"));
@@ -418,7 +420,7 @@ pub(super) fn bad_quantity(key: &ObjectKey, content: &Value) -> Option<String> {
     let values = maps.into_iter().filter_map(Value::as_object).flat_map(|m| m.values());
     values
         .filter_map(|v| match v {
-            Value::String(s) if gitbacked_core::quantity::parse(s).is_none() => Some(s.clone()),
+            Value::String(s) if crate::quantity::parse(s).is_none() => Some(s.clone()),
             Value::Number(_) | Value::String(_) => None,
             other => Some(other.to_string()),
         })
@@ -428,14 +430,9 @@ pub(super) fn bad_quantity(key: &ObjectKey, content: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gitbacked_core::GroupKind;
 
-    fn key(group: &str, kind: &str) -> ObjectKey {
-        ObjectKey {
-            gk: GroupKind { group: group.into(), kind: kind.into() },
-            namespace: "default".into(),
-            name: "a".into(),
-        }
+    fn key(group: &str, kind: &str) -> GroupKind {
+        GroupKind { group: group.into(), kind: kind.into() }
     }
 
     fn messages(group: &str, kind: &str, content: Value, old: Option<Value>) -> Vec<String> {
