@@ -135,7 +135,10 @@ impl std::fmt::Debug for Contents {
 
 impl Collector for Contents {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let stats = self.stores.iter().map(|s| s.stats());
+        let stats = self.stores.iter().map(|s| {
+            s.review();
+            s.stats()
+        });
         let (objects, invalid, unknown, rejected) = stats.fold((0, 0, 0, 0), |(o, i, u, r), s| {
             (o + s.objects, i + s.invalid_files, u + s.unknown_documents, r + s.invalid_objects)
         });

@@ -381,16 +381,19 @@ impl State {
                 None => unread.push(location),
             }
         }
-        // With what admission would say of the winner, reported below.
-        let (mut chosen, mut problems) = (0, Vec::new());
-        for (i, (_, content)) in readable.iter().enumerate() {
-            let found = problems_of(&self.registry, &key, content);
-            if found.is_empty() {
-                (chosen, problems) = (i, found);
-                break;
-            }
-            if i == 0 {
-                problems = found;
+        // Weighing claims needs what admission would say of them: known for the winner then, left
+        // to the review otherwise (see `Store::review`), which keeps it off the sync's path.
+        let (mut chosen, mut problems) = (0, None);
+        if readable.len() > 1 {
+            for (i, (_, content)) in readable.iter().enumerate() {
+                let found = problems_of(&self.registry, &key, content);
+                if found.is_empty() {
+                    (chosen, problems) = (i, Some(found));
+                    break;
+                }
+                if i == 0 {
+                    problems = Some(found);
+                }
             }
         }
         let winner = (chosen < readable.len()).then(|| readable.remove(chosen));
@@ -403,6 +406,7 @@ impl State {
             (None, None) => None,
             (Some(old), None) => {
                 self.rejected.remove(&key);
+                self.unreviewed.remove(&key);
                 self.remove(&key);
                 let object = Arc::new(old.at_revision(resource_version));
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
@@ -431,7 +435,12 @@ impl State {
                     }
                 };
                 if kind.is_some() {
-                    self.record_violations(&key, &location, problems);
+                    match problems {
+                        Some(found) => self.record_violations(&key, &location, found),
+                        None => {
+                            self.unreviewed.insert(key.clone());
+                        }
+                    }
                 }
                 let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
                 self.insert(Entry { object: stored.clone(), others });
@@ -445,7 +454,7 @@ impl State {
 
     /// Remembers (and logs) what admission would refuse in an object a commit brought, or forgets
     /// that it had any. The object is served either way: git is the truth.
-    fn record_violations(&mut self, key: &ObjectKey, location: &Location, found: Vec<String>) {
+    pub(super) fn record_violations(&mut self, key: &ObjectKey, location: &Location, found: Vec<String>) {
         if found.is_empty() {
             self.rejected.remove(key);
             return;
@@ -525,7 +534,7 @@ fn group_kind(json: &str) -> GroupKind {
 /// What is wrong with `content` as an object of its kind, as far as claims are weighed and committed
 /// objects reported: a CRD must describe a type that can be served, any other object must pass
 /// its schema (see [`gitbacked_core::schema::violations`]).
-fn problems_of(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
+pub(super) fn problems_of(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
     if key.gk == crd_group_kind() {
         return gitbacked_core::registry::crd_resource_type(content)
             .err()

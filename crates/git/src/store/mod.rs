@@ -58,6 +58,8 @@ pub(crate) struct State {
     invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
     /// Objects served that fail their type's validation: where they are, and what is wrong.
     rejected: BTreeMap<ObjectKey, (Location, Vec<String>)>,
+    /// Objects a commit brought that have not been reviewed for `rejected` yet.
+    unreviewed: std::collections::BTreeSet<ObjectKey>,
     log: WatchLog,
     tip: Option<ObjectId>,
     seq: u64,
@@ -94,6 +96,7 @@ impl Store {
             unknown: BTreeMap::new(),
             invalid: BTreeMap::new(),
             rejected: BTreeMap::new(),
+            unreviewed: Default::default(),
             log: WatchLog::new(log_capacity),
             tip: None,
             seq: 0,
@@ -189,7 +192,7 @@ impl Store {
         self.revision_tx.subscribe()
     }
 
-    /// Counters for metrics and readiness.
+    /// Counters for metrics and readiness (`invalid_objects` as of the last [`Store::review`]).
     pub fn stats(&self) -> Stats {
         let state = self.read();
         Stats {
@@ -208,7 +211,38 @@ impl Store {
     /// Objects served that fail their type's validation: the object, its file and document, and
     /// the problems as kube-apiserver would word them.
     pub fn invalid_objects(&self) -> Vec<(ObjectKey, Location, Vec<String>)> {
+        self.review();
         self.read().rejected.iter().map(|(k, (l, p))| (k.clone(), l.clone(), p.clone())).collect()
+    }
+
+    /// Checks the objects the last commits brought as admission would, and reports (logs, and
+    /// keeps for [`Store::invalid_objects`]) those that fail. It runs beside the sync, not in it:
+    /// the objects are validated without the lock, and a result is kept only if the object has not
+    /// changed meanwhile.
+    pub fn review(&self) {
+        let (registry, objects) = {
+            let mut state = self.write();
+            let keys = std::mem::take(&mut state.unreviewed);
+            let objects: Vec<Arc<StoredObject>> = keys.iter().filter_map(|k| state.get(k)).collect();
+            (state.registry.clone(), objects)
+        };
+        if objects.is_empty() {
+            return;
+        }
+        let reviewed: Vec<(Arc<StoredObject>, Vec<String>)> = objects
+            .into_iter()
+            .map(|o| {
+                let problems = ingest::problems_of(&registry, &o.key, &o.content());
+                (o, problems)
+            })
+            .collect();
+        let mut state = self.write();
+        for (object, problems) in reviewed {
+            let current = state.get(&object.key).is_some_and(|c| Arc::ptr_eq(&c, &object));
+            if let (true, Some(location)) = (current, &object.location) {
+                state.record_violations(&object.key, location, problems);
+            }
+        }
     }
 
     /// Applies parsed commits (see [`ParsedCommit`]) in order.

@@ -334,6 +334,8 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: Objec
             info!(target: "gitbacked::progress", objects, ?elapsed, rate, "initial sync complete");
         }
         info!(commits, %tip, ?elapsed, "synced");
+        // What the commits brought is reviewed (and reported) beside the sync, not on its path.
+        tokio::task::spawn_blocking(move || store.review());
         Ok(())
     })
     .await
