@@ -587,3 +587,40 @@ async fn metadata_patches_answer_partial_object_metadata() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn approval_and_ephemeral_containers_write_only_their_part() {
+    use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+    use k8s_openapi::api::core::v1::Pod;
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let csrs: Api<CertificateSigningRequest> = Api::all(store.client());
+        let csr: CertificateSigningRequest = serde_json::from_value(json!({"metadata": {"name": "c"},
+            "spec": {"request": "cmVxdWVzdA==", "signerName": "example.com/signer", "usages": ["client auth"]}}))
+        .unwrap();
+        csrs.create(&PostParams::default(), &csr).await.unwrap();
+        let approve = Patch::Merge(json!({"spec": {"signerName": "example.com/other"},
+            "status": {"conditions": [{"type": "Approved", "status": "True", "reason": "Tested", "message": "ok"}]}}));
+        csrs.patch_approval("c", &PatchParams::default(), &approve).await.unwrap();
+        let approved = csrs.get_approval("c").await.unwrap();
+        assert_eq!(approved.status.unwrap().conditions.unwrap()[0].type_, "Approved");
+        assert_eq!(approved.spec.signer_name, "example.com/signer", "only the conditions change");
+        assert_eq!(remote.log()[0], "patch approval of certificates.k8s.io/v1 CertificateSigningRequest c");
+
+        let pods: Api<Pod> = Api::namespaced(store.client(), "default");
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let debug = Patch::Merge(json!({"spec": {"containers": [{"name": "app", "image": "app:2"}],
+            "ephemeralContainers": [{"name": "debugger", "image": "busybox"}]}}));
+        pods.patch_ephemeral_containers("p", &PatchParams::default(), &debug).await.unwrap();
+        let spec = pods.get_ephemeral_containers("p").await.unwrap().spec.unwrap();
+        assert_eq!(spec.ephemeral_containers.unwrap()[0].name, "debugger");
+        assert_eq!(spec.containers[0].image.as_deref(), Some("app:1"), "only the ephemeral containers change");
+        assert!(remote.must_file("default/pods/p.yaml").contains("debugger"));
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -80,6 +80,58 @@ pub enum Subresource {
     Status,
     /// `/scale`: a `autoscaling/v1 Scale` view of the replicas.
     Scale,
+    /// `/approval` of a CertificateSigningRequest: only `.status.conditions` changes.
+    Approval,
+    /// `/ephemeralcontainers` of a Pod: only `.spec.ephemeralContainers` changes.
+    EphemeralContainers,
+}
+
+impl Subresource {
+    /// Its name in URLs and commit messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Subresource::Status => "status",
+            Subresource::Scale => "scale",
+            Subresource::Approval => "approval",
+            Subresource::EphemeralContainers => "ephemeralcontainers",
+        }
+    }
+
+    /// The part of the object a write through it changes; `None` for scale, which has a view of
+    /// its own.
+    fn owns(self) -> Option<&'static [&'static str]> {
+        match self {
+            Subresource::Status => Some(&["status"]),
+            Subresource::Approval => Some(&["status", "conditions"]),
+            Subresource::EphemeralContainers => Some(&["spec", "ephemeralContainers"]),
+            Subresource::Scale => None,
+        }
+    }
+}
+
+/// `to` with the value at `path` taken from `from` (removed where `from` has none).
+fn replace_at(to: &mut Value, from: &Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let taken = parents.iter().try_fold(from, |v, k| v.get(k)).and_then(|v| v.get(last)).cloned();
+    let mut target = to;
+    for key in parents {
+        if !target.is_object() {
+            *target = Value::Object(Map::new());
+        }
+        target = target
+            .as_object_mut()
+            .map(|m| m.entry(*key).or_insert_with(|| json!({})))
+            .unwrap_or_else(|| unreachable!());
+    }
+    match (target.as_object_mut(), taken) {
+        (Some(map), Some(value)) => {
+            map.insert(last.to_string(), value);
+        }
+        (Some(map), None) => {
+            map.remove(*last);
+        }
+        (None, _) => {}
+    }
 }
 
 /// What to do with fields the type's schema does not declare (`fieldValidation`).
@@ -343,8 +395,8 @@ impl Api {
             check_preconditions(&t, current, &body)?;
             settle(&t, current, body.clone(), sub, Some(&manager), &clock.timestamp())
         };
-        let verb = if sub == Some(Subresource::Status) { "update status of" } else { "update" };
-        let reply = self.write(target, key, verb, opts, Box::new(mutate)).await?;
+        let verb = sub.map_or("update".to_string(), |s| format!("update {} of", s.name()));
+        let reply = self.write(target, key, &verb, opts, Box::new(mutate)).await?;
         Ok(Reply { warnings, ..reply })
     }
 
@@ -364,7 +416,7 @@ impl Api {
             ));
         }
         let warnings = match (kind, sub) {
-            (PatchType::Merge | PatchType::Strategic, None | Some(Subresource::Status)) => {
+            (PatchType::Merge | PatchType::Strategic, sub) if sub != Some(Subresource::Scale) => {
                 check_fields(target, &patch, opts)?
             }
             _ => Vec::new(),
@@ -392,8 +444,8 @@ impl Api {
             check_preconditions(&t, current, &patched)?;
             settle(&t, current, patched, sub, Some(&manager), &clock.timestamp())
         };
-        let verb = if sub == Some(Subresource::Status) { "patch status of" } else { "patch" };
-        let reply = self.write(target, key.clone(), verb, opts, Box::new(mutate)).await?;
+        let verb = sub.map_or("patch".to_string(), |s| format!("patch {} of", s.name()));
+        let reply = self.write(target, key.clone(), &verb, opts, Box::new(mutate)).await?;
         if sub == Some(Subresource::Scale) && !opts.dry_run {
             return self.scale_reply(target, &key);
         }
@@ -796,18 +848,13 @@ fn settle(
     now: &str,
 ) -> ApiResult<Mutation> {
     let old = current.content();
-    let mut content = match sub {
-        Some(Subresource::Status) => {
+    let mut content = match sub.and_then(Subresource::owns) {
+        Some(path) => {
             let mut content = old.clone();
-            match new.get("status") {
-                Some(s) => content["status"] = s.clone(),
-                None => {
-                    content.as_object_mut().map(|m| m.remove("status"));
-                }
-            }
+            replace_at(&mut content, &new, path);
             content
         }
-        _ => {
+        None => {
             let mut content = strip_derived(new);
             if target.rt.status {
                 match old.get("status") {

@@ -378,6 +378,15 @@ fn subresource(target: &Target, name: Option<&str>) -> ApiResult<Option<Subresou
         None => Ok(None),
         Some("status") if target.rt.status => Ok(Some(Subresource::Status)),
         Some("scale") if target.rt.scale.is_some() => Ok(Some(Subresource::Scale)),
+        Some("approval")
+            if (target.rt.group.as_str(), target.rt.kind.as_str())
+                == ("certificates.k8s.io", "CertificateSigningRequest") =>
+        {
+            Ok(Some(Subresource::Approval))
+        }
+        Some("ephemeralcontainers") if (target.rt.group.as_str(), target.rt.kind.as_str()) == ("", "Pod") => {
+            Ok(Some(Subresource::EphemeralContainers))
+        }
         Some(other) => Err(StatusError::no_route(&format!("{}/{other}", target.rt.plural))),
     }
 }
