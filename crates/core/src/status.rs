@@ -224,13 +224,19 @@ impl StatusError {
 
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
+        // Field order and omitted empty fields as kube-apiserver serializes a Status: clients that
+        // compare error bodies (the Python client's tests do) see the same bytes.
         let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": self.message, "reason": self.reason.as_str(), "code": self.code,
+            "message": self.message, "reason": self.reason.as_str(),
         });
-        if let Some(d) = &self.details {
-            status["details"] = d.clone();
+        if let Some(mut details) = self.details.clone() {
+            if let Some(map) = details.as_object_mut() {
+                map.retain(|_, v| v.as_str() != Some("") && !v.is_null());
+            }
+            status["details"] = details;
         }
+        status["code"] = Value::from(self.code);
         status
     }
 }

@@ -140,7 +140,10 @@ fn warning_header(text: &str) -> Result<header::HeaderValue, header::InvalidHead
 }
 
 fn error_response(e: &StatusError) -> Response {
-    json_response(e.code, &e.to_status())
+    // kube-apiserver's encoder ends the body with a newline.
+    let mut body = serde_json::to_vec(&e.to_status()).unwrap_or_default();
+    body.push(b'\n');
+    reply_response(Reply::bytes(e.code, Bytes::from(body)), "application/json")
 }
 
 fn wants_aggregated(headers: &HeaderMap) -> bool {
@@ -249,9 +252,10 @@ fn query(req: &Request) -> ApiResult<Query> {
 }
 
 fn parse_bool(q: &HashMap<String, String>, key: &str) -> ApiResult<bool> {
+    // As Go's strconv.ParseBool reads them.
     match q.get(key).map(String::as_str) {
-        None | Some("") | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") => Ok(true),
+        None | Some("" | "0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
         Some(other) => Err(StatusError::bad_request(format!("invalid value for {key}: {other:?}"))),
     }
 }
