@@ -624,3 +624,47 @@ async fn approval_and_ephemeral_containers_write_only_their_part() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_fresh_repository_serves_what_kube_apiserver_creates_for_itself() {
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let client = store.client();
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let names: Vec<String> = namespaces
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .collect();
+        assert_eq!(names, ["default", "kube-node-lease", "kube-public", "kube-system"]);
+        let services: Api<Service> = Api::namespaced(client.clone(), "default");
+        let kubernetes = services.get("kubernetes").await.unwrap();
+        assert_eq!(kubernetes.spec.unwrap().cluster_ip.as_deref(), Some("10.96.0.1"));
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        assert!(roles.get("cluster-admin").await.unwrap().rules.is_some_and(|r| r[0].verbs == ["*"]));
+        assert_eq!(remote.files(), ["README.md"], "nothing written but the fixture's README");
+
+        // The system namespaces may not be deleted, nor may what git has no file for.
+        let refused = status_of(namespaces.delete("default", &DeleteParams::default()).await);
+        assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"), "{refused:?}");
+        let refused = status_of(roles.delete("view", &DeleteParams::default()).await);
+        assert_eq!(refused.code, 403);
+
+        // A write makes it a file like any other, which then stands for it.
+        let label = Patch::Merge(json!({"metadata": {"labels": {"team": "platform"}}}));
+        namespaces.patch("default", &PatchParams::default(), &label).await.unwrap();
+        let file = remote.must_file("_cluster/namespaces/default.yaml");
+        assert!(file.contains("team: platform"), "{file}");
+        let served = namespaces.get("default").await.unwrap();
+        assert_eq!(served.metadata.labels.unwrap()["team"], "platform");
+        assert_eq!(namespaces.list(&ListParams::default()).await.unwrap().items.len(), 4);
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -13,6 +13,7 @@
 //! - Readiness: [`Health`] checks the storage reports.
 //! - Utilities: an injectable [`Clock`], stable uids ([`uid`]).
 
+pub mod bootstrap;
 pub mod clock;
 pub mod document;
 pub mod field;

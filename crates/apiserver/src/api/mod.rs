@@ -528,6 +528,7 @@ impl Api {
         let clock = self.clock.clone();
         let mutate = move |current: Option<&StoredObject>| {
             let current = current.ok_or_else(|| StatusError::not_found(t.subject(&subject_name)))?;
+            check_deletable(&t, current)?;
             let check = json!({"metadata": {
                 "uid": preconditions.get("uid").cloned().unwrap_or(Value::Null),
                 "resourceVersion": preconditions.get("resourceVersion").cloned().unwrap_or(Value::Null)}});
@@ -795,6 +796,28 @@ fn propagation_finalizer(options: &Value) -> ApiResult<Option<&'static str>> {
             format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
         )),
     }
+}
+
+/// The namespaces kube-apiserver keeps may not be deleted (NamespaceLifecycle), nor may a
+/// bootstrap object that git has no document for: it would still be served.
+fn check_deletable(target: &Target, current: &StoredObject) -> ApiResult<()> {
+    let key = &current.key;
+    if key.gk.group.is_empty()
+        && key.gk.kind == "Namespace"
+        && gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&key.name.as_str())
+    {
+        return Err(StatusError::forbidden(format!(
+            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+            key.name
+        )));
+    }
+    if gitbacked_core::bootstrap::is_bootstrap(current) {
+        return Err(StatusError::forbidden(format!(
+            "{} \"{}\" is forbidden: it is one of the objects the server itself provides; write it to git to own it",
+            target.rt.plural, key.name
+        )));
+    }
+    Ok(())
 }
 
 /// resourceVersion and uid preconditions carried by a body.

@@ -81,6 +81,9 @@ pub struct Stats {
 /// The in-memory object store. Readers take a short read lock; the sync loop is the only git writer.
 pub struct Store {
     state: RwLock<State>,
+    /// The objects kube-apiserver creates for itself (`gitbacked_core::bootstrap`), served where git
+    /// has no document for them: on the branch's store only.
+    bootstrap: HashMap<GroupKind, BTreeMap<(String, String), Arc<StoredObject>>>,
     revision_tx: watch::Sender<u64>,
     parse_cache: Option<Arc<cache::ParseCache>>,
 }
@@ -101,7 +104,14 @@ impl Store {
             tip: None,
             seq: 0,
         };
-        Store { state: RwLock::new(state), revision_tx: watch::channel(0).0, parse_cache: None }
+        let mut bootstrap: HashMap<GroupKind, BTreeMap<(String, String), Arc<StoredObject>>> = HashMap::new();
+        if home == Home::Branch {
+            for object in gitbacked_core::bootstrap::objects() {
+                let key = object.key.clone();
+                bootstrap.entry(key.gk).or_default().insert((key.namespace, key.name), Arc::new(object));
+            }
+        }
+        Store { state: RwLock::new(state), bootstrap, revision_tx: watch::channel(0).0, parse_cache: None }
     }
 
     /// Keeps what files parse to in `dir` (see the `cache` module), so that a restart does not parse the
@@ -150,24 +160,36 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
-        self.read().get(key)
+        self.read().get(key).or_else(|| {
+            let objects = self.bootstrap.get(&key.gk)?;
+            objects.get(&(key.namespace.clone(), key.name.clone())).cloned()
+        })
     }
 
     /// All objects of a kind (in one namespace, or all), ordered by namespace and name, with the
     /// resourceVersion of the state they were read from.
     pub fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
         let state = self.read();
-        let Some(objects) = state.objects.get(gk) else {
-            return (state.log.revision(), Vec::new());
-        };
-        let items = match namespace {
-            Some(ns) => objects
+        let in_scope = |(ns, _): &(String, String)| namespace.is_none_or(|n| n == ns);
+        let stored = state.objects.get(gk);
+        let mut items: Vec<Arc<StoredObject>> = match (stored, namespace) {
+            (None, _) => Vec::new(),
+            (Some(objects), Some(ns)) => objects
                 .range((ns.to_string(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
                 .map(|(_, e)| e.object.clone())
                 .collect(),
-            None => objects.values().map(|e| e.object.clone()).collect(),
+            (Some(objects), None) => objects.values().map(|e| e.object.clone()).collect(),
         };
+        // Bootstrap objects git has no document for, in key order among the others.
+        let missing: Vec<&Arc<StoredObject>> = (self.bootstrap.get(gk).into_iter().flatten())
+            .filter(|(k, _)| in_scope(k) && stored.is_none_or(|o| !o.contains_key(*k)))
+            .map(|(_, o)| o)
+            .collect();
+        if !missing.is_empty() {
+            items.extend(missing.into_iter().cloned());
+            items.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
+        }
         (state.log.revision(), items)
     }
 
