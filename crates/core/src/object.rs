@@ -163,9 +163,10 @@ impl StoredObject {
         meta.insert("generation".into(), Value::from(derived.generation));
         meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
         let labels = Labels::of(meta.get("labels"));
+        let served = served_order(content);
         // Boxed first: `to_vec` leaves up to half of its buffer unused, for the object's lifetime.
         let json = Bytes::from(
-            serde_json::to_vec(&content)
+            serde_json::to_vec(&served)
                 .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"))
                 .into_boxed_slice(),
         );
@@ -187,6 +188,25 @@ impl StoredObject {
         let derived = Derived { resource_version, ..self.derived.clone() };
         StoredObject::new(self.key.clone(), self.location.clone(), self.content(), derived)
     }
+}
+
+/// `kind` and `apiVersion` first, as kube-apiserver serializes objects (clients that report
+/// decoding errors by column, kube's among them, see the same positions); files keep their order.
+fn served_order(content: Value) -> Value {
+    let Value::Object(mut map) = content else { return content };
+    let mut served = serde_json::Map::with_capacity(map.len());
+    for key in ["kind", "apiVersion"] {
+        if let Some(value) = map.remove(key) {
+            served.insert(key.to_string(), value);
+        }
+    }
+    served.extend(map);
+    Value::Object(served)
+}
+
+/// The served JSON's prefix up to `apiVersion`'s value, for readers that want it without parsing.
+pub fn served_prefix(kind: &str, api_version: &str) -> String {
+    format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",")
 }
 
 /// An object's labels, sorted by key: a compact map, as every stored object carries one.

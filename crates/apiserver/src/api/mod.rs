@@ -268,7 +268,7 @@ impl Api {
     /// file leaves them out (apiextensions defaults on read), a CRD with its derived status.
     fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
         let wanted = target.api_version();
-        let prefix = format!("{{\"apiVersion\":\"{wanted}\",");
+        let prefix = gitbacked_core::object::served_prefix(&target.rt.kind, &wanted);
         let is_crd = obj.key.gk == crd_group_kind();
         if obj.json.starts_with(prefix.as_bytes()) && !is_crd && !target.rt.defaulted {
             return obj.json.clone();
@@ -290,11 +290,13 @@ impl Api {
         let registry = self.storage.registry();
         let Some(rt) = registry.all().find(|rt| rt.crd.as_deref() == Some(name)) else { return Default::default() };
         let (_, objects) = self.storage.list(&rt.group_kind(), None);
+        // Served JSON starts with kind and apiVersion: read it without parsing the rest.
+        let lead = gitbacked_core::object::served_prefix(&rt.kind, "");
+        let lead = lead.trim_end_matches("\",").as_bytes();
         objects
             .iter()
             .filter_map(|o| {
-                // Objects are mostly kept with apiVersion first: read it without parsing the rest.
-                let head = o.json.strip_prefix(b"{\"apiVersion\":\"");
+                let head = o.json.strip_prefix(lead);
                 let fast = head.and_then(|h| Some(&h[..h.iter().position(|b| *b == b'"')?]));
                 let api_version = match fast.map(std::str::from_utf8) {
                     Some(Ok(v)) => v.to_string(),
