@@ -668,3 +668,41 @@ async fn a_fresh_repository_serves_what_kube_apiserver_creates_for_itself() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn service_account_tokens_are_issued_and_reviewed_without_being_stored() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec, TokenReview, TokenReviewSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let accounts: Api<ServiceAccount> = Api::namespaced(store.client(), "default");
+        let account: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap();
+        accounts.create(&PostParams::default(), &account).await.unwrap();
+        let commits = remote.commit_count();
+        let audiences = vec!["api".to_string()];
+        let request = TokenRequest {
+            spec: TokenRequestSpec { audiences: audiences.clone(), ..Default::default() },
+            ..Default::default()
+        };
+        let issued = accounts.create_token_request("robot", &PostParams::default(), &request).await.unwrap();
+        let token = issued.status.unwrap().token;
+        let reviews: Api<TokenReview> = Api::all(store.client());
+        let review = |token: String| TokenReview {
+            spec: TokenReviewSpec { audiences: Some(audiences.clone()), token: Some(token) },
+            ..Default::default()
+        };
+        let status = reviews.create(&PostParams::default(), &review(token.clone())).await.unwrap().status.unwrap();
+        assert_eq!((status.authenticated, status.audiences), (Some(true), Some(audiences.clone())));
+        assert_eq!(status.user.unwrap().username.as_deref(), Some("system:serviceaccount:default:robot"));
+        let forged = format!("{}x", &token[..token.len() - 1]);
+        let status = reviews.create(&PostParams::default(), &review(forged)).await.unwrap().status.unwrap();
+        assert_eq!(status.authenticated, Some(false));
+        let missing = accounts.create_token_request("nobody", &PostParams::default(), &request).await;
+        assert_eq!(status_of(missing).code, 404);
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "tokens and reviews are answers, not objects");
+        store.close().await.unwrap();
+    })
+    .await;
+}

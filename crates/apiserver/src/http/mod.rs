@@ -440,6 +440,18 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
             Err(StatusError::method_not_allowed(format!("{name} is not supported on {}", target.rt.plural)))
         }
     };
+    // `serviceaccounts/{name}/token` answers a TokenRequest; it stores nothing.
+    if path.subresource == Some("token")
+        && (target.rt.group.as_str(), target.rt.kind.as_str()) == ("", "ServiceAccount")
+    {
+        let (Some(name), true) = (path.name, req.method() == Method::POST) else {
+            return Err(StatusError::method_not_allowed("serviceaccounts/token only takes POST"));
+        };
+        verb.name = "create";
+        let (parts, body) = req.into_parts();
+        let request = parse_object(&parts.headers, &read_body(body).await?)?;
+        return Ok(reply_response(api.request_token(&target, name, request).await?, "application/json"));
+    }
     let sub = subresource(&target, path.subresource)?;
     let (headers, body) = {
         let (parts, body) = req.into_parts();
