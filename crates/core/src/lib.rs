@@ -1,7 +1,9 @@
 //! The core of gitbacked, with no I/O: what the API semantics and the storage behind them share.
 //!
 //! - Objects: [`ObjectKey`], [`StoredObject`] and the metadata derived for them ([`object`]).
-//! - Types: the [`Registry`] of built-in kinds and CRDs, and their OpenAPI [`schema`]s.
+//! - Types: the [`Registry`] of built-in kinds and CRDs, and their OpenAPI [`schema`]s, with which
+//!   custom resources are pruned, defaulted and validated (CEL rules included).
+//! - The objects kube-apiserver creates for itself ([`bootstrap`]).
 //! - Changes: [`WatchEvent`]s and the [`WatchLog`] that watches resume from ([`watch`]).
 //! - Failures: [`StatusError`], a `meta/v1 Status` with a [`Reason`] ([`status`]), and the
 //!   [`FieldError`]s of an invalid object ([`field`]).
@@ -11,7 +13,7 @@
 //!   [`selector`]s.
 //! - Limits: what a request may carry and the reader's budget ([`limits`]).
 //! - Readiness: [`Health`] checks the storage reports.
-//! - Utilities: an injectable [`Clock`], stable uids ([`uid`]).
+//! - Utilities: an injectable [`Clock`], stable uids ([`uid`]), resource [`quantity`]s.
 
 pub mod bootstrap;
 pub mod clock;
