@@ -295,10 +295,11 @@ impl GitStore {
             invalid_objects: store
                 .invalid_objects()
                 .into_iter()
-                .map(|(key, location, problems)| InvalidObject {
+                .map(|(key, location, line, problems)| InvalidObject {
                     object: key.to_string(),
                     path: location.path.to_string(),
                     document: location.doc as usize + 1,
+                    line: u64::from(line),
                     problems,
                 })
                 .collect(),
@@ -340,6 +341,8 @@ pub struct InvalidObject {
     pub path: String,
     /// Which document of the file (from 1).
     pub document: usize,
+    /// The line that document starts on (from 1; its `---` marker where it has one).
+    pub line: u64,
     /// What is wrong, as kube-apiserver words it (`spec.size: Invalid value: 0: …`).
     pub problems: Vec<String>,
 }

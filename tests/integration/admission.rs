@@ -168,7 +168,9 @@ async fn what_a_person_commits_is_served_defaulted_and_ratcheted() {
     within(90, async {
         let remote = Remote::new();
         // Committed without the defaulted fields, and with a size the schema refuses.
-        let person = "apiVersion: example.com/v1\nkind: Sprocket\nmetadata:\n  name: old\n  namespace: default\n\
+        // Second in its file, after a note of the person's own.
+        let person = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\n  namespace: default\n---\n\
+                      apiVersion: example.com/v1\nkind: Sprocket\nmetadata:\n  name: old\n  namespace: default\n\
                       spec:\n  size: 0 # too small, but it is what was agreed\n  teeth:\n  - name: a\n";
         remote.commit(&[("crds/sprockets.yaml", Some(SPROCKETS)), ("sprockets/old.yaml", Some(person))], "by hand");
         let store = open(&remote).await;
@@ -183,7 +185,7 @@ async fn what_a_person_commits_is_served_defaulted_and_ratcheted() {
         let report = store.report();
         assert_eq!(report.invalid_objects.len(), 1, "{report:?}");
         let invalid = &report.invalid_objects[0];
-        assert_eq!((invalid.path.as_str(), invalid.document), ("sprockets/old.yaml", 1));
+        assert_eq!((invalid.path.as_str(), invalid.document, invalid.line), ("sprockets/old.yaml", 2, 6));
         assert_eq!(
             invalid.problems,
             ["spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"]

@@ -10,6 +10,8 @@ pub struct FoundObject {
     pub doc: u32,
     /// Index inside the `items` of a `kind: List` document.
     pub item: Option<u32>,
+    /// The line the document starts on (from 1).
+    pub line: u32,
     /// The object as written.
     pub value: Value,
 }
@@ -35,7 +37,7 @@ pub struct ParsedFile {
 /// The version of what [`parse_file`] returns for given bytes. The parse cache keeps results across
 /// restarts under it: bump it whenever a change of this module or an upgrade of serde-saphyr may
 /// change the result for some file.
-pub const PARSE_VERSION: u32 = 2;
+pub const PARSE_VERSION: u32 = 3;
 
 /// Whether the file is JSON (one document) rather than YAML.
 pub fn is_json(path: &str) -> bool {
@@ -162,7 +164,9 @@ fn shape_error(value: &Value) -> Option<String> {
 /// Adds the objects of a document (several for a `kind: List`); reports those of the wrong shape.
 fn collect(doc: u32, line: u64, value: Value, parsed: &mut ParsedFile) {
     let mut add = |item: Option<u32>, object: Value| match shape_error(&object) {
-        None => parsed.objects.push(FoundObject { doc, item, value: object }),
+        None => {
+            parsed.objects.push(FoundObject { doc, item, line: u32::try_from(line).unwrap_or(u32::MAX), value: object })
+        }
         Some(message) => parsed.errors.push(DocumentError { line, message }),
     };
     if let Some(items) = list_items(&value) {

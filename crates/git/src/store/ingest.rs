@@ -226,7 +226,7 @@ impl State {
     pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
         let ParsedCommit { info, seq, changes, files } = commit;
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
-        let mut added: Vec<(Location, &str)> = Vec::new();
+        let mut added: Vec<(Location, u32, &str)> = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             let path: Arc<str> = Arc::from(change.path.as_str());
             let file = files.view(i);
@@ -267,17 +267,17 @@ impl State {
             if !file.objects.is_empty() {
                 self.files.entry(path.clone()).or_default().reserve_exact(file.objects.len());
             }
-            for ObjectRef { doc, item, json } in file.objects {
-                added.push((Location { path: path.clone(), doc, item }, json));
+            for ObjectRef { doc, item, line, json } in file.objects {
+                added.push((Location { path: path.clone(), doc, item }, line, json));
             }
         }
         // The file list of a large commit is no small part of the memory of the rest of it.
         drop(changes);
         // CRDs first: the types they define decide how the other documents are read.
         let crd = crd_group_kind();
-        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, json)| group_kind(json) == crd);
-        for (location, json) in crds {
-            self.claim(&mut touched, location, json.into());
+        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, _, json)| group_kind(json) == crd);
+        for (location, line, json) in crds {
+            self.claim(&mut touched, location, line, json.into());
         }
         let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| k.gk == crd).cloned().collect();
         let mut events = Vec::new();
@@ -289,8 +289,8 @@ impl State {
             let after = self.resolve(mirror, &info, seq, key.clone(), t, &mut events);
             registry_changed |= self.update_registry(&key, after.as_deref());
         }
-        for (location, json) in others {
-            self.claim(&mut touched, location, json.into());
+        for (location, line, json) in others {
+            self.claim(&mut touched, location, line, json.into());
         }
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
@@ -322,7 +322,13 @@ impl State {
     }
 
     /// Records that a document claims an object (or waits for its kind to be known).
-    fn claim<'a>(&mut self, touched: &mut BTreeMap<ObjectKey, Touched<'a>>, location: Location, json: Cow<'a, str>) {
+    fn claim<'a>(
+        &mut self,
+        touched: &mut BTreeMap<ObjectKey, Touched<'a>>,
+        location: Location,
+        line: u32,
+        json: Cow<'a, str>,
+    ) {
         let key = self.key_of(&json);
         if let Some(key) = &key {
             self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(json));
@@ -342,7 +348,7 @@ impl State {
                 }
             }
         }
-        self.files.entry(location.path.clone()).or_default().push(Claim { location, key });
+        self.files.entry(location.path.clone()).or_default().push(Claim { location, line, key });
     }
 
     /// The key of a document, `None` when its kind is not served (unknown) or not kept here.
@@ -459,9 +465,11 @@ impl State {
             self.rejected.remove(key);
             return;
         }
-        warn!(object = %key, file = %location.path, document = location.doc + 1, problems = ?found,
+        let claims = self.files.get(&location.path).into_iter().flatten();
+        let line = claims.filter(|c| &c.location == location).map(|c| c.line).next().unwrap_or(1);
+        warn!(object = %key, file = %location.path, line, problems = ?found,
             "a committed object fails validation; it is served as committed");
-        self.rejected.insert(key.clone(), (location.clone(), found));
+        self.rejected.insert(key.clone(), (location.clone(), line, found));
     }
 
     /// Adds, changes or removes the type a CRD defines; returns whether the registry changed.

@@ -37,6 +37,8 @@ pub fn revision(seq: u64, index: u64) -> u64 {
 #[derive(Clone, Debug)]
 struct Claim {
     location: Location,
+    /// The line its document starts on, for reports.
+    line: u32,
     key: Option<ObjectKey>,
 }
 
@@ -56,8 +58,9 @@ pub(crate) struct State {
     files: HashMap<Arc<str>, Vec<Claim>>,
     unknown: BTreeMap<Location, Box<str>>,
     invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
-    /// Objects served that fail their type's validation: where they are, and what is wrong.
-    rejected: BTreeMap<ObjectKey, (Location, Vec<String>)>,
+    /// Objects served that fail their type's validation: where they are (and on which line), and
+    /// what is wrong.
+    rejected: BTreeMap<ObjectKey, (Location, u32, Vec<String>)>,
     /// Objects a commit brought that have not been reviewed for `rejected` yet.
     unreviewed: std::collections::BTreeSet<ObjectKey>,
     log: WatchLog,
@@ -230,11 +233,11 @@ impl Store {
         self.read().invalid.iter().map(|(p, e)| (p.to_string(), e.clone())).collect()
     }
 
-    /// Objects served that fail their type's validation: the object, its file and document, and
-    /// the problems as kube-apiserver would word them.
-    pub fn invalid_objects(&self) -> Vec<(ObjectKey, Location, Vec<String>)> {
+    /// Objects served that fail their type's validation: the object, its file and document, the line
+    /// the document starts on, and the problems as kube-apiserver would word them.
+    pub fn invalid_objects(&self) -> Vec<(ObjectKey, Location, u32, Vec<String>)> {
         self.review();
-        self.read().rejected.iter().map(|(k, (l, p))| (k.clone(), l.clone(), p.clone())).collect()
+        self.read().rejected.iter().map(|(k, (l, line, p))| (k.clone(), l.clone(), *line, p.clone())).collect()
     }
 
     /// Checks the objects the last commits brought as admission would, and reports (logs, and

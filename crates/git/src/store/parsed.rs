@@ -5,8 +5,8 @@
 //!
 //! A record is `[payload length: u32][CRC-32 of the payload: u32][payload]`, and the payload is
 //! `[blob id length: u8][blob id][JSON file: u8][body]`. The body holds the objects (document index,
-//! item index or `u32::MAX`, JSON text) and then the errors (line, message); integers are little
-//! endian and strings are length-prefixed UTF-8.
+//! item index or `u32::MAX`, the document's first line, JSON text) and then the errors (line,
+//! message); integers are little endian and strings are length-prefixed UTF-8.
 
 use std::ops::Range;
 
@@ -27,6 +27,8 @@ pub(crate) struct ObjectRef<'a> {
     pub doc: u32,
     /// Index inside the `items` of a `kind: List` document.
     pub item: Option<u32>,
+    /// The line the document starts on.
+    pub line: u32,
     /// The object as written, serialized as compact JSON.
     pub json: &'a str,
 }
@@ -53,6 +55,7 @@ pub(crate) fn write_record(out: &mut Vec<u8>, key: BlobKey, file: &ParsedFile) -
     for o in &file.objects {
         put_u32(out, o.doc);
         put_u32(out, o.item.unwrap_or(u32::MAX));
+        put_u32(out, o.line);
         let at = out.len();
         put_u32(out, 0);
         serde_json::to_writer(&mut *out, &o.value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
@@ -96,7 +99,8 @@ pub(crate) fn decode(mut bytes: &[u8]) -> Option<FileView<'_>> {
         .map(|_| {
             let doc = take_u32(input)?;
             let item = Some(take_u32(input)?).filter(|&i| i != u32::MAX);
-            Some(ObjectRef { doc, item, json: take_str(input)? })
+            let line = take_u32(input)?;
+            Some(ObjectRef { doc, item, line, json: take_str(input)? })
         })
         .collect::<Option<Vec<_>>>()?;
     let errors = (0..take_u32(input)?)
