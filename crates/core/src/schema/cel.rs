@@ -6,7 +6,8 @@
 //! Besides CEL's standard library and cel-rust's strings and lists extensions, the Kubernetes
 //! functions rules use in practice: `isSorted`, `sum`, `min`, `max`, `indexOf` on lists; `find`,
 //! `findAll` on strings; `url`, `isURL` and the URL getters; `quantity`, `isQuantity` and the
-//! comparisons of quantities (a quantity is carried as its approximate number).
+//! comparisons of quantities (a quantity is carried as its approximate number); the `format`
+//! library (`format.dns1123Label().validate(s)`, `format.named(name)`).
 //!
 //! A rule's cost is bounded before it runs: the size of `self` raised to one more than the number
 //! of comprehensions in the rule must stay under Kubernetes' per-call limit, so no rule can stall
@@ -31,11 +32,120 @@ const MAX_RULE_LEN: usize = 16 * 1024;
 
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let mut env = Env::stdlib();
-    // Both are declarations of fixed overloads: they cannot fail on a fresh standard library.
+    // Declarations of fixed overloads: they cannot fail on a fresh standard library.
     let _ = env.add_extension(cel::extensions::strings);
     let _ = env.add_extension(cel::extensions::lists);
+    let _ = env.add_extension(format_library);
     Arc::new(env)
 });
+
+/// Kubernetes' `format` library: `format.dns1123Label().validate(s)` is `optional.none()` when `s`
+/// is one, else the list of what is wrong; `format.named("uuid")` finds a format by name. A format
+/// is carried as its name.
+type CowVal<'b, 'v> = cel::common::value::CowVal<'b, 'v>;
+type Overload = for<'b, 'v> fn(Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError>;
+
+/// The formats, and one constructor each (`format.uuid()`): CEL overloads are plain functions.
+macro_rules! formats {
+    ($($name:literal),* $(,)?) => {
+        const FORMATS: &[&str] = &[$($name),*];
+
+        fn constructors() -> Vec<(&'static str, Overload)> {
+            vec![$({
+                fn constructor<'b, 'v>(_: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+                    Ok(CowVal::owned(cel::common::types::CelString::from($name)))
+                }
+                ($name, constructor as Overload)
+            }),*]
+        }
+    };
+}
+
+formats!(
+    "dns1123Label",
+    "dns1123Subdomain",
+    "dns1035Label",
+    "qualifiedName",
+    "dns1123LabelPrefix",
+    "dns1123SubdomainPrefix",
+    "dns1035LabelPrefix",
+    "labelValue",
+    "uri",
+    "uuid",
+    "byte",
+    "date",
+    "datetime",
+);
+
+fn format_library(env: &mut Env) -> Result<(), cel::DeclarationError> {
+    use cel::common::types::STRING_TYPE;
+    let constructors = constructors();
+    for (name, constructor) in constructors {
+        env.add_overload(&format!("format.{name}"), &format!("format_{name}"), vec![], constructor)?;
+    }
+    env.add_overload("format.named", "format_named", vec![STRING_TYPE], format_named)?;
+    env.add_member_overload("validate", "format_validate", STRING_TYPE, vec![STRING_TYPE], format_validate)?;
+    Ok(())
+}
+
+fn string_arg<'a>(args: &'a [CowVal<'_, '_>], i: usize) -> Result<&'a str, ExecutionError> {
+    args.get(i)
+        .and_then(|a| a.downcast_ref::<cel::common::types::CelString>())
+        .map(|s| s.inner())
+        .ok_or_else(|| ExecutionError::function_error("format", "expected a string"))
+}
+
+fn format_named<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    use cel::common::types::{CelOptional, CelString};
+    let name = string_arg(&args, 0)?;
+    Ok(match FORMATS.contains(&name) {
+        true => CowVal::owned(CelOptional::of(Box::new(CelString::from(name.to_string())))),
+        false => CowVal::owned(CelOptional::none()),
+    })
+}
+
+fn format_validate<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    use cel::common::types::{CelList, CelOptional, CelString};
+    use cel::common::value::Val;
+    let (format, value) = (string_arg(&args, 0)?, string_arg(&args, 1)?);
+    let errors = format_errors(format, value);
+    Ok(match errors.is_empty() {
+        true => CowVal::owned(CelOptional::none()),
+        false => {
+            let list: Vec<Box<dyn Val>> =
+                errors.into_iter().map(|e| Box::new(CelString::from(e)) as Box<dyn Val>).collect();
+            CowVal::owned(CelOptional::of(Box::new(CelList::from(list))))
+        }
+    })
+}
+
+/// What is wrong with `value` in `format`, as Kubernetes' validators word it.
+fn format_errors(format: &str, value: &str) -> Vec<String> {
+    use crate::validation::{NameRule, is_dns1035_label, validate_label_value, validate_name, validate_qualified_name};
+    let prefix = |s: &str| format!("{s}a");
+    let dns1035 = |s: &str| {
+        match is_dns1035_label(s) {
+        true => Vec::new(),
+        false => vec!["a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character".to_string()],
+    }
+    };
+    let name = |s: &str, rule| validate_name(s, rule).err().map(|e| e.to_string()).into_iter().collect::<Vec<_>>();
+    match format {
+        "dns1123Label" => name(value, NameRule::DnsLabel),
+        "dns1123LabelPrefix" => name(&prefix(value), NameRule::DnsLabel),
+        "dns1123Subdomain" => name(value, NameRule::DnsSubdomain),
+        "dns1123SubdomainPrefix" => name(&prefix(value), NameRule::DnsSubdomain),
+        "dns1035Label" => dns1035(value),
+        "dns1035LabelPrefix" => dns1035(&prefix(value)),
+        "qualifiedName" => validate_qualified_name(value).err().map(|e| e.to_string()).into_iter().collect(),
+        "labelValue" => validate_label_value(value).err().map(|e| e.to_string()).into_iter().collect(),
+        "uri" | "uuid" | "byte" | "date" | "datetime" => match super::validate::is_format(format, value) {
+            true => Vec::new(),
+            false => vec![format!("does not match the {format} format")],
+        },
+        _ => vec![format!("unknown format {format}")],
+    }
+}
 
 /// A rule compiled, or why it does not compile.
 type Compiled = Result<Arc<Program>, String>;
@@ -451,6 +561,27 @@ mod tests {
         let mut fewer = good.clone();
         fewer["replicas"] = json!(1);
         assert_eq!(check(schema, fewer, Some(good)), ["spec: Invalid value: \"object\": cannot scale down"]);
+    }
+
+    #[test]
+    fn the_format_library_validates_names_and_formats() {
+        let schema = json!({"type": "object", "properties": {"name": {"type": "string"}, "id": {"type": "string"}},
+        "x-kubernetes-validations": [
+            {"rule": "!format.dns1123Label().validate(self.name).hasValue()", "message": "name is not a DNS label"},
+            {"rule": "format.named('uuid').value().validate(self.id).orValue([]).size() == 0", "message": "id is not a uuid"},
+            {"rule": "!format.named('nonsense').hasValue()"},
+        ]});
+        assert!(
+            check(schema.clone(), json!({"name": "web-1", "id": "123e4567-e89b-12d3-a456-426614174000"}), None)
+                .is_empty()
+        );
+        assert_eq!(
+            check(schema, json!({"name": "Web_1", "id": "x"}), None),
+            [
+                "spec: Invalid value: \"object\": name is not a DNS label",
+                "spec: Invalid value: \"object\": id is not a uuid"
+            ]
+        );
     }
 
     #[test]
