@@ -23,6 +23,20 @@ const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 /// The shortest lifetime kube-apiserver grants (ten minutes).
 const MIN_EXPIRATION_SECONDS: i64 = 600;
 
+/// Why a token is not accepted, as a TokenReview's `status.error`.
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    /// Not a token this process signed.
+    #[error("invalid bearer token")]
+    Invalid,
+    /// Past its expiry.
+    #[error("token has expired")]
+    Expired,
+    /// Not for any of the audiences asked about.
+    #[error("token audiences do not match")]
+    Audiences,
+}
+
 /// The key this process signs tokens with.
 pub(super) struct TokenKey([u8; 32]);
 
@@ -111,7 +125,7 @@ impl Api {
                     "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}"), "system:authenticated"],
                 }})
             }
-            Err(why) => json!({"authenticated": false, "error": why}),
+            Err(why) => json!({"authenticated": false, "error": why.to_string()}),
         };
         let answer = json!({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": null}, "spec": spec, "status": status});
@@ -119,16 +133,18 @@ impl Api {
     }
 
     /// The claims of a token this process signed, still valid, and the audiences it is good for.
-    fn verify(&self, token: &str, wanted: &[Value]) -> Result<(Value, Vec<Value>), String> {
-        let invalid = || "invalid bearer token".to_string();
-        let (signed, signature) = token.rsplit_once('.').ok_or_else(invalid)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
-        self.token_key.mac(signed.as_bytes()).verify_slice(&signature).map_err(|_| invalid())?;
-        let (_, payload) = signed.split_once('.').ok_or_else(invalid)?;
-        let claims: Value =
-            URL_SAFE_NO_PAD.decode(payload).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(invalid)?;
+    fn verify(&self, token: &str, wanted: &[Value]) -> Result<(Value, Vec<Value>), TokenError> {
+        let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Invalid)?;
+        self.token_key.mac(signed.as_bytes()).verify_slice(&signature).map_err(|_| TokenError::Invalid)?;
+        let (_, payload) = signed.split_once('.').ok_or(TokenError::Invalid)?;
+        let claims: Value = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(TokenError::Invalid)?;
         if claims.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp <= self.clock.now()) {
-            return Err("token has expired".into());
+            return Err(TokenError::Expired);
         }
         let audiences: Vec<Value> = claims.get("aud").and_then(Value::as_array).cloned().unwrap_or_default();
         let granted: Vec<Value> = match wanted.is_empty() {
@@ -136,7 +152,7 @@ impl Api {
             false => wanted.iter().filter(|a| audiences.contains(a)).cloned().collect(),
         };
         if granted.is_empty() {
-            return Err("token audiences do not match".into());
+            return Err(TokenError::Audiences);
         }
         Ok((claims, granted))
     }

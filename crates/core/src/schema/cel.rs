@@ -148,14 +148,25 @@ fn format_errors(format: &str, value: &str) -> Vec<String> {
 }
 
 /// A rule compiled, or why it does not compile.
-type Compiled = Result<Arc<Program>, String>;
+type Compiled = Result<Arc<Program>, RuleError>;
+
+/// Why a rule cannot be compiled.
+#[derive(Clone, Debug, thiserror::Error)]
+pub(crate) enum RuleError {
+    /// Longer than [`MAX_RULE_LEN`].
+    #[error("the rule is longer than {MAX_RULE_LEN} bytes")]
+    TooLong,
+    /// cel's parse errors, as text: the cache keeps them, and they are not `Clone`.
+    #[error("{0}")]
+    Syntax(String),
+}
 
 static PROGRAMS: LazyLock<Mutex<HashMap<String, Compiled>>> = LazyLock::new(Mutex::default);
 
 /// The rule compiled, or why it does not compile.
 pub(crate) fn compile(rule: &str) -> Compiled {
     if rule.len() > MAX_RULE_LEN {
-        return Err(format!("the rule is longer than {MAX_RULE_LEN} bytes"));
+        return Err(RuleError::TooLong);
     }
     let mut cache = PROGRAMS.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(compiled) = cache.get(rule) {
@@ -164,7 +175,7 @@ pub(crate) fn compile(rule: &str) -> Compiled {
     if cache.len() >= MAX_PROGRAMS {
         cache.clear();
     }
-    let compiled = ENV.compile(rule).map(Arc::new).map_err(|e| e.to_string());
+    let compiled = ENV.compile(rule).map(Arc::new).map_err(|e| RuleError::Syntax(e.to_string()));
     cache.insert(rule.to_string(), compiled.clone());
     compiled
 }
