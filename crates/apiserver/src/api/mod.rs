@@ -285,7 +285,8 @@ impl Api {
         if let Some(schema) = Node::of(&target.rt, &target.version).filter(|_| target.rt.defaulted) {
             schema.apply_defaults(&mut value);
         }
-        Bytes::from(serde_json::to_vec(&ordered(value)).unwrap_or_default())
+        // `value` keeps the served order (kind first): apiVersion is replaced in place.
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 
     /// The versions the objects of the CRD `name` are stored in.

@@ -67,6 +67,8 @@ async fn create_derives_metadata_and_refuses_a_second_object_of_the_name() {
     let got = body(&api.get(&t, "a", Format::Object).unwrap());
     assert_eq!(got["data"], json!({"k": "v"}));
     assert_eq!(reason(api.get(&t, "missing", Format::Object)), (404, Reason::NotFound));
+    // Served kind first, as kube-apiserver serializes objects.
+    assert!(api.get(&t, "a", Format::Object).unwrap().body.starts_with(br#"{"kind":"ConfigMap","apiVersion":"v1","#));
 }
 
 #[tokio::test]
@@ -293,7 +295,9 @@ async fn a_crd_is_served_with_the_status_apiextensions_would_give_it() {
     assert_eq!(conditions, [("NamesAccepted".into(), "True".into()), ("Established".into(), "True".into())]);
     assert_eq!(status["conditions"][1]["lastTransitionTime"], created["metadata"]["creationTimestamp"]);
     // The same on every read, and a status sent by a client is not stored.
-    let got = body(&api.get(&t, "widgets.example.com", Format::Object).unwrap());
+    let reply = api.get(&t, "widgets.example.com", Format::Object).unwrap();
+    assert!(reply.body.starts_with(br#"{"kind":"CustomResourceDefinition","apiVersion":"#), "kind first here too");
+    let got = body(&reply);
     assert_eq!(got["status"], *status);
     let stored = api.storage().get(&t.key("widgets.example.com")).unwrap();
     assert!(stored.value().get("status").is_none());
