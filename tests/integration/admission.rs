@@ -80,6 +80,16 @@ async fn metrics(store: &gitbacked::GitStore) -> String {
     String::from_utf8(body.to_vec()).unwrap()
 }
 
+/// Creates the Gear CRD through the API, waits until it is Established, and returns the Gears of
+/// `default`.
+async fn install_gears(crds: &Api<CustomResourceDefinition>, client: kube::Client) -> Api<DynamicObject> {
+    let gears: CustomResourceDefinition = serde_saphyr::from_str(GEARS).unwrap();
+    crds.create(&PostParams::default(), &gears).await.unwrap();
+    established(client.clone(), "gears.example.com").await;
+    let gvk = GroupVersionKind::gvk("example.com", "v1", "Gear");
+    Api::namespaced_with(client, "default", &ApiResource::from_gvk(&gvk))
+}
+
 async fn established(client: kube::Client, name: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(client);
     let wait = await_condition(crds, name, conditions::is_crd_established());
@@ -268,11 +278,7 @@ async fn cel_rules_and_crds_apiextensions_refuses() {
         store.sync().await.unwrap();
         assert_eq!(remote.commit_count(), commits, "nothing committed");
 
-        let gears: CustomResourceDefinition = serde_saphyr::from_str(GEARS).unwrap();
-        crds.create(&PostParams::default(), &gears).await.unwrap();
-        established(store.client(), "gears.example.com").await;
-        let gvk = GroupVersionKind::gvk("example.com", "v1", "Gear");
-        let api: Api<DynamicObject> = Api::namespaced_with(store.client(), "default", &ApiResource::from_gvk(&gvk));
+        let api = install_gears(&crds, store.client()).await;
         let gear = |replicas: i64| -> DynamicObject {
             serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Gear",
                 "metadata": {"name": "g", "namespace": "default"}, "spec": {"replicas": replicas, "maxReplicas": 5}}))
@@ -306,11 +312,7 @@ async fn deleting_a_crd_deletes_its_custom_resources_first() {
         let remote = Remote::new();
         let store = open(&remote).await;
         let crds: Api<CustomResourceDefinition> = Api::all(store.client());
-        let gears: CustomResourceDefinition = serde_saphyr::from_str(GEARS).unwrap();
-        crds.create(&PostParams::default(), &gears).await.unwrap();
-        established(store.client(), "gears.example.com").await;
-        let gvk = GroupVersionKind::gvk("example.com", "v1", "Gear");
-        let api: Api<DynamicObject> = Api::namespaced_with(store.client(), "default", &ApiResource::from_gvk(&gvk));
+        let api = install_gears(&crds, store.client()).await;
         let gear = |name: &str, finalizers: Value| -> DynamicObject {
             serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Gear",
                 "metadata": {"name": name, "namespace": "default", "finalizers": finalizers},
@@ -349,8 +351,7 @@ async fn deleting_a_crd_deletes_its_custom_resources_first() {
         assert!(remote.files().iter().all(|f| !f.contains("gears")), "{:?}", remote.files());
 
         // Re-created, it brings nothing back.
-        crds.create(&PostParams::default(), &gears).await.unwrap();
-        established(store.client(), "gears.example.com").await;
+        let api = install_gears(&crds, store.client()).await;
         assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
         store.close().await.unwrap();
     })

@@ -157,18 +157,23 @@ impl Node<'_> {
         }
     }
 
+    /// `minItems`/`maxItems` of an array, `minProperties`/`maxProperties` of an object.
+    fn check_count(&self, path: &str, count: usize, [min_key, max_key, noun]: [&str; 3], errors: &mut Vec<FieldError>) {
+        if let Some(min) = self.count(min_key)
+            && count < min
+        {
+            let detail = format!("{path} in body should have at least {min} {noun}");
+            errors.push(FieldError::invalid(path, Value::from(count), detail));
+        }
+        if let Some(max) = self.count(max_key)
+            && count > max
+        {
+            errors.push(too_many(path, count, max));
+        }
+    }
+
     fn check_array(&self, items: &[Value], old: Option<&Vec<Value>>, path: &str, errors: &mut Vec<FieldError>) {
-        if let Some(min) = self.count("minItems")
-            && items.len() < min
-        {
-            let detail = format!("{path} in body should have at least {min} items");
-            errors.push(FieldError::invalid(path, Value::from(items.len()), detail));
-        }
-        if let Some(max) = self.count("maxItems")
-            && items.len() > max
-        {
-            errors.push(too_many(path, items.len(), max));
-        }
+        self.check_count(path, items.len(), ["minItems", "maxItems", "items"], errors);
         if self.flag("uniqueItems") && (1..items.len()).any(|i| items[..i].contains(&items[i])) {
             let detail = format!("{path} in body shouldn't contain duplicates");
             errors.push(FieldError::invalid(path, Value::String(String::new()), detail));
@@ -234,17 +239,7 @@ impl Node<'_> {
                 }
             }
         }
-        if let Some(min) = self.count("minProperties")
-            && map.len() < min
-        {
-            let detail = format!("{path} in body should have at least {min} properties");
-            errors.push(FieldError::invalid(path, Value::from(map.len()), detail));
-        }
-        if let Some(max) = self.count("maxProperties")
-            && map.len() > max
-        {
-            errors.push(too_many(path, map.len(), max));
-        }
+        self.check_count(path, map.len(), ["minProperties", "maxProperties", "properties"], errors);
         for (key, child) in map {
             if whole_object && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
                 continue;
