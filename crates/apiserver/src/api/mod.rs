@@ -660,6 +660,10 @@ impl Api {
         let outcome = self.storage.write(Write { key: key.clone(), description, mutate: Box::new(wrapped) }).await?;
         Ok(match outcome {
             WriteOutcome::Stored(obj) => Reply::bytes(200, self.served(target, &obj)),
+            // The registries of some kinds answer a deletion with the object deleted.
+            WriteOutcome::Deleted(before) if verb == "delete" && returns_deleted_object(&target.rt) => {
+                Reply::bytes(200, self.served(target, &before))
+            }
             WriteOutcome::Deleted(before)
                 if verb == "delete" || before.value().pointer("/metadata/deletionTimestamp").is_none() =>
             {
@@ -806,6 +810,32 @@ fn propagation_finalizer(options: &Value) -> ApiResult<Option<&'static str>> {
             format!("Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""),
         )),
     }
+}
+
+/// Whether kube-apiserver's registry of the kind answers a deletion with the deleted object
+/// (`ReturnDeletedObject`) rather than a `Status`.
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    matches!(
+        (rt.group.as_str(), rt.kind.as_str()),
+        (
+            "",
+            "Pod"
+                | "Service"
+                | "ServiceAccount"
+                | "PersistentVolumeClaim"
+                | "PersistentVolume"
+                | "PodTemplate"
+                | "ResourceQuota"
+        ) | (
+            "storage.k8s.io",
+            "StorageClass"
+                | "CSIDriver"
+                | "CSINode"
+                | "CSIStorageCapacity"
+                | "VolumeAttachment"
+                | "VolumeAttributesClass"
+        ) | ("resource.k8s.io", "ResourceClaim" | "ResourceClaimTemplate" | "DeviceClass" | "ResourceSlice")
+    )
 }
 
 /// The namespaces kube-apiserver keeps may not be deleted (NamespaceLifecycle), nor may a

@@ -67,6 +67,14 @@ async fn create_derives_metadata_and_refuses_a_second_object_of_the_name() {
     let got = body(&api.get(&t, "a", Format::Object).unwrap());
     assert_eq!(got["data"], json!({"k": "v"}));
     assert_eq!(reason(api.get(&t, "missing", Format::Object)), (404, Reason::NotFound));
+    // A ConfigMap's deletion answers a Status; a ServiceAccount's, the object, as their registries do.
+    let deleted = body(&api.delete(&t, "a", &json!({}), &opts()).await.unwrap());
+    assert_eq!((deleted["kind"].as_str(), deleted["status"].as_str()), (Some("Status"), Some("Success")));
+    let accounts = target(&api, "", "v1", "serviceaccounts", Some("default"));
+    create(&api, &accounts, json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}})).await;
+    let deleted = body(&api.delete(&accounts, "sa", &json!({}), &opts()).await.unwrap());
+    assert_eq!((deleted["kind"].as_str(), deleted["metadata"]["name"].as_str()), (Some("ServiceAccount"), Some("sa")));
+    create(&api, &t, configmap("a", json!({"k": "v"}))).await;
     // Served kind first, as kube-apiserver serializes objects.
     assert!(api.get(&t, "a", Format::Object).unwrap().body.starts_with(br#"{"kind":"ConfigMap","apiVersion":"v1","#));
 }
