@@ -245,6 +245,10 @@ impl Store {
     /// the objects are validated without the lock, and a result is kept only if the object has not
     /// changed meanwhile.
     pub fn review(&self) {
+        // A sync that changed nothing leaves nothing to review: no write lock then.
+        if self.read().unreviewed.is_empty() {
+            return;
+        }
         let (registry, objects) = {
             let mut state = self.write();
             let keys = std::mem::take(&mut state.unreviewed);
