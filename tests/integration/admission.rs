@@ -394,7 +394,14 @@ async fn built_in_objects_are_validated_as_kube_apiserver_validates_them() {
         let services: Api<Service> = Api::namespaced(client.clone(), "default");
         let service: Service = serde_json::from_value(json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 0}]}})).unwrap();
         let refused = status_of(services.create(&PostParams::default(), &service).await);
-        assert_eq!(causes(&refused), ["spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive"]);
+        // targetPort defaults to the port, and is then refused with it, as kube-apiserver does.
+        assert_eq!(
+            causes(&refused),
+            [
+                "spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.ports[0].targetPort: Invalid value: 0: must be between 1 and 65535, inclusive",
+            ]
+        );
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i",
             "resources": {"limits": {"memory": "lots"}}}]}}))

@@ -3,6 +3,7 @@
 
 mod admission;
 mod apply;
+mod builtins;
 mod core;
 mod example;
 mod faults;

@@ -3,7 +3,8 @@
 //! - Objects: [`ObjectKey`], [`StoredObject`] and the metadata derived for them ([`object`]).
 //! - Types: the [`Registry`] of built-in kinds and CRDs, and their OpenAPI [`schema`]s, with which
 //!   custom resources are pruned, defaulted and validated (CEL rules included).
-//! - The objects kube-apiserver creates for itself ([`bootstrap`]).
+//! - The objects kube-apiserver creates for itself ([`bootstrap`]), and the [`defaults`] it gives
+//!   built-in objects.
 //! - Changes: [`WatchEvent`]s and the [`WatchLog`] that watches resume from ([`watch`]).
 //! - Failures: [`StatusError`], a `meta/v1 Status` with a [`Reason`] ([`status`]), and the
 //!   [`FieldError`]s of an invalid object ([`field`]).
@@ -17,6 +18,7 @@
 
 pub mod bootstrap;
 pub mod clock;
+pub mod defaults;
 pub mod document;
 pub mod field;
 pub mod health;

@@ -160,7 +160,9 @@ impl StoredObject {
         }
         meta.insert("uid".into(), Value::String(derived.uid.clone()));
         meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
-        meta.insert("generation".into(), Value::from(derived.generation));
+        if crate::registry::has_generation(&key.gk) {
+            meta.insert("generation".into(), Value::from(derived.generation));
+        }
         meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
         let labels = Labels::of(meta.get("labels"));
         let served = served_order(content);

@@ -208,6 +208,35 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
     by_kind.into_values().map(Arc::new).collect()
 });
 
+/// Whether objects of `gk` carry `metadata.generation`: custom resources do, and the built-in kinds
+/// whose registries set it (those with a spec a controller acts on, and `status.observedGeneration`).
+pub fn has_generation(gk: &GroupKind) -> bool {
+    static BUILTIN_KINDS: LazyLock<std::collections::HashSet<GroupKind>> =
+        LazyLock::new(|| BUILTINS.iter().map(|rt| rt.group_kind()).collect());
+    !BUILTIN_KINDS.contains(gk)
+        || matches!(
+            (gk.group.as_str(), gk.kind.as_str()),
+            ("", "Pod" | "ReplicationController")
+                | ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+                | ("batch", "Job" | "CronJob")
+                | ("policy", "PodDisruptionBudget")
+                | ("networking.k8s.io", "NetworkPolicy" | "Ingress")
+                | ("autoscaling", "HorizontalPodAutoscaler")
+                | ("apiextensions.k8s.io", "CustomResourceDefinition")
+                | ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+                | (
+                    "admissionregistration.k8s.io",
+                    "ValidatingWebhookConfiguration"
+                        | "MutatingWebhookConfiguration"
+                        | "ValidatingAdmissionPolicy"
+                        | "ValidatingAdmissionPolicyBinding"
+                        | "MutatingAdmissionPolicy"
+                        | "MutatingAdmissionPolicyBinding"
+                )
+                | ("resource.k8s.io", "DeviceClass")
+        )
+}
+
 /// The group and kind of CustomResourceDefinition objects.
 pub fn crd_group_kind() -> GroupKind {
     GroupKind { group: "apiextensions.k8s.io".into(), kind: "CustomResourceDefinition".into() }

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use gitbacked_core::defaults;
 use gitbacked_core::object::{Derived, metadata_mut, strip_derived};
 use gitbacked_core::registry::{ResourceType, api_version, crd_group_kind, split_api_version};
 use gitbacked_core::schema::Node;
@@ -267,23 +268,17 @@ impl Api {
         Ok(Target { rt: rt.clone(), version: version.to_string(), namespace: namespace.map(str::to_string) })
     }
 
-    /// The object as served at the target's version: with its CRD's defaults where a person's
-    /// file leaves them out (apiextensions defaults on read), a CRD with its derived status.
+    /// The object as served at the target's version (see [`live`]), a CRD with its derived status.
     fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
-        let wanted = target.api_version();
-        let prefix = gitbacked_core::object::served_prefix(&target.rt.kind, &wanted);
+        let prefix = gitbacked_core::object::served_prefix(&target.rt.kind, &target.api_version());
         let is_crd = obj.key.gk == crd_group_kind();
-        if obj.json.starts_with(prefix.as_bytes()) && !is_crd && !target.rt.defaulted {
+        if obj.json.starts_with(prefix.as_bytes()) && !is_crd && !has_defaults(&target.rt) {
             return obj.json.clone();
         }
-        let mut value = obj.value();
-        value["apiVersion"] = Value::String(wanted);
+        let mut value = live(target, obj);
         if is_crd {
             let stored = self.stored_versions(&obj.key.name);
             value["status"] = crd::status(&self.storage.registry(), &value, &stored);
-        }
-        if let Some(schema) = Node::of(&target.rt, &target.version).filter(|_| target.rt.defaulted) {
-            schema.apply_defaults(&mut value);
         }
         // `value` keeps the served order (kind first): apiVersion is replaced in place.
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
@@ -438,8 +433,7 @@ impl Api {
         let clock = self.clock.clone();
         let mutate = move |current: Option<&StoredObject>| {
             let current = current.ok_or_else(|| StatusError::not_found(t.subject(&subject_name)))?;
-            let mut served = current.value();
-            served["apiVersion"] = Value::String(t.api_version());
+            let served = live(&t, current);
             if sub == Some(Subresource::Scale) {
                 let scale = scale_of(&t, current)?;
                 let patched = apply_patch(kind, &scale, &patch, Node::builtin("autoscaling", "v1", "Scale"))?;
@@ -502,11 +496,7 @@ impl Api {
         let mutate = move |current: Option<&StoredObject>| {
             let schema = Node::of(&t.rt, &t.version);
             let now = clock.timestamp();
-            let live = current.map(|c| {
-                let mut live = c.value();
-                live["apiVersion"] = Value::String(t.api_version());
-                live
-            });
+            let live = current.map(|c| live(&t, c));
             let applied =
                 apply::server_side_apply(live.as_ref(), &config, &manager, force, schema, &t.api_version(), &now)?;
             match current {
@@ -733,6 +723,25 @@ impl Api {
     }
 }
 
+/// Whether objects of `rt` are served with defaults their files may leave out.
+fn has_defaults(rt: &ResourceType) -> bool {
+    rt.defaulted || (rt.crd.is_none() && defaults::applies(&rt.group_kind()))
+}
+
+/// An object as clients see it at the target's version, and as patches and applies find it: with
+/// the defaults its file leaves out (its CRD's, as apiextensions defaults on read, or those of its
+/// built-in kind; see `gitbacked_core::defaults`).
+fn live(target: &Target, obj: &StoredObject) -> Value {
+    let mut value = obj.value();
+    value["apiVersion"] = Value::String(target.api_version());
+    if target.rt.crd.is_none() {
+        defaults::apply(&target.rt.group_kind(), &target.version, &mut value);
+    } else if let Some(schema) = Node::of(&target.rt, &target.version).filter(|_| target.rt.defaulted) {
+        schema.apply_defaults(&mut value);
+    }
+    value
+}
+
 /// The `PartialObjectMetadata` view of an object with `metadata` (`Accept: …;as=PartialObjectMetadata`).
 pub fn partial_object_metadata(metadata: Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": metadata})
@@ -893,8 +902,10 @@ fn prepare_new(target: &Target, key: &ObjectKey, body: Value) -> ApiResult<Value
         meta.insert("namespace".into(), Value::String(key.namespace.clone()));
     }
     validate_metadata(target, &key.name, meta)?;
-    // Status is written through /status only.
-    if let Some(map) = content.as_object_mut().filter(|_| target.rt.status) {
+    // Status is written through /status only; a Node keeps the status it is created with, as its
+    // registry does (a kubelet registers its node with its status).
+    let keeps_status = (target.rt.group.as_str(), target.rt.kind.as_str()) == ("", "Node");
+    if let Some(map) = content.as_object_mut().filter(|_| target.rt.status && !keeps_status) {
         map.remove("status");
     }
     Ok(ordered(content))
@@ -1105,7 +1116,7 @@ fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 fn scale_of(target: &Target, obj: &StoredObject) -> ApiResult<Value> {
     let scale =
         target.rt.scale.as_ref().ok_or_else(|| StatusError::no_route(&format!("{}/scale", target.rt.plural)))?;
-    let value = obj.value();
+    let value = live(target, obj);
     let selector = scale.label_selector_path.as_deref().and_then(|p| at_path(&value, p)).cloned();
     let mut status = json!({"replicas": at_path(&value, &scale.status_replicas_path).cloned().unwrap_or(json!(0))});
     if let Some(Value::String(s)) = selector {

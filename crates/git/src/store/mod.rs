@@ -89,6 +89,8 @@ pub struct Store {
     bootstrap: HashMap<GroupKind, BTreeMap<(String, String), Arc<StoredObject>>>,
     revision_tx: watch::Sender<u64>,
     parse_cache: Option<Arc<cache::ParseCache>>,
+    /// Held for the length of a review, so that one asked for waits for the one under way.
+    reviewing: std::sync::Mutex<()>,
 }
 
 impl Store {
@@ -114,7 +116,13 @@ impl Store {
                 bootstrap.entry(key.gk).or_default().insert((key.namespace, key.name), Arc::new(object));
             }
         }
-        Store { state: RwLock::new(state), bootstrap, revision_tx: watch::channel(0).0, parse_cache: None }
+        Store {
+            state: RwLock::new(state),
+            bootstrap,
+            revision_tx: watch::channel(0).0,
+            parse_cache: None,
+            reviewing: std::sync::Mutex::new(()),
+        }
     }
 
     /// Keeps what files parse to in `dir` (see the `cache` module), so that a restart does not parse the
@@ -245,6 +253,7 @@ impl Store {
     /// the objects are validated without the lock, and a result is kept only if the object has not
     /// changed meanwhile.
     pub fn review(&self) {
+        let _reviewing = self.reviewing.lock().unwrap_or_else(|e| e.into_inner());
         // A sync that changed nothing leaves nothing to review: no write lock then.
         if self.read().unreviewed.is_empty() {
             return;

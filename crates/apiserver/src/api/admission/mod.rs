@@ -5,6 +5,7 @@
 //! Custom resources are pruned, defaulted and validated with their CRD's schema (see
 //! `gitbacked_core::schema`); built-in kinds with their schema and `gitbacked_core::validation::kinds`.
 
+use gitbacked_core::defaults;
 use gitbacked_core::registry::{api_version, crd_group_kind, split_api_version};
 use gitbacked_core::schema::{Node, schema_errors};
 use gitbacked_core::storage::{Mutation, Storage};
@@ -37,6 +38,9 @@ pub(crate) fn admit(
         admit_custom_resource(rt, key, current, content)?;
     }
     check_types(storage, key, content)?;
+    if (key.gk.group.as_str(), key.gk.kind.as_str()) == ("", "Secret") {
+        merge_string_data(content);
+    }
     if let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_none()) {
         admit_builtin(rt, key, current, content)?;
     }
@@ -44,6 +48,25 @@ pub(crate) fn admit(
         ("apiextensions.k8s.io", "CustomResourceDefinition") => admit_crd(storage, key, content),
         ("" | "events.k8s.io", "Event") => admit_event(key, content),
         _ => Ok(()),
+    }
+}
+
+/// A Secret's `stringData` is a write-only convenience: its entries replace those of `data`,
+/// base64-encoded, and it is not stored, as kube-apiserver's conversion does.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine;
+    let Some(map) = secret.as_object_mut() else { return };
+    let Some(Value::Object(strings)) = map.remove("stringData") else { return };
+    let data = map.entry("data").or_insert_with(|| Value::Object(Default::default()));
+    if data.is_null() {
+        *data = Value::Object(Default::default());
+    }
+    let Some(data) = data.as_object_mut() else { return };
+    // Values are strings: `check_types` refused any other.
+    for (key, value) in strings {
+        if let Value::String(text) = value {
+            data.insert(key, Value::String(base64::engine::general_purpose::STANDARD.encode(text)));
+        }
     }
 }
 
@@ -78,25 +101,38 @@ fn admit_custom_resource(
 }
 
 /// Refuses a built-in object with a resource quantity that does not parse (400, as the decoder
-/// does), or that fails its kind's validations (422).
-fn admit_builtin(rt: &ResourceType, key: &ObjectKey, current: Option<&StoredObject>, content: &Value) -> ApiResult<()> {
+/// does), or that, defaulted, fails its kind's validations (422). What is stored leaves out the
+/// defaults the file did not have (`gitbacked_core::defaults`): they are served, not written.
+fn admit_builtin(
+    rt: &ResourceType,
+    key: &ObjectKey,
+    current: Option<&StoredObject>,
+    content: &mut Value,
+) -> ApiResult<()> {
+    let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
+    let version = version.to_string();
     if kinds::bad_quantity(&key.gk, content).is_some() {
-        let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
         return Err(StatusError::bad_request(format!(
             "{kind} in version {version:?} cannot be handled as a {kind}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
             kind = rt.kind
         )));
     }
-    let old = current.map(StoredObject::content);
+    let file = current.map(StoredObject::content);
+    let defaulted = |value: &Value| {
+        let mut value = value.clone();
+        defaults::apply(&key.gk, &version, &mut value);
+        value
+    };
+    let (new, old) = (defaulted(content), file.as_ref().map(defaulted));
     // The schema's required fields and enums (its types were checked before), then the kind's own
     // rules.
-    let version = content.get("apiVersion").and_then(Value::as_str).map(split_api_version).unwrap_or_default().1;
-    let mut errors = Node::of(rt, version).map(|s| s.validate(content, old.as_ref())).unwrap_or_default();
-    errors.extend(kinds::validate(&key.gk, content, old.as_ref()));
-    match errors.is_empty() {
-        true => Ok(()),
-        false => Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors)),
+    let mut errors = Node::of(rt, &version).map(|s| s.validate(&new, old.as_ref())).unwrap_or_default();
+    errors.extend(kinds::validate(&key.gk, &new, old.as_ref()));
+    if !errors.is_empty() {
+        return Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors));
     }
+    defaults::strip(&key.gk, &version, content, file.as_ref());
+    Ok(())
 }
 
 /// Refuses (400) a built-in object with a value a typed client could not decode (`data: 5` in a
