@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use gitbacked_apiserver::api::ServiceCidr;
 use gitbacked_apiserver::http::webhook::{self, Webhook};
 use gitbacked_apiserver::{Api, Endpoints};
 pub use gitbacked_core::Limits;
@@ -100,6 +101,9 @@ pub struct Options {
     /// foreground deletion, as kube-controller-manager's garbage collector does (see `gitbacked_gc`); the
     /// deletions are commits like any other. Default: on.
     pub garbage_collector: bool,
+    /// The range Service cluster IPs are allocated from (kube-apiserver's
+    /// `--service-cluster-ip-range`). Default: `10.96.0.0/12`.
+    pub service_cluster_ip_range: ServiceCidr,
 }
 
 /// Shows every option but the webhook secret, so that logging the options cannot leak it.
@@ -123,6 +127,7 @@ impl std::fmt::Debug for Options {
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("direct_push", &self.direct_push)
             .field("garbage_collector", &self.garbage_collector)
+            .field("service_cluster_ip_range", &self.service_cluster_ip_range)
             .finish()
     }
 }
@@ -147,6 +152,7 @@ impl Default for Options {
             webhook_secret: None,
             direct_push: true,
             garbage_collector: true,
+            service_cluster_ip_range: ServiceCidr::default(),
         }
     }
 }
@@ -242,7 +248,7 @@ impl GitStore {
             let storage = hook.clone();
             async move { storage.sync_now().await }
         });
-        let api = Api::new(Arc::new(storage.clone()));
+        let api = Api::new(Arc::new(storage.clone())).with_service_cidr(options.service_cluster_ip_range);
         let health = storage.health();
         let router = gitbacked_apiserver::router(api.clone(), Endpoints { metrics, health, webhook });
         let events = storage.events().clone();

@@ -112,6 +112,9 @@ struct Serve {
     /// foreground deletions then wait for their finalizers forever.
     #[arg(long, env = "GITBACKED_NO_GARBAGE_COLLECTOR")]
     no_garbage_collector: bool,
+    /// The IPv4 range Service cluster IPs are allocated from, as kube-apiserver's flag.
+    #[arg(long, env = "GITBACKED_SERVICE_CLUSTER_IP_RANGE", default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: gitbacked::ServiceCidr,
     /// At most this many connections open at once; beyond it new ones are closed (and logged),
     /// so that the server never runs out of file descriptors.
     #[arg(long, env = "GITBACKED_MAX_CONNECTIONS", default_value_t = 512)]
@@ -301,6 +304,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         webhook_secret,
         direct_push: !args.no_direct_push,
         garbage_collector: !args.no_garbage_collector,
+        service_cluster_ip_range: args.service_cluster_ip_range,
         ..Default::default()
     };
     let store = GitStore::open(&repo, options).await.context("opening the repository")?;

@@ -8,7 +8,7 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::support::{Remote, open, within};
+use crate::support::{Remote, open, status_of, within};
 
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).unwrap()
@@ -125,4 +125,73 @@ async fn defaults_are_served_and_not_written_to_files() {
         store.close().await.unwrap();
     })
     .await;
+}
+
+#[tokio::test]
+async fn services_get_addresses_unique_across_processes() {
+    within(90, async {
+        let remote = Remote::new();
+        let slow = gitbacked::Options { interval: std::time::Duration::from_secs(3600), ..crate::support::options() };
+        let (a, b) = (open(&remote).await, crate::support::open_with(&remote, slow).await);
+        let services: Api<Service> = Api::namespaced(a.client(), "default");
+        let service = |name: &str, spec: Value| -> Service { object(json!({"metadata": {"name": name}, "spec": spec})) };
+        let port = json!([{"port": 80}]);
+
+        let mut ips = std::collections::BTreeSet::new();
+        for name in ["one", "two", "three"] {
+            let created = as_json(&services.create(&PostParams::default(), &service(name, json!({"ports": port}))).await.unwrap());
+            let ip = created["spec"]["clusterIP"].as_str().unwrap().to_string();
+            let parsed: std::net::Ipv4Addr = ip.parse().unwrap();
+            // In 10.96.0.0/12, and not the `kubernetes` Service's.
+            assert!(parsed.octets()[0] == 10 && (96..112).contains(&parsed.octets()[1]) && ip != "10.96.0.1", "{ip}");
+            assert_eq!(created["spec"]["clusterIPs"], json!([ip]));
+            let file = remote.must_file(&format!("default/services/{name}.yaml"));
+            assert!(file.contains(&format!("clusterIP: \"{ip}\"")), "{file}");
+            ips.insert(ip);
+        }
+        assert_eq!(ips.len(), 3, "{ips:?}");
+
+        // Headless and ExternalName Services get no address; a replace without the address keeps it.
+        let headless = as_json(&services.create(&PostParams::default(), &service("headless", json!({"clusterIP": "None", "ports": port}))).await.unwrap());
+        assert_eq!((headless["spec"]["clusterIP"].as_str(), &headless["spec"]["clusterIPs"]), (Some("None"), &json!(["None"])));
+        let external = as_json(&services.create(&PostParams::default(), &service("ext", json!({"type": "ExternalName", "externalName": "example.com"}))).await.unwrap());
+        assert!(external["spec"].get("clusterIP").is_none(), "{external}");
+        let one = services.get("one").await.unwrap();
+        let mut without = one.clone();
+        without.spec.as_mut().unwrap().cluster_ip = None;
+        without.spec.as_mut().unwrap().cluster_ips = None;
+        let replaced = services.replace("one", &PostParams::default(), &without).await.unwrap();
+        assert_eq!(replaced.spec.unwrap().cluster_ip, one.spec.unwrap().cluster_ip);
+
+        // NodePort Services get node ports in 30000-32767; a port taken is refused.
+        let node = as_json(&services.create(&PostParams::default(), &service("node", json!({"type": "NodePort", "ports": [{"name": "http", "port": 80}, {"name": "https", "port": 443}]}))).await.unwrap());
+        let node_ports: Vec<i64> = node["spec"]["ports"].as_array().unwrap().iter().map(|p| p["nodePort"].as_i64().unwrap()).collect();
+        assert!(node_ports.iter().all(|p| (30000..=32767).contains(p)) && node_ports[0] != node_ports[1], "{node_ports:?}");
+        assert_eq!(node["spec"]["externalTrafficPolicy"], "Cluster");
+        let taken = status_of(services.create(&PostParams::default(), &service("node2", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": node_ports[0]}]}))).await);
+        assert_eq!((taken.code, taken.reason.as_str()), (422, "Invalid"));
+        assert_eq!(causes(&taken), [format!("spec.ports[0].nodePort: Invalid value: {}: provided port is already allocated", node_ports[0])]);
+        let outside = status_of(services.create(&PostParams::default(), &service("node3", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}))).await);
+        assert!(causes(&outside)[0].contains("provided port is not in the valid range. The range of valid ports is 30000-32767"), "{outside:?}");
+
+        // Another process that has not seen these Services yet asks for one's address: its write
+        // is replayed on the remote's new tip, and refused there.
+        let taken_ip = ips.iter().next().unwrap().clone();
+        let other: Api<Service> = Api::namespaced(b.client(), "default");
+        let commits = remote.commit_count();
+        let refused = status_of(other.create(&PostParams::default(), &service("late", json!({"clusterIP": taken_ip, "ports": port}))).await);
+        assert_eq!(causes(&refused), [format!("spec.clusterIPs[0]: Invalid value: \"{taken_ip}\": failed to allocate IP {taken_ip}: provided IP is already allocated")]);
+        let outside = status_of(other.create(&PostParams::default(), &service("far", json!({"clusterIP": "192.168.0.1", "ports": port}))).await);
+        assert!(causes(&outside)[0].contains("is not in the valid range. The range of valid IPs is 10.96.0.0/12"), "{outside:?}");
+        a.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    })
+    .await;
+}
+
+fn causes(status: &kube::core::Status) -> Vec<String> {
+    let details = status.details.as_ref().expect("details");
+    details.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
 }

@@ -2,6 +2,8 @@
 //! update, patch and delete as kube-apiserver does them, against a [`Storage`].
 
 mod admission;
+
+pub use admission::{InvalidServiceCidr, ServiceCidr};
 pub mod apply;
 mod authentication;
 mod crd;
@@ -227,13 +229,20 @@ pub struct Api {
     snapshots: Arc<list::Snapshots>,
     clock: Arc<dyn Clock>,
     token_key: Arc<authentication::TokenKey>,
+    services: Arc<admission::ServiceAllocator>,
 }
 
 impl Api {
     /// The API over `storage`, on the system clock.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         let token_key = Arc::new(authentication::TokenKey::random());
-        Api { storage, snapshots: Arc::default(), clock: Arc::new(SystemClock), token_key }
+        Api { storage, snapshots: Arc::default(), clock: Arc::new(SystemClock), token_key, services: Arc::default() }
+    }
+
+    /// Service cluster IPs are allocated from `cidr` (default `10.96.0.0/12`).
+    pub fn with_service_cidr(mut self, cidr: ServiceCidr) -> Self {
+        self.services = Arc::new(admission::ServiceAllocator::new(cidr));
+        self
     }
 
     /// Timestamps the API writes (`deletionTimestamp`, `managedFields`) come from `clock`.
@@ -634,14 +643,14 @@ impl Api {
         if opts.dry_run {
             let current = self.storage.get(&key);
             let mut mutation = mutate(current.as_deref())?;
-            admission::admit(self.storage.as_ref(), &key, current.as_deref(), &mut mutation)?;
+            admission::admit(self.storage.as_ref(), &self.services, &key, current.as_deref(), &mut mutation)?;
             return Ok(self.preview(target, &key, current.as_deref(), mutation));
         }
         let remember = last.clone();
-        let (storage, admitted) = (self.storage.clone(), key.clone());
+        let (storage, services, admitted) = (self.storage.clone(), self.services.clone(), key.clone());
         let wrapped = move |current: Option<&StoredObject>| {
             let mut mutation = mutate(current)?;
-            admission::admit(storage.as_ref(), &admitted, current, &mut mutation)?;
+            admission::admit(storage.as_ref(), &services, &admitted, current, &mut mutation)?;
             if let (Mutation::Delete, Some(c)) = (&mutation, current) {
                 *remember.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.content());
             }

@@ -5,6 +5,10 @@
 //! Custom resources are pruned, defaulted and validated with their CRD's schema (see
 //! `gitbacked_core::schema`); built-in kinds with their schema and `gitbacked_core::validation::kinds`.
 
+mod allocation;
+
+pub use allocation::{InvalidServiceCidr, ServiceAllocator, ServiceCidr};
+
 use gitbacked_core::defaults;
 use gitbacked_core::registry::{api_version, crd_group_kind, split_api_version};
 use gitbacked_core::schema::{Node, schema_errors};
@@ -28,6 +32,7 @@ const REPORTING_INSTANCE_LIMIT: usize = 128;
 /// is pruned and defaulted here, as apiextensions does, before it is validated.
 pub(crate) fn admit(
     storage: &dyn Storage,
+    services: &ServiceAllocator,
     key: &ObjectKey,
     current: Option<&StoredObject>,
     mutation: &mut Mutation,
@@ -38,8 +43,15 @@ pub(crate) fn admit(
         admit_custom_resource(rt, key, current, content)?;
     }
     check_types(storage, key, content)?;
-    if (key.gk.group.as_str(), key.gk.kind.as_str()) == ("", "Secret") {
-        merge_string_data(content);
+    match (key.gk.group.as_str(), key.gk.kind.as_str()) {
+        ("", "Secret") => merge_string_data(content),
+        ("", "Service") => {
+            let old = current.map(StoredObject::content);
+            services
+                .allocate(storage, key, old.as_ref(), content)
+                .map_err(|errors| StatusError::invalid_fields("Service", "", &key.name, &errors))?;
+        }
+        _ => {}
     }
     if let Some(rt) = registry.by_kind(&key.gk).filter(|rt| rt.crd.is_none()) {
         admit_builtin(rt, key, current, content)?;
