@@ -260,6 +260,7 @@ impl GitStore {
             }
         }))];
         background.push(AbortOnDrop(tokio::spawn(gitbacked_apiserver::crd_finalizer::run(api.clone()))));
+        background.push(AbortOnDrop(tokio::spawn(gitbacked_apiserver::namespace_finalizer::run(api.clone()))));
         if options.garbage_collector {
             background.push(AbortOnDrop(tokio::spawn(gitbacked_gc::run(api))));
         }

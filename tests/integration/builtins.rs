@@ -195,3 +195,88 @@ fn causes(status: &kube::core::Status) -> Vec<String> {
     let details = status.details.as_ref().expect("details");
     details.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
 }
+
+#[tokio::test]
+async fn namespaces_exist_by_their_objects_and_are_deleted_with_them() {
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    use kube::api::DeleteParams;
+    within(90, async {
+        let remote = Remote::new();
+        remote.commit(
+            &[("team-a/settings.yaml", Some(&crate::support::configmap("x", "1").replace("default", "team-a")))],
+            "by hand",
+        );
+        let store = open(&remote).await;
+        let client = store.client();
+
+        // A namespace that holds objects is served, with its default ServiceAccount.
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let names: Vec<String> = namespaces
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|n| n.metadata.name.unwrap())
+            .collect();
+        assert_eq!(names, ["default", "kube-node-lease", "kube-public", "kube-system", "team-a"]);
+        let team = namespaces.get("team-a").await.unwrap();
+        assert_eq!(team.status.unwrap().phase.as_deref(), Some("Active"));
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "team-a");
+        let listed = accounts.list(&Default::default()).await.unwrap().items;
+        assert_eq!(listed.iter().map(|a| a.metadata.name.clone().unwrap()).collect::<Vec<_>>(), ["default"]);
+        Api::<ServiceAccount>::namespaced(client.clone(), "kube-system").get("default").await.unwrap();
+
+        // Nothing is created in a namespace that does not exist.
+        let configmaps = |ns: &str| Api::<ConfigMap>::namespaced(client.clone(), ns);
+        let cm: ConfigMap = object(json!({"metadata": {"name": "y"}, "data": {"k": "v"}}));
+        let missing = status_of(configmaps("nowhere").create(&PostParams::default(), &cm).await);
+        assert_eq!(
+            (missing.code, missing.reason.as_str(), missing.message.as_str()),
+            (404, "NotFound", "namespaces \"nowhere\" not found")
+        );
+
+        // Deleting a namespace makes it Terminating, refuses creates into it, deletes what is in it
+        // (commits as usual), then the namespace.
+        namespaces.create(&PostParams::default(), &object(json!({"metadata": {"name": "team-b"}}))).await.unwrap();
+        configmaps("team-b").create(&PostParams::default(), &cm).await.unwrap();
+        let held: ConfigMap = object(json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}));
+        configmaps("team-b").create(&PostParams::default(), &held).await.unwrap();
+        let deleting = namespaces.delete("team-b", &DeleteParams::default()).await.unwrap().left().unwrap();
+        assert_eq!(deleting.status.unwrap().phase.as_deref(), Some("Terminating"));
+        let refused = status_of(
+            configmaps("team-b").create(&PostParams::default(), &object(json!({"metadata": {"name": "z"}}))).await,
+        );
+        assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"), "{refused:?}");
+        assert!(
+            refused
+                .message
+                .ends_with("unable to create new content in namespace team-b because it is being terminated"),
+            "{}",
+            refused.message
+        );
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while configmaps("team-b").get_opt("y").await.unwrap().is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "the namespace's objects were not deleted");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // An object with a finalizer of its own is waited for.
+        assert!(namespaces.get_opt("team-b").await.unwrap().is_some());
+        let release = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+        configmaps("team-b").patch("held", &PatchParams::default(), &release).await.unwrap();
+        namespaces.delete("team-a", &DeleteParams::default()).await.unwrap();
+        while namespaces.get_opt("team-b").await.unwrap().is_some()
+            || namespaces.get_opt("team-a").await.unwrap().is_some()
+        {
+            assert!(tokio::time::Instant::now() < deadline, "the namespaces were not removed");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        store.sync().await.unwrap();
+        assert_eq!(remote.files(), ["README.md"]);
+        let log = remote.log();
+        assert!(log.iter().any(|m| m == "delete v1 ConfigMap team-b/y"), "{log:?}");
+        assert!(log.iter().any(|m| m == "update finalize of v1 Namespace team-a"), "{log:?}");
+        store.close().await.unwrap();
+    })
+    .await;
+}

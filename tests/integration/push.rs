@@ -53,7 +53,7 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         let store = open_with(&remote, gitbacked::Options { cache_dir: Some(mirror.clone()), ..options() }).await;
         let client = store.client();
         let default: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-        let fresh: Api<ConfigMap> = Api::namespaced(client.clone(), "fresh");
+        let fresh: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
         default.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
         // New directories: the namespace's and the kind's trees are new objects too.
         fresh.create(&PostParams::default(), &cm("b", "2")).await.unwrap();
@@ -66,7 +66,7 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         assert_eq!(remote.log().len(), 5, "{:?}", remote.log());
         let a = remote.file("default/configmaps/a.yaml").unwrap();
         assert!(a.contains("k: '3'") || a.contains("k: \"3\""), "{a}");
-        assert!(remote.file("fresh/configmaps/b.yaml").is_none());
+        assert!(remote.file("kube-public/configmaps/b.yaml").is_none());
         assert_complete(&remote);
         // Each line: `push gitbacked main@{<unix time of the update>}`.
         let reflog = git(&remote.path(), &["log", "-g", "--date=unix", "--format=%gs %gn %gd", "main"]);

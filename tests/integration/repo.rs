@@ -809,9 +809,9 @@ async fn a_full_kind_directory_gets_new_objects_in_buckets_one_level_down() {
         web.data = Some([("key".to_string(), "2".to_string())].into());
         api.replace("web", &PostParams::default(), &web).await.unwrap();
         assert!(remote.file(&bucketed).unwrap().contains("key: \"2\""), "{:?}", remote.file(&bucketed));
-        let other: Api<ConfigMap> = Api::namespaced(store.client(), "other");
+        let other: Api<ConfigMap> = Api::namespaced(store.client(), "kube-public");
         other.create(&PostParams::default(), &cm("web", "1")).await.unwrap();
-        assert!(remote.file("other/configmaps/web.yaml").is_some());
+        assert!(remote.file("kube-public/configmaps/web.yaml").is_some());
         api.delete("web", &DeleteParams::default()).await.unwrap();
         assert!(remote.file(&bucketed).is_none());
         assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), limit + 1);

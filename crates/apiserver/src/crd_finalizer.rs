@@ -6,8 +6,6 @@
 //! Creates of its custom resources are refused meanwhile (405); an object of it that has finalizers
 //! of its own is waited for, as kube-apiserver waits.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
@@ -16,19 +14,9 @@ use crate::finalizers::CUSTOM_RESOURCE_CLEANUP;
 use gitbacked_core::registry::{api_version, crd_group_kind};
 use gitbacked_core::{ApiResult, StoredObject};
 
-/// How soon a CRD still waiting for its objects is looked at again.
-const RETRY: Duration = Duration::from_secs(1);
-
 /// Runs the CRD finalizer until the task is aborted.
 pub async fn run(api: Api) {
-    let mut changes = api.storage().subscribe(&crd_group_kind());
-    loop {
-        let waiting = finalize_terminating_crds(&api).await;
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            _ = tokio::time::sleep(RETRY), if waiting => {}
-        }
-    }
+    crate::finalizers::run_on_changes(&api, crd_group_kind(), || finalize_terminating_crds(&api)).await
 }
 
 /// One pass over the CRDs being deleted; returns whether one still waits.

@@ -3,6 +3,9 @@
 //! `default/kubernetes`, the bootstrap ClusterRoles `cluster-admin`, `admin`, `edit` and `view`, and
 //! the ComponentStatuses.
 //!
+//! Likewise every namespace that objects in git are in exists, and every namespace has its
+//! `default` ServiceAccount ([`implied_namespace`], [`default_service_account`]).
+//!
 //! gitbacked serves them without writing them to git: a repository is not filled with files nobody
 //! asked for. A document a person commits for one of them takes its place; a write through the API
 //! commits it as a file like any other object. They carry no location, a stable uid, the resourceVersion
@@ -80,26 +83,40 @@ fn bootstrap_uid(key: &ObjectKey) -> String {
 
 /// The bootstrap objects as stored objects.
 pub fn objects() -> Vec<StoredObject> {
-    contents()
-        .into_iter()
-        .map(|content| {
-            let text = |p: &str| content.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
-            let api_version = text("/apiVersion");
-            let group = api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
-            let key = ObjectKey {
-                gk: GroupKind { group, kind: text("/kind") },
-                namespace: text("/metadata/namespace"),
-                name: text("/metadata/name"),
-            };
-            let derived = Derived {
-                resource_version: 1,
-                uid: bootstrap_uid(&key),
-                creation_timestamp: "1970-01-01T00:00:00Z".into(),
-                generation: 1,
-            };
-            StoredObject::new(key, None, content, derived)
-        })
-        .collect()
+    contents().into_iter().map(stored).collect()
+}
+
+/// A namespace that objects in git are in, without a Namespace document: served as an active
+/// namespace, as it would exist in a cluster that holds those objects.
+pub fn implied_namespace(name: &str) -> StoredObject {
+    stored(namespace(name))
+}
+
+/// The `default` ServiceAccount of a namespace, which kube-controller-manager creates in every
+/// namespace and pods run as when they name none.
+pub fn default_service_account(namespace: &str) -> StoredObject {
+    stored(
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}),
+    )
+}
+
+/// A served object standing for no document: resourceVersion 1, the epoch, a uid of its identity.
+fn stored(content: Value) -> StoredObject {
+    let text = |p: &str| content.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    let api_version = text("/apiVersion");
+    let group = api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
+    let key = ObjectKey {
+        gk: GroupKind { group, kind: text("/kind") },
+        namespace: text("/metadata/namespace"),
+        name: text("/metadata/name"),
+    };
+    let derived = Derived {
+        resource_version: 1,
+        uid: bootstrap_uid(&key),
+        creation_timestamp: "1970-01-01T00:00:00Z".into(),
+        generation: 1,
+    };
+    StoredObject::new(key, None, content, derived)
 }
 
 #[cfg(test)]

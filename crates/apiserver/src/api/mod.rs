@@ -34,7 +34,7 @@ use gitbacked_core::uid::stable_uid;
 use gitbacked_core::validation::{
     InvalidSyntax, NameRule, validate_label_value, validate_name, validate_qualified_name,
 };
-use gitbacked_core::{Clock, ObjectKey, StoredObject, SystemClock};
+use gitbacked_core::{Clock, GroupKind, ObjectKey, StoredObject, SystemClock};
 pub use list::{ListParams, ResourceVersionMatch};
 
 /// The resource a request addresses: its type, the version it is served at, and the namespace.
@@ -88,6 +88,8 @@ pub enum Subresource {
     Approval,
     /// `/ephemeralcontainers` of a Pod: only `.spec.ephemeralContainers` changes.
     EphemeralContainers,
+    /// `/finalize` of a Namespace: only `.spec.finalizers` changes.
+    Finalize,
 }
 
 impl Subresource {
@@ -98,6 +100,7 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Approval => "approval",
             Subresource::EphemeralContainers => "ephemeralcontainers",
+            Subresource::Finalize => "finalize",
         }
     }
 
@@ -108,6 +111,7 @@ impl Subresource {
             Subresource::Status => Some(&["status"]),
             Subresource::Approval => Some(&["status", "conditions"]),
             Subresource::EphemeralContainers => Some(&["spec", "ephemeralContainers"]),
+            Subresource::Finalize => Some(&["spec", "finalizers"]),
             Subresource::Scale => None,
         }
     }
@@ -367,6 +371,7 @@ impl Api {
         meta.insert("name".into(), Value::String(name.clone()));
         let key = self.key_for_body(target, &name, &body)?;
         self.check_crd_not_terminating(target)?;
+        self.check_namespace_lifecycle(target, &key)?;
         let content = prepare_new(target, &key, body)?;
         let subject = (target.rt.group.clone(), target.rt.plural.clone(), name.clone());
         let mutate = move |current: Option<&StoredObject>| match current {
@@ -499,6 +504,7 @@ impl Api {
         let created = self.storage.get(&key).is_none();
         if created {
             self.check_crd_not_terminating(target)?;
+            self.check_namespace_lifecycle(target, &key)?;
         }
         let (t, force, k) = (target.clone(), opts.force, key.clone());
         let clock = self.clock.clone();
@@ -550,10 +556,10 @@ impl Api {
                     list.push(Value::from(*finalizer));
                 }
             }
-            let has_finalizers = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-            if !has_finalizers {
+            if !holds_deletion(&current.key.gk, &content) {
                 return Ok(Mutation::Delete);
             }
+            let meta = metadata_mut(&mut content);
             if !meta.contains_key("deletionTimestamp") {
                 meta.insert("deletionTimestamp".into(), Value::String(clock.timestamp()));
                 meta.insert("deletionGracePeriodSeconds".into(), Value::from(0));
@@ -599,6 +605,32 @@ impl Api {
                 "create not allowed while custom resource definition is terminating",
             )),
             false => Ok(()),
+        }
+    }
+
+    /// NamespaceLifecycle: nothing is created in a namespace that does not exist (404), or that is
+    /// being deleted (403).
+    fn check_namespace_lifecycle(&self, target: &Target, key: &ObjectKey) -> ApiResult<()> {
+        if key.namespace.is_empty() {
+            return Ok(());
+        }
+        let gk = GroupKind { group: String::new(), kind: "Namespace".into() };
+        let namespace = ObjectKey { gk, namespace: String::new(), name: key.namespace.clone() };
+        let system = gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&key.namespace.as_str());
+        let found = self.storage.get(&namespace);
+        if found.is_none() && system {
+            // They always exist, whatever a storage holds.
+            return Ok(());
+        }
+        let found = found.ok_or_else(|| {
+            StatusError::not_found(Subject { group: "", resource: "namespaces", name: &key.namespace })
+        })?;
+        match found.value().pointer("/metadata/deletionTimestamp") {
+            Some(_) => Err(StatusError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                target.rt.plural, key.name, key.namespace
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -860,22 +892,40 @@ fn returns_deleted_object(rt: &ResourceType) -> bool {
 /// bootstrap object that git has no document for: it would still be served.
 fn check_deletable(target: &Target, current: &StoredObject) -> ApiResult<()> {
     let key = &current.key;
-    if key.gk.group.is_empty()
-        && key.gk.kind == "Namespace"
-        && gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&key.name.as_str())
-    {
+    if is_namespace(&key.gk) && gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&key.name.as_str()) {
         return Err(StatusError::forbidden(format!(
             "namespaces \"{}\" is forbidden: this namespace may not be deleted",
             key.name
         )));
     }
-    if gitbacked_core::bootstrap::is_bootstrap(current) {
+    // Any other namespace may go, also one implied by the objects in it: they go with it.
+    if gitbacked_core::bootstrap::is_bootstrap(current) && !is_namespace(&key.gk) {
         return Err(StatusError::forbidden(format!(
             "{} \"{}\" is forbidden: it is one of the objects the server itself provides; write it to git to own it",
             target.rt.plural, key.name
         )));
     }
     Ok(())
+}
+
+fn is_namespace(gk: &GroupKind) -> bool {
+    gk.group.is_empty() && gk.kind == "Namespace"
+}
+
+/// The finalizers that hold an object's deletion: `metadata.finalizers`, and a Namespace's
+/// `spec.finalizers` as served (`kubernetes` unless set otherwise), which the namespace
+/// finalizer removes through `/finalize` once the namespace is empty.
+fn holds_deletion(gk: &GroupKind, content: &Value) -> bool {
+    let non_empty = |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    if non_empty(content.pointer("/metadata/finalizers")) {
+        return true;
+    }
+    if !is_namespace(gk) {
+        return false;
+    }
+    let mut served = content.clone();
+    defaults::apply(gk, "v1", &mut served);
+    non_empty(served.pointer("/spec/finalizers"))
 }
 
 /// resourceVersion and uid preconditions carried by a body.
@@ -984,8 +1034,7 @@ fn settle(
             vec![("metadata.finalizers".into(), why)],
         ));
     }
-    let finalizers_left = meta.get("finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-    if terminating && !finalizers_left {
+    if terminating && !holds_deletion(&current.key.gk, &content) {
         return Ok(Mutation::Delete);
     }
     if let Some(manager) = tracked_by {

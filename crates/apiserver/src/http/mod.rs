@@ -391,6 +391,9 @@ fn subresource(target: &Target, name: Option<&str>) -> ApiResult<Option<Subresou
         Some("ephemeralcontainers") if (target.rt.group.as_str(), target.rt.kind.as_str()) == ("", "Pod") => {
             Ok(Some(Subresource::EphemeralContainers))
         }
+        Some("finalize") if (target.rt.group.as_str(), target.rt.kind.as_str()) == ("", "Namespace") => {
+            Ok(Some(Subresource::Finalize))
+        }
         Some(other) => Err(StatusError::no_route(&format!("{}/{other}", target.rt.plural))),
     }
 }

@@ -55,6 +55,8 @@ pub(crate) struct State {
     home: Home,
     registry: Arc<Registry>,
     objects: HashMap<GroupKind, BTreeMap<(String, String), Entry>>,
+    /// How many objects each namespace holds: a namespace with objects exists.
+    namespaces: BTreeMap<String, usize>,
     files: HashMap<Arc<str>, Vec<Claim>>,
     unknown: BTreeMap<Location, Box<str>>,
     invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
@@ -100,6 +102,7 @@ impl Store {
             home,
             registry: Arc::new(Registry::default()),
             objects: HashMap::new(),
+            namespaces: BTreeMap::new(),
             files: HashMap::new(),
             unknown: BTreeMap::new(),
             invalid: BTreeMap::new(),
@@ -171,9 +174,12 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
-        self.read().get(key).or_else(|| {
-            let objects = self.bootstrap.get(&key.gk)?;
-            objects.get(&(key.namespace.clone(), key.name.clone())).cloned()
+        let state = self.read();
+        state.get(key).or_else(|| {
+            let bootstrap = self.bootstrap.get(&key.gk).and_then(|o| o.get(&(key.namespace.clone(), key.name.clone())));
+            bootstrap
+                .cloned()
+                .or_else(|| self.implied(&state, &key.gk, Some(&key.namespace)).into_iter().find(|o| o.key == *key))
         })
     }
 
@@ -192,16 +198,49 @@ impl Store {
                 .collect(),
             (Some(objects), None) => objects.values().map(|e| e.object.clone()).collect(),
         };
-        // Bootstrap objects git has no document for, in key order among the others.
-        let missing: Vec<&Arc<StoredObject>> = (self.bootstrap.get(gk).into_iter().flatten())
+        // Bootstrap objects git has no document for, and implied ones, in key order among the others.
+        let mut missing: Vec<Arc<StoredObject>> = (self.bootstrap.get(gk).into_iter().flatten())
             .filter(|(k, _)| in_scope(k) && stored.is_none_or(|o| !o.contains_key(*k)))
-            .map(|(_, o)| o)
+            .map(|(_, o)| o.clone())
             .collect();
+        missing.extend(self.implied(&state, gk, namespace));
         if !missing.is_empty() {
-            items.extend(missing.into_iter().cloned());
+            items.extend(missing);
             items.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
         }
         (state.log.revision(), items)
+    }
+
+    /// The objects of `gk` (in `namespace`, or all) that exist without a document or a bootstrap
+    /// object standing for them: the namespaces objects are in, and each namespace's `default`
+    /// ServiceAccount (see `gitbacked_core::bootstrap`).
+    fn implied(&self, state: &State, gk: &GroupKind, namespace: Option<&str>) -> Vec<Arc<StoredObject>> {
+        if state.home != Home::Branch || !gk.group.is_empty() {
+            return Vec::new();
+        }
+        let namespace_gk = GroupKind { group: String::new(), kind: "Namespace".into() };
+        let documented = |gk: &GroupKind, ns: &str, name: &str| {
+            state.objects.get(gk).is_some_and(|o| o.contains_key(&(ns.to_string(), name.to_string())))
+                || self.bootstrap.get(gk).is_some_and(|o| o.contains_key(&(ns.to_string(), name.to_string())))
+        };
+        let implied_namespaces =
+            || state.namespaces.keys().filter(|ns| !documented(&namespace_gk, "", ns)).map(String::as_str);
+        match gk.kind.as_str() {
+            "Namespace" if namespace.is_none_or(str::is_empty) => {
+                implied_namespaces().map(|ns| Arc::new(gitbacked_core::bootstrap::implied_namespace(ns))).collect()
+            }
+            "ServiceAccount" => {
+                let documented_namespaces = (state.objects.get(&namespace_gk).into_iter().flatten())
+                    .map(|((_, name), _)| name.as_str())
+                    .chain(gitbacked_core::bootstrap::SYSTEM_NAMESPACES);
+                let all: std::collections::BTreeSet<&str> = documented_namespaces.chain(implied_namespaces()).collect();
+                all.into_iter()
+                    .filter(|ns| namespace.is_none_or(|n| n == *ns) && !documented(gk, ns, "default"))
+                    .map(|ns| Arc::new(gitbacked_core::bootstrap::default_service_account(ns)))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// The current resourceVersion.
@@ -331,7 +370,11 @@ impl State {
 
     fn insert(&mut self, entry: Entry) {
         let key = entry.object.key.clone();
-        self.objects.entry(key.gk).or_default().insert((key.namespace, key.name), entry);
+        let namespace = key.namespace.clone();
+        let replaced = self.objects.entry(key.gk).or_default().insert((key.namespace, key.name), entry);
+        if replaced.is_none() && !namespace.is_empty() {
+            *self.namespaces.entry(namespace).or_default() += 1;
+        }
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
@@ -339,6 +382,14 @@ impl State {
         let removed = objects.remove(&(key.namespace.clone(), key.name.clone()));
         if objects.is_empty() {
             self.objects.remove(&key.gk);
+        }
+        if removed.is_some()
+            && let Some(count) = self.namespaces.get_mut(&key.namespace)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.namespaces.remove(&key.namespace);
+            }
         }
         removed
     }
