@@ -95,11 +95,31 @@ async fn kubes_recorder_publishes_events_that_stay_out_of_git() {
     recorder.publish(&event, &reference).await.unwrap();
     recorder.publish(&event, &reference).await.unwrap();
 
-    let events: Api<K8sEvent> = Api::namespaced(client, "default");
+    let events: Api<K8sEvent> = Api::namespaced(client.clone(), "default");
     let listed = events.list(&Default::default()).await.unwrap().items;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].reason.as_deref(), Some("Synced"));
     assert_eq!(listed[0].series.as_ref().map(|s| s.count), Some(2));
+
+    // One resource, two views: the Recorder's events.k8s.io Event is a core/v1 Event
+    // (`kubectl get events`), and the other way round.
+    let core: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let seen = core.get(listed[0].metadata.name.as_deref().unwrap()).await.unwrap();
+    assert_eq!(
+        (seen.message.as_deref(), seen.reporting_component.as_deref()),
+        (Some("hello"), Some("test-controller"))
+    );
+    assert_eq!(seen.involved_object.name.as_deref(), Some("subject"));
+    assert_eq!(seen.series.as_ref().and_then(|s| s.count), Some(2));
+    let written = core
+        .create(&PostParams::default(), &crate::support::core_event("old-style", "written as core/v1"))
+        .await
+        .unwrap();
+    let viewed = events.get("old-style").await.unwrap();
+    assert_eq!(viewed.note.as_deref(), Some("written as core/v1"));
+    assert_eq!(viewed.regarding.as_ref().and_then(|r| r.name.as_deref()), written.involved_object.name.as_deref());
+    assert_eq!(viewed.metadata.uid, written.metadata.uid);
+    assert_eq!(core.list(&Default::default()).await.unwrap().items.len(), 2);
     assert_eq!(remote.log().len(), commits, "events are never committed");
     store.close().await.unwrap();
 }

@@ -210,7 +210,7 @@ struct Snapshot {
 
 /// The resource a LIST reads: its kind, and its namespace (`None` across all).
 fn resource_of(target: &Target) -> (GroupKind, Option<String>) {
-    (target.rt.group_kind(), target.namespace.clone())
+    (target.stored_kind(), target.namespace.clone())
 }
 
 impl Snapshots {
@@ -255,7 +255,7 @@ impl Api {
     /// with `ResourceVersionTooLarge` when it has not, as kube-apiserver answers.
     pub async fn await_resource_version(&self, target: &Target, params: &ListParams) -> ApiResult<()> {
         let Some(wanted) = params.resource_version.filter(|_| params.continue_token.is_none()) else { return Ok(()) };
-        let gk = target.rt.group_kind();
+        let gk = target.stored_kind();
         let mut changes = self.storage.subscribe(&gk);
         let deadline = tokio::time::Instant::now() + FRESHNESS_WAIT;
         loop {
@@ -273,7 +273,7 @@ impl Api {
     /// The objects a list selects, with the resourceVersion of the state they come from.
     pub(super) fn select(&self, target: &Target, params: &ListParams) -> ApiResult<(u64, Vec<Arc<StoredObject>>)> {
         let filter = Filter::new(target, params)?;
-        let (revision, items) = self.storage.list(&target.rt.group_kind(), target.namespace.as_deref());
+        let (revision, items) = self.storage.list(&target.stored_kind(), target.namespace.as_deref());
         Ok((revision, items.into_iter().filter(|o| filter.matches(o)).collect()))
     }
 

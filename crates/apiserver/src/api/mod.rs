@@ -2,6 +2,7 @@
 //! update, patch and delete as kube-apiserver does them, against a [`Storage`].
 
 mod admission;
+mod events;
 
 pub use admission::{InvalidServiceCidr, ServiceCidr};
 pub mod apply;
@@ -57,7 +58,14 @@ impl Target {
     fn key(&self, name: &str) -> ObjectKey {
         let namespace =
             if self.rt.namespaced { self.namespace.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
-        ObjectKey { gk: self.rt.group_kind(), namespace, name: name.to_string() }
+        ObjectKey { gk: self.stored_kind(), namespace, name: name.to_string() }
+    }
+
+    /// The kind its objects are stored as: their own, but core/v1 Event for events.k8s.io Events
+    /// (one resource, two views; see the `events` module).
+    pub fn stored_kind(&self) -> GroupKind {
+        let gk = self.rt.group_kind();
+        if events::is_view(&gk) { events::stored_kind() } else { gk }
     }
 
     fn subject<'a>(&'a self, name: &'a str) -> Subject<'a> {
@@ -590,7 +598,7 @@ impl Api {
             }
         }
         let list = json!({"apiVersion": target.api_version(), "kind": format!("{}List", target.rt.kind),
-            "metadata": {"resourceVersion": self.storage.revision(&target.rt.group_kind()).to_string()}, "items": deleted});
+            "metadata": {"resourceVersion": self.storage.revision(&target.stored_kind()).to_string()}, "items": deleted});
         Ok(Reply::json(200, &list))
     }
 
@@ -672,6 +680,12 @@ impl Api {
         // The last content a mutation asked for: the answer when removing the last finalizer deletes.
         let last: Arc<Mutex<Option<Value>>> = Arc::default();
         let description = format!("{verb} {} {} {}", target.api_version(), target.rt.kind, display_name(&key));
+        // Written through the events.k8s.io view, an Event is stored as core/v1 has it.
+        let view = events::is_view(&target.rt.group_kind());
+        let mut mutate: MutateFn = Box::new(move |current: Option<&StoredObject>| match mutate(current)? {
+            Mutation::Put(content) if view => Ok(Mutation::Put(events::to_stored(content))),
+            mutation => Ok(mutation),
+        });
         if opts.dry_run {
             let current = self.storage.get(&key);
             let mut mutation = mutate(current.as_deref())?;
@@ -774,6 +788,9 @@ fn has_defaults(rt: &ResourceType) -> bool {
 /// built-in kind; see `gitbacked_core::defaults`).
 fn live(target: &Target, obj: &StoredObject) -> Value {
     let mut value = obj.value();
+    if events::is_view(&target.rt.group_kind()) {
+        value = events::to_view(value);
+    }
     value["apiVersion"] = Value::String(target.api_version());
     if target.rt.crd.is_none() {
         defaults::apply(&target.rt.group_kind(), &target.version, &mut value);

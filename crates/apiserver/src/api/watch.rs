@@ -92,7 +92,7 @@ impl Watch {
 
     /// Turns a store event into what this watch reports, following its selectors.
     fn offer(&mut self, event: &WatchEvent) {
-        if event.object.key.gk != self.target.rt.group_kind() {
+        if event.object.key.gk != self.target.stored_kind() {
             return;
         }
         let now = self.filter.matches(&event.object);
@@ -114,7 +114,7 @@ impl Watch {
     /// Reads the store's events past the cursor.
     fn catch_up(&mut self) {
         self.changes.borrow_and_update();
-        match self.api.storage.events_since(&self.target.rt.group_kind(), self.cursor) {
+        match self.api.storage.events_since(&self.target.stored_kind(), self.cursor) {
             Err(e) => self.expired(e.oldest),
             Ok(events) => {
                 for event in &events {
@@ -185,7 +185,7 @@ impl Api {
             // Without a resourceVersion (or with "0"), a watch starts with the current state.
             None => rv.is_none_or(|rv| rv == 0),
         };
-        let changes = self.storage.subscribe(&target.rt.group_kind());
+        let changes = self.storage.subscribe(&target.stored_kind());
         let timeout = params.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let mut watch = Watch {
             api: self.clone(),
