@@ -280,3 +280,74 @@ async fn namespaces_exist_by_their_objects_and_are_deleted_with_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn scale_binding_and_eviction() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+    within(60, async {
+        let remote = Remote::new();
+        let store = open(&remote).await;
+        let client = store.client();
+
+        // A Scale PUT as client-go's scale client sends it; the selector in its string form.
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+        let web: Deployment = object(json!({"metadata": {"name": "web"}, "spec": {
+            "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]},
+            "template": {"metadata": {"labels": {"app": "web", "tier": "a"}}, "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}}));
+        deployments.create(&PostParams::default(), &web).await.unwrap();
+        let scale = deployments.get_scale("web").await.unwrap();
+        assert_eq!(scale.spec.as_ref().unwrap().replicas, Some(1));
+        assert_eq!(scale.status.as_ref().unwrap().selector.as_deref(), Some("app=web,tier in (a,b)"));
+        let put: kube::core::subresource::Scale = object(json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {"name": "web", "namespace": "default"}, "spec": {"replicas": 4}}));
+        let scaled = deployments.replace_scale("web", &PostParams::default(), &put).await.unwrap();
+        assert_eq!(scaled.spec.unwrap().replicas, Some(4));
+        assert!(remote.must_file("default/deployments.apps/web.yaml").contains("replicas: 4"));
+
+        // A scheduler binds a pod to a node, once.
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let pod: Pod = object(json!({"metadata": {"name": "p", "labels": {"app": "p"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}));
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
+        pods.create_subresource::<Value, kube::core::Status>("binding", "p", &PostParams::default(), &binding).await.unwrap();
+        let bound = pods.get("p").await.unwrap();
+        assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("node-1"));
+        let scheduled = bound.status.unwrap().conditions.unwrap();
+        assert_eq!((scheduled[0].type_.as_str(), scheduled[0].status.as_str()), ("PodScheduled", "True"));
+        assert!(remote.must_file("default/pods/p.yaml").contains("nodeName: node-1"));
+        let again = status_of(pods.create_subresource::<Value, kube::core::Status>("binding", "p", &PostParams::default(), &binding).await);
+        assert_eq!((again.code, again.message.as_str()), (409, "Operation cannot be fulfilled on pods \"p\": pod p is already assigned to node \"node-1\""));
+
+        // An eviction honours the PodDisruptionBudget that covers a running pod.
+        pods.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}}))).await.unwrap();
+        let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+        let pdb: PodDisruptionBudget = object(json!({"metadata": {"name": "pdb"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "p"}}}}));
+        budgets.create(&PostParams::default(), &pdb).await.unwrap();
+        let budget_status = |allowed: i32| Patch::Merge(json!({"status": {"disruptionsAllowed": allowed, "observedGeneration": 1,
+            "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}}));
+        budgets.patch_status("pdb", &PatchParams::default(), &budget_status(0)).await.unwrap();
+        let refused = status_of(pods.evict("p", &EvictParams::default()).await);
+        assert_eq!((refused.code, refused.reason.as_str()), (429, "TooManyRequests"), "{refused:?}");
+        assert_eq!(refused.details.unwrap().causes[0].message, "The disruption budget pdb needs 1 healthy pods and has 1 currently");
+        assert!(pods.get_opt("p").await.unwrap().is_some());
+        budgets.patch_status("pdb", &PatchParams::default(), &budget_status(1)).await.unwrap();
+        pods.evict("p", &EvictParams::default()).await.unwrap();
+        assert!(pods.get_opt("p").await.unwrap().is_none());
+        let status = budgets.get("pdb").await.unwrap().status.unwrap();
+        assert_eq!(status.disruptions_allowed, 0);
+        assert!(status.disrupted_pods.unwrap().contains_key("p"));
+
+        // Discovery lists them.
+        let resources = client.list_core_api_resources("v1").await.unwrap().resources;
+        let names: Vec<(&str, Vec<String>)> = resources.iter().map(|r| (r.name.as_str(), r.verbs.clone())).collect();
+        for (name, verb) in [("pods/binding", "create"), ("pods/eviction", "create"), ("namespaces/finalize", "update"),
+            ("pods/ephemeralcontainers", "patch"), ("serviceaccounts/token", "create")] {
+            assert!(names.iter().any(|(n, v)| *n == name && v.iter().any(|x| x == verb)), "{name} in {names:?}");
+        }
+        store.close().await.unwrap();
+    })
+    .await;
+}

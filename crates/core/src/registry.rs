@@ -173,7 +173,8 @@ static BUILTINS: LazyLock<Vec<Arc<ResourceType>>> = LazyLock::new(|| {
         let scale = e.scale.then(|| ScaleSubresource {
             spec_replicas_path: ".spec.replicas".into(),
             status_replicas_path: ".status.replicas".into(),
-            label_selector_path: Some(".status.selector".into()),
+            // Built-in Scales carry the spec's selector in its string form.
+            label_selector_path: Some(".spec.selector".into()),
         });
         let rt = ResourceType {
             group: e.group,

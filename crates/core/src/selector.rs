@@ -14,6 +14,39 @@ enum Op {
     LessThan(i64),
 }
 
+/// A `metav1.LabelSelector` (or a plain map of labels, as a ReplicationController's selector) in
+/// the selector syntax, requirements ordered by key as kube-apiserver prints them
+/// (`app=web,tier in (a,b),!old`); `None` for an operator or a value it cannot have.
+pub fn label_selector_text(selector: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let structured = selector.get("matchLabels").is_some() || selector.get("matchExpressions").is_some();
+    let labels = if structured { selector.get("matchLabels") } else { Some(selector) };
+    let mut terms: Vec<(String, String)> = Vec::new();
+    for (k, v) in labels.and_then(Value::as_object).into_iter().flatten() {
+        terms.push((k.clone(), format!("{k}={}", v.as_str()?)));
+    }
+    for expression in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = expression.get("key")?.as_str()?;
+        let values: Vec<&str> = expression
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let term = match expression.get("operator")?.as_str()? {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => return None,
+        };
+        terms.push((key.to_string(), term));
+    }
+    terms.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(terms.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(","))
+}
+
 /// A label selector: every requirement must hold.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LabelSelector {

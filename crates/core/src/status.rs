@@ -28,6 +28,8 @@ pub enum Reason {
     UnsupportedMediaType,
     /// 422: the object fails validation.
     Invalid,
+    /// 429: the request cannot be carried out now (an eviction a disruption budget forbids).
+    TooManyRequests,
     /// 500: the server failed.
     InternalError,
     /// 503: the server cannot take the request now (the remote did not take the write in time).
@@ -51,6 +53,7 @@ impl Reason {
             Reason::RequestEntityTooLarge => "RequestEntityTooLarge",
             Reason::UnsupportedMediaType => "UnsupportedMediaType",
             Reason::Invalid => "Invalid",
+            Reason::TooManyRequests => "TooManyRequests",
             Reason::InternalError => "InternalError",
             Reason::ServiceUnavailable => "ServiceUnavailable",
             Reason::Timeout => "Timeout",
@@ -70,6 +73,7 @@ impl Reason {
             Reason::RequestEntityTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
             Reason::Invalid => 422,
+            Reason::TooManyRequests => 429,
             Reason::InternalError => 500,
             Reason::ServiceUnavailable => 503,
             Reason::Timeout => 504,

@@ -75,13 +75,40 @@ pub fn group_list(registry: &Registry) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-fn subresources(rt: &ResourceType) -> Vec<(&'static str, &'static str, &'static str)> {
+/// A subresource as discovery lists it: its name, the kind it answers (group, version, kind;
+/// the resource's own where `None`) and its verbs.
+struct Sub {
+    name: &'static str,
+    kind: Option<(&'static str, &'static str, &'static str)>,
+    verbs: &'static [&'static str],
+}
+
+const READ_WRITE: &[&str] = &["get", "patch", "update"];
+
+fn subresources(rt: &ResourceType) -> Vec<Sub> {
     let mut subs = Vec::new();
     if rt.status {
-        subs.push(("status", "", ""));
+        subs.push(Sub { name: "status", kind: None, verbs: READ_WRITE });
     }
     if rt.scale.is_some() {
-        subs.push(("scale", "autoscaling", "v1"));
+        subs.push(Sub { name: "scale", kind: Some(("autoscaling", "v1", "Scale")), verbs: READ_WRITE });
+    }
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Pod") => subs.extend([
+            Sub { name: "binding", kind: Some(("", "v1", "Binding")), verbs: &["create"] },
+            Sub { name: "eviction", kind: Some(("policy", "v1", "Eviction")), verbs: &["create"] },
+            Sub { name: "ephemeralcontainers", kind: None, verbs: READ_WRITE },
+        ]),
+        ("", "Namespace") => subs.push(Sub { name: "finalize", kind: None, verbs: &["update"] }),
+        ("", "ServiceAccount") => subs.push(Sub {
+            name: "token",
+            kind: Some(("authentication.k8s.io", "v1", "TokenRequest")),
+            verbs: &["create"],
+        }),
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            subs.push(Sub { name: "approval", kind: None, verbs: READ_WRITE })
+        }
+        _ => {}
     }
     subs
 }
@@ -94,12 +121,16 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
             "name": rt.plural, "singularName": rt.singular, "namespaced": rt.namespaced, "kind": rt.kind,
             "verbs": rt.verbs, "shortNames": rt.short_names, "categories": rt.categories,
         }));
-        for (sub, g, v) in subresources(rt) {
-            let kind = if sub == "scale" { "Scale" } else { rt.kind.as_str() };
-            resources.push(json!({
-                "name": format!("{}/{sub}", rt.plural), "singularName": "", "namespaced": rt.namespaced,
-                "kind": kind, "group": g, "version": v, "verbs": ["get", "patch", "update"],
-            }));
+        for sub in subresources(rt) {
+            let mut resource = json!({
+                "name": format!("{}/{}", rt.plural, sub.name), "singularName": "", "namespaced": rt.namespaced,
+                "kind": sub.kind.map_or(rt.kind.as_str(), |(_, _, k)| k), "verbs": sub.verbs,
+            });
+            if let Some((g, v, _)) = sub.kind.filter(|(g, v, _)| (*g, *v) != (group, version)) {
+                resource["group"] = json!(g);
+                resource["version"] = json!(v);
+            }
+            resources.push(resource);
         }
     }
     if resources.is_empty() {
@@ -125,11 +156,10 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
                         .map(|rt| {
                             let subs: Vec<Value> = subresources(rt)
                                 .into_iter()
-                                .map(|(sub, g, v)| {
-                                    let kind = if sub == "scale" { json!({"group": g, "version": v, "kind": "Scale"}) } else {
-                                        json!({"group": group, "version": version, "kind": rt.kind})
-                                    };
-                                    json!({"subresource": sub, "responseKind": kind, "verbs": ["get", "patch", "update"]})
+                                .map(|sub| {
+                                    let (g, v, k) = sub.kind.unwrap_or((&group, version, rt.kind.as_str()));
+                                    json!({"subresource": sub.name, "responseKind": {"group": g, "version": v, "kind": k},
+                                        "verbs": sub.verbs})
                                 })
                                 .collect();
                             json!({

@@ -3,6 +3,7 @@
 
 mod admission;
 mod events;
+mod pods;
 
 pub use admission::{InvalidServiceCidr, ServiceCidr};
 pub mod apply;
@@ -401,11 +402,12 @@ impl Api {
         sub: Option<Subresource>,
         opts: &WriteOptions,
     ) -> ApiResult<Reply> {
-        check_kind(target, &body)?;
-        let warnings = check_fields(target, &body, opts)?;
+        // A Scale is written to /scale, in autoscaling/v1 whatever the object's version.
         if sub == Some(Subresource::Scale) {
             return self.update_scale(target, name, body, opts).await;
         }
+        check_kind(target, &body)?;
+        let warnings = check_fields(target, &body, opts)?;
         let body_name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         if body_name != name {
             return Err(StatusError::bad_request(format!(
@@ -756,6 +758,14 @@ impl Api {
     }
 
     async fn update_scale(&self, target: &Target, name: &str, body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
+        let text = |field: &str| body.get(field).and_then(Value::as_str);
+        if text("kind").is_some_and(|k| k != "Scale") || text("apiVersion").is_some_and(|v| v != "autoscaling/v1") {
+            return Err(StatusError::bad_request(format!(
+                "the API version in the data ({}) and kind ({}) do not match the URL (autoscaling/v1, Scale)",
+                text("apiVersion").unwrap_or_default(),
+                text("kind").unwrap_or_default()
+            )));
+        }
         let key = target.key(name);
         let t = target.clone();
         let subject_name = name.to_string();
@@ -1194,8 +1204,13 @@ fn scale_of(target: &Target, obj: &StoredObject) -> ApiResult<Value> {
     let value = live(target, obj);
     let selector = scale.label_selector_path.as_deref().and_then(|p| at_path(&value, p)).cloned();
     let mut status = json!({"replicas": at_path(&value, &scale.status_replicas_path).cloned().unwrap_or(json!(0))});
-    if let Some(Value::String(s)) = selector {
-        status["selector"] = Value::String(s);
+    let selector = match selector {
+        Some(Value::String(s)) => Some(s),
+        Some(structured @ Value::Object(_)) => gitbacked_core::selector::label_selector_text(&structured),
+        _ => None,
+    };
+    if let Some(selector) = selector {
+        status["selector"] = Value::String(selector);
     }
     Ok(json!({
         "apiVersion": "autoscaling/v1", "kind": "Scale",

@@ -455,6 +455,23 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
         let request = parse_object(&parts.headers, &read_body(body).await?)?;
         return Ok(reply_response(api.request_token(&target, name, request).await?, "application/json"));
     }
+    // `pods/{name}/binding` and `pods/{name}/eviction` act on the pod.
+    if let Some(action @ ("binding" | "eviction")) = path.subresource
+        && (target.rt.group.as_str(), target.rt.kind.as_str()) == ("", "Pod")
+    {
+        let (Some(name), true) = (path.name, req.method() == Method::POST) else {
+            return Err(StatusError::method_not_allowed(format!("pods/{action} only takes POST")));
+        };
+        verb.name = "create";
+        let (parts, body) = req.into_parts();
+        let request = parse_object(&parts.headers, &read_body(body).await?)?;
+        let opts = write_options(&q, &parts.headers)?;
+        let reply = match action {
+            "binding" => api.bind(&target, name, request, &opts).await?,
+            _ => api.evict(&target, name, request, &opts).await?,
+        };
+        return Ok(reply_response(reply, "application/json"));
+    }
     let sub = subresource(&target, path.subresource)?;
     let (headers, body) = {
         let (parts, body) = req.into_parts();

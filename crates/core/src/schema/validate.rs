@@ -30,7 +30,8 @@ impl Node<'_> {
         }
         let in_body = |what: String| format!("{path} in body {what}");
         if value.is_null() {
-            if !self.flag("nullable") && (self.int_or_string() || self.str("type").is_some()) {
+            // A built-in type's decoder reads null as the zero value; a CRD's schema says whether null is valid.
+            if self.structural && !self.flag("nullable") && (self.int_or_string() || self.str("type").is_some()) {
                 let expected = self.str("type").unwrap_or("integer,string");
                 errors.push(type_invalid(path, "null", in_body(format!("must be of type {expected}: \"null\""))));
             }

@@ -193,32 +193,6 @@ fn duplicate(field: String, value: Value) -> FieldError {
     FieldError { field, kind: crate::field::FieldErrorType::Duplicate(value), detail: String::new() }
 }
 
-/// A `metav1.LabelSelector` as the selector syntax (`app=web,tier in (a,b),!old`).
-fn selector_text(selector: &Value) -> Option<String> {
-    let mut terms: Vec<String> = Vec::new();
-    for (k, v) in selector.get("matchLabels").and_then(Value::as_object).into_iter().flatten() {
-        terms.push(format!("{k}={}", v.as_str()?));
-    }
-    for expression in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let key = expression.get("key")?.as_str()?;
-        let values: Vec<&str> = expression
-            .get("values")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        terms.push(match expression.get("operator")?.as_str()? {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
-            _ => return None,
-        });
-    }
-    Some(terms.join(","))
-}
-
 fn template_labels<'a>(content: &'a Value, path: &str) -> Option<&'a serde_json::Map<String, Value>> {
     value_at(content, &format!("{path}.metadata.labels"))?.as_object()
 }
@@ -231,7 +205,7 @@ fn workload_selector(kind: &str, content: &Value, errors: &mut Vec<FieldError>) 
         errors.push(FieldError::required("spec.selector", ""));
         return;
     };
-    let Some(text) = selector_text(selector) else {
+    let Some(text) = crate::selector::label_selector_text(selector) else {
         errors.push(FieldError::invalid("spec.selector", selector.clone(), "invalid label selector"));
         return;
     };
