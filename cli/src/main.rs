@@ -133,15 +133,26 @@ struct Kubeconfig {
     /// Bearer token to put in the kubeconfig.
     #[arg(long, env = "GITBACKED_TOKEN")]
     token: Option<String>,
+    /// The certificate (PEM) that an https server's certificate is checked against: the server's
+    /// own for a self-signed one. Without it an https server is not verified.
+    #[arg(long)]
+    certificate_authority: Option<PathBuf>,
 }
 
-/// A kubeconfig for `server`. kubectl prompts for a username over https when the user is empty,
-/// so the user always carries a token.
-fn kubeconfig(server: &str, token: Option<&str>) -> String {
+/// A kubeconfig for `server` that kubectl, client-go, the Python client and client-node all
+/// accept. kubectl prompts for a username over https when the user is empty, so the user always
+/// carries a token; client-node refuses plain http unless TLS verification is skipped, so an
+/// http server is written with `insecure-skip-tls-verify: true` (there is nothing to verify); an
+/// https server is verified against `ca` (PEM) when given.
+fn kubeconfig(server: &str, token: Option<&str>, ca: Option<&[u8]>) -> String {
+    use base64::Engine;
     let token = token.unwrap_or("gitbacked");
+    let trust = match ca.filter(|_| server.starts_with("https://")) {
+        Some(pem) => format!("certificate-authority-data: {}", base64::engine::general_purpose::STANDARD.encode(pem)),
+        None => "insecure-skip-tls-verify: true".to_string(),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: gitbacked\n  cluster:\n    server: {server}\n    insecure-skip-tls-verify: {}\nusers:\n- name: gitbacked\n  user:\n    token: {token}\ncontexts:\n- name: gitbacked\n  context:\n    cluster: gitbacked\n    user: gitbacked\n    namespace: default\ncurrent-context: gitbacked\n",
-        server.starts_with("https://")
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: gitbacked\n  cluster:\n    server: {server}\n    {trust}\nusers:\n- name: gitbacked\n  user:\n    token: {token}\ncontexts:\n- name: gitbacked\n  context:\n    cluster: gitbacked\n    user: gitbacked\n    namespace: default\ncurrent-context: gitbacked\n"
     )
 }
 
@@ -157,7 +168,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
         Command::Kubeconfig(args) => {
-            print!("{}", kubeconfig(&args.server, args.token.as_deref()));
+            let ca = match &args.certificate_authority {
+                Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),
+                None => None,
+            };
+            print!("{}", kubeconfig(&args.server, args.token.as_deref(), ca.as_deref()));
             Ok(())
         }
     }
@@ -359,8 +374,13 @@ mod tests {
 
     #[test]
     fn kubeconfig_carries_a_token() {
-        let k = kubeconfig("https://127.0.0.1:1", Some("t0k"));
+        let k = kubeconfig("https://127.0.0.1:1", Some("t0k"), None);
         assert!(k.contains("token: t0k") && k.contains("insecure-skip-tls-verify: true"));
+        let k = kubeconfig("https://127.0.0.1:1", None, Some(b"PEM"));
+        assert!(k.contains("certificate-authority-data: UEVN") && !k.contains("insecure"), "{k}");
+        // Plain http: nothing to verify, and client-node refuses http otherwise.
+        let k = kubeconfig("http://127.0.0.1:1", None, Some(b"PEM"));
+        assert!(k.contains("insecure-skip-tls-verify: true") && !k.contains("certificate-authority"), "{k}");
     }
 
     #[tokio::test]

@@ -122,6 +122,57 @@ fn tls_serves_kubectl() {
     assert!(!plain.starts_with("ok"), "plain HTTP answered on the TLS port: {plain}");
 }
 
+/// Lists the ConfigMaps of `default` through a kubeconfig with kubectl, the Python client and
+/// client-node; each answers the names it saw.
+fn every_client_lists(server: &Server, kubeconfig: &str) {
+    let path = server.path(kubeconfig);
+    let kubectl = server.kubectl_ok_as(kubeconfig, &["get", "configmaps", "-o", "name"]);
+    assert_eq!(kubectl, "configmap/seen\n", "kubectl with {kubeconfig}");
+    let python = server.python(
+        &format!("{kubeconfig}-python"),
+        &format!(
+            "import json\nfrom kubernetes import client, config\nconfig.load_kube_config(config_file={:?})\n\
+             items = client.CoreV1Api().list_namespaced_config_map('default').items\n\
+             print(json.dumps([i.metadata.name for i in items]))\n",
+            path.display().to_string()
+        ),
+    );
+    assert_eq!(python, serde_json::json!(["seen"]), "Python with {kubeconfig}");
+    let node = server.node(
+        &format!("{kubeconfig}-node"),
+        "import * as k8s from '@kubernetes/client-node';\n\
+         const kc = new k8s.KubeConfig();\nkc.loadFromFile(process.argv[2]);\n\
+         const list = await kc.makeApiClient(k8s.CoreV1Api).listNamespacedConfigMap({ namespace: 'default' });\n\
+         console.log(JSON.stringify(list.items.map((i) => i.metadata.name)));\n",
+        &[path.as_os_str()],
+    );
+    assert_eq!(node.trim(), r#"["seen"]"#, "client-node with {kubeconfig}");
+}
+
+#[test]
+fn kubeconfigs_serve_kubectl_python_and_client_node() {
+    // Plain http (no token: kubectl sends tokens over https only); client-node refuses http unless
+    // TLS verification is skipped.
+    let server = Server::start();
+    server.create_configmap("default", "seen", &[("a", "b")]);
+    every_client_lists(&server, "kubeconfig");
+
+    // https, verified against the server's own (self-signed) certificate.
+    let certs = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = self_signed(certs.path()) else { return };
+    let server = Server::start_with(ServeOptions {
+        tls: Some((cert.clone(), key)),
+        token: Some(TOKEN.into()),
+        ..Default::default()
+    });
+    let ca = [std::ffi::OsStr::new("--certificate-authority"), cert.as_os_str()];
+    let verified = server.write_kubeconfig_with("verified", Some(TOKEN), &ca);
+    let text = std::fs::read_to_string(&verified).unwrap();
+    assert!(text.contains("certificate-authority-data: ") && !text.contains("insecure"), "{text}");
+    server.create_configmap("default", "seen", &[("a", "b")]);
+    every_client_lists(&server, "verified");
+}
+
 #[test]
 fn sigterm_shuts_down_cleanly() {
     let mut server = Server::start();

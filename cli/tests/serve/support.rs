@@ -165,8 +165,13 @@ impl Server {
 
     /// Writes `gitbacked kubeconfig --server URL [--token T]` to `name` in the temp dir.
     pub fn write_kubeconfig(&self, name: &str, token: Option<&str>) -> PathBuf {
+        self.write_kubeconfig_with(name, token, &[])
+    }
+
+    /// Writes `gitbacked kubeconfig --server URL [--token T] ARGS…` to `name` in the temp dir.
+    pub fn write_kubeconfig_with(&self, name: &str, token: Option<&str>, args: &[&std::ffi::OsStr]) -> PathBuf {
         let mut cmd = Command::new(GITBACKED);
-        cmd.args(["kubeconfig", "--server", &self.url]);
+        cmd.args(["kubeconfig", "--server", &self.url]).args(args);
         if let Some(token) = token {
             cmd.args(["--token", token]);
         }
@@ -232,7 +237,12 @@ impl Server {
 
     /// Runs kubectl, asserts it succeeded and returns its stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
+        self.kubectl_ok_as("kubeconfig", args)
+    }
+
+    /// Runs kubectl with the kubeconfig `kubeconfig`, asserts it succeeded and returns its stdout.
+    pub fn kubectl_ok_as(&self, kubeconfig: &str, args: &[&str]) -> String {
+        let out = self.kubectl_as(kubeconfig, args);
         assert!(
             out.status.success(),
             "kubectl {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
@@ -507,7 +517,42 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// Where `scripts/test` installs Node.js 22 and `@kubernetes/client-node` (npm packages `node` and
+/// `@kubernetes/client-node`).
+pub fn node_modules() -> PathBuf {
+    let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.node/node_modules");
+    assert!(
+        modules.join(".bin/node").exists() && modules.join("@kubernetes/client-node").exists(),
+        "{} is missing: the client-node tests need `npm install --prefix .node node@22 @kubernetes/client-node@2.0.1` \
+         at the workspace root, or run scripts/test",
+        modules.display()
+    );
+    modules
+}
+
 impl Server {
+    /// Runs an ES module `script` (written into the temp dir, next to a link to the workspace's
+    /// `node_modules`) with Node.js 22, bounded; its output, asserting it succeeded.
+    pub fn node(&self, name: &str, script: &str, args: &[&std::ffi::OsStr]) -> String {
+        let modules = node_modules();
+        let link = self.path("node_modules");
+        if !link.exists() {
+            std::os::unix::fs::symlink(&modules, &link).unwrap();
+        }
+        let path = self.path(&format!("{name}.mjs"));
+        std::fs::write(&path, script).unwrap();
+        let out = run_bounded(Command::new(modules.join(".bin/node")).arg(&path).args(args), COMMAND_TIMEOUT);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "the Node.js script {name} failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\nserver log:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        stdout
+    }
+
     /// A command running the Python `script` (written into the temp dir) with the server's URL as
     /// its first argument.
     pub fn python_command(&self, name: &str, script: &str) -> Command {
