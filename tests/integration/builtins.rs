@@ -112,6 +112,16 @@ async fn defaults_are_served_and_not_written_to_files() {
         let class = as_json(&classes.create(&PostParams::default(), &object(json!({"metadata": {"name": "fast"}, "provisioner": "x"}))).await.unwrap());
         assert_eq!((class["reclaimPolicy"].as_str(), class["volumeBindingMode"].as_str()), (Some("Delete"), Some("Immediate")));
 
+        // A Node keeps the status it registers with; allocatable defaults to capacity.
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+        let node = object(json!({"metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "4"}, "nodeInfo": {
+            "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "", "kubeProxyVersion": "",
+            "kubeletVersion": "v1.33.0", "machineID": "", "operatingSystem": "linux", "osImage": "", "systemUUID": ""}}}));
+        let created = as_json(&nodes.create(&PostParams::default(), &node).await.unwrap());
+        assert_eq!(created["status"]["capacity"], json!({"cpu": "4"}));
+        assert_eq!(created["status"]["allocatable"], json!({"cpu": "4"}));
+        assert_eq!(created["status"]["nodeInfo"]["kubeletVersion"], "v1.33.0");
+
         // A Secret's stringData is merged into data and not stored.
         let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
         let secret: Secret = object(json!({"metadata": {"name": "s"}, "data": {"a": "YQ==", "b": "Yg=="},
