@@ -738,8 +738,12 @@ fn apply_and_delete_a_multi_document_manifest() {
     );
     let out = server.kubectl_ok(&["delete", "-f", &all]);
     assert_eq!(out, "namespace \"team\" deleted\nconfigmap \"settings\" deleted\ndeployment.apps \"web\" deleted\n");
+    // kubectl waits for the namespace to go: marked Terminating, then finalized once empty.
     assert_eq!(server.remote.files(), ["README.md"]);
-    assert_eq!(server.remote.log().len(), 7, "{:?}", server.remote.log());
+    let log = server.remote.log();
+    assert_eq!(log.len(), 8, "{log:?}");
+    let position = |m: &str| log.iter().position(|l| l == m).unwrap_or_else(|| panic!("{m} in {log:?}"));
+    assert!(position("update finalize of v1 Namespace team") < position("delete v1 Namespace team"), "{log:?}");
 }
 
 #[test]
