@@ -2,6 +2,8 @@
 //! Python and every other Kubernetes client work against git.
 
 mod connections;
+mod history;
+mod repo;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,83 @@ enum Command {
     Serve(Box<Serve>),
     /// Print a kubeconfig that points kubectl at a running server.
     Kubeconfig(Kubeconfig),
+    /// Check a working tree or a revision offline, with the reader and validation the server uses;
+    /// exit 1 when something is wrong.
+    Check(CheckArgs),
+    /// The history of one object: the commits that changed it, across moves between files.
+    Log(LogArgs),
+    /// The objects added, changed and removed between two revisions, as `kubectl diff` prints
+    /// them; exit 1 when something differs.
+    Diff(DiffArgs),
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+enum Output {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Where the objects are: a repository (bare or with a working tree) or a directory of files.
+#[derive(clap::Args, Debug)]
+struct Place {
+    /// Directory holding the objects (default: the repository root).
+    #[arg(long, env = "GITBACKED_SUBDIR")]
+    subdir: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// A working tree (its files as git would commit them), a bare repository, or a directory.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// Check this revision instead of the working tree (a bare repository: HEAD by default).
+    #[arg(long)]
+    rev: Option<String>,
+    #[command(flatten)]
+    place: Place,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(clap::Args, Debug)]
+struct LogArgs {
+    /// The object, as KIND/NAME (`deployment/web`, `configmaps/settings`, `gear.example.com/g`).
+    object: String,
+    /// Its namespace (default: `default` for namespaced kinds).
+    #[arg(short, long)]
+    namespace: Option<String>,
+    /// The repository (default: the current directory).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// The revision whose history is read.
+    #[arg(long, default_value = "HEAD")]
+    rev: String,
+    #[command(flatten)]
+    place: Place,
+    /// Show the object's diff at each step.
+    #[arg(short, long)]
+    patch: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t)]
+    output: Output,
+}
+
+#[derive(clap::Args, Debug)]
+struct DiffArgs {
+    /// The revision to compare from.
+    from: String,
+    /// The revision to compare to.
+    #[arg(default_value = "HEAD")]
+    to: String,
+    /// The repository (default: the current directory).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    #[command(flatten)]
+    place: Place,
 }
 
 /// Where the embedded default repository lives when `--repo` is not given.
@@ -167,6 +246,49 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve(args) => serve(*args).await,
+        Command::Check(args) => {
+            let repo = repo::Repo::new(&args.path, args.place.subdir.as_deref());
+            let files = match (&args.rev, repo.is_bare()) {
+                (Some(rev), _) => repo.at_revision(rev)?,
+                (None, true) => repo.at_revision("HEAD")?,
+                (None, false) => repo.working_tree()?,
+            };
+            let findings = gitbacked_core::check::check(&files);
+            match args.output {
+                Output::Text => {
+                    for finding in &findings {
+                        println!("{finding}");
+                    }
+                    if findings.is_empty() {
+                        eprintln!("{} files, no problems", files.len());
+                    }
+                }
+                Output::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
+            }
+            if !findings.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Log(args) => {
+            let repo = repo::Repo::new(&args.repo, args.place.subdir.as_deref());
+            let mut steps = history::log(&repo, &args.rev, &args.object, args.namespace.as_deref(), args.patch)?;
+            match args.output {
+                Output::Text => history::print_log(&steps),
+                Output::Json => {
+                    steps.reverse();
+                    println!("{}", serde_json::to_string_pretty(&steps)?);
+                }
+            }
+            Ok(())
+        }
+        Command::Diff(args) => {
+            let repo = repo::Repo::new(&args.repo, args.place.subdir.as_deref());
+            if history::diff(&repo, &args.from, &args.to)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Kubeconfig(args) => {
             let ca = match &args.certificate_authority {
                 Some(path) => Some(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?),

@@ -1031,3 +1031,33 @@ async fn a_document_shaped_like_a_crd_never_hides_the_real_one() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_git_revert_of_a_controllers_commit_is_an_ordinary_change_for_every_process() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/settings.yaml", Some(&configmap("settings", "person")))], "by hand");
+        let (a, b, api_a, api_b) = two_writers(&remote).await;
+        // A controller changes the value; a person reverts its commit.
+        let mut current = api_a.get("settings").await.unwrap();
+        current.data = Some([("key".to_string(), "controller".to_string())].into());
+        api_a.replace("settings", &PostParams::default(), &current).await.unwrap();
+        let written = api_a.get("settings").await.unwrap();
+        remote.commit_with("revert the controller", |dir| {
+            git(dir, &["revert", "--no-edit", "HEAD"]);
+        });
+        for store in [&a, &b] {
+            store.sync().await.unwrap();
+        }
+        for api in [&api_a, &api_b] {
+            let seen = api.get("settings").await.unwrap();
+            assert_eq!(seen.data.unwrap()["key"], "person");
+            assert_ne!(seen.metadata.resource_version, written.metadata.resource_version);
+            assert_eq!(seen.metadata.uid, written.metadata.uid, "the same object, changed back");
+        }
+        assert_eq!(remote.must_file("apps/settings.yaml"), configmap("settings", "person"));
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    })
+    .await;
+}

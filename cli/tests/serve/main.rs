@@ -8,3 +8,4 @@ mod kubectl;
 mod python;
 mod soak;
 mod support;
+mod tools;

@@ -13,10 +13,12 @@
 //! - Validation: names, labels and the rules of built-in kinds ([`validation`]), label and field
 //!   [`selector`]s.
 //! - Limits: what a request may carry and the reader's budget ([`limits`]).
+//! - Offline checks of a tree of files, as `gitbacked check` runs them ([`check`]).
 //! - Readiness: [`Health`] checks the storage reports.
 //! - Utilities: an injectable [`Clock`], stable uids ([`uid`]), resource [`quantity`]s.
 
 pub mod bootstrap;
+pub mod check;
 pub mod clock;
 pub mod defaults;
 pub mod document;

@@ -392,7 +392,7 @@ impl State {
         let (mut chosen, mut problems) = (0, None);
         if readable.len() > 1 {
             for (i, (_, content)) in readable.iter().enumerate() {
-                let found = problems_of(&self.registry, &key, content);
+                let found = gitbacked_core::check::problems_of(&self.registry, &key, content);
                 if found.is_empty() {
                     (chosen, problems) = (i, Some(found));
                     break;
@@ -539,20 +539,6 @@ fn group_kind(json: &str) -> GroupKind {
 }
 
 /// The `Value` of a document the store serialized itself.
-/// What is wrong with `content` as an object of its kind, as far as claims are weighed and committed
-/// objects reported: a CRD must describe a type that can be served, any other object must pass
-/// its schema (see [`gitbacked_core::schema::violations`]).
-pub(super) fn problems_of(registry: &gitbacked_core::Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
-    if key.gk == crd_group_kind() {
-        return gitbacked_core::registry::crd_resource_type(content)
-            .err()
-            .map(|e| vec![format!("{}: {e}", e.field())])
-            .unwrap_or_default();
-    }
-    let Some(rt) = registry.by_kind(&key.gk) else { return Vec::new() };
-    gitbacked_core::schema::violations(rt, content).iter().map(ToString::to_string).collect()
-}
-
 fn parse_json(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|e| unreachable!("compact JSON parses: {e}"))
 }

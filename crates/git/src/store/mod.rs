@@ -309,7 +309,7 @@ impl Store {
         let reviewed: Vec<(Arc<StoredObject>, Vec<String>)> = objects
             .into_iter()
             .map(|o| {
-                let problems = ingest::problems_of(&registry, &o.key, &o.content());
+                let problems = gitbacked_core::check::problems_of(&registry, &o.key, &o.content());
                 (o, problems)
             })
             .collect();
