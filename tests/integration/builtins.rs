@@ -89,6 +89,16 @@ async fn defaults_are_served_and_not_written_to_files() {
         deployments.patch("explicit", &PatchParams::default(), &image).await.unwrap();
         assert_eq!(remote.must_file("explicit.yaml"), explicit.replace("nginx:1.27", "nginx:1.28"));
 
+        // Applying what was created is idempotent: the defaulted key of a port (`protocol`) matches
+        // the applied item, as in kube-apiserver (the Python client's e2e test does this).
+        let with_port: Deployment = object(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ported"}, "spec": {
+            "selector": {"matchLabels": {"app": "p"}}, "template": {"metadata": {"labels": {"app": "p"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}}}));
+        deployments.create(&PostParams::default(), &with_port).await.unwrap();
+        let applied = deployments.patch("ported", &PatchParams::apply("e2e"), &Patch::Apply(&with_port)).await.unwrap();
+        let ports = &applied.spec.unwrap().template.spec.unwrap().containers[0].ports.clone().unwrap();
+        assert_eq!(ports.len(), 1, "{ports:?}");
+
         // A Pod starts Pending with its QoS class, whatever status it was sent with.
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         let pod: Pod = object(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27",

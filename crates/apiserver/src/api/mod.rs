@@ -506,6 +506,9 @@ impl Api {
             )));
         }
         let warnings = check_fields(target, &config, opts)?;
+        if target.rt.crd.is_none() {
+            defaults::apply_list_keys(&target.rt.group_kind(), &target.version, &mut config);
+        }
         if sub.is_none() && target.rt.status {
             // Status is applied through /status only.
             config.as_object_mut().map(|c| c.remove("status"));

@@ -28,6 +28,44 @@ pub fn apply(gk: &GroupKind, version: &str, content: &mut Value) {
     }
 }
 
+/// Fills in the defaulted fields that are keys of list maps (`protocol` of container and Service
+/// ports) in an applied configuration, as kube-apiserver does before server-side apply merges it:
+/// `{containerPort: 80}` is then the item `{containerPort: 80, protocol: TCP}` it has, not another.
+/// Nothing else is defaulted, so that the applier owns only what it applied.
+pub fn apply_list_keys(gk: &GroupKind, version: &str, config: &mut Value) {
+    let mut defaulted = config.clone();
+    apply(gk, version, &mut defaulted);
+    copy_list_keys(config, &defaulted);
+}
+
+/// The list-map key fields that have defaults.
+const DEFAULTED_KEYS: [&str; 1] = ["protocol"];
+
+fn copy_list_keys(config: &mut Value, defaulted: &Value) {
+    match (config, defaulted) {
+        (Value::Object(map), Value::Object(full)) => {
+            for (key, value) in map.iter_mut() {
+                if let Some(full) = full.get(key) {
+                    copy_list_keys(value, full);
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(full)) => {
+            for (item, full) in items.iter_mut().zip(full) {
+                if let (Value::Object(map), Value::Object(defaults)) = (&mut *item, full) {
+                    for key in DEFAULTED_KEYS {
+                        if let (false, Some(v)) = (map.contains_key(key), defaults.get(key)) {
+                            map.insert(key.to_string(), v.clone());
+                        }
+                    }
+                }
+                copy_list_keys(item, full);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Removes from `content`, about to be stored, what [`apply`] would give back when it is served,
 /// where `file` (what is stored now; `None` for a new object) does not have it either.
 pub fn strip(gk: &GroupKind, version: &str, content: &mut Value, file: Option<&Value>) {
@@ -178,6 +216,18 @@ mod tests {
         let mut expected = explicit.clone();
         expected["spec"]["restartPolicy"] = json!("OnFailure");
         assert_eq!(written, expected);
+    }
+
+    #[test]
+    fn an_applied_configuration_gets_the_defaults_of_list_keys_only() {
+        let mut config = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}});
+        apply_list_keys(&pod(), "v1", &mut config);
+        assert_eq!(
+            config["spec"]["containers"][0],
+            json!({"name": "c", "image": "nginx",
+            "ports": [{"containerPort": 80, "protocol": "TCP"}]})
+        );
     }
 
     #[test]
