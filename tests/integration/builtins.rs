@@ -2,6 +2,7 @@
 //! initial status, type strategies, addresses the server allocates, namespaces, Events' two views
 //! and the subresources that only store data.
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -246,6 +247,28 @@ async fn namespaces_exist_by_their_objects_and_are_deleted_with_them() {
         let listed = accounts.list(&Default::default()).await.unwrap().items;
         assert_eq!(listed.iter().map(|a| a.metadata.name.clone().unwrap()).collect::<Vec<_>>(), ["default"]);
         Api::<ServiceAccount>::namespaced(client.clone(), "kube-system").get("default").await.unwrap();
+
+        // Watchers see an implied namespace (and its ServiceAccount) come and go with its objects.
+        let from = namespaces.list(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+        let mut watch = namespaces.watch(&kube::api::WatchParams::default(), &from).await.unwrap().boxed();
+        let accounts_all: Api<ServiceAccount> = Api::all(client.clone());
+        let accounts_from = accounts_all.list(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+        let mut account_watch =
+            accounts_all.watch(&kube::api::WatchParams::default(), &accounts_from).await.unwrap().boxed();
+        let file = crate::support::configmap("c", "1").replace("default", "team-c");
+        remote.commit(&[("team-c/c.yaml", Some(&file))], "a new namespace by its object");
+        let next = |event: Option<Result<kube::api::WatchEvent<Namespace>, kube::Error>>| match event {
+            Some(Ok(kube::api::WatchEvent::Added(n))) => ("ADDED", n.metadata.name.unwrap()),
+            Some(Ok(kube::api::WatchEvent::Deleted(n))) => ("DELETED", n.metadata.name.unwrap()),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(next(watch.next().await), ("ADDED", "team-c".to_string()));
+        match account_watch.next().await {
+            Some(Ok(kube::api::WatchEvent::Added(a))) => assert_eq!(a.metadata.namespace.as_deref(), Some("team-c")),
+            other => panic!("unexpected {other:?}"),
+        }
+        remote.commit(&[("team-c/c.yaml", None)], "its object goes");
+        assert_eq!(next(watch.next().await), ("DELETED", "team-c".to_string()));
 
         // Nothing is created in a namespace that does not exist.
         let configmaps = |ns: &str| Api::<ConfigMap>::namespaced(client.clone(), ns);

@@ -83,25 +83,26 @@ fn bootstrap_uid(key: &ObjectKey) -> String {
 
 /// The bootstrap objects as stored objects.
 pub fn objects() -> Vec<StoredObject> {
-    contents().into_iter().map(stored).collect()
+    contents().into_iter().map(|c| stored(c, 1)).collect()
 }
 
 /// A namespace that objects in git are in, without a Namespace document: served as an active
-/// namespace, as it would exist in a cluster that holds those objects.
-pub fn implied_namespace(name: &str) -> StoredObject {
-    stored(namespace(name))
+/// namespace, as it would exist in a cluster that holds those objects; it appeared at
+/// `resource_version`.
+pub fn implied_namespace(name: &str, resource_version: u64) -> StoredObject {
+    stored(namespace(name), resource_version)
 }
 
 /// The `default` ServiceAccount of a namespace, which kube-controller-manager creates in every
-/// namespace and pods run as when they name none.
-pub fn default_service_account(namespace: &str) -> StoredObject {
-    stored(
-        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}),
-    )
+/// namespace and pods run as when they name none; it appeared at `resource_version`.
+pub fn default_service_account(namespace: &str, resource_version: u64) -> StoredObject {
+    let content =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
+    stored(content, resource_version)
 }
 
-/// A served object standing for no document: resourceVersion 1, the epoch, a uid of its identity.
-fn stored(content: Value) -> StoredObject {
+/// A served object standing for no document: the epoch, a uid of its identity.
+fn stored(content: Value, resource_version: u64) -> StoredObject {
     let text = |p: &str| content.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let api_version = text("/apiVersion");
     let group = api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
@@ -111,7 +112,7 @@ fn stored(content: Value) -> StoredObject {
         name: text("/metadata/name"),
     };
     let derived = Derived {
-        resource_version: 1,
+        resource_version,
         uid: bootstrap_uid(&key),
         creation_timestamp: "1970-01-01T00:00:00Z".into(),
         generation: 1,

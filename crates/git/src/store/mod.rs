@@ -10,6 +10,7 @@
 //! current one.
 
 mod cache;
+mod implied;
 mod ingest;
 mod parsed;
 
@@ -57,6 +58,8 @@ pub(crate) struct State {
     objects: HashMap<GroupKind, BTreeMap<(String, String), Entry>>,
     /// How many objects each namespace holds: a namespace with objects exists.
     namespaces: BTreeMap<String, usize>,
+    /// The objects the others imply (see the `implied` module).
+    implied: BTreeMap<ObjectKey, Arc<StoredObject>>,
     files: HashMap<Arc<str>, Vec<Claim>>,
     unknown: BTreeMap<Location, Box<str>>,
     invalid: BTreeMap<Arc<str>, Vec<DocumentError>>,
@@ -103,6 +106,7 @@ impl Store {
             registry: Arc::new(Registry::default()),
             objects: HashMap::new(),
             namespaces: BTreeMap::new(),
+            implied: BTreeMap::new(),
             files: HashMap::new(),
             unknown: BTreeMap::new(),
             invalid: BTreeMap::new(),
@@ -112,6 +116,8 @@ impl Store {
             tip: None,
             seq: 0,
         };
+        let mut state = state;
+        state.seed_implied();
         let mut bootstrap: HashMap<GroupKind, BTreeMap<(String, String), Arc<StoredObject>>> = HashMap::new();
         if home == Home::Branch {
             for object in gitbacked_core::bootstrap::objects() {
@@ -177,9 +183,7 @@ impl Store {
         let state = self.read();
         state.get(key).or_else(|| {
             let bootstrap = self.bootstrap.get(&key.gk).and_then(|o| o.get(&(key.namespace.clone(), key.name.clone())));
-            bootstrap
-                .cloned()
-                .or_else(|| self.implied(&state, &key.gk, Some(&key.namespace)).into_iter().find(|o| o.key == *key))
+            bootstrap.or_else(|| state.implied.get(key)).cloned()
         })
     }
 
@@ -203,44 +207,13 @@ impl Store {
             .filter(|(k, _)| in_scope(k) && stored.is_none_or(|o| !o.contains_key(*k)))
             .map(|(_, o)| o.clone())
             .collect();
-        missing.extend(self.implied(&state, gk, namespace));
+        let implied = state.implied.iter().filter(|(k, _)| k.gk == *gk && namespace.is_none_or(|n| n == k.namespace));
+        missing.extend(implied.map(|(_, o)| o.clone()));
         if !missing.is_empty() {
             items.extend(missing);
             items.sort_by(|a, b| (&a.key.namespace, &a.key.name).cmp(&(&b.key.namespace, &b.key.name)));
         }
         (state.log.revision(), items)
-    }
-
-    /// The objects of `gk` (in `namespace`, or all) that exist without a document or a bootstrap
-    /// object standing for them: the namespaces objects are in, and each namespace's `default`
-    /// ServiceAccount (see `gitbacked_core::bootstrap`).
-    fn implied(&self, state: &State, gk: &GroupKind, namespace: Option<&str>) -> Vec<Arc<StoredObject>> {
-        if state.home != Home::Branch || !gk.group.is_empty() {
-            return Vec::new();
-        }
-        let namespace_gk = GroupKind { group: String::new(), kind: "Namespace".into() };
-        let documented = |gk: &GroupKind, ns: &str, name: &str| {
-            state.objects.get(gk).is_some_and(|o| o.contains_key(&(ns.to_string(), name.to_string())))
-                || self.bootstrap.get(gk).is_some_and(|o| o.contains_key(&(ns.to_string(), name.to_string())))
-        };
-        let implied_namespaces =
-            || state.namespaces.keys().filter(|ns| !documented(&namespace_gk, "", ns)).map(String::as_str);
-        match gk.kind.as_str() {
-            "Namespace" if namespace.is_none_or(str::is_empty) => {
-                implied_namespaces().map(|ns| Arc::new(gitbacked_core::bootstrap::implied_namespace(ns))).collect()
-            }
-            "ServiceAccount" => {
-                let documented_namespaces = (state.objects.get(&namespace_gk).into_iter().flatten())
-                    .map(|((_, name), _)| name.as_str())
-                    .chain(gitbacked_core::bootstrap::SYSTEM_NAMESPACES);
-                let all: std::collections::BTreeSet<&str> = documented_namespaces.chain(implied_namespaces()).collect();
-                all.into_iter()
-                    .filter(|ns| namespace.is_none_or(|n| n == *ns) && !documented(gk, ns, "default"))
-                    .map(|ns| Arc::new(gitbacked_core::bootstrap::default_service_account(ns)))
-                    .collect()
-            }
-            _ => Vec::new(),
-        }
     }
 
     /// The current resourceVersion.

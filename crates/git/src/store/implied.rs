@@ -1,0 +1,113 @@
+//! The objects the branch's objects imply (see `gitbacked_core::bootstrap`): the Namespace of a
+//! namespace that holds objects but has no document, and each namespace's `default`
+//! ServiceAccount. They are kept up to date commit by commit, with watch events like any object:
+//! one appears (ADDED) when its namespace does, goes (DELETED) with it, and a document that takes
+//! its place, or leaves it in place, is a change of it (MODIFIED).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use gitbacked_core::bootstrap::{SYSTEM_NAMESPACES, default_service_account, implied_namespace};
+use gitbacked_core::registry::{GroupKind, Home};
+use gitbacked_core::watch::{EventType, WatchEvent};
+use gitbacked_core::{ObjectKey, StoredObject};
+
+use super::{State, revision};
+
+fn namespace_kind() -> GroupKind {
+    GroupKind { group: String::new(), kind: "Namespace".into() }
+}
+
+fn service_account_kind() -> GroupKind {
+    GroupKind { group: String::new(), kind: "ServiceAccount".into() }
+}
+
+fn default_account(namespace: &str) -> ObjectKey {
+    ObjectKey { gk: service_account_kind(), namespace: namespace.to_string(), name: "default".into() }
+}
+
+impl State {
+    /// The implied objects of a new store: the system namespaces' `default` ServiceAccounts.
+    pub(super) fn seed_implied(&mut self) {
+        if self.home != Home::Branch {
+            return;
+        }
+        for namespace in SYSTEM_NAMESPACES {
+            self.implied.insert(default_account(namespace), Arc::new(default_service_account(namespace, 1)));
+        }
+    }
+
+    fn has_document(&self, key: &ObjectKey) -> bool {
+        self.objects.get(&key.gk).is_some_and(|o| o.contains_key(&(key.namespace.clone(), key.name.clone())))
+    }
+
+    /// Brings the implied objects of the namespaces a commit's `events` concern in line with the
+    /// objects, adding the events of their changes.
+    pub(super) fn settle_implied(&mut self, seq: u64, events: &mut Vec<WatchEvent>) {
+        if self.home != Home::Branch {
+            return;
+        }
+        let affected: BTreeSet<String> = events
+            .iter()
+            .map(|e| &e.object.key)
+            .map(|k| if k.gk == namespace_kind() { k.name.clone() } else { k.namespace.clone() })
+            .filter(|ns| !ns.is_empty())
+            .collect();
+        for namespace in affected {
+            let key = ObjectKey { gk: namespace_kind(), namespace: String::new(), name: namespace.clone() };
+            let system = SYSTEM_NAMESPACES.contains(&namespace.as_str());
+            let holds_objects = self.namespaces.contains_key(&namespace);
+            let documented = self.has_document(&key);
+            let implied = holds_objects && !documented && !system;
+            self.settle(key, implied, seq, events, |rv| implied_namespace(&namespace, rv));
+            let account = default_account(&namespace);
+            let exists = system || documented || holds_objects;
+            let implied = exists && !self.has_document(&account);
+            self.settle(account, implied, seq, events, |rv| default_service_account(&namespace, rv));
+        }
+    }
+
+    /// Makes the implied object `key` exist or not, as `wanted` says, with its event.
+    fn settle(
+        &mut self,
+        key: ObjectKey,
+        wanted: bool,
+        seq: u64,
+        events: &mut Vec<WatchEvent>,
+        make: impl Fn(u64) -> StoredObject,
+    ) {
+        let next = revision(seq, events.len() as u64 + 1);
+        match (self.implied.get(&key).cloned(), wanted) {
+            (None, true) => {
+                // A document went and leaves it implied: to watchers, the object changed.
+                let event = events.iter_mut().find(|e| e.object.key == key && e.kind == EventType::Deleted);
+                let object = match event {
+                    Some(e) => {
+                        let object = Arc::new(make(e.object.derived.resource_version));
+                        let document = std::mem::replace(&mut e.object, object.clone());
+                        (e.kind, e.previous) = (EventType::Modified, Some(document));
+                        object
+                    }
+                    None => {
+                        let object = Arc::new(make(next));
+                        events.push(WatchEvent { kind: EventType::Added, object: object.clone(), previous: None });
+                        object
+                    }
+                };
+                self.implied.insert(key, object);
+            }
+            (Some(old), false) => {
+                self.implied.remove(&key);
+                // A document takes its place: to watchers, the object changed.
+                match events.iter_mut().find(|e| e.object.key == key && e.kind == EventType::Added) {
+                    Some(e) => (e.kind, e.previous) = (EventType::Modified, Some(old)),
+                    None => {
+                        let object = Arc::new(old.at_revision(next));
+                        events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
