@@ -147,6 +147,9 @@ pub struct StoredObject {
     pub labels: Labels,
     /// The full object as served, serialized once.
     pub json: Bytes,
+    /// The object with the defaults of its built-in kind (see [`crate::defaults`]), at its own
+    /// version: worked out on its first read, kept as long as the object.
+    pub defaulted: std::sync::OnceLock<Bytes>,
 }
 
 impl StoredObject {
@@ -172,7 +175,7 @@ impl StoredObject {
                 .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"))
                 .into_boxed_slice(),
         );
-        StoredObject { key, location, derived, labels, json }
+        StoredObject { key, location, derived, labels, json, defaulted: std::sync::OnceLock::new() }
     }
 
     /// The served object.

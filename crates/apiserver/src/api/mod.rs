@@ -294,8 +294,15 @@ impl Api {
     fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
         let prefix = gitbacked_core::object::served_prefix(&target.rt.kind, &target.api_version());
         let is_crd = obj.key.gk == crd_group_kind();
-        if obj.json.starts_with(prefix.as_bytes()) && !is_crd && !has_defaults(&target.rt) {
-            return obj.json.clone();
+        if obj.json.starts_with(prefix.as_bytes()) && !is_crd {
+            if !has_defaults(&target.rt) {
+                return obj.json.clone();
+            }
+            // A built-in kind's defaults never change: worked out once per object. A CRD's may.
+            if target.rt.crd.is_none() {
+                let defaulted = || Bytes::from(serde_json::to_vec(&live(target, obj)).unwrap_or_default());
+                return obj.defaulted.get_or_init(defaulted).clone();
+            }
         }
         let mut value = live(target, obj);
         if is_crd {
