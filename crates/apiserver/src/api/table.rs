@@ -298,7 +298,8 @@ pub fn table(target: &Target, objects: &[&StoredObject], meta: Value, include: I
     let rows: Vec<Value> = objects
         .iter()
         .map(|obj| {
-            let value = obj.value();
+            // As the object is served: with its defaults (a person's Pod shows `Pending`).
+            let value = super::live(target, obj);
             let cells: Vec<Value> = columns.iter().map(|c| cell(c, obj, &value)).collect();
             let mut row = json!({"cells": cells});
             match include {
@@ -306,11 +307,7 @@ pub fn table(target: &Target, objects: &[&StoredObject], meta: Value, include: I
                 IncludeObject::Metadata => {
                     row["object"] = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": value["metadata"]});
                 }
-                IncludeObject::Object => {
-                    let mut value = value;
-                    value["apiVersion"] = Value::String(target.api_version());
-                    row["object"] = value;
-                }
+                IncludeObject::Object => row["object"] = value,
             }
             row
         })
