@@ -1,5 +1,5 @@
 //! kubectl's generators send their objects as `application/vnd.kubernetes.protobuf`; clients that
-//! accept protobuf only get it back.
+//! accept protobuf only get it back, watch streams included.
 
 use std::process::Command;
 
@@ -283,6 +283,20 @@ fn clients_that_accept_protobuf_only_get_protobuf() {
     let reply = server.http("GET", path, &[("Accept", &both)], None);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.json()["spec"]["replicas"], 2);
+
+    // A watch: length-prefixed frames, each a WatchEvent whose object is an encoded Deployment.
+    let watch = "/apis/apps/v1/namespaces/default/deployments?watch=true&timeoutSeconds=1";
+    let reply = server.http("GET", watch, &[("Accept", PROTOBUF)], None);
+    assert_eq!(reply.header("content-type"), Some("application/vnd.kubernetes.protobuf;stream=watch"));
+    let length = u32::from_be_bytes(reply.body[..4].try_into().unwrap()) as usize;
+    let (api_version, kind, raw) = unwrap(&reply.body[4..4 + length]);
+    assert_eq!((api_version.as_str(), kind.as_str()), ("apps/v1", "WatchEvent"));
+    let event = k8s_pb::apimachinery::pkg::apis::meta::v1::WatchEvent::decode(raw.as_slice()).unwrap();
+    assert_eq!(event.r#type.as_deref(), Some("ADDED"));
+    let (_, kind, raw) = unwrap(&event.object.unwrap().raw.unwrap());
+    assert_eq!(kind, "Deployment");
+    let deployment = apps::Deployment::decode(raw.as_slice()).unwrap();
+    assert_eq!(deployment.metadata.unwrap().name.as_deref(), Some("web"));
 
     // A custom resource has no protobuf form: 406 NotAcceptable, as kube-apiserver answers.
     let crd = server.manifest("crd.yaml", CRD);

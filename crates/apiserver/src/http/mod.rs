@@ -339,9 +339,8 @@ fn format(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format>
     Ok(Format::Table(include))
 }
 
-/// The media type of replies: protobuf when the client accepts it and nothing else (client-go
-/// configured for protobuf); JSON otherwise. Watch streams are JSON always: client-go reads the
-/// stream in the media type the reply names.
+/// The media type of replies: protobuf when the client accepts it and nothing else; JSON
+/// otherwise (client-go configured for protobuf adds `*/*` and reads the reply by its type).
 fn reply_type(headers: &HeaderMap) -> &'static str {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let mut media = accept.split(',').map(|m| m.split(';').next().unwrap_or_default().trim()).filter(|m| !m.is_empty());
@@ -524,11 +523,18 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
             };
             let stream = api.watch(&target, &params)?;
             let guard = state.metrics.watch_opened();
+            let (api_version, content_type) = match media {
+                protobuf::PROTOBUF => (Some(target.api_version()), "application/vnd.kubernetes.protobuf;stream=watch"),
+                _ => (None, "application/json"),
+            };
             let body = Body::from_stream(stream.map(move |line| {
                 let _open = &guard;
-                Ok::<_, Infallible>(line)
+                Ok::<_, Infallible>(match &api_version {
+                    Some(api_version) => protobuf::watch_frame(api_version, &line),
+                    None => line,
+                })
             }));
-            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response());
+            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response());
         }
         (&Method::GET, None) => {
             verb_allowed("list")?;

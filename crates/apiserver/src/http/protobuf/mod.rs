@@ -1,6 +1,6 @@
 //! Kubernetes' protobuf serialization (`application/vnd.kubernetes.protobuf`) of every built-in
 //! kind: request bodies are decoded into the JSON form kube-apiserver's JSON of the same object
-//! has, and replies are encoded from it for clients that accept protobuf only.
+//! has, and replies and watch events are encoded from it for clients that accept protobuf only.
 //!
 //! The format: the magic `k8s\0`, then a `runtime.Unknown` message (1 typeMeta {1 apiVersion,
 //! 2 kind}, 2 raw, 3 contentEncoding, 4 contentType) whose `raw` is the object's own message.
@@ -38,6 +38,7 @@ const MAGIC: &[u8] = b"k8s\0";
 /// The media type of Kubernetes' protobuf serialization.
 pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 const UNKNOWN: &str = "apimachinery.pkg.runtime.Unknown";
+const WATCH_EVENT: &str = "apimachinery.pkg.apis.meta.v1.WatchEvent";
 
 static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     DescriptorPool::decode(&include_bytes!("k8s.binpb")[..]).expect("k8s.binpb is a valid descriptor set")
@@ -152,20 +153,50 @@ pub fn encode(value: &Value) -> Option<ApiResult<Bytes>> {
     let (api_version, kind) = (field("apiVersion"), field("kind"));
     let (group, version) = split(api_version);
     let descriptor = message(group, version, kind)?;
-    Some(json::from_json(&descriptor, value).map(|object| {
-        let unknown = POOL.get_message_by_name(UNKNOWN).expect("runtime.Unknown is in k8s.binpb");
-        let mut envelope = DynamicMessage::new(unknown.clone());
-        let mut type_meta = DynamicMessage::new(
-            unknown.get_field_by_name("typeMeta").and_then(|f| f.kind().as_message().cloned()).expect("typeMeta"),
-        );
-        type_meta.set_field_by_name("apiVersion", prost_reflect::Value::String(api_version.into()));
-        type_meta.set_field_by_name("kind", prost_reflect::Value::String(kind.into()));
-        envelope.set_field_by_name("typeMeta", prost_reflect::Value::Message(type_meta));
-        envelope.set_field_by_name("raw", prost_reflect::Value::Bytes(object.encode_to_vec().into()));
-        let mut out = MAGIC.to_vec();
-        envelope.encode(&mut out).expect("a Vec grows as needed");
-        Bytes::from(out)
-    }))
+    Some(json::from_json(&descriptor, value).map(|object| envelope(api_version, kind, object.encode_to_vec())))
+}
+
+/// The magic and a `runtime.Unknown` around an encoded message.
+fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Bytes {
+    let unknown = POOL.get_message_by_name(UNKNOWN).expect("runtime.Unknown is in k8s.binpb");
+    // Its JSON form, whose TypeMeta is inline.
+    let value = serde_json::json!({"apiVersion": api_version, "kind": kind});
+    let mut envelope = json::from_json(&unknown, &value).expect("runtime.Unknown takes its TypeMeta");
+    envelope.set_field_by_name("raw", prost_reflect::Value::Bytes(raw.into()));
+    let mut out = MAGIC.to_vec();
+    envelope.encode(&mut out).expect("a Vec grows as needed");
+    Bytes::from(out)
+}
+
+/// One event of a JSON watch stream (`{"type":…,"object":…}`) as a frame of a protobuf watch
+/// stream, as kube-apiserver writes them: a 4-byte big-endian length, then a `WatchEvent` in its
+/// envelope (of the watched resource's `api_version`, as kube-apiserver writes it) whose object is
+/// an encoded object. An object without a protobuf form becomes an ERROR event, so that the
+/// stream says why it ends.
+pub fn watch_frame(api_version: &str, line: &[u8]) -> Bytes {
+    let event: Value = serde_json::from_slice(line).unwrap_or_default();
+    let object = &event["object"];
+    let (kind, object) = match encode(object) {
+        Some(Ok(object)) => (event["type"].as_str().unwrap_or_default(), object),
+        failed => {
+            let e = failed.and_then(Result::err).unwrap_or_else(|| {
+                StatusError::internal(format!(
+                    "{} has no protobuf form",
+                    object["kind"].as_str().unwrap_or("the object")
+                ))
+            });
+            ("ERROR", encode(&e.to_status()).and_then(Result::ok).unwrap_or_default())
+        }
+    };
+    let descriptor = POOL.get_message_by_name(WATCH_EVENT).expect("WatchEvent is in k8s.binpb");
+    let value = serde_json::json!({"type": kind, "object": {}});
+    let mut watch_event = json::from_json(&descriptor, &value).expect("WatchEvent takes a type and an object");
+    if let Some(prost_reflect::Value::Message(raw)) = watch_event.get_field_by_name_mut("object") {
+        raw.set_field_by_name("raw", prost_reflect::Value::Bytes(object));
+    }
+    let framed = envelope(api_version, "WatchEvent", watch_event.encode_to_vec());
+    let length = u32::try_from(framed.len()).unwrap_or(u32::MAX);
+    [&length.to_be_bytes()[..], &framed].concat().into()
 }
 
 #[cfg(test)]

@@ -246,6 +246,35 @@ fn round_trips_keep_every_special_form() {
     }
 }
 
+/// A frame's envelope: apiVersion, kind and the message.
+fn frame(bytes: &[u8]) -> (String, String, Vec<u8>) {
+    let length = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    assert_eq!(bytes.len(), 4 + length);
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(bytes[4..].strip_prefix(MAGIC).unwrap()).unwrap();
+    let type_meta = unknown.type_meta.unwrap();
+    (type_meta.api_version.unwrap(), type_meta.kind.unwrap(), unknown.raw.unwrap())
+}
+
+#[test]
+fn watch_events_are_frames_of_encoded_objects() {
+    let line = serde_json::to_vec(&json!({"type": "MODIFIED", "object": deployment_json()})).unwrap();
+    let (api_version, kind, raw) = frame(&watch_frame("apps/v1", &line));
+    assert_eq!((api_version.as_str(), kind.as_str()), ("apps/v1", "WatchEvent"));
+    let event = meta::WatchEvent::decode(raw.as_slice()).unwrap();
+    assert_eq!(event.r#type.as_deref(), Some("MODIFIED"));
+    let object = event.object.unwrap().raw.unwrap();
+    assert_eq!(decode(&object).unwrap(), deployment_json());
+
+    // An object without a protobuf form ends the stream with an ERROR event saying so.
+    let gear = json!({"type": "ADDED", "object": {"apiVersion": "example.com/v1", "kind": "Gear"}});
+    let (_, _, raw) = frame(&watch_frame("example.com/v1", &serde_json::to_vec(&gear).unwrap()));
+    let event = meta::WatchEvent::decode(raw.as_slice()).unwrap();
+    assert_eq!(event.r#type.as_deref(), Some("ERROR"));
+    let status = decode(&event.object.unwrap().raw.unwrap()).unwrap();
+    assert_eq!((status["kind"].as_str(), status["code"].as_i64()), (Some("Status"), Some(500)));
+    assert!(status["message"].as_str().unwrap().contains("Gear has no protobuf form"), "{status}");
+}
+
 #[test]
 fn custom_resources_have_no_protobuf_form() {
     assert!(encode(&json!({"apiVersion": "example.com/v1", "kind": "Gear", "metadata": {"name": "g"}})).is_none());
