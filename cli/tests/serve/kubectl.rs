@@ -676,10 +676,6 @@ fn create_secret_namespace_and_serviceaccount_from_generators() {
 }
 
 #[test]
-#[ignore = "kubectl 1.32's typed clients send every built-in kind as protobuf; src/http/protobuf.rs decodes v1 \
-            ConfigMap, Secret, Namespace and ServiceAccount only, so `kubectl create deployment` gets 415 \
-            UnsupportedMediaType (`protobuf bodies are decoded for v1 ConfigMap, Secret, Namespace and \
-            ServiceAccount only, not for apps/v1 Deployment`)"]
 fn create_deployment_from_image() {
     let server = Server::start();
     let out = server.kubectl_ok(&["create", "deployment", "made", "--image=nginx:1.27"]);

@@ -5,6 +5,7 @@
 mod access;
 mod http;
 mod kubectl;
+mod protobuf;
 mod python;
 mod soak;
 mod support;

@@ -123,6 +123,10 @@ fn json_response(code: u16, value: &Value) -> Response {
 }
 
 fn reply_response(reply: Reply, content_type: &str) -> Response {
+    let (reply, content_type) = match content_type {
+        protobuf::PROTOBUF => protobuf_reply(reply),
+        _ => (reply, content_type),
+    };
     let status = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, [(header::CONTENT_TYPE, content_type.to_string())], reply.body).into_response();
     for warning in reply.warnings {
@@ -131,6 +135,33 @@ fn reply_response(reply: Reply, content_type: &str) -> Response {
         }
     }
     response
+}
+
+/// A successful reply in protobuf; errors (Status) stay JSON, which every client decodes.
+fn protobuf_reply(reply: Reply) -> (Reply, &'static str) {
+    if !(200..300).contains(&reply.code) {
+        return (reply, "application/json");
+    }
+    match serde_json::from_slice(&reply.body).ok().and_then(|value: Value| protobuf::encode(&value)) {
+        Some(Ok(body)) => (Reply { body, ..reply }, protobuf::PROTOBUF),
+        Some(Err(e)) => (Reply::json(e.code, &e.to_status()), "application/json"),
+        None => (not_acceptable(), "application/json"),
+    }
+}
+
+/// 406 as kube-apiserver answers a client that accepts only protobuf for an object without a
+/// protobuf form (a custom resource).
+fn not_acceptable() -> Reply {
+    let status = serde_json::json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "only the following media types are accepted: application/json, application/yaml",
+        "reason": "NotAcceptable",
+        "code": 406,
+    });
+    Reply::json(406, &status)
 }
 
 /// A `Warning` header: RFC 7234 warn-code 299 "miscellaneous persistent warning", as kube-apiserver
@@ -308,6 +339,21 @@ fn format(headers: &HeaderMap, q: &HashMap<String, String>) -> ApiResult<Format>
     Ok(Format::Table(include))
 }
 
+/// The media type of replies: protobuf when the client accepts it and nothing else; JSON
+/// otherwise (client-go configured for protobuf adds `*/*` and reads the reply by its type).
+fn reply_type(headers: &HeaderMap) -> &'static str {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut media = accept.split(',').map(|m| m.split(';').next().unwrap_or_default().trim()).filter(|m| !m.is_empty());
+    let first = media.next();
+    if first.is_some_and(|m| m.eq_ignore_ascii_case(protobuf::PROTOBUF))
+        && media.all(|m| m.eq_ignore_ascii_case(protobuf::PROTOBUF))
+    {
+        protobuf::PROTOBUF
+    } else {
+        "application/json"
+    }
+}
+
 fn write_options(q: &HashMap<String, String>, headers: &HeaderMap) -> ApiResult<WriteOptions> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
@@ -477,6 +523,10 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
         let (parts, body) = req.into_parts();
         (parts.headers, body)
     };
+    let media = reply_type(&headers);
+    if media == protobuf::PROTOBUF && !protobuf::encodable(&target.rt.group, &target.version, &target.rt.kind) {
+        return Ok(reply_response(not_acceptable(), "application/json"));
+    }
     let reply = match (&method, path.name) {
         (&Method::GET, None) if parse_bool(&q, "watch")? => {
             verb_allowed("watch")?;
@@ -493,11 +543,18 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
             };
             let stream = api.watch(&target, &params)?;
             let guard = state.metrics.watch_opened();
+            let (api_version, content_type) = match media {
+                protobuf::PROTOBUF => (Some(target.api_version()), "application/vnd.kubernetes.protobuf;stream=watch"),
+                _ => (None, "application/json"),
+            };
             let body = Body::from_stream(stream.map(move |line| {
                 let _open = &guard;
-                Ok::<_, Infallible>(line)
+                Ok::<_, Infallible>(match &api_version {
+                    Some(api_version) => protobuf::watch_frame(api_version, &line),
+                    None => line,
+                })
             }));
-            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response());
+            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response());
         }
         (&Method::GET, None) => {
             verb_allowed("list")?;
@@ -538,7 +595,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
                         ))
                     })?;
                     let reply = api.apply(&target, name, config, sub, &opts).await?.viewed_as(format(&headers, &q)?);
-                    return Ok(reply_response(reply, "application/json"));
+                    return Ok(reply_response(reply, media));
                 }
                 other => {
                     return Err(StatusError::unsupported_media_type(format!(
@@ -576,7 +633,7 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
             return Err(StatusError::method_not_allowed(format!("{method} is not supported on {uri_path}")));
         }
     };
-    Ok(reply_response(reply, "application/json"))
+    Ok(reply_response(reply, media))
 }
 
 #[cfg(test)]
