@@ -607,6 +607,12 @@ async fn approval_and_ephemeral_containers_write_only_their_part() {
         assert_eq!(approved.status.unwrap().conditions.unwrap()[0].type_, "Approved");
         assert_eq!(approved.spec.signer_name, "example.com/signer", "only the conditions change");
         assert_eq!(remote.log()[0], "patch approval of certificates.k8s.io/v1 CertificateSigningRequest c");
+        // A signer writes the certificate through /status; the approval stays.
+        let signed = Patch::Merge(json!({"status": {"certificate": "Y2VydA=="}}));
+        let after = csrs.patch_status("c", &PatchParams::default(), &signed).await.unwrap().status.unwrap();
+        assert_eq!(after.certificate.map(|c| c.0), Some(b"cert".to_vec()));
+        assert_eq!(after.conditions.unwrap()[0].type_, "Approved");
+        assert_eq!(remote.log()[0], "patch status of certificates.k8s.io/v1 CertificateSigningRequest c");
 
         let pods: Api<Pod> = Api::namespaced(store.client(), "default");
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
