@@ -16,7 +16,7 @@ use gitbacked_core::{ApiResult, StoredObject};
 
 /// Runs the CRD finalizer until the task is aborted.
 pub async fn run(api: Api) {
-    crate::finalizers::run_on_changes(&api, crd_group_kind(), || finalize_terminating_crds(&api)).await
+    crate::controller::run_on_changes(&api, crd_group_kind(), || finalize_terminating_crds(&api)).await
 }
 
 /// One pass over the CRDs being deleted; returns whether one still waits.

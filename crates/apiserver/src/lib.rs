@@ -10,6 +10,7 @@
 //! - [`namespace_finalizer`]: deletes the objects of a Namespace being deleted, then the Namespace.
 
 pub mod api;
+mod controller;
 pub mod crd_finalizer;
 pub mod finalizers;
 pub mod http;

@@ -22,7 +22,7 @@ fn namespace_kind() -> GroupKind {
 
 /// Runs the namespace finalizer until the task is aborted.
 pub async fn run(api: Api) {
-    crate::finalizers::run_on_changes(&api, namespace_kind(), || finalize_terminating_namespaces(&api)).await
+    crate::controller::run_on_changes(&api, namespace_kind(), || finalize_terminating_namespaces(&api)).await
 }
 
 /// One pass over the Namespaces being deleted; returns whether one still waits.
