@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{COMMAND_TIMEOUT, ServeOptions, Server, have, run_bounded};
+use crate::support::{COMMAND_TIMEOUT, ServeOptions, Server, have, run_bounded, self_signed_certificate};
 
 const TOKEN: &str = "s3cret-t0ken";
 
@@ -71,25 +71,13 @@ fn token_file_with_kubectl() {
     assert_eq!(server.kubectl_ok(&["get", "configmaps", "-o", "name"]), "configmap/allowed\n");
 }
 
-/// A self-signed certificate for 127.0.0.1 made by openssl, `None` (with a message) without it.
+/// A self-signed certificate for 127.0.0.1, `None` (with a message) without openssl and curl.
 fn self_signed(server_dir: &std::path::Path) -> Option<(PathBuf, PathBuf)> {
-    if !have("openssl") || !have("curl") {
-        eprintln!("SKIPPED: the TLS test needs openssl and curl on the PATH");
+    if !have("curl") {
+        eprintln!("SKIPPED: the TLS test needs curl on the PATH");
         return None;
     }
-    let (cert, key) = (server_dir.join("cert.pem"), server_dir.join("key.pem"));
-    let out = run_bounded(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        COMMAND_TIMEOUT,
-    );
-    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
-    Some((cert, key))
+    self_signed_certificate(server_dir, "/CN=localhost", Some("IP:127.0.0.1"))
 }
 
 #[test]

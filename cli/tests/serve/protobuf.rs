@@ -1,8 +1,6 @@
 //! kubectl's generators send their objects as `application/vnd.kubernetes.protobuf`; clients that
 //! accept protobuf only get it back, watch streams included.
 
-use std::process::Command;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use k8s_pb::api::apps::v1 as apps;
@@ -10,7 +8,7 @@ use k8s_pb::apimachinery::pkg::runtime::Unknown;
 use prost::Message;
 
 use crate::kubectl::{CRD, WIDGET};
-use crate::support::{COMMAND_TIMEOUT, Server, eventually, have, run_bounded};
+use crate::support::{Server, eventually, self_signed_certificate};
 
 const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
 
@@ -36,21 +34,7 @@ fn has(file: &str, lines: &[&str]) {
 
 /// A certificate and key for `kubectl create secret tls`, made by openssl.
 fn certificate(server: &Server) -> Option<(String, String)> {
-    if !have("openssl") {
-        eprintln!("SKIPPED: kubectl create secret tls needs openssl on the PATH");
-        return None;
-    }
-    let (cert, key) = (server.path("tls.crt"), server.path("tls.key"));
-    let out = run_bounded(
-        Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=example.com"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        COMMAND_TIMEOUT,
-    );
-    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (cert, key) = self_signed_certificate(&server.path(""), "/CN=example.com", None)?;
     Some((cert.display().to_string(), key.display().to_string()))
 }
 

@@ -517,6 +517,24 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// A self-signed certificate and its key (PEM) for `subject` (`/CN=…`), with an extra
+/// `subjectAltName` if given, made by openssl in `dir`; `None` (with a message) without openssl.
+pub fn self_signed_certificate(dir: &Path, subject: &str, alt_name: Option<&str>) -> Option<(PathBuf, PathBuf)> {
+    if !have("openssl") {
+        eprintln!("SKIPPED: the test needs openssl on the PATH");
+        return None;
+    }
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject]);
+    if let Some(name) = alt_name {
+        cmd.args(["-addext", &format!("subjectAltName={name}")]);
+    }
+    let out = run_bounded(cmd.arg("-keyout").arg(&key).arg("-out").arg(&cert), COMMAND_TIMEOUT);
+    assert!(out.status.success(), "openssl req failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some((cert, key))
+}
+
 /// Where `scripts/test` installs Node.js 22 and `@kubernetes/client-node` (npm packages `node` and
 /// `@kubernetes/client-node`).
 pub fn node_modules() -> PathBuf {

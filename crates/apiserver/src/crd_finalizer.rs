@@ -7,7 +7,7 @@
 //! of its own is waited for, as kube-apiserver waits.
 
 use serde_json::{Value, json};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::api::{Api, PatchType, WriteOptions};
 use crate::finalizers::CUSTOM_RESOURCE_CLEANUP;
@@ -16,23 +16,7 @@ use gitbacked_core::{ApiResult, StoredObject};
 
 /// Runs the CRD finalizer until the task is aborted.
 pub async fn run(api: Api) {
-    crate::controller::run_on_changes(&api, crd_group_kind(), || finalize_terminating_crds(&api)).await
-}
-
-/// One pass over the CRDs being deleted; returns whether one still waits.
-async fn finalize_terminating_crds(api: &Api) -> bool {
-    let (_, crds) = api.storage().list(&crd_group_kind(), None);
-    let mut waiting = false;
-    for crd in crds.iter().filter(|c| is_terminating(c)) {
-        match finalize(api, crd).await {
-            Ok(done) => waiting |= !done,
-            Err(e) => {
-                debug!(crd = %crd.key.name, error = %e.message, "the CRD finalizer will try again");
-                waiting = true;
-            }
-        }
-    }
-    waiting
+    crate::controller::run_finalizer(&api, crd_group_kind(), is_terminating, finalize).await
 }
 
 fn is_terminating(crd: &StoredObject) -> bool {

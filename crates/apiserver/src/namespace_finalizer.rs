@@ -7,7 +7,7 @@
 //! finalizers of its own is waited for.
 
 use serde_json::{Value, json};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::api::{Api, Subresource, WriteOptions};
 use gitbacked_core::bootstrap::is_bootstrap;
@@ -22,23 +22,7 @@ fn namespace_kind() -> GroupKind {
 
 /// Runs the namespace finalizer until the task is aborted.
 pub async fn run(api: Api) {
-    crate::controller::run_on_changes(&api, namespace_kind(), || finalize_terminating_namespaces(&api)).await
-}
-
-/// One pass over the Namespaces being deleted; returns whether one still waits.
-async fn finalize_terminating_namespaces(api: &Api) -> bool {
-    let (_, namespaces) = api.storage().list(&namespace_kind(), None);
-    let mut waiting = false;
-    for namespace in namespaces.iter().filter(|n| is_terminating(n)) {
-        match finalize(api, namespace).await {
-            Ok(done) => waiting |= !done,
-            Err(e) => {
-                debug!(namespace = %namespace.key.name, error = %e.message, "the namespace finalizer will try again");
-                waiting = true;
-            }
-        }
-    }
-    waiting
+    crate::controller::run_finalizer(&api, namespace_kind(), is_terminating, finalize).await
 }
 
 /// The finalizers in `spec.finalizers` as served: `kubernetes` where the file sets none.
