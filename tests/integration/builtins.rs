@@ -364,6 +364,30 @@ async fn scale_binding_and_eviction() {
         let again = status_of(pods.create_subresource::<Value, kube::core::Status>("binding", "p", &PostParams::default(), &binding).await);
         assert_eq!((again.code, again.message.as_str()), (409, "Operation cannot be fulfilled on pods \"p\": pod p is already assigned to node \"node-1\""));
 
+        // The `bindings` resource (what `kubectl create -f binding.yaml` posts to) binds too, and
+        // stores no Binding.
+        let bindings = Api::<kube::api::DynamicObject>::namespaced_with(
+            client.clone(),
+            "default",
+            &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::Binding>(&()),
+        );
+        pods.create(&PostParams::default(), &object(json!({"metadata": {"name": "q"},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))).await.unwrap();
+        let bind_q: kube::api::DynamicObject = object(json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": "q"}, "target": {"kind": "Node", "name": "node-2"}}));
+        bindings.create(&PostParams::default(), &bind_q).await.unwrap();
+        assert_eq!(pods.get("q").await.unwrap().spec.unwrap().node_name.as_deref(), Some("node-2"));
+        assert!(remote.files().iter().all(|f| !f.contains("bindings")), "{:?}", remote.files());
+
+        // Access reviews are answered, never stored: gitbacked authorizes every authenticated request.
+        use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+        let review: SelfSubjectAccessReview = object(json!({"spec": {"resourceAttributes": {"verb": "delete", "resource": "pods"}}}));
+        let answered = reviews.create(&PostParams::default(), &review).await.unwrap();
+        assert!(answered.status.unwrap().allowed);
+        let files = remote.files();
+        assert!(files.iter().all(|f| !f.contains("review")), "{files:?}");
+
         // An eviction honours the PodDisruptionBudget that covers a running pod.
         pods.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}}))).await.unwrap();
         let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");

@@ -899,3 +899,15 @@ fn kubectl_meets_crd_validation_and_versions() {
     let err = server.kubectl_fails(&["get", "parts.v1beta1.example.com", "--field-selector", "spec.color=red"]);
     assert!(err.contains("field label not supported: spec.color"), "{err}");
 }
+
+#[test]
+fn auth_can_i_and_whoami_are_answered_and_nothing_is_stored() {
+    let server = Server::start();
+    assert_eq!(server.kubectl_ok(&["auth", "can-i", "delete", "deployments", "-n", "default"]), "yes\n");
+    assert_eq!(server.kubectl_ok(&["auth", "can-i", "get", "/healthz"]), "yes\n");
+    let rules = server.kubectl_ok(&["auth", "can-i", "--list", "-n", "default"]);
+    assert!(rules.lines().any(|l| l.starts_with("*.*") && l.ends_with("[*]")), "{rules}");
+    let whoami = server.kubectl_ok(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert_eq!(whoami, "kubernetes-admin");
+    assert_eq!(server.remote.files(), ["README.md"]);
+}

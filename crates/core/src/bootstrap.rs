@@ -83,26 +83,32 @@ fn bootstrap_uid(key: &ObjectKey) -> String {
 
 /// The bootstrap objects as stored objects.
 pub fn objects() -> Vec<StoredObject> {
-    contents().into_iter().map(|c| stored(c, 1)).collect()
+    contents().into_iter().map(|c| stored(c, (1, EPOCH))).collect()
 }
 
+/// When an implied object appeared: the resourceVersion and the time (RFC 3339) of the change
+/// that brought it.
+pub type Appeared<'a> = (u64, &'a str);
+
+/// The epoch, when the bootstrap objects appear.
+pub const EPOCH: &str = "1970-01-01T00:00:00Z";
+
 /// A namespace that objects in git are in, without a Namespace document: served as an active
-/// namespace, as it would exist in a cluster that holds those objects; it appeared at
-/// `resource_version`.
-pub fn implied_namespace(name: &str, resource_version: u64) -> StoredObject {
-    stored(namespace(name), resource_version)
+/// namespace, as it would exist in a cluster that holds those objects.
+pub fn implied_namespace(name: &str, appeared: Appeared) -> StoredObject {
+    stored(namespace(name), appeared)
 }
 
 /// The `default` ServiceAccount of a namespace, which kube-controller-manager creates in every
-/// namespace and pods run as when they name none; it appeared at `resource_version`.
-pub fn default_service_account(namespace: &str, resource_version: u64) -> StoredObject {
+/// namespace and pods run as when they name none.
+pub fn default_service_account(namespace: &str, appeared: Appeared) -> StoredObject {
     let content =
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
-    stored(content, resource_version)
+    stored(content, appeared)
 }
 
-/// A served object standing for no document: the epoch, a uid of its identity.
-fn stored(content: Value, resource_version: u64) -> StoredObject {
+/// A served object standing for no document, with a uid of its identity.
+fn stored(content: Value, (resource_version, created): Appeared) -> StoredObject {
     let text = |p: &str| content.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let api_version = text("/apiVersion");
     let group = api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
@@ -111,12 +117,8 @@ fn stored(content: Value, resource_version: u64) -> StoredObject {
         namespace: text("/metadata/namespace"),
         name: text("/metadata/name"),
     };
-    let derived = Derived {
-        resource_version,
-        uid: bootstrap_uid(&key),
-        creation_timestamp: "1970-01-01T00:00:00Z".into(),
-        generation: 1,
-    };
+    let derived =
+        Derived { resource_version, uid: bootstrap_uid(&key), creation_timestamp: created.into(), generation: 1 };
     StoredObject::new(key, None, content, derived)
 }
 

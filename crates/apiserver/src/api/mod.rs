@@ -2,6 +2,7 @@
 //! update, patch and delete as kube-apiserver does them, against a [`Storage`].
 
 mod admission;
+mod authorization;
 mod events;
 mod pods;
 
@@ -367,8 +368,18 @@ impl Api {
     pub async fn create(&self, target: &Target, mut body: Value, opts: &WriteOptions) -> ApiResult<Reply> {
         check_kind(target, &body)?;
         // A review is an answer, not an object: nothing is stored.
-        if (target.rt.group.as_str(), target.rt.kind.as_str()) == ("authentication.k8s.io", "TokenReview") {
-            return self.review_token(body);
+        match (target.rt.group.as_str(), target.rt.kind.as_str()) {
+            ("authentication.k8s.io", "TokenReview") => return self.review_token(body),
+            (group, kind) if authorization::is_review(group, kind) => {
+                return self.review(kind, &target.api_version(), body);
+            }
+            // A Binding binds the pod it names (as `pods/{name}/binding` does).
+            ("", "Binding") => {
+                let name = body.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
+                let pods = self.target("", "v1", "pods", target.namespace.as_deref())?;
+                return self.bind(&pods, &name, body, opts).await;
+            }
+            _ => {}
         }
         let warnings = check_fields(target, &body, opts)?;
         let meta = metadata_mut(&mut body);

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gitbacked_core::bootstrap::{SYSTEM_NAMESPACES, default_service_account, implied_namespace};
+use gitbacked_core::bootstrap::{EPOCH, SYSTEM_NAMESPACES, default_service_account, implied_namespace};
 use gitbacked_core::registry::{GroupKind, Home};
 use gitbacked_core::watch::{EventType, WatchEvent};
 use gitbacked_core::{ObjectKey, StoredObject};
@@ -33,7 +33,8 @@ impl State {
             return;
         }
         for namespace in SYSTEM_NAMESPACES {
-            self.implied.insert(default_account(namespace), Arc::new(default_service_account(namespace, 1)));
+            let account = default_service_account(namespace, (1, EPOCH));
+            self.implied.insert(default_account(namespace), Arc::new(account));
         }
     }
 
@@ -42,8 +43,9 @@ impl State {
     }
 
     /// Brings the implied objects of the namespaces a commit's `events` concern in line with the
-    /// objects, adding the events of their changes.
-    pub(super) fn settle_implied(&mut self, seq: u64, events: &mut Vec<WatchEvent>) {
+    /// objects, adding the events of their changes; an object that appears is created at the
+    /// commit's `time`.
+    pub(super) fn settle_implied(&mut self, seq: u64, time: i64, events: &mut Vec<WatchEvent>) {
         if self.home != Home::Branch {
             return;
         }
@@ -53,17 +55,18 @@ impl State {
             .map(|k| if k.gk == namespace_kind() { k.name.clone() } else { k.namespace.clone() })
             .filter(|ns| !ns.is_empty())
             .collect();
+        let created = gitbacked_core::clock::rfc3339(time);
         for namespace in affected {
             let key = ObjectKey { gk: namespace_kind(), namespace: String::new(), name: namespace.clone() };
             let system = SYSTEM_NAMESPACES.contains(&namespace.as_str());
             let holds_objects = self.namespaces.contains_key(&namespace);
             let documented = self.has_document(&key);
             let implied = holds_objects && !documented && !system;
-            self.settle(key, implied, seq, events, |rv| implied_namespace(&namespace, rv));
+            self.settle(key, implied, seq, events, |rv| implied_namespace(&namespace, (rv, &created)));
             let account = default_account(&namespace);
             let exists = system || documented || holds_objects;
             let implied = exists && !self.has_document(&account);
-            self.settle(account, implied, seq, events, |rv| default_service_account(&namespace, rv));
+            self.settle(account, implied, seq, events, |rv| default_service_account(&namespace, (rv, &created)));
         }
     }
 

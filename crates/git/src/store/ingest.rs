@@ -298,7 +298,7 @@ impl State {
         for (key, t) in std::mem::take(&mut touched) {
             self.resolve(mirror, &info, seq, key, t, &mut events);
         }
-        self.settle_implied(seq, &mut events);
+        self.settle_implied(seq, info.time, &mut events);
         for WatchEvent { kind, object, previous } in events {
             self.record(kind, object, previous);
         }
