@@ -911,3 +911,30 @@ fn auth_can_i_and_whoami_are_answered_and_nothing_is_stored() {
     assert_eq!(whoami, "kubernetes-admin");
     assert_eq!(server.remote.files(), ["README.md"]);
 }
+
+#[test]
+fn get_prints_the_columns_of_workloads_nodes_and_budgets() {
+    let server = Server::start();
+    server.kubectl_ok(&["create", "cronjob", "nightly", "--image=busybox:1.36", "--schedule=0 3 * * *", "--", "date"]);
+    server.kubectl_ok(&["create", "job", "once", "--from=cronjob/nightly"]);
+    server.kubectl_ok(&["create", "pdb", "budget", "--selector=app=web", "--min-available=1"]);
+    let node = server.manifest("node.yaml", "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n");
+    server.kubectl_ok(&["create", "-f", &node]);
+    server.kubectl_ok(&["cordon", "n1"]);
+
+    let table = rows(&server.kubectl_ok(&["get", "jobs"]));
+    assert_eq!(table[0], ["NAME", "STATUS", "COMPLETIONS", "AGE"]);
+    assert_eq!(table[1][..3], ["once", "Running", "0/1"]);
+    let table = rows(&server.kubectl_ok(&["get", "cronjobs"]));
+    assert_eq!(table[0], ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]);
+    assert_eq!(table[1][..8], ["nightly", "0", "3", "*", "*", "*", "<none>", "false"]);
+    let table = rows(&server.kubectl_ok(&["get", "nodes"]));
+    assert_eq!(table[0], ["NAME", "STATUS", "AGE", "VERSION"]);
+    assert_eq!(table[1][..2], ["n1", "Unknown,SchedulingDisabled"]);
+    let table = rows(&server.kubectl_ok(&["get", "pdb"]));
+    assert_eq!(table[0], ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]);
+    assert_eq!(table[1][..4], ["budget", "1", "N/A", "0"]);
+    let table = rows(&server.kubectl_ok(&["get", "componentstatuses"]));
+    assert_eq!(table[0], ["NAME", "STATUS", "MESSAGE", "ERROR"]);
+    assert_eq!(table[1][..2], ["controller-manager", "Unknown"]);
+}

@@ -176,6 +176,49 @@ fn pod_restarts(v: &Value) -> Value {
     )
 }
 
+/// An int-or-string as a string, `N/A` where it is not set.
+fn or_na(value: Option<&Value>) -> Value {
+    match value {
+        None | Some(Value::Null) => Value::String("N/A".into()),
+        Some(Value::String(s)) => Value::String(s.clone()),
+        Some(v) => Value::String(v.to_string()),
+    }
+}
+
+/// `spec.replicas`, 1 where it is not set.
+fn replicas(v: &Value) -> i64 {
+    v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+}
+
+/// A Job's state as kubectl prints it, from its conditions.
+fn job_status(v: &Value) -> Value {
+    let conditions = v.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten();
+    let holding: Vec<&str> = conditions
+        .filter(|c| c.get("status").and_then(Value::as_str) == Some("True"))
+        .filter_map(|c| c.get("type").and_then(Value::as_str))
+        .collect();
+    let state = ["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet", "Suspended"]
+        .into_iter()
+        .find(|s| holding.contains(s))
+        .unwrap_or("Running");
+    Value::String(state.into())
+}
+
+/// A Node's state as kubectl prints it: its Ready condition, and whether it is cordoned.
+fn node_status(v: &Value) -> Value {
+    let conditions = v.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten();
+    let ready = conditions.into_iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"));
+    let mut state = match ready.and_then(|c| c.get("status")).and_then(Value::as_str) {
+        Some("True") => "Ready".to_string(),
+        Some("False") => "NotReady".to_string(),
+        _ => "Unknown".to_string(),
+    };
+    if v.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
+        state.push_str(",SchedulingDisabled");
+    }
+    Value::String(state)
+}
+
 fn col(name: &str, kind: &'static str, priority: u8, cell: Cell) -> Column {
     Column { name: name.into(), kind, priority, cell }
 }
@@ -264,6 +307,88 @@ fn columns(target: &Target) -> Vec<Column> {
             cols.push(computed("IP", "string", 1, |v| text(v.pointer("/status/podIP"))));
             cols.push(computed("Node", "string", 1, |v| text(v.pointer("/spec/nodeName"))));
             return cols;
+        }
+        ("apps", "ReplicaSet") => {
+            cols.push(computed("Desired", "integer", 0, |v| Value::from(replicas(v))));
+            cols.push(computed("Current", "integer", 0, |v| Value::from(int_at(v, "/status/replicas"))));
+            cols.push(computed("Ready", "integer", 0, |v| Value::from(int_at(v, "/status/readyReplicas"))));
+        }
+        ("apps", "StatefulSet") => cols.push(computed("Ready", "string", 0, |v| {
+            Value::String(format!("{}/{}", int_at(v, "/status/readyReplicas"), replicas(v)))
+        })),
+        ("apps", "DaemonSet") => {
+            cols.push(computed("Desired", "integer", 0, |v| Value::from(int_at(v, "/status/desiredNumberScheduled"))));
+            cols.push(computed("Current", "integer", 0, |v| Value::from(int_at(v, "/status/currentNumberScheduled"))));
+            cols.push(computed("Ready", "integer", 0, |v| Value::from(int_at(v, "/status/numberReady"))));
+            cols.push(computed("Up-to-date", "integer", 0, |v| {
+                Value::from(int_at(v, "/status/updatedNumberScheduled"))
+            }));
+            cols.push(computed("Available", "integer", 0, |v| Value::from(int_at(v, "/status/numberAvailable"))));
+            cols.push(computed("Node Selector", "string", 0, |v| selector(v, "/spec/template/spec/nodeSelector")));
+        }
+        ("batch", "Job") => {
+            cols.push(computed("Status", "string", 0, job_status));
+            cols.push(computed("Completions", "string", 0, |v| {
+                let wanted = v.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
+                Value::String(format!("{}/{wanted}", int_at(v, "/status/succeeded")))
+            }));
+        }
+        ("batch", "CronJob") => {
+            cols.push(computed("Schedule", "string", 0, |v| text(v.pointer("/spec/schedule"))));
+            cols.push(computed("Timezone", "string", 0, |v| text(v.pointer("/spec/timeZone"))));
+            cols.push(computed("Suspend", "boolean", 0, |v| {
+                Value::Bool(v.pointer("/spec/suspend") == Some(&Value::Bool(true)))
+            }));
+            cols.push(computed("Active", "integer", 0, |v| {
+                Value::from(v.pointer("/status/active").and_then(Value::as_array).map_or(0, Vec::len))
+            }));
+            cols.push(computed("Last Schedule", "string", 0, |v| match v.pointer("/status/lastScheduleTime") {
+                Some(Value::String(t)) => self::age(Some(t)),
+                _ => Value::String("<none>".into()),
+            }));
+        }
+        ("", "Node") => {
+            cols.push(computed("Status", "string", 0, node_status));
+            cols.push(age());
+            cols.push(computed("Version", "string", 0, |v| text(v.pointer("/status/nodeInfo/kubeletVersion"))));
+            return cols;
+        }
+        ("", "ComponentStatus") => {
+            cols.push(computed("Status", "string", 0, |v| {
+                let healthy = v.pointer("/conditions/0/status").and_then(Value::as_str);
+                Value::String(
+                    match healthy {
+                        Some("True") => "Healthy",
+                        Some("False") => "Unhealthy",
+                        _ => "Unknown",
+                    }
+                    .into(),
+                )
+            }));
+            cols.push(computed("Message", "string", 0, |v| text(v.pointer("/conditions/0/message"))));
+            cols.push(computed("Error", "string", 0, |v| text(v.pointer("/conditions/0/error"))));
+            return cols;
+        }
+        ("policy", "PodDisruptionBudget") => {
+            cols.push(computed("Min Available", "string", 0, |v| or_na(v.pointer("/spec/minAvailable"))));
+            cols.push(computed("Max Unavailable", "string", 0, |v| or_na(v.pointer("/spec/maxUnavailable"))));
+            cols.push(computed("Allowed Disruptions", "integer", 0, |v| {
+                Value::from(int_at(v, "/status/disruptionsAllowed"))
+            }));
+        }
+        ("storage.k8s.io", "StorageClass") => {
+            cols.push(computed("Provisioner", "string", 0, |v| text(v.get("provisioner"))));
+            cols.push(computed("ReclaimPolicy", "string", 0, |v| text(v.get("reclaimPolicy"))));
+            cols.push(computed("VolumeBindingMode", "string", 0, |v| text(v.get("volumeBindingMode"))));
+            cols.push(computed("AllowVolumeExpansion", "string", 0, |v| {
+                Value::String((v.get("allowVolumeExpansion") == Some(&Value::Bool(true))).to_string())
+            }));
+        }
+        ("", "PersistentVolumeClaim") => {
+            cols.push(computed("Status", "string", 0, |v| text(v.pointer("/status/phase"))));
+            cols.push(computed("Volume", "string", 0, |v| text(v.pointer("/spec/volumeName"))));
+            cols.push(computed("Capacity", "string", 0, |v| text(v.pointer("/status/capacity/storage"))));
+            cols.push(computed("Storageclass", "string", 0, |v| text(v.pointer("/spec/storageClassName"))));
         }
         ("coordination.k8s.io", "Lease") => cols.push(computed("Holder", "string", 0, |v| {
             Value::String(v.pointer("/spec/holderIdentity").and_then(Value::as_str).unwrap_or_default().into())
