@@ -274,16 +274,25 @@ fn template_at(o: &mut Value, path: &[&str]) {
     }
 }
 
+/// The labels of the pod template at `spec.template`, if it has any.
+fn template_labels(o: &Value) -> Option<Value> {
+    o.pointer("/spec/template/metadata/labels").filter(|l| l.as_object().is_some_and(|m| !m.is_empty())).cloned()
+}
+
+/// An object without labels takes `labels` (its template's).
+fn labels_if_none(o: &mut Value, labels: Value) {
+    let meta = child(o, "metadata");
+    if meta.get("labels").and_then(Value::as_object).is_none_or(Map::is_empty) {
+        put(meta, "labels", labels);
+    }
+}
+
 fn replication_controller(_: &str, o: &mut Value) {
-    let labels = o.pointer("/spec/template/metadata/labels").filter(|l| l.as_object().is_some_and(|m| !m.is_empty()));
-    if let Some(labels) = labels.cloned() {
+    if let Some(labels) = template_labels(o) {
         if o.pointer("/spec/selector").and_then(Value::as_object).is_none_or(Map::is_empty) {
             put(spec(o), "selector", labels.clone());
         }
-        let meta = child(o, "metadata");
-        if meta.get("labels").and_then(Value::as_object).is_none_or(Map::is_empty) {
-            put(meta, "labels", labels);
-        }
+        labels_if_none(o, labels);
     }
     set(spec(o), "replicas", json!(1));
     template_at(o, &["spec", "template"]);
@@ -414,9 +423,15 @@ fn stateful_set(_: &str, o: &mut Value) {
     set(spec, "replicas", json!(1));
     set(spec, "podManagementPolicy", json!("OrderedReady"));
     let strategy = child(spec, "updateStrategy");
-    set(strategy, "type", json!("RollingUpdate"));
-    if strategy["type"] == "RollingUpdate" {
-        set(child(strategy, "rollingUpdate"), "partition", json!(0));
+    // A defaulted type brings its rollingUpdate; a partition is defaulted in any rollingUpdate.
+    if strategy.get("type").is_none_or(Value::is_null) {
+        put(strategy, "type", json!("RollingUpdate"));
+        child(strategy, "rollingUpdate");
+    }
+    if strategy["type"] == "RollingUpdate"
+        && let Some(rolling) = at(strategy, &["rollingUpdate"])
+    {
+        set(rolling, "partition", json!(0));
     }
     set(spec, "revisionHistoryLimit", json!(10));
     let retention = child(spec, "persistentVolumeClaimRetentionPolicy");
@@ -442,8 +457,10 @@ fn daemon_set(_: &str, o: &mut Value) {
 }
 
 fn job(_: &str, o: &mut Value) {
-    let spec = spec(o);
-    job_spec(spec);
+    job_spec(spec(o));
+    if let Some(labels) = template_labels(o) {
+        labels_if_none(o, labels);
+    }
     template_at(o, &["spec", "template"]);
 }
 
