@@ -118,6 +118,8 @@ async fn defaults_are_served_and_not_written_to_files() {
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
         assert_eq!(ns["status"]["phase"], "Active");
         assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+        let metadata = namespaces.get_metadata("team").await.unwrap();
+        assert_eq!(metadata.metadata.labels.unwrap()["kubernetes.io/metadata.name"], "team", "in the metadata view too");
         assert!(ns["metadata"].get("generation").is_none(), "{ns}");
         let classes: Api<StorageClass> = Api::all(client.clone());
         let class = as_json(&classes.create(&PostParams::default(), &object(json!({"metadata": {"name": "fast"}, "provisioner": "x"}))).await.unwrap());

@@ -340,7 +340,9 @@ impl Api {
     fn item(&self, target: &Target, obj: &StoredObject, format: Format) -> Bytes {
         match format {
             Format::Metadata => {
-                let partial = partial_object_metadata(obj.value().get("metadata").cloned().unwrap_or_default());
+                // Defaults reach metadata too (a Namespace's name label, a Job's labels).
+                let value = if has_defaults(&target.rt) { live(target, obj) } else { obj.value() };
+                let partial = partial_object_metadata(value.get("metadata").cloned().unwrap_or_default());
                 Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
             }
             _ => self.served(target, obj),
