@@ -120,6 +120,9 @@ async fn defaults_are_served_and_not_written_to_files() {
         assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
         let metadata = namespaces.get_metadata("team").await.unwrap();
         assert_eq!(metadata.metadata.labels.unwrap()["kubernetes.io/metadata.name"], "team", "in the metadata view too");
+        // Label selectors see the labels as served.
+        let selected = namespaces.list(&kube::api::ListParams::default().labels("kubernetes.io/metadata.name=team")).await.unwrap();
+        assert_eq!(selected.items.len(), 1);
         assert!(ns["metadata"].get("generation").is_none(), "{ns}");
         let classes: Api<StorageClass> = Api::all(client.clone());
         let class = as_json(&classes.create(&PostParams::default(), &object(json!({"metadata": {"name": "fast"}, "provisioner": "x"}))).await.unwrap());

@@ -167,7 +167,10 @@ impl StoredObject {
             meta.insert("generation".into(), Value::from(derived.generation));
         }
         meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
-        let labels = Labels::of(meta.get("labels"));
+        let labels = match crate::defaults::labels(&key.gk, &content) {
+            Some(served) => Labels::of(Some(&served)),
+            None => Labels::of(content.pointer("/metadata/labels")),
+        };
         let served = served_order(content);
         // Boxed first: `to_vec` leaves up to half of its buffer unused, for the object's lifetime.
         let json = Bytes::from(

@@ -21,6 +21,19 @@ pub fn applies(gk: &GroupKind) -> bool {
     kinds::defaulter(&gk.group, &gk.kind).is_some()
 }
 
+/// The labels of an object as served, where its kind's defaults add some (a Namespace's
+/// `kubernetes.io/metadata.name`, a Job's or ReplicationController's template labels), so that
+/// label selectors see what clients see; `None` where they add none.
+pub fn labels(gk: &GroupKind, content: &Value) -> Option<Value> {
+    if !matches!((gk.group.as_str(), gk.kind.as_str()), ("", "Namespace" | "ReplicationController") | ("batch", "Job"))
+    {
+        return None;
+    }
+    let mut served = content.clone();
+    apply(gk, "v1", &mut served);
+    served.pointer("/metadata/labels").cloned()
+}
+
 /// Fills in the defaults of a built-in object of `gk`, served at `version`.
 pub fn apply(gk: &GroupKind, version: &str, content: &mut Value) {
     if let Some(defaulter) = kinds::defaulter(&gk.group, &gk.kind) {
