@@ -15,6 +15,8 @@ use gitbacked_core::schema::{Node, schema_errors};
 use gitbacked_core::storage::{Mutation, Storage};
 use gitbacked_core::validation::kinds;
 use gitbacked_core::{ApiResult, FieldError, ObjectKey, ResourceType, StatusError, StoredObject};
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// The largest Event kept: etcd's default request limit (`--max-request-bytes`, 1.5 MiB), which
@@ -130,16 +132,20 @@ fn admit_builtin(
         )));
     }
     let file = current.map(StoredObject::content);
+    // Validated as served: with the kind's defaults, if it has any.
     let defaulted = |value: &Value| {
         let mut value = value.clone();
         defaults::apply(&key.gk, &version, &mut value);
         value
     };
-    let (new, old) = (defaulted(content), file.as_ref().map(defaulted));
+    let (new, old) = match defaults::applies(&key.gk) {
+        true => (Cow::Owned(defaulted(content)), file.as_ref().map(defaulted).map(Cow::Owned)),
+        false => (Cow::Borrowed(&*content), file.as_ref().map(Cow::Borrowed)),
+    };
     // The schema's required fields and enums (its types were checked before), then the kind's own
     // rules.
-    let mut errors = Node::of(rt, &version).map(|s| s.validate(&new, old.as_ref())).unwrap_or_default();
-    errors.extend(kinds::validate(&key.gk, &new, old.as_ref()));
+    let mut errors = Node::of(rt, &version).map(|s| s.validate(&new, old.as_deref())).unwrap_or_default();
+    errors.extend(kinds::validate(&key.gk, &new, old.as_deref()));
     if !errors.is_empty() {
         return Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors));
     }
