@@ -3,9 +3,13 @@
 //! and stores nothing.
 //!
 //! Custom resources are pruned, defaulted and validated with their CRD's schema (see
-//! `gitbacked_core::schema`); built-in kinds with their schema and `gitbacked_core::validation::kinds`.
+//! `gitbacked_core::schema`); built-in kinds, with their defaults (`gitbacked_core::defaults`), with
+//! their schema and `gitbacked_core::validation::kinds`; Services get their addresses
+//! (`allocation`), Secrets their `stringData` merged.
 
 mod allocation;
+
+use std::borrow::Cow;
 
 pub use allocation::{InvalidServiceCidr, ServiceAllocator, ServiceCidr};
 
@@ -15,8 +19,6 @@ use gitbacked_core::schema::{Node, schema_errors};
 use gitbacked_core::storage::{Mutation, Storage};
 use gitbacked_core::validation::kinds;
 use gitbacked_core::{ApiResult, FieldError, ObjectKey, ResourceType, StatusError, StoredObject};
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 /// The largest Event kept: etcd's default request limit (`--max-request-bytes`, 1.5 MiB), which
