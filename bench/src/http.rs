@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 keep-alive client for the load loop: GET only, Content-Length or chunked bodies.
+//! A minimal HTTP/1.1 keep-alive client for the load loops: requests with a body or none,
+//! Content-Length or chunked answers.
 
 use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -20,8 +21,25 @@ impl Conn {
 
     /// GETs `path`; returns the status and the body length.
     pub async fn get(&mut self, path: &str) -> Result<(u16, usize)> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n", self.host);
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        self.request("GET", path, None, &[]).await
+    }
+
+    /// Sends `method path` with `body` of `content_type`; returns the status and the answer's length.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, usize)> {
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n", self.host);
+        if let Some(content_type) = content_type {
+            request.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()));
+        }
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        self.stream.get_mut().write_all(&bytes).await?;
         let mut line = String::new();
         self.stream.read_line(&mut line).await?;
         let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("status line")?;

@@ -181,35 +181,81 @@ impl Drop for Daemon {
     }
 }
 
-/// Acknowledged writes through the store opened on `url`, at 1, 4, 16 and 64 concurrent writers.
+/// How the writers reach the store: in-process through its kube client, or over HTTP with
+/// keep-alive connections to its Router served on loopback.
+#[derive(Clone)]
+enum Via {
+    InProcess(kube::Client),
+    Http(std::net::SocketAddr),
+}
+
+impl Via {
+    /// What a row calls `n` writers this way.
+    fn writers(&self, n: usize) -> String {
+        match self {
+            Via::InProcess(_) => format!("{n} writers"),
+            Via::Http(_) => format!("HTTP, {n} keep-alive clients"),
+        }
+    }
+
+    /// One writer: `count` merge patches of ConfigMap `ns/name`; their latencies (ms).
+    async fn write(self, ns: String, name: String, count: usize, tag: String) -> Result<Vec<f64>> {
+        let mut latencies = Vec::with_capacity(count);
+        let body = |j: usize| serde_json::json!({"data": {"bench": format!("{tag}-{j}")}});
+        match self {
+            Via::InProcess(client) => {
+                let api: Api<ConfigMap> = Api::namespaced(client, &ns);
+                for j in 0..count {
+                    let t = Instant::now();
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(body(j))).await?;
+                    latencies.push(ms(t.elapsed()));
+                }
+            }
+            Via::Http(addr) => {
+                let mut conn = crate::http::Conn::connect(addr).await?;
+                let path = format!("/api/v1/namespaces/{ns}/configmaps/{name}");
+                for j in 0..count {
+                    let patch = serde_json::to_vec(&body(j))?;
+                    let t = Instant::now();
+                    let (status, _) =
+                        conn.request("PATCH", &path, Some("application/merge-patch+json"), &patch).await?;
+                    if status != 200 {
+                        bail!("PATCH answered {status}");
+                    }
+                    latencies.push(ms(t.elapsed()));
+                }
+            }
+        }
+        Ok(latencies)
+    }
+}
+
+/// Acknowledged writes through the store opened on `url`: in-process at 1, 4, 16 and 64
+/// concurrent writers, then over HTTP (`gitbacked serve`'s Router) at 16 and 64 clients.
 async fn writes(repo: &Repo, url: &str, section: &str, plan: &Plan, report: &mut Report) -> Result<()> {
     let store = GitStore::open(url, options(HOUR)).await?;
-    let client = store.client();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(axum::serve(listener, store.router()).into_future());
+    let in_process = Via::InProcess(store.client());
+    let levels =
+        [1usize, 4, 16, 64].map(|n| (in_process.clone(), n)).into_iter().chain([16, 64].map(|n| (Via::Http(addr), n)));
     let total_cms = repogen::configmap_count(repo.objects - 1);
-    for writers in [1usize, 4, 16, 64] {
+    for (via, writers) in levels {
         let per_writer = plan.writes_per_level.div_ceil(writers).max(2);
         let (mut rates, mut p50s, mut p99s, mut batches, mut push_ms) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let who = via.writers(writers);
         for run in 0..plan.runs {
             let (pushes_before, push_seconds_before) = pushes(&store).await?;
-            progress(&format!("{section}: {writers} writers × {per_writer} writes, run {}/{}", run + 1, plan.runs));
+            progress(&format!("{section}: {who} × {per_writer} writes, run {}/{}", run + 1, plan.runs));
             let started = Instant::now();
             let mut tasks = Vec::new();
             for w in 0..writers {
                 // Each writer has an object of its own: writer w in namespace w % 10, the writers'
                 // objects spread over the whole repository.
                 let (name, ns, _, _) = repogen::configmap(repogen::spread(w, writers, total_cms), 0);
-                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-                tasks.push(tokio::spawn(async move {
-                    let mut latencies = Vec::with_capacity(per_writer);
-                    for j in 0..per_writer {
-                        let patch = serde_json::json!({"data": {"bench": format!("{writers}-{run}-{j}")}});
-                        let t = Instant::now();
-                        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch)).await?;
-                        latencies.push(ms(t.elapsed()));
-                    }
-                    anyhow::Ok(latencies)
-                }));
+                tasks.push(tokio::spawn(via.clone().write(ns, name, per_writer, format!("{who}-{run}"))));
             }
             let mut latencies = Vec::new();
             for t in tasks {
@@ -221,24 +267,13 @@ async fn writes(repo: &Repo, url: &str, section: &str, plan: &Plan, report: &mut
             batches.push(latencies.len() as f64 / count);
             push_ms.push((push_seconds_after - push_seconds_before) * 1000.0 / count);
         }
-        report.add(
-            section,
-            format!("{writers} writers: writes per git push (group commit)"),
-            "",
-            batches,
-            String::new(),
-        );
-        report.add(
-            section,
-            format!("{writers} writers: mean git push time (store /metrics)"),
-            "ms",
-            push_ms,
-            String::new(),
-        );
-        report.add(section, format!("{writers} writers: acknowledged writes/s"), "1/s", rates, String::new());
-        report.add(section, format!("{writers} writers: p50 latency"), "ms", p50s, String::new());
-        report.add(section, format!("{writers} writers: p99 latency"), "ms", p99s, String::new());
+        report.add(section, format!("{who}: writes per git push (group commit)"), "", batches, String::new());
+        report.add(section, format!("{who}: mean git push time (store /metrics)"), "ms", push_ms, String::new());
+        report.add(section, format!("{who}: acknowledged writes/s"), "1/s", rates, String::new());
+        report.add(section, format!("{who}: p50 latency"), "ms", p50s, String::new());
+        report.add(section, format!("{who}: p99 latency"), "ms", p99s, String::new());
     }
+    server.abort();
     store.close().await?;
     Ok(())
 }

@@ -21,6 +21,8 @@ fn quick_mode_runs_every_measurement() {
         "4 writers: p50 latency",
         "16 writers: p99 latency",
         "64 writers: acknowledged writes/s",
+        "HTTP, 16 keep-alive clients: acknowledged writes/s",
+        "HTTP, 64 keep-alive clients: p99 latency",
         "16 writers: writes per git push (group commit)",
         "16 writers: mean git push time (store /metrics)",
         "baseline: git add && commit && push per write",
