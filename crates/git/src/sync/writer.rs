@@ -360,7 +360,9 @@ fn read_back(
     let parsed = document::parse_file(path, bytes.as_deref().unwrap_or_default());
     let mut found = parsed.objects.iter().filter(|o| ObjectKey::of(registry, &o.value).is_some_and(|(k, _)| &k == key));
     let served = match mutation {
-        Mutation::Put(content) => found.any(|o| &o.value == content),
+        // A document that leaves its namespace implicit is written so (see
+        // `document::implicit_namespace`): it reads back as the key's namespace.
+        Mutation::Put(content) => found.any(|o| *document::implicit_namespace(&o.value, content) == o.value),
         Mutation::Delete => found.next().is_none(),
     };
     if served {

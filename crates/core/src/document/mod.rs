@@ -1,7 +1,14 @@
 //! Files as sequences of documents: parsing with line numbers, and rewriting one document while
-//! leaving its neighbours byte-for-byte untouched.
+//! leaving its neighbours byte-for-byte untouched, and the document itself as the person wrote it
+//! but for the values that changed ([`edit`]).
+
+mod edit;
+
+use std::borrow::Cow;
 
 use serde_json::Value;
+
+use edit::Syntax;
 
 /// One object found in a file.
 #[derive(Clone, Debug, PartialEq)]
@@ -234,6 +241,29 @@ pub enum RewriteError {
     Unreadable(DocumentError),
 }
 
+/// How [`rewrite_detailed`] wrote a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fidelity {
+    /// The new value is the one the document holds: the text is unchanged.
+    Unchanged,
+    /// Only the text of changed values changed, with lines for added and removed entries.
+    Minimal,
+    /// The document was serialized anew: the minimal edit could not be made, or did not read back
+    /// as the new value. Its comments and style are lost, the other documents are kept.
+    Reserialized,
+    /// The object was removed.
+    Removed,
+}
+
+/// A rewritten file, and how its document was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The new text; `None` when the file holds nothing any more and should be deleted.
+    pub text: Option<String>,
+    /// How the document was written.
+    pub fidelity: Fidelity,
+}
+
 /// Replaces (or, with `None`, removes) the object at `doc`/`item` of a file. Returns the new text, or
 /// `None` when the file holds nothing any more and should be deleted.
 pub fn rewrite(
@@ -243,6 +273,19 @@ pub fn rewrite(
     item: Option<u32>,
     new: Option<&Value>,
 ) -> Result<Option<String>, RewriteError> {
+    rewrite_detailed(path, text, doc, item, new).map(|r| r.text)
+}
+
+/// [`rewrite`], telling how the document was written. A replaced document is edited minimally
+/// where that reads back (with the reader, [`parse_yaml`] or JSON's) as exactly the new value, and
+/// serialized anew otherwise.
+pub fn rewrite_detailed(
+    path: &str,
+    text: &str,
+    doc: u32,
+    item: Option<u32>,
+    new: Option<&Value>,
+) -> Result<Rewritten, RewriteError> {
     let edit_list = |mut list: Value| -> Result<Value, RewriteError> {
         let index = item.unwrap_or_default();
         let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or(RewriteError::NoItem(index))?;
@@ -251,7 +294,7 @@ pub fn rewrite(
             return Err(RewriteError::NoItem(index));
         }
         match new {
-            Some(v) => items[i] = v.clone(),
+            Some(v) => items[i] = implicit_namespace(&items[i], v).into_owned(),
             None => {
                 items.remove(i);
             }
@@ -259,49 +302,63 @@ pub fn rewrite(
         Ok(list)
     };
     if is_json(path) {
+        let old = serde_json::from_str::<Value>(text)
+            .map_err(|e| RewriteError::Unreadable(DocumentError { line: e.line() as u64, message: e.to_string() }));
         let replaced = match (item, new) {
-            (Some(_), _) => {
-                let list = serde_json::from_str(text).map_err(|e| {
-                    RewriteError::Unreadable(DocumentError { line: e.line() as u64, message: e.to_string() })
-                })?;
-                Some(edit_list(list)?)
+            (Some(_), _) => Some(edit_list(old.clone()?)?),
+            (None, Some(new)) => {
+                Some(old.as_ref().map_or(Cow::Borrowed(new), |old| implicit_namespace(old, new)).into_owned())
             }
-            (None, new) => new.cloned(),
+            (None, None) => None,
         };
-        return Ok(replaced.map(|v| to_json(&v)));
+        let Some(target) = replaced else { return Ok(Rewritten { text: None, fidelity: Fidelity::Removed }) };
+        return Ok(match old {
+            Ok(old) if old == target => Rewritten { text: Some(text.to_string()), fidelity: Fidelity::Unchanged },
+            Ok(old) => match edit::edit(text, &old, &target, Syntax::Json)
+                .filter(|t| serde_json::from_str::<Value>(t).is_ok_and(|v| v == target))
+            {
+                Some(edited) => Rewritten { text: Some(edited), fidelity: Fidelity::Minimal },
+                None => Rewritten { text: Some(to_json(&target)), fidelity: Fidelity::Reserialized },
+            },
+            Err(_) => Rewritten { text: Some(to_json(&target)), fidelity: Fidelity::Reserialized },
+        });
     }
     let chunks = chunks(text.as_bytes());
     let chunk = chunks.get(doc as usize).ok_or(RewriteError::NoDocument(doc))?;
     let body = &text[chunk.start..chunk.end];
+    let old = parse_yaml(body).map_err(RewriteError::Unreadable);
     let replacement = match (item, new) {
-        (Some(_), _) => Some(edit_list(parse_yaml(body).map_err(RewriteError::Unreadable)?)?),
-        (None, new) => new.cloned(),
+        (Some(_), _) => Some(edit_list(old.clone()?)?),
+        (None, Some(new)) => {
+            Some(old.as_ref().map_or(Cow::Borrowed(new), |old| implicit_namespace(old, new)).into_owned())
+        }
+        (None, None) => None,
     };
     let mut out = String::with_capacity(text.len());
     out.push_str(&text[..chunk.start]);
-    match replacement {
-        Some(v) => {
-            // Comment and blank lines heading the document are the person's: keep them.
-            let lead: usize = body
-                .split_inclusive('\n')
-                // A lone `\r` ends a line for YAML: what follows it on this line is content.
-                .take_while(|l| {
-                    let line = l.trim_end_matches(['\n', '\r']);
-                    l.ends_with('\n')
-                        && !line.contains('\r')
-                        && (line.trim().is_empty() || line.trim_start().starts_with('#'))
-                })
-                .map(str::len)
-                .sum();
-            out.push_str(&body[..lead]);
-            // Content that followed a `---` on its line needs a line of its own.
-            if chunk.start > 0 && !out.ends_with('\n') {
-                out.push('\n');
-            }
-            out.push_str(&to_yaml(&v));
-            out.push_str(&text[chunk.end..]);
+    let fidelity = match (replacement, old) {
+        (Some(v), Ok(old)) if old == v => {
+            return Ok(Rewritten { text: Some(text.to_string()), fidelity: Fidelity::Unchanged });
         }
-        None => {
+        (Some(v), old) => {
+            let edited = old
+                .ok()
+                .and_then(|old| edit::edit(body, &old, &v, Syntax::Yaml))
+                .filter(|t| parse_yaml(t).is_ok_and(|r| r == v));
+            match edited {
+                Some(edited) => {
+                    out.push_str(&edited);
+                    out.push_str(&text[chunk.end..]);
+                    Fidelity::Minimal
+                }
+                None => {
+                    reserialize(&mut out, body, chunk.start, &v);
+                    out.push_str(&text[chunk.end..]);
+                    Fidelity::Reserialized
+                }
+            }
+        }
+        (None, _) => {
             // Drop the document together with the marker line that introduced it.
             let rest = &text[chunk.end..];
             if doc > 0 {
@@ -318,12 +375,53 @@ pub fn rewrite(
                 }
                 out = out.trim_start_matches('\n').to_string();
             }
+            Fidelity::Removed
         }
-    }
-    let empty = parse_file(path, out.as_bytes()).objects.is_empty()
+    };
+    // A replaced document keeps content: only a removal (of a document or a list's item) may
+    // leave the file with nothing in it.
+    let empty = (new.is_none() || item.is_some())
+        && parse_file(path, out.as_bytes()).objects.is_empty()
         && chunks_of(&out).all(|c| c.trim().is_empty() || c.trim_start().starts_with('#'));
-    Ok(if empty { None } else { Some(out) })
+    Ok(Rewritten { text: (!empty).then_some(out), fidelity })
 }
+
+/// Writes a document anew after `out`, keeping only the comment and blank lines heading it.
+fn reserialize(out: &mut String, body: &str, chunk_start: usize, value: &Value) {
+    let lead: usize = body
+        .split_inclusive('\n')
+        // A lone `\r` ends a line for YAML: what follows it on this line is content.
+        .take_while(|l| {
+            let line = l.trim_end_matches(['\n', '\r']);
+            l.ends_with('\n') && !line.contains('\r') && (line.trim().is_empty() || line.trim_start().starts_with('#'))
+        })
+        .map(str::len)
+        .sum();
+    out.push_str(&body[..lead]);
+    // Content that followed a `---` on its line needs a line of its own.
+    if chunk_start > 0 && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&to_yaml(value));
+}
+
+/// The new value as it is to be written over `old`: a namespace the document leaves implicit stays
+/// so when the new value's is the one the reader infers for it (`default`, see
+/// [`crate::object::ObjectKey::of`]; a cluster-scoped object's content has none).
+pub fn implicit_namespace<'v>(old: &Value, new: &'v Value) -> Cow<'v, Value> {
+    let implicit = old.pointer("/metadata/namespace").is_none() && old.get("metadata").is_some_and(Value::is_object);
+    if !implicit || new.pointer("/metadata/namespace").and_then(Value::as_str) != Some(IMPLIED_NAMESPACE) {
+        return Cow::Borrowed(new);
+    }
+    let mut new = new.clone();
+    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("namespace");
+    }
+    Cow::Owned(new)
+}
+
+/// The namespace of a namespaced object whose document names none.
+pub const IMPLIED_NAMESPACE: &str = "default";
 
 fn chunks_of(text: &str) -> impl Iterator<Item = &str> {
     chunks(text.as_bytes()).into_iter().map(move |c| &text[c.start..c.end])
@@ -443,5 +541,218 @@ mod tests {
         let v = parse_yaml("mode: 0644\nname: '0644'\n").unwrap();
         assert_eq!(v["mode"], 420);
         assert_eq!(v["name"], "0644");
+    }
+}
+
+#[cfg(test)]
+mod minimal_tests {
+    //! Writes change only what changed (issue 14).
+    use super::*;
+    use serde_json::json;
+
+    /// Rewrites the first object of `text` changed by `change`; checks that it reads back.
+    fn edited(path: &str, text: &str, change: impl FnOnce(&mut Value)) -> (String, Fidelity) {
+        let parsed = parse_file(path, text.as_bytes());
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let found = &parsed.objects[0];
+        let mut new = found.value.clone();
+        change(&mut new);
+        let written = rewrite_detailed(path, text, found.doc, found.item, Some(&new)).unwrap();
+        let out = written.text.unwrap();
+        let again = parse_file(path, out.as_bytes());
+        let back = again.objects.iter().find(|o| (o.doc, o.item) == (found.doc, found.item)).expect(&out);
+        assert_eq!(back.value, *implicit_namespace(&found.value, &new), "{out}");
+        (out, written.fidelity)
+    }
+
+    const STYLED: &str = r#"# The web front end.
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+    name: "web"   # do not rename
+    labels: {app: web, tier: 'front'}
+    annotations:
+        owner: alice
+
+# Settings read at start.
+data:
+    size: "10Gi"
+    mode: '0644'
+    script: |
+        echo one
+        echo two
+    list: [a, b]
+"#;
+
+    #[test]
+    fn one_changed_value_changes_one_line() {
+        let (out, fidelity) = edited("c.yaml", STYLED, |v| v["data"]["size"] = json!("20Gi"));
+        assert_eq!(fidelity, Fidelity::Minimal);
+        assert_eq!(out, STYLED.replace(r#"size: "10Gi""#, r#"size: "20Gi""#));
+        let (out, _) = edited("c.yaml", STYLED, |v| v["metadata"]["annotations"]["owner"] = json!("bob"));
+        assert_eq!(out, STYLED.replace("owner: alice", "owner: bob"));
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_changes_no_byte() {
+        let (out, fidelity) = edited("c.yaml", STYLED, |_| {});
+        assert_eq!((out.as_str(), fidelity), (STYLED, Fidelity::Unchanged));
+        let json_file =
+            "{\n    \"apiVersion\": \"v1\",\n    \"kind\": \"ConfigMap\",\n    \"metadata\": {\"name\": \"a\"}\n}";
+        let (out, fidelity) = edited("c.json", json_file, |_| {});
+        assert_eq!((out.as_str(), fidelity), (json_file, Fidelity::Unchanged));
+    }
+
+    #[test]
+    fn a_label_goes_into_the_flow_map() {
+        let (out, _) = edited("c.yaml", STYLED, |v| v["metadata"]["labels"]["version"] = json!("1.10"));
+        assert_eq!(out, STYLED.replace("tier: 'front'}", r#"tier: 'front', version: "1.10"}"#));
+    }
+
+    #[test]
+    fn a_new_key_goes_after_its_siblings_with_their_indent() {
+        let (out, _) = edited("c.yaml", STYLED, |v| v["metadata"]["annotations"]["team"] = json!("web"));
+        assert_eq!(out, STYLED.replace("owner: alice\n", "owner: alice\n        team: web\n"));
+        let (out, _) = edited("c.yaml", STYLED, |v| v["data"]["nested"] = json!({"a": {"b": [1, {"c": "d"}]}}));
+        let added = "    nested:\n        a:\n            b:\n                - 1\n                - c: d\n";
+        assert_eq!(out, format!("{STYLED}{added}"));
+    }
+
+    #[test]
+    fn status_goes_last_and_a_second_write_changes_only_its_lines() {
+        let (out, _) = edited("c.yaml", STYLED, |v| v["status"] = json!({"phase": "Ready", "replicas": 2}));
+        assert_eq!(out, format!("{STYLED}status:\n    phase: Ready\n    replicas: 2\n"));
+        let (again, _) = edited("c.yaml", &out, |v| v["status"]["replicas"] = json!(3));
+        assert_eq!(again, out.replace("replicas: 2", "replicas: 3"));
+    }
+
+    #[test]
+    fn ambiguous_strings_are_quoted() {
+        for (value, written) in [
+            ("0644", "\"0644\""),
+            ("yes", "\"yes\""),
+            ("on", "\"on\""),
+            ("1.10", "\"1.10\""),
+            ("~", "\"~\""),
+            ("null", "\"null\""),
+            ("12", "\"12\""),
+            (" padded", "\" padded\""),
+            ("a: b", "\"a: b\""),
+            ("a #b", "\"a #b\""),
+            ("plain words", "plain words"),
+            ("-Xmx512m", "-Xmx512m"),
+        ] {
+            // A plain value stays plain where it can, else takes the document's quotes (as many
+            // double as single: double).
+            let (out, _) = edited("c.yaml", STYLED, |v| v["metadata"]["annotations"]["owner"] = json!(value));
+            assert_eq!(out, STYLED.replace("owner: alice", &format!("owner: {written}")), "{value}");
+        }
+        // A quoted value keeps its quotes; a number is written as one.
+        let (out, _) = edited("c.yaml", STYLED, |v| v["data"]["mode"] = json!("it's"));
+        assert!(out.contains("mode: 'it''s'\n"), "{out}");
+        let (out, _) = edited("c.yaml", STYLED, |v| v["data"]["mode"] = json!(420));
+        assert!(out.contains("mode: 420\n"), "{out}");
+    }
+
+    #[test]
+    fn removing_entries_removes_their_lines() {
+        let (out, _) = edited("c.yaml", STYLED, |v| {
+            v["metadata"].as_object_mut().unwrap().remove("annotations");
+        });
+        assert_eq!(out, STYLED.replace("    annotations:\n        owner: alice\n", ""));
+        // A map left empty in the new value is written empty.
+        let (out, _) = edited("c.yaml", STYLED, |v| {
+            v["metadata"]["annotations"].as_object_mut().unwrap().remove("owner");
+        });
+        assert_eq!(out, STYLED.replace("    annotations:\n        owner: alice\n", "    annotations: {}\n"));
+        let (out, _) = edited("c.yaml", STYLED, |v| v["data"]["list"] = json!(["b"]));
+        assert!(out.contains("list: [b]\n"), "{out}");
+        let (out, _) = edited("c.yaml", STYLED, |v| {
+            v["data"].as_object_mut().unwrap().remove("script");
+        });
+        assert_eq!(out, STYLED.replace("    script: |\n        echo one\n        echo two\n", ""));
+    }
+
+    #[test]
+    fn block_sequences_gain_and_lose_items() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  template:\n    spec:\n      containers:\n      - name: a # first\n        image: a:1\n      - name: b\n        image: b:1\n";
+        let (out, _) = edited("d.yaml", text, |v| {
+            v["spec"]["template"]["spec"]["containers"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "c", "image": "c:1"}));
+        });
+        assert_eq!(out, format!("{text}      - name: c\n        image: c:1\n"));
+        let (out, _) = edited("d.yaml", text, |v| {
+            v["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap().remove(0);
+        });
+        assert_eq!(out, text.replace("      - name: a # first\n        image: a:1\n", ""));
+        let (out, _) =
+            edited("d.yaml", text, |v| v["spec"]["template"]["spec"]["containers"][1]["image"] = json!("b:2"));
+        assert_eq!(out, text.replace("b:1", "b:2"));
+    }
+
+    #[test]
+    fn multi_line_strings_stay_block_scalars() {
+        let (out, _) = edited("c.yaml", STYLED, |v| v["data"]["script"] = json!("echo one\necho three\n"));
+        assert_eq!(out, STYLED.replace("echo two", "echo three"));
+        let crd = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  description: >-\n    A long description that a person folded over\n    two lines.\n  other: x\n";
+        let (out, _) = edited("c.yaml", crd, |v| v["data"]["other"] = json!("z"));
+        assert_eq!(out, crd.replace("other: x", "other: z"));
+        let (out, _) = edited("c.yaml", crd, |v| {
+            v["data"]["description"] = json!("A long description that a person folded over three lines.")
+        });
+        assert!(out.contains("description: >-\n    A long"), "{out}");
+    }
+
+    #[test]
+    fn json_files_keep_their_indentation_and_order() {
+        let text = "{\n    \"kind\": \"Widget\",\n    \"apiVersion\": \"example.com/v1\",\n    \"metadata\": {\n        \"name\": \"a\",\n        \"labels\": {\"app\": \"x\"}\n    },\n    \"data\": {\n        \"k\": \"v\"\n    }\n}\n";
+        let (out, fidelity) = edited("c.json", text, |v| v["data"]["k"] = json!("w"));
+        assert_eq!((out.as_str(), fidelity), (text.replace("\"v\"", "\"w\"").as_str(), Fidelity::Minimal));
+        let (out, _) = edited("c.json", text, |v| v["data"]["n"] = json!({"deep": [1]}));
+        assert_eq!(
+            out,
+            text.replace("\"k\": \"v\"\n", "\"k\": \"v\",\n        \"n\": {\n            \"deep\": [\n                1\n            ]\n        }\n")
+        );
+        let (out, _) = edited("c.json", text, |v| v["metadata"]["labels"]["tier"] = json!("web"));
+        assert!(out.contains("{\"app\": \"x\", \"tier\": \"web\"}"), "{out}");
+        let (out, _) = edited("c.json", text, |v| {
+            v["metadata"].as_object_mut().unwrap().remove("labels");
+        });
+        assert_eq!(out, text.replace(",\n        \"labels\": {\"app\": \"x\"}", ""));
+    }
+
+    #[test]
+    fn neighbour_documents_stay_byte_for_byte() {
+        let text = format!(
+            "{STYLED}---\n# Source: chart/templates/b.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: \"b\"\n"
+        );
+        let found = &parse_file("m.yaml", text.as_bytes()).objects[1];
+        let mut new = found.value.clone();
+        new["data"] = json!({"k": "v"});
+        let out = rewrite("m.yaml", &text, found.doc, None, Some(&new)).unwrap().unwrap();
+        assert_eq!(out, format!("{text}data:\n  k: v\n"));
+        let (out, _) = edited("m.yaml", &text, |v| v["data"]["size"] = json!("1Gi"));
+        assert!(out.ends_with(&text[STYLED.len()..]), "{out}");
+    }
+
+    #[test]
+    fn an_implicit_namespace_stays_implicit() {
+        let (out, fidelity) = edited("c.yaml", STYLED, |v| v["metadata"]["namespace"] = json!("default"));
+        assert_eq!((out.as_str(), fidelity), (STYLED, Fidelity::Unchanged));
+        let (out, _) = edited("c.yaml", STYLED, |v| v["metadata"]["namespace"] = json!("web"));
+        // A new key takes the quotes of its siblings' strings.
+        assert!(out.contains("    annotations:\n        owner: alice\n    namespace: \"web\"\n"), "{out}");
+    }
+
+    #[test]
+    fn items_of_a_list_are_edited_in_place() {
+        let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s1}  # one\n- apiVersion: v1\n  kind: Secret\n  metadata: {name: s2}\n";
+        let found = &parse_file("l.yaml", list.as_bytes()).objects[1];
+        let mut new = found.value.clone();
+        new["metadata"]["labels"] = json!({"a": "b"});
+        let out = rewrite("l.yaml", list, 0, Some(1), Some(&new)).unwrap().unwrap();
+        assert_eq!(out, list.replace("{name: s2}", "{name: s2, labels: {a: b}}"));
     }
 }
