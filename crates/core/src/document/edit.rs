@@ -256,8 +256,10 @@ impl<'t> Editor<'t> {
         self.text[pos..].find('\n').map_or(self.text.len(), |n| pos + n + 1)
     }
 
+    /// Whether only spaces and tabs are between `from` and `to` (false when `to` is before `from`:
+    /// odd layouts, as fuzzing finds, are left to re-serialization).
     fn blank(&self, from: usize, to: usize) -> bool {
-        self.text[from..to].bytes().all(|b| b == b' ' || b == b'\t')
+        self.text.get(from..to).is_some_and(|t| t.bytes().all(|b| b == b' ' || b == b'\t'))
     }
 
     /// The `:` that follows a block mapping key.
@@ -290,7 +292,7 @@ impl<'t> Editor<'t> {
         let mut out = String::with_capacity(self.text.len() + 64);
         let mut at = 0;
         for (start, end, text) in &self.edits {
-            if *start < at {
+            if *start < at || end < start {
                 return None;
             }
             out.push_str(&self.text[at..*start]);
@@ -376,7 +378,7 @@ impl<'t> Editor<'t> {
                 // The first entry of a sequence item (`- name: a`): the next entry moves up.
                 let (next, _) = entries.get(i + 1).filter(|_| !removed[i + 1])?;
                 let end = self.after_eol(value.end.max(key.end));
-                if !self.blank(end, next.start) && !self.text[end..next.start].trim().is_empty() {
+                if !self.text.get(end..next.start)?.trim().is_empty() {
                     return None;
                 }
                 self.push(key.start, next.start, String::new());
@@ -515,11 +517,11 @@ impl<'t> Editor<'t> {
 
     /// The separator between flow items, as the collection writes it.
     fn separator(&self, node: &Node, spans: &[(usize, usize)]) -> String {
-        if let [.., (_, end), (start, _)] = spans {
-            let between = &self.text[*end..*start];
-            if between.trim() == "," {
-                return between.to_string();
-            }
+        if let [.., (_, end), (start, _)] = spans
+            && let Some(between) = self.text.get(*end..*start)
+            && between.trim() == ","
+        {
+            return between.to_string();
         }
         match spans.first() {
             Some((start, _)) if self.line_start(*start) > node.start => {

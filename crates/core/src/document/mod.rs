@@ -755,4 +755,36 @@ data:
         let out = rewrite("l.yaml", list, 0, Some(1), Some(&new)).unwrap().unwrap();
         assert_eq!(out, list.replace("{name: s2}", "{name: s2, labels: {a: b}}"));
     }
+
+    #[test]
+    fn odd_layouts_read_back_as_written_or_fall_back() {
+        // Explicit keys, keys on a sequence item's line, anchors, CRLF: found by the `document`
+        // fuzz target (a removal's range ran backwards) and their like.
+        let texts = [
+            "apiVersion: v1\nkind: W\nmetadata: {name: a}\n? data\n: {k: v}\nx: 1\n",
+            "apiVersion: v1\nkind: W\nmetadata: {name: a}\nspec: {? a : 1, b: 2}\n",
+            "apiVersion: v1\nkind: W\nmetadata: {name: a}\nspec:\n  - ? x\n    : 1\n    y: 2\n",
+            "apiVersion: v1\nkind: W\nmetadata: {name: a}\nspec: &s {a: 1}\nother: *s\n",
+            "apiVersion: v1\r\nkind: W\r\nmetadata:\r\n  name: a\r\nspec:\r\n  a: 1\r\n",
+            "apiVersion: v1\nkind: W\nmetadata:\n  name: a\nspec:\n- a: 1\n  b: 2\n- - x\n  - y\n",
+            "apiVersion: v1\nkind: W\nmetadata:\n  name: a\nspec: |+\n  kept\n\n",
+        ];
+        for text in texts {
+            edited("o.yaml", text, |v| {
+                v["metadata"]["annotations"] = json!({"mode": "0644"});
+                v.as_object_mut().unwrap().remove("spec");
+            });
+            edited("o.yaml", text, |v| {
+                if let Some(spec) = v["spec"].as_array_mut() {
+                    spec.remove(0);
+                } else if let Some(spec) = v["spec"].as_object_mut() {
+                    let first = spec.keys().next().cloned().unwrap_or_default();
+                    spec.remove(&first);
+                } else {
+                    v["spec"] = json!("changed");
+                }
+                v["status"] = json!({"ok": true});
+            });
+        }
+    }
 }
