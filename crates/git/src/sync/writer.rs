@@ -400,8 +400,13 @@ fn stage_change(
             let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
             let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
                 .ok_or_else(|| internal(&"its document moved"))?;
-            let new = document::rewrite(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
-            builder.stage(&location.path, new.map(String::into_bytes));
+            let new =
+                document::rewrite_detailed(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
+            if new.fidelity == document::Fidelity::Reserialized {
+                // Rare (anchors, tags, odd layouts): the person's comments in it are gone.
+                warn!(file = %location.path, document = doc + 1, %key, "the document was written anew, not edited in place");
+            }
+            builder.stage(&location.path, new.text.map(String::into_bytes));
             Ok(Some(location.path.to_string()))
         }
         (Mutation::Put(content), None) => {
