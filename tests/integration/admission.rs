@@ -338,8 +338,11 @@ async fn deleting_a_crd_deletes_its_custom_resources_first() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // One with a finalizer of its own is waited for, and so is the CRD.
-        let waiting = api.get("held").await.unwrap();
-        assert!(waiting.metadata.deletion_timestamp.is_some());
+        // Marked by the next write after the free one's (one commit each, in name order).
+        while api.get("held").await.unwrap().metadata.deletion_timestamp.is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "the held gear was not marked");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert!(crds.get_opt("gears.example.com").await.unwrap().is_some());
         let release = Patch::Merge(json!({"metadata": {"finalizers": null}}));
         api.patch("held", &PatchParams::default(), &release).await.unwrap();
