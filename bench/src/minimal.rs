@@ -161,7 +161,7 @@ fn kustomize(rng: &mut Rng, name: &str) -> String {
 }
 
 /// Hand-written: comments above and after values, four (or two) spaces, flow maps and lists,
-/// long strings, block scalars, sometimes a status.
+/// long strings, block scalars, sometimes a status, sometimes anchors.
 fn hand(rng: &mut Rng, name: &str) -> String {
     let s = Style { indent: if rng.chance(60) { 4 } else { 2 }, seq_indented: rng.chance(50), quote: '"' };
     let (p1, p2) = (s.pad(1), s.pad(2));
@@ -191,6 +191,13 @@ fn hand(rng: &mut Rng, name: &str) -> String {
             "status:\n{p1}phase: Running\n{p1}observedGeneration: {}\n{p1}conditions:\n{seq}- type: Ready\n{seq}  status: \"True\"\n{seq}  reason: AllGood\n",
             1 + rng.below(9),
             seq = s.seq(1),
+        );
+    }
+    if rng.chance(20) {
+        // Anchors and aliases: rare in manifests, but people use them for shared settings.
+        out += &format!(
+            "---\n# Shared resource settings.\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n{p1}name: {name}-pool\nspec:\n{p1}defaults: &defaults\n{p2}cpu: 100m\n{p2}memory: 128Mi\n{p1}small: *defaults\n{p1}large:\n{p2}cpu: {}\n{p2}memory: 4Gi\n",
+            1 + rng.below(4)
         );
     }
     out

@@ -5,8 +5,9 @@
 //! The text is read with the events of the parser serde-saphyr itself uses (`granit-parser`, whose
 //! events carry byte spans), so the structure the edit works on is the structure the reader sees.
 //! The edit is a proposal only: the caller re-reads it with the reader and keeps it only if it
-//! yields the new value exactly. Whatever this module does not handle (anchors, tags, complex
-//! keys, merge keys, a change at the root) makes it give up, and the caller re-serializes.
+//! yields the new value exactly. Whatever this module does not handle (complex or merge keys, a
+//! change at the root, a change under an anchor that aliases share) makes it give up or fail that
+//! check, and the caller re-serializes.
 
 use serde_json::{Map, Value};
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
@@ -58,10 +59,14 @@ enum Kind {
         flow: bool,
         items: Vec<Node>,
     },
+    /// `*name`: the value of an anchored node.
+    Alias,
 }
 
 /// Reads the single document of `text` into nodes. `None` for anything this module does not edit:
-/// anchors, aliases, tags, non-scalar keys, several documents, a parse error.
+/// non-scalar keys, several documents, a parse error. Anchors and tags stay where they are (a node
+/// that holds one is edited like any other: an edit that changes what an alias reads, or drops an
+/// anchor, does not read back and is not kept).
 fn build(text: &str) -> Option<Node> {
     let mut events = Vec::new();
     let mut documents = 0;
@@ -98,14 +103,14 @@ fn node(text: &str, events: &[Spanned<'_>], at: &mut usize, depth: usize) -> Opt
     let (event, range) = events.get(*at)?;
     *at += 1;
     match event {
-        Event::Scalar(value, style, 0, None) => {
+        Event::Scalar(value, style, ..) => {
             let end = match style {
                 ScalarStyle::Literal | ScalarStyle::Folded => block_end(text, range.start, range.end),
                 _ => range.end,
             };
             Some(Node { start: range.start, end, kind: Kind::Scalar { style: *style, value: value.to_string() } })
         }
-        Event::MappingStart(style, 0, None) => {
+        Event::MappingStart(style, ..) => {
             let mut entries = Vec::new();
             while !matches!(events.get(*at)?.0, Event::MappingEnd) {
                 let key = node(text, events, at, depth + 1)?;
@@ -121,7 +126,7 @@ fn node(text: &str, events: &[Spanned<'_>], at: &mut usize, depth: usize) -> Opt
             let end = if flow { end_range.end } else { entries.last()?.1.end.max(entries.last()?.0.end) };
             Some(Node { start: range.start, end, kind: Kind::Map { flow, entries } })
         }
-        Event::SequenceStart(style, 0, None) => {
+        Event::SequenceStart(style, ..) => {
             let mut items = Vec::new();
             while !matches!(events.get(*at)?.0, Event::SequenceEnd) {
                 items.push(node(text, events, at, depth + 1)?);
@@ -132,6 +137,8 @@ fn node(text: &str, events: &[Spanned<'_>], at: &mut usize, depth: usize) -> Opt
             let end = if flow { end_range.end } else { items.last()?.end };
             Some(Node { start: range.start, end, kind: Kind::Seq { flow, items } })
         }
+        // Replaced by the value it stands for when that changes.
+        Event::Alias(_) => Some(Node { start: range.start, end: range.end, kind: Kind::Alias }),
         _ => None,
     }
 }
@@ -240,6 +247,7 @@ impl<'t> Editor<'t> {
                 }
             }
             Kind::Seq { items, .. } => items.iter().for_each(|item| self.survey(item, style)),
+            Kind::Alias => {}
         }
     }
 

@@ -787,4 +787,17 @@ data:
             });
         }
     }
+
+    #[test]
+    fn anchors_and_aliases_stay_unless_what_they_share_changes() {
+        let text = "apiVersion: v1\nkind: W\nmetadata:\n  name: a\nspec:\n  base: &b {cpu: 1}  # shared\n  other: *b\n  size: 1\n";
+        let (out, fidelity) = edited("a.yaml", text, |v| v["spec"]["size"] = json!(2));
+        assert_eq!((out, fidelity), (text.replace("size: 1", "size: 2"), Fidelity::Minimal));
+        // The alias alone changes: it becomes the value it now holds.
+        let (out, fidelity) = edited("a.yaml", text, |v| v["spec"]["other"]["cpu"] = json!(2));
+        assert_eq!((out, fidelity), (text.replace("other: *b", "other:\n    cpu: 2"), Fidelity::Minimal));
+        // The anchored value alone changes: editing it would change the alias too.
+        let (_, fidelity) = edited("a.yaml", text, |v| v["spec"]["base"]["cpu"] = json!(2));
+        assert_eq!(fidelity, Fidelity::Reserialized);
+    }
 }
