@@ -800,4 +800,26 @@ data:
         let (_, fidelity) = edited("a.yaml", text, |v| v["spec"]["base"]["cpu"] = json!(2));
         assert_eq!(fidelity, Fidelity::Reserialized);
     }
+
+    #[test]
+    fn crlf_files_and_emptied_lists() {
+        let text = "apiVersion: v1\r\nkind: W\r\nmetadata:\r\n  name: a\r\nspec:\r\n  a: 1\r\n  items:\r\n  - x\r\n";
+        let (out, fidelity) = edited("c.yaml", text, |v| {
+            v["spec"]["a"] = json!(2);
+            v["spec"]["b"] = json!("new");
+        });
+        assert_eq!(
+            (out.as_str(), fidelity),
+            (
+                text.replace("a: 1\r\n", "a: 2\r\n").replace("- x\r\n", "- x\r\n  b: new\r\n").as_str(),
+                Fidelity::Minimal
+            )
+        );
+        let (out, _) = edited("c.yaml", text, |v| v["spec"]["items"] = json!([]));
+        assert_eq!(out, text.replace("  items:\r\n  - x\r\n", "  items: []\r\n"));
+        let (out, _) = edited("c.yaml", text, |v| {
+            v["spec"].as_object_mut().unwrap().remove("items");
+        });
+        assert_eq!(out, text.replace("  items:\r\n  - x\r\n", ""));
+    }
 }
