@@ -2,10 +2,15 @@
 //!
 //! `cargo run --release -p gitbacked-bench -- all [--quick] [--sizes 1000,10000,100000] [--markdown out.md]`
 //!
+//! `cargo run --release -p gitbacked-bench -- minimal-writes` measures how minimal the writes into
+//! a person's files are (issue 14).
+//!
 //! Nothing here asserts on timings: the numbers are printed as a table and as markdown.
 
+mod compare;
 mod http;
 mod measure;
+mod minimal;
 mod repogen;
 mod report;
 
@@ -25,6 +30,9 @@ struct Cli {
 enum Cmd {
     /// Runs every measurement and prints the table (and markdown).
     All(AllArgs),
+    /// Random single-value edits of a generated corpus of manifests through `document::rewrite`:
+    /// how many change only the lines they must (prints markdown).
+    MinimalWrites(minimal::MinimalArgs),
     /// Opens a store in this fresh process and prints its peak RSS (used by the memory measurement).
     #[command(hide = true)]
     ChildOpen {
@@ -102,6 +110,10 @@ fn main() -> Result<()> {
                 std::fs::write(path, report.markdown(&command))?;
                 eprintln!("markdown written to {}", path.display());
             }
+            Ok(())
+        }
+        Cmd::MinimalWrites(args) => {
+            println!("{}", minimal::run(&args)?);
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),

@@ -16,10 +16,10 @@ use controller::{Replicated, Replicator};
 /// How long any one step may take.
 const STEP: Duration = Duration::from_secs(30);
 
-/// A Replicator manifest as a person writes it.
+/// A Replicator manifest as a person writes it, with comments.
 fn replicator_yaml(count: i32) -> String {
     format!(
-        "apiVersion: gitbacked.dev/v1\nkind: Replicator\nmetadata:\n  name: web\n  namespace: default\nspec:\n  count: {count}\n  selector:\n    app: web\n    tier: frontend\n"
+        "# The web tier's copies.\napiVersion: gitbacked.dev/v1\nkind: Replicator\nmetadata:\n  name: web\n  namespace: default\nspec:\n  count: {count}  # keep it small\n  selector:\n    app: web\n    tier: frontend\n"
     )
 }
 
@@ -125,8 +125,12 @@ async fn the_replicator_example_scales_with_git_and_the_api() {
     api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"count": 2}}))).await.unwrap();
     let g3 = settled(&remote, &api, &uid, 2).await;
     assert!(g3 > g2, "a spec change bumps the generation: {g2} -> {g3}");
+    // The controller's status writes and the client's patch changed the person's file only where
+    // values changed: comments and layout stay, status goes last.
     let manifest = remote.file("apps/web.yaml").unwrap();
-    assert!(manifest.contains("count: 2"), "{manifest}");
+    let expected = replicator_yaml(2);
+    assert!(manifest.starts_with(&expected), "{manifest}");
+    assert!(manifest[expected.len()..].starts_with("status:\n"), "{manifest}");
 
     // Every copy came and went as a commit by gitbacked.
     let history = git(&remote.path(), &["log", "--format=%an: %s", "main"]);

@@ -4,6 +4,7 @@
 mod admission;
 mod apply;
 mod builtins;
+mod citizenship;
 mod core;
 mod example;
 mod faults;

@@ -115,7 +115,8 @@ async fn two_writers_on_one_object_one_wins_the_other_conflicts() {
         assert_eq!(remote.commit_count(), commits + 1, "exactly one update commit: {:?}", remote.log());
         assert_eq!(remote.log()[0], "update v1 ConfigMap default/shared");
         let file = remote.file("default/configmaps/shared.yaml").unwrap();
-        assert!(file.contains(&format!("key: {}", value_of(&winner))), "{file}");
+        // The person's quotes are kept (issue 14).
+        assert!(file.contains(&format!("key: \"{}\"", value_of(&winner))), "{file}");
         one.close().await.unwrap();
         two.close().await.unwrap();
     })
@@ -170,7 +171,7 @@ async fn two_writers_on_different_objects_both_land() {
         assert!(git(&remote.path(), &["log", "--merges", "--format=%H", "main"]).is_empty(), "history stays linear");
         for (name, value) in [("x", "x-one"), ("y", "y-two"), ("p", "p-one"), ("q", "q-two")] {
             let file = remote.file(&format!("default/configmaps/{name}.yaml")).unwrap();
-            assert!(file.contains(&format!("key: {value}")), "{name}: {file}");
+            assert!(file.contains(&format!("key: \"{value}\"")), "{name}: {file}");
         }
         one.sync().await.unwrap();
         two.sync().await.unwrap();

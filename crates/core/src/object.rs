@@ -89,7 +89,12 @@ impl<'a> Head<'a> {
         let rt = registry.by_kind(&gk)?;
         let name = self.metadata.name.as_deref()?.to_string();
         let namespace = match rt.namespaced {
-            true => self.metadata.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default"),
+            true => self
+                .metadata
+                .namespace
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(crate::document::IMPLIED_NAMESPACE),
             false => "",
         };
         Some((ObjectKey { gk, namespace: namespace.to_string(), name }, rt))

@@ -34,6 +34,28 @@ pub fn document(data: &[u8]) {
                 again.objects.iter().any(|o| o.value == found.value),
                 "a rewritten object reads back as written: {found:?}"
             );
+            // A changed object (a value that needs quotes added, the first top-level key other
+            // than the identity removed) goes through the minimal editor: it reads back too.
+            let mut changed = found.value.clone();
+            if let Some(meta) = changed.get_mut("metadata").and_then(Value::as_object_mut) {
+                let annotations = meta.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+                if let Some(annotations) = annotations.as_object_mut() {
+                    annotations.insert("fuzz".into(), Value::String("0644".into()));
+                }
+            }
+            if let Some(map) = changed.as_object_mut()
+                && let Some(key) =
+                    map.keys().find(|k| !["apiVersion", "kind", "metadata"].contains(&k.as_str())).cloned()
+            {
+                map.remove(&key);
+            }
+            let written = rewrite(path, text, found.doc, found.item, Some(&changed)).expect("a found object rewrites");
+            let again = parse_file(path, written.as_deref().unwrap_or_default().as_bytes());
+            let intended = gitbacked_core::document::implicit_namespace(&found.value, &changed);
+            assert!(
+                again.objects.iter().any(|o| o.value == *intended),
+                "a changed object reads back as written: {found:?}"
+            );
             let removed = rewrite(path, text, found.doc, found.item, None).expect("a found object is removed");
             let left = parse_file(path, removed.as_deref().unwrap_or_default().as_bytes());
             assert!(left.objects.len() < parsed.objects.len(), "removing an object leaves one fewer");

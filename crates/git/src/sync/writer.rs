@@ -360,7 +360,9 @@ fn read_back(
     let parsed = document::parse_file(path, bytes.as_deref().unwrap_or_default());
     let mut found = parsed.objects.iter().filter(|o| ObjectKey::of(registry, &o.value).is_some_and(|(k, _)| &k == key));
     let served = match mutation {
-        Mutation::Put(content) => found.any(|o| &o.value == content),
+        // A document that leaves its namespace implicit is written so (see
+        // `document::implicit_namespace`): it reads back as the key's namespace.
+        Mutation::Put(content) => found.any(|o| *document::implicit_namespace(&o.value, content) == o.value),
         Mutation::Delete => found.next().is_none(),
     };
     if served {
@@ -398,8 +400,13 @@ fn stage_change(
             let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
             let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
                 .ok_or_else(|| internal(&"its document moved"))?;
-            let new = document::rewrite(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
-            builder.stage(&location.path, new.map(String::into_bytes));
+            let new =
+                document::rewrite_detailed(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
+            if new.fidelity == document::Fidelity::Reserialized {
+                // Rare (anchors, tags, odd layouts): the person's comments in it are gone.
+                warn!(file = %location.path, document = doc + 1, %key, "the document was written anew, not edited in place");
+            }
+            builder.stage(&location.path, new.text.map(String::into_bytes));
             Ok(Some(location.path.to_string()))
         }
         (Mutation::Put(content), None) => {
