@@ -278,11 +278,14 @@ async fn namespaces_exist_by_their_objects_and_are_deleted_with_them() {
         // Nothing is created in a namespace that does not exist.
         let configmaps = |ns: &str| Api::<ConfigMap>::namespaced(client.clone(), ns);
         let cm: ConfigMap = object(json!({"metadata": {"name": "y"}, "data": {"k": "v"}}));
+        let commits = remote.commit_count();
         let missing = status_of(configmaps("nowhere").create(&PostParams::default(), &cm).await);
         assert_eq!(
             (missing.code, missing.reason.as_str(), missing.message.as_str()),
             (404, "NotFound", "namespaces \"nowhere\" not found")
         );
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
 
         // Deleting a namespace makes it Terminating, refuses creates into it, deletes what is in it
         // (commits as usual), then the namespace.
@@ -296,6 +299,7 @@ async fn namespaces_exist_by_their_objects_and_are_deleted_with_them() {
             configmaps("team-b").create(&PostParams::default(), &object(json!({"metadata": {"name": "z"}}))).await,
         );
         assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"), "{refused:?}");
+        assert!(remote.files().iter().all(|f| !f.ends_with("/z.yaml")), "{:?}", remote.files());
         assert!(
             refused
                 .message
@@ -401,8 +405,11 @@ async fn scale_binding_and_eviction() {
         let budget_status = |allowed: i32| Patch::Merge(json!({"status": {"disruptionsAllowed": allowed, "observedGeneration": 1,
             "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}}));
         budgets.patch_status("pdb", &PatchParams::default(), &budget_status(0)).await.unwrap();
+        let commits = remote.commit_count();
         let refused = status_of(pods.evict("p", &EvictParams::default()).await);
         assert_eq!((refused.code, refused.reason.as_str()), (429, "TooManyRequests"), "{refused:?}");
+        store.sync().await.unwrap();
+        assert_eq!(remote.commit_count(), commits, "a refused eviction commits nothing");
         assert_eq!(refused.details.unwrap().causes[0].message, "The disruption budget pdb needs 1 healthy pods and has 1 currently");
         assert!(pods.get_opt("p").await.unwrap().is_some());
         budgets.patch_status("pdb", &PatchParams::default(), &budget_status(1)).await.unwrap();
