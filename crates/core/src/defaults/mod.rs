@@ -244,6 +244,33 @@ mod tests {
     }
 
     #[test]
+    fn workloads_get_their_kinds_defaults() {
+        let job = GroupKind { group: "batch".into(), kind: "Job".into() };
+        let mut j = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
+            "spec": {"template": {"metadata": {"labels": {"app": "j"}}, "spec": {"containers": []}}}});
+        apply(&job, "v1", &mut j);
+        assert_eq!(j["metadata"]["labels"], json!({"app": "j"}), "a Job without labels takes its template's");
+        assert_eq!((j["spec"]["completions"].clone(), j["spec"]["backoffLimit"].clone()), (json!(1), json!(6)));
+        assert_eq!(labels(&job, &j), Some(json!({"app": "j"})));
+
+        let sts = GroupKind { group: "apps".into(), kind: "StatefulSet".into() };
+        let mut defaulted = json!({"spec": {}});
+        apply(&sts, "v1", &mut defaulted);
+        assert_eq!(
+            defaulted["spec"]["updateStrategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        );
+        let mut explicit = json!({"spec": {"updateStrategy": {"type": "RollingUpdate"}}});
+        apply(&sts, "v1", &mut explicit);
+        assert_eq!(explicit["spec"]["updateStrategy"], json!({"type": "RollingUpdate"}), "as SetDefaults_StatefulSet");
+
+        let ns = GroupKind { group: String::new(), kind: "Namespace".into() };
+        let plain = json!({"metadata": {"name": "team"}});
+        assert_eq!(labels(&ns, &plain), Some(json!({"kubernetes.io/metadata.name": "team"})));
+        assert_eq!(labels(&GroupKind { group: String::new(), kind: "ConfigMap".into() }, &plain), None);
+    }
+
+    #[test]
     fn a_changed_default_is_stored() {
         let short = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
             "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
