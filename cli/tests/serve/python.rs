@@ -238,8 +238,9 @@ out({"replicas": web.spec.replicas, "image": web.spec.template.spec.containers[0
         serde_json::json!({"replicas": 1, "image": "nginx:1.25", "listed": ["web"], "selected": ["web"], "cms": ["v"],
                            "patched": "dynamic", "namespaced": true, "plural": "deployments"})
     );
-    // The patch went back to the person's file.
-    assert!(server.remote.must_file("default/settings.yaml").contains("k: dynamic"));
+    // The patch went back to the person's file, in the person's quoting, changing that line only.
+    let file = server.remote.must_file("default/settings.yaml");
+    assert_eq!(file, configmap("settings", "dynamic"));
     assert_eq!(server.remote.log()[0], "patch v1 ConfigMap default/settings");
 }
 
