@@ -10,7 +10,7 @@ use kube::core::GroupVersionKind;
 use kube::runtime::wait::{await_condition, conditions};
 use serde_json::{Value, json};
 
-use crate::support::{Remote, open, status_of, within};
+use crate::support::{Remote, metrics, open, status_of, within};
 
 /// Sprockets: a required, bounded size; an enum; a pattern; a defaulted mode; a status schema.
 const SPROCKETS: &str = r#"
@@ -69,15 +69,6 @@ fn sprocket(name: &str, spec: Value) -> DynamicObject {
 fn causes(status: &kube::core::Status) -> Vec<String> {
     let details = status.details.as_ref().expect("details");
     details.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
-}
-
-/// The text of `/metrics`.
-async fn metrics(store: &gitbacked::GitStore) -> String {
-    use tower::ServiceExt;
-    let request = http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap();
-    let response = store.router().oneshot(request).await.unwrap();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    String::from_utf8(body.to_vec()).unwrap()
 }
 
 /// Creates the Gear CRD through the API, waits until it is Established, and returns the Gears of

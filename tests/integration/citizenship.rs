@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::support::{Remote, open, within};
+use crate::support::{Remote, metrics, open, within};
 
 /// A person's file: a Deployment written their way, and a ConfigMap after it.
 const PERSON: &str = r#"# The web front end. Owned by the web team.
@@ -77,6 +77,14 @@ async fn writes_change_only_what_changed() {
             hunk(PERSON, &file),
             (lines(&["    replicas: 2 # raised for the launch"]), lines(&["    replicas: 3 # raised for the launch"]))
         );
+
+        // Counted as a document edited in place (`gitbacked_documents_written`).
+        let edited = metrics(&store).await;
+        assert!(
+            edited.lines().any(|l| l.starts_with("gitbacked_documents_written_total{how=\"edited\"} ")),
+            "{edited}"
+        );
+        assert!(!edited.contains("how=\"written-anew\""), "{edited}");
 
         // A label goes into the flow map it joins.
         let before = file;

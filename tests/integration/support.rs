@@ -64,3 +64,12 @@ pub fn core_event(name: &str, message: &str) -> k8s_openapi::api::core::v1::Even
     }))
     .unwrap()
 }
+
+/// The text of `/metrics`.
+pub async fn metrics(store: &gitbacked::GitStore) -> String {
+    use tower::ServiceExt;
+    let request = http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap();
+    let response = store.router().oneshot(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
+}

@@ -39,6 +39,14 @@ pub struct GitLatencyLabels {
     pub operation: &'static str,
 }
 
+/// Labels of a document an API write changed in an existing file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DocumentLabels {
+    /// `edited` (only the changed values' lines), `written-anew` (the minimal edit could not be
+    /// made: the person's comments in the document are gone), `unchanged` or `removed`.
+    pub how: &'static str,
+}
+
 /// The health of one sync loop.
 #[derive(Clone, Debug, Default)]
 struct LoopHealth {
@@ -55,6 +63,7 @@ struct LoopHealth {
 pub struct GitMetrics {
     git: Family<GitLabels, Counter>,
     git_seconds: Family<GitLatencyLabels, Histogram, fn() -> Histogram>,
+    documents: Family<DocumentLabels, Counter>,
     loops: Mutex<BTreeMap<String, LoopHealth>>,
 }
 
@@ -68,10 +77,16 @@ impl GitMetrics {
         let metrics = Arc::new(GitMetrics {
             git: Family::default(),
             git_seconds: Family::new_with_constructor(latency as fn() -> Histogram),
+            documents: Family::default(),
             loops: Mutex::default(),
         });
         registry.register("git_operations", "git fetch, push and ls-remote runs by outcome", metrics.git.clone());
         registry.register("git_operation_duration_seconds", "git operation latency", metrics.git_seconds.clone());
+        registry.register(
+            "documents_written",
+            "documents of existing files that API writes changed, by how: edited in place or written anew",
+            metrics.documents.clone(),
+        );
         registry.register_collector(Box::new(Contents { stores, metrics: metrics.clone() }));
         metrics
     }
@@ -85,6 +100,11 @@ impl GitMetrics {
         let reference = reference.to_string();
         self.git.get_or_create(&GitLabels { reference: reference.clone(), operation, outcome }).inc();
         self.git_seconds.get_or_create(&GitLatencyLabels { reference, operation }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a document of an existing file that a write changed, and how (see [`DocumentLabels`]).
+    pub fn document_written(&self, how: &'static str) {
+        self.documents.get_or_create(&DocumentLabels { how }).inc();
     }
 
     /// Notes that the loop of `reference` matches the remote now.

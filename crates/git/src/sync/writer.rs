@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::{Pacing, PendingWrite, SyncConfig, advance, fetch_and_advance};
 use crate::layout;
+use crate::metrics::GitMetrics;
 use crate::mirror::local::LocalRemote;
 use crate::mirror::remote::{self, PushOutcome};
 use crate::mirror::{CommitBuilder, GitError, Mirror, Occupant};
@@ -159,7 +160,7 @@ impl Batch<'_> {
             let before = self.store.get(&pending.write.key);
             let key = &pending.write.key;
             let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
-                let changed = stage(&mut builder, &registry, key, before.as_deref(), &mutation)?;
+                let changed = stage(&mut builder, &registry, &self.config.metrics, key, before.as_deref(), &mutation)?;
                 Ok((mutation, changed))
             });
             match result {
@@ -335,12 +336,13 @@ fn transient(e: &GitError) -> bool {
 fn stage(
     builder: &mut CommitBuilder,
     registry: &Registry,
+    metrics: &GitMetrics,
     key: &ObjectKey,
     before: Option<&StoredObject>,
     mutation: &Mutation,
 ) -> ApiResult<bool> {
     let mark = builder.staged();
-    let Some(path) = stage_change(builder, registry, key, before, mutation)? else { return Ok(false) };
+    let Some(path) = stage_change(builder, registry, metrics, key, before, mutation)? else { return Ok(false) };
     if let Err(e) = read_back(builder, registry, key, mutation, &path) {
         builder.unstage(mark);
         return Err(e);
@@ -384,6 +386,7 @@ fn read_back(
 fn stage_change(
     builder: &mut CommitBuilder,
     registry: &Registry,
+    metrics: &GitMetrics,
     key: &ObjectKey,
     before: Option<&StoredObject>,
     mutation: &Mutation,
@@ -406,6 +409,12 @@ fn stage_change(
                 // Rare (anchors, tags, odd layouts): the person's comments in it are gone.
                 warn!(file = %location.path, document = doc + 1, %key, "the document was written anew, not edited in place");
             }
+            metrics.document_written(match new.fidelity {
+                document::Fidelity::Unchanged => "unchanged",
+                document::Fidelity::Minimal => "edited",
+                document::Fidelity::Reserialized => "written-anew",
+                document::Fidelity::Removed => "removed",
+            });
             builder.stage(&location.path, new.text.map(String::into_bytes));
             Ok(Some(location.path.to_string()))
         }
