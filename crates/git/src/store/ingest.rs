@@ -20,6 +20,7 @@ use super::{Claim, Entry, State};
 use crate::mirror::{CommitInfo, FileChange, GitError, Mirror};
 use gitbacked_core::document::{self, DocumentError};
 use gitbacked_core::registry::{GroupKind, Home, crd_group_kind};
+use gix::ObjectId;
 
 /// A commit whose changed files have been read and parsed, ready to apply under the store's lock.
 pub struct ParsedCommit {
@@ -372,9 +373,8 @@ impl State {
         let read = |location: &Location, candidate: Candidate<'_>| match candidate {
             Candidate::Current => before.as_ref().map(|b| b.content()),
             Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
-            Candidate::Unread => {
-                read_document(mirror, info, location, &key, self).map(|json| object::strip_derived(parse_json(&json)))
-            }
+            Candidate::Unread => read_document(mirror, info.id, location, &key, self)
+                .map(|json| object::strip_derived(parse_json(&json))),
         };
         // The first document by path wins; one that cannot be read any more is dropped. When
         // several claim the object, the first valid one wins: a document shaped like the object
@@ -419,12 +419,16 @@ impl State {
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
                 None
             }
-            (before, Some((location, content))) => {
+            (before, Some((location, mut content))) => {
+                let uid = before.as_ref().map_or_else(|| super::created_uid(&key, info.id), |b| b.derived.uid.clone());
+                if !self.overlays.is_empty() {
+                    self.bookkeeping.overlay(&mut content, &uid, self.overlays.get(&key));
+                }
                 let (derived, kind) = match &before {
                     None => (
                         Derived {
                             resource_version,
-                            uid: gitbacked_core::uid::stable_uid(&format!("{key}@{}", info.id)),
+                            uid,
                             creation_timestamp: gitbacked_core::clock::rfc3339(info.time),
                             generation: 1,
                         },
@@ -503,7 +507,7 @@ impl State {
             for key in keys {
                 let locations: Vec<Location> = self.touch(touched, &key).candidates.locations().cloned().collect();
                 for location in locations {
-                    if let Some(json) = read_document(mirror, info, &location, &key, self) {
+                    if let Some(json) = read_document(mirror, info.id, &location, &key, self) {
                         self.unknown.insert(location.clone(), json);
                     }
                     self.set_claim_key(&location, None);
@@ -540,19 +544,19 @@ fn group_kind(json: &str) -> GroupKind {
 }
 
 /// The `Value` of a document the store serialized itself.
-fn parse_json(json: &str) -> Value {
+pub(super) fn parse_json(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|e| unreachable!("compact JSON parses: {e}"))
 }
 
 /// Reads the document at `location` from the commit again, checking that it still claims `key`.
-fn read_document(
+pub(super) fn read_document(
     mirror: &Mirror,
-    info: &CommitInfo,
+    commit: ObjectId,
     location: &Location,
     key: &ObjectKey,
     state: &State,
 ) -> Option<Box<str>> {
-    let bytes = mirror.reader().file_at(info.id, &location.path).ok()??;
+    let bytes = mirror.reader().file_at(commit, &location.path).ok()??;
     let parsed = document::parse_file(&location.path, &bytes);
     let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
     let json = found.value.to_string();

@@ -12,6 +12,7 @@
 mod cache;
 mod implied;
 mod ingest;
+mod overlay;
 mod parsed;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +26,7 @@ use gix::ObjectId;
 use tokio::sync::watch;
 
 pub use ingest::ParsedCommit;
+pub(crate) use overlay::StatusStep;
 
 /// How many object changes one commit may carry before resourceVersions would collide.
 pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
@@ -32,6 +34,11 @@ pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
 /// The resourceVersion of change `index` (from 1) in commit number `seq`.
 pub fn revision(seq: u64, index: u64) -> u64 {
     seq * CHANGES_PER_COMMIT + index.min(CHANGES_PER_COMMIT - 1)
+}
+
+/// The uid of an object that `commit` created: derived from history, the same in every process.
+pub(crate) fn created_uid(key: &ObjectKey, commit: ObjectId) -> String {
+    gitbacked_core::uid::stable_uid(&format!("{key}@{commit}"))
 }
 
 /// A document claimed by an object key, or one whose kind is not known yet.
@@ -71,6 +78,9 @@ pub(crate) struct State {
     log: WatchLog,
     tip: Option<ObjectId>,
     seq: u64,
+    /// What of the objects is kept on the status ref, and what the ref holds.
+    bookkeeping: crate::status_ref::Bookkeeping,
+    overlays: overlay::Overlays,
 }
 
 /// Counters for reporting.
@@ -115,6 +125,8 @@ impl Store {
             log: WatchLog::new(log_capacity),
             tip: None,
             seq: 0,
+            bookkeeping: Default::default(),
+            overlays: Default::default(),
         };
         let mut state = state;
         state.seed_implied();
@@ -139,6 +151,34 @@ impl Store {
     pub fn with_parse_cache(mut self, dir: &std::path::Path) -> Self {
         self.parse_cache = Some(Arc::new(cache::ParseCache::open(dir.join(cache::FILE_NAME))));
         self
+    }
+
+    /// Serves the bookkeeping `bookkeeping` places on the status ref from there (see
+    /// [`crate::status_ref`]).
+    pub fn with_bookkeeping(self, bookkeeping: crate::status_ref::Bookkeeping) -> Self {
+        self.write().bookkeeping = bookkeeping;
+        self
+    }
+
+    /// What of the objects is kept on the status ref.
+    pub fn bookkeeping(&self) -> crate::status_ref::Bookkeeping {
+        self.read().bookkeeping
+    }
+
+    /// The status ref's commit the store reflects.
+    pub fn status_tip(&self) -> Option<ObjectId> {
+        self.read().overlays.tip
+    }
+
+    /// Applies a step of the status ref (see [`StatusStep`]) as the next numbered step.
+    pub(crate) fn apply_status(&self, mirror: &crate::mirror::Mirror, step: StatusStep) {
+        let revision = {
+            let mut state = self.write();
+            let seq = state.seq + 1;
+            state.apply_status_step(mirror, step, seq);
+            state.log.revision()
+        };
+        self.revision_tx.send_replace(revision);
     }
 
     /// Reads and parses a commit (see [`ParsedCommit`]) through the parse cache.
@@ -221,7 +261,8 @@ impl Store {
         self.read().log.revision()
     }
 
-    /// The commit the store reflects and its number on the first-parent chain.
+    /// The branch's commit the store reflects, and the number of the store's last step (the
+    /// commit's number on the first-parent chain, unless steps of the status ref came between).
     pub fn tip(&self) -> (Option<ObjectId>, u64) {
         let state = self.read();
         (state.tip, state.seq)
@@ -314,6 +355,8 @@ impl Store {
             let mut fresh = next.write();
             fresh.seq = state.seq;
             fresh.log.advance_to(state.log.revision());
+            fresh.bookkeeping = state.bookkeeping;
+            fresh.overlays = state.overlays.clone();
         }
         next
     }
