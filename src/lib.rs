@@ -111,7 +111,8 @@ pub struct Options {
     /// intent and the controllers' spec and metadata changes only. Default: inline.
     pub status: Placement,
     /// Where objects' `metadata.managedFields` (server-side apply's field ownership) is kept: in
-    /// their documents on the branch, or on the status ref. Default: inline.
+    /// their documents on the branch, or on the status ref. Default: on the status ref (a first
+    /// apply would otherwise add some 60 lines of bookkeeping to a person's file).
     pub managed_fields: Placement,
 }
 
@@ -165,7 +166,7 @@ impl Default for Options {
             garbage_collector: true,
             service_cluster_ip_range: ServiceCidr::default(),
             status: Placement::Inline,
-            managed_fields: Placement::Inline,
+            managed_fields: Placement::Ref,
         }
     }
 }

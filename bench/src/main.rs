@@ -7,6 +7,7 @@
 //!
 //! Nothing here asserts on timings: the numbers are printed as a table and as markdown.
 
+mod churn;
 mod compare;
 mod http;
 mod measure;
@@ -33,6 +34,9 @@ enum Cmd {
     /// Random single-value edits of a generated corpus of manifests through `document::rewrite`:
     /// how many change only the lines they must (prints markdown).
     MinimalWrites(minimal::MinimalArgs),
+    /// The replicator under a steady load with status and managedFields inline and on the status
+    /// ref: commits per hour on each, and the lines an apply adds to a person's file (markdown).
+    Churn(churn::ChurnArgs),
     /// Opens a store in this fresh process and prints its peak RSS (used by the memory measurement).
     #[command(hide = true)]
     ChildOpen {
@@ -114,6 +118,10 @@ fn main() -> Result<()> {
         }
         Cmd::MinimalWrites(args) => {
             println!("{}", minimal::run(&args)?);
+            Ok(())
+        }
+        Cmd::Churn(args) => {
+            println!("{}", runtime.block_on(churn::run(&args))?);
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),

@@ -199,9 +199,9 @@ struct Serve {
     /// repository must say the same).
     #[arg(long, env = "GITBACKED_STATUS", default_value = "inline")]
     status: gitbacked::Placement,
-    /// Where metadata.managedFields (server-side apply's field ownership) is kept: `inline` or `ref`,
-    /// as for --status.
-    #[arg(long, env = "GITBACKED_MANAGED_FIELDS", default_value = "inline")]
+    /// Where metadata.managedFields (server-side apply's field ownership) is kept: `ref` (on the
+    /// status ref) or `inline`, as for --status.
+    #[arg(long, env = "GITBACKED_MANAGED_FIELDS", default_value = "ref")]
     managed_fields: gitbacked::Placement,
     /// At most this many connections open at once; beyond it new ones are closed (and logged),
     /// so that the server never runs out of file descriptors.

@@ -276,3 +276,22 @@ async fn status_and_managed_fields_on_the_status_ref_leave_the_branch_to_people(
     })
     .await;
 }
+
+#[tokio::test]
+async fn managed_fields_go_into_the_file_when_asked() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/web.yaml", Some(PERSON))], "by hand");
+        let inline = gitbacked::Options { managed_fields: gitbacked::Placement::Inline, ..crate::support::options() };
+        let store = crate::support::open_with(&remote, inline).await;
+        let configmaps: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-settings"},
+                             "data": {"mode": "0644"}});
+        configmaps.patch("web-settings", &PatchParams::apply("deployer"), &Patch::Apply(&applied)).await.unwrap();
+        let file = remote.must_file("apps/web.yaml");
+        assert!(file.contains("managedFields:") && file.contains("manager: deployer"), "{file}");
+        assert!(status_ref_files(&remote).is_empty(), "nothing on the status ref");
+        store.close().await.unwrap();
+    })
+    .await;
+}

@@ -8,6 +8,11 @@
 //! numbers, and they survive restarts. A watch resumed from any event's resourceVersion receives
 //! exactly the events after it. Objects kept only in memory (Events) take the next numbers after the
 //! current one.
+//!
+//! With the status ref in use (see [`crate::status_ref`]), its changes are steps too: the branch's
+//! history read at start is numbered as above, the status ref's tip is the next step, numbered from
+//! the clock (see [`clock_step`]), and every step after it (of either ref) takes the next number.
+//! Those numbers are this process's: exact for its watches, never reused by a later run.
 
 mod cache;
 mod implied;
@@ -34,6 +39,16 @@ pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
 /// The resourceVersion of change `index` (from 1) in commit number `seq`.
 pub fn revision(seq: u64, index: u64) -> u64 {
     seq * CHANGES_PER_COMMIT + index.min(CHANGES_PER_COMMIT - 1)
+}
+
+/// The number of the first step of the status ref in a process: the milliseconds since 1970. Steps
+/// of the status ref are numbered in the order a process sees them, which no other process and no
+/// later run shares; from the clock, a restarted process never hands out again a number that a
+/// previous run gave another state of an object (that would take more than one step per
+/// millisecond since the previous start), so a stale resourceVersion gets 409, never a lost update.
+fn clock_step() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX / CHANGES_PER_COMMIT).min(u64::MAX / CHANGES_PER_COMMIT - 1)
 }
 
 /// The uid of an object that `commit` created: derived from history, the same in every process.
@@ -170,11 +185,15 @@ impl Store {
         self.read().overlays.tip
     }
 
-    /// Applies a step of the status ref (see [`StatusStep`]) as the next numbered step.
+    /// Applies a step of the status ref (see [`StatusStep`]) as the next numbered step. The first
+    /// one of this process is numbered from the clock (see [`clock_step`]).
     pub(crate) fn apply_status(&self, mirror: &crate::mirror::Mirror, step: StatusStep) {
         let revision = {
             let mut state = self.write();
-            let seq = state.seq + 1;
+            let seq = match state.overlays.tip {
+                None => (state.seq + 1).max(clock_step()),
+                Some(_) => state.seq + 1,
+            };
             state.apply_status_step(mirror, step, seq);
             state.log.revision()
         };
