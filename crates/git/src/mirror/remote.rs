@@ -559,12 +559,18 @@ pub fn record_push(mirror: &super::Mirror, reference: &str, commit: ObjectId) ->
     super::update_refs(&mirror.local(), [(name, any, commit)]).map_err(super::objects)
 }
 
-/// Fetches remote references (`refs/heads/main`) into the mirror in one round and returns their
-/// tips (`None` for one that does not exist).
+/// Fetches remote references (`refs/heads/main`, then any companions such as its status ref) into
+/// the mirror in one round and returns their tips (`None` for one that does not exist).
 pub async fn fetch(dir: &Path, references: &[&str]) -> Result<Vec<Option<ObjectId>>, GitError> {
     let mut wanted: Vec<&str> = references.to_vec();
     loop {
-        let refspecs: Vec<String> = wanted.iter().map(|r| format!("+{r}:{}", tracking(r))).collect();
+        // A companion is fetched as a pattern, which may match nothing: git refuses a whole fetch
+        // for one named reference that does not exist, and most remotes have no status ref.
+        let refspec = |r: &&str| match Some(*r) == references.first().copied() {
+            true => format!("+{r}:{}", tracking(r)),
+            false => format!("+{r}*:{}*", tracking(r)),
+        };
+        let refspecs: Vec<String> = wanted.iter().map(refspec).collect();
         let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE];
         args.extend(refspecs.iter().map(String::as_str));
         let (output, access) = network(dir, &args).await?;
