@@ -9,6 +9,7 @@
 
 mod churn;
 mod compare;
+mod fanout;
 mod http;
 mod measure;
 mod minimal;
@@ -37,6 +38,9 @@ enum Cmd {
     /// The replicator under a steady load with status and managedFields inline and on the status
     /// ref: commits per hour on each, and the lines an apply adds to a person's file (markdown).
     Churn(churn::ChurnArgs),
+    /// Watch fan-out: many watchers (half with label selectors) and a person's commit changing
+    /// thousands of objects; time to the first and the last watcher, memory per idle watch.
+    Fanout(fanout::FanoutArgs),
     /// Opens a store in this fresh process and prints its peak RSS (used by the memory measurement).
     #[command(hide = true)]
     ChildOpen {
@@ -122,6 +126,10 @@ fn main() -> Result<()> {
         }
         Cmd::Churn(args) => {
             println!("{}", runtime.block_on(churn::run(&args))?);
+            Ok(())
+        }
+        Cmd::Fanout(args) => {
+            println!("{}", runtime.block_on(fanout::run(&args))?);
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),
