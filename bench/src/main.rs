@@ -9,8 +9,10 @@
 
 mod compare;
 mod http;
+mod latency;
 mod measure;
 mod minimal;
+mod proxy;
 mod repogen;
 mod report;
 
@@ -70,6 +72,10 @@ pub struct AllArgs {
     /// Pushes to the local remote with `git push` instead of writing into it directly.
     #[arg(long)]
     pub push_with_git: bool,
+    /// Round-trip times (ms) of the links the `latency` measurement delays (default 10,50; 10 with
+    /// --quick).
+    #[arg(long, value_delimiter = ',')]
+    pub rtts: Vec<u64>,
     /// Runs only these measurements (default: all of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Measurement>,
@@ -90,6 +96,9 @@ pub enum Measurement {
     Propagation,
     /// Incremental sync of the largest repository.
     Incremental,
+    /// Writes to git daemon and smart HTTP behind a delaying proxy, against `git push` over the
+    /// same link (issue 15, item 7).
+    Latency,
 }
 
 fn main() -> Result<()> {
