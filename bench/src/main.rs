@@ -41,6 +41,15 @@ enum Cmd {
         /// The remote.
         url: String,
     },
+    /// Runs the delaying proxy of the latency measurement by hand: prints its port, then what it
+    /// carried every second, until killed.
+    #[command(hide = true)]
+    Proxy {
+        /// Where it forwards to (`127.0.0.1:9418`).
+        upstream: std::net::SocketAddr,
+        /// The round-trip time it adds, in ms (half each way).
+        rtt_ms: u64,
+    },
     /// Generates a repository of `objects` objects, keeps it and prints the remote's path (for profiling).
     #[command(hide = true)]
     Generate {
@@ -126,6 +135,19 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),
+        Cmd::Proxy { upstream, rtt_ms } => {
+            let proxy = proxy::Proxy::start(upstream, std::time::Duration::from_millis(rtt_ms))?;
+            println!("127.0.0.1:{}", proxy.port);
+            let mut last = proxy.counts();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = proxy.counts();
+                if now != last {
+                    eprintln!("{:?}", now - last);
+                    last = now;
+                }
+            }
+        }
         Cmd::Generate { objects } => {
             let repo = repogen::generate(objects)?;
             println!("{}", repo.local_url());
