@@ -11,8 +11,10 @@ mod churn;
 mod compare;
 mod fanout;
 mod http;
+mod latency;
 mod measure;
 mod minimal;
+mod proxy;
 mod repogen;
 mod report;
 
@@ -47,6 +49,15 @@ enum Cmd {
         /// The remote.
         url: String,
     },
+    /// Runs the delaying proxy of the latency measurement by hand: prints its port, then what it
+    /// carried every second, until killed.
+    #[command(hide = true)]
+    Proxy {
+        /// Where it forwards to (`127.0.0.1:9418`).
+        upstream: std::net::SocketAddr,
+        /// The round-trip time it adds, in ms (half each way).
+        rtt_ms: u64,
+    },
     /// Generates a repository of `objects` objects, keeps it and prints the remote's path (for profiling).
     #[command(hide = true)]
     Generate {
@@ -78,6 +89,10 @@ pub struct AllArgs {
     /// Pushes to the local remote with `git push` instead of writing into it directly.
     #[arg(long)]
     pub push_with_git: bool,
+    /// Round-trip times (ms) of the links the `latency` measurement delays (default 10,50; 10 with
+    /// --quick).
+    #[arg(long, value_delimiter = ',')]
+    pub rtts: Vec<u64>,
     /// Runs only these measurements (default: all of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Measurement>,
@@ -98,6 +113,9 @@ pub enum Measurement {
     Propagation,
     /// Incremental sync of the largest repository.
     Incremental,
+    /// Writes to git daemon and smart HTTP behind a delaying proxy, against `git push` over the
+    /// same link (issue 15, item 7).
+    Latency,
 }
 
 fn main() -> Result<()> {
@@ -133,6 +151,19 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),
+        Cmd::Proxy { upstream, rtt_ms } => {
+            let proxy = proxy::Proxy::start(upstream, std::time::Duration::from_millis(rtt_ms))?;
+            println!("127.0.0.1:{}", proxy.port);
+            let mut last = proxy.counts();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = proxy.counts();
+                if now != last {
+                    eprintln!("{:?}", now - last);
+                    last = now;
+                }
+            }
+        }
         Cmd::Generate { objects } => {
             let repo = repogen::generate(objects)?;
             println!("{}", repo.local_url());
