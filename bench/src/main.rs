@@ -11,7 +11,6 @@ mod churn;
 mod compare;
 mod fanout;
 mod http;
-mod latency;
 mod measure;
 mod minimal;
 mod proxy;

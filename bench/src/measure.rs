@@ -11,6 +11,8 @@ use gitbacked::{GitStore, Options};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 
+mod latency;
+
 use crate::repogen::{self, Repo};
 use crate::report::{Report, median, percentile, progress};
 use crate::{AllArgs, Measurement};
@@ -147,7 +149,7 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
             } else {
                 vec![10, 50]
             };
-            crate::latency::run(&repo, &plan, &rtts, &mut report).await?;
+            latency::run(&repo, &plan, &rtts, &mut report).await?;
         }
         if n == big[0] && runs(Measurement::Propagation) {
             propagation(&repo, &plan, &mut report).await?;

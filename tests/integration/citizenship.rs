@@ -213,8 +213,25 @@ async fn status_and_managed_fields_on_the_status_ref_leave_the_branch_to_people(
         // Server-side apply: the file holds what was applied, the ownership is on the ref.
         let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"a": "1"}});
         let apply = PatchParams::apply("deployer");
+        let since = configmaps.list(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+        let mut cm_events = configmaps.watch(&kube::api::WatchParams::default(), &since).await.unwrap().boxed();
         let created = configmaps.patch("app", &apply, &Patch::Apply(&applied)).await.unwrap();
         assert_eq!(created.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        // Both refs moved in one push, and watchers see one event: the object with its ownership.
+        match cm_events.next().await {
+            Some(Ok(kube::api::WatchEvent::Added(cm))) => {
+                assert_eq!(cm.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+                assert_eq!(cm.metadata.resource_version, created.metadata.resource_version);
+            }
+            other => panic!("expected the applied ConfigMap, got {other:?}"),
+        }
+        configmaps.patch("web-settings", &params, &Patch::Merge(json!({"data": {"mode": "0600"}}))).await.unwrap();
+        match cm_events.next().await {
+            Some(Ok(kube::api::WatchEvent::Modified(cm))) => {
+                assert_eq!(cm.metadata.name.as_deref(), Some("web-settings"))
+            }
+            other => panic!("expected the next write's event, not a second one of the apply: {other:?}"),
+        }
         let file = remote.must_file("default/configmaps/app.yaml");
         assert!(!file.contains("managedFields") && file.contains("a: '1'") || file.contains("a: \"1\""), "{file}");
         let ownership = on_status_ref(&remote, "default/configmaps/", "app").expect("the ownership is on the ref");

@@ -100,13 +100,13 @@ impl Bookkeeping {
         if self.status == Placement::Ref {
             match status {
                 Some(status) => drop(map.insert("status".into(), status)),
-                None => drop(map.remove("status")),
+                None => drop(map.shift_remove("status")),
             }
         }
         if self.managed_fields == Placement::Ref {
             match managed {
                 Some(managed) => drop(object::metadata_mut(object).insert("managedFields".into(), managed)),
-                None => drop(object::metadata_mut(object).remove("managedFields")),
+                None => drop(object::metadata_mut(object).shift_remove("managedFields")),
             }
         }
     }

@@ -25,7 +25,7 @@ use gix::ObjectId;
 /// A commit whose changed files have been read and parsed, ready to apply under the store's lock.
 pub struct ParsedCommit {
     info: CommitInfo,
-    seq: u64,
+    pub(super) seq: u64,
     changes: Vec<FileChange>,
     files: ParsedFiles,
 }
@@ -223,9 +223,11 @@ impl<'a> Candidates<'a> {
 }
 
 impl State {
-    /// Applies one parsed commit and records its events.
-    pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
+    /// Applies one parsed commit, and the step of the status ref pushed with it if any (one step
+    /// for both, so that watchers never see the one without the other), and records its events.
+    pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit, status: Option<super::StatusStep>) {
         let ParsedCommit { info, seq, changes, files } = commit;
+        let bookkept = status.map(|step| self.read_status_step(step)).unwrap_or_default();
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
         let mut added: Vec<(Location, u32, &str)> = Vec::new();
         for (i, change) in changes.iter().enumerate() {
@@ -296,8 +298,13 @@ impl State {
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
         }
+        let branch_touched: HashSet<ObjectKey> = touched.keys().cloned().collect();
         for (key, t) in std::mem::take(&mut touched) {
             self.resolve(mirror, &info, seq, key, t, &mut events);
+        }
+        // Objects whose bookkeeping alone changed (the others were resolved with it).
+        for key in bookkept.iter().filter(|k| !branch_touched.contains(*k)) {
+            self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
         self.settle_implied(seq, info.time, &mut events);
         for WatchEvent { kind, object, previous } in events {

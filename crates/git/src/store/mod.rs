@@ -185,15 +185,11 @@ impl Store {
         self.read().overlays.tip
     }
 
-    /// Applies a step of the status ref (see [`StatusStep`]) as the next numbered step. The first
-    /// one of this process is numbered from the clock (see [`clock_step`]).
+    /// Applies a step of the status ref (see [`StatusStep`]) as the next numbered step.
     pub(crate) fn apply_status(&self, mirror: &crate::mirror::Mirror, step: StatusStep) {
         let revision = {
             let mut state = self.write();
-            let seq = match state.overlays.tip {
-                None => (state.seq + 1).max(clock_step()),
-                Some(_) => state.seq + 1,
-            };
+            let seq = state.next_step(state.seq + 1, true);
             state.apply_status_step(mirror, step, seq);
             state.log.revision()
         };
@@ -355,11 +351,13 @@ impl Store {
         }
     }
 
-    /// Applies parsed commits (see [`ParsedCommit`]) in order.
-    pub(crate) fn apply(&self, mirror: &crate::mirror::Mirror, commit: ParsedCommit) {
+    /// Applies a parsed commit (see [`ParsedCommit`]), with the step of the status ref that came
+    /// with it (see [`State::apply_commit`]).
+    pub(crate) fn apply(&self, mirror: &crate::mirror::Mirror, mut commit: ParsedCommit, status: Option<StatusStep>) {
         let revision = {
             let mut state = self.write();
-            state.apply_commit(mirror, commit);
+            commit.seq = state.next_step(commit.seq, status.is_some());
+            state.apply_commit(mirror, commit, status);
             state.log.revision()
         };
         self.revision_tx.send_replace(revision);
@@ -394,6 +392,15 @@ impl Store {
 }
 
 impl State {
+    /// The number of a step that would be `seq`: the first one with a change of the status ref in
+    /// this process is numbered from the clock (see [`clock_step`]).
+    fn next_step(&self, seq: u64, status: bool) -> u64 {
+        match status && self.overlays.tip.is_none() {
+            true => seq.max(clock_step()),
+            false => seq,
+        }
+    }
+
     fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let entry = self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))?;
         Some(entry.object.clone())

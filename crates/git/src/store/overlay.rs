@@ -58,6 +58,19 @@ impl State {
     /// Applies a step of the status ref as the step numbered `seq`: the objects whose bookkeeping
     /// it changed are served anew, with their events.
     pub(crate) fn apply_status_step(&mut self, mirror: &Mirror, step: StatusStep, seq: u64) {
+        let mut events = Vec::new();
+        for key in self.read_status_step(step) {
+            self.serve_bookkeeping(mirror, &key, seq, &mut events);
+        }
+        for WatchEvent { kind, object, previous } in events {
+            self.record(kind, object, previous);
+        }
+        self.seq = seq;
+    }
+
+    /// Takes in what a step of the status ref holds; returns the objects it concerns, to be
+    /// served anew (see [`State::serve_bookkeeping`]).
+    pub(crate) fn read_status_step(&mut self, step: StatusStep) -> BTreeSet<ObjectKey> {
         let mut touched = BTreeSet::new();
         for (path, bytes) in step.files {
             for key in self.overlays.by_file.remove(&path).unwrap_or_default() {
@@ -80,19 +93,18 @@ impl State {
                 self.overlays.by_file.insert(path, keys);
             }
         }
-        let mut events = Vec::new();
-        for key in touched {
-            self.serve_bookkeeping(mirror, &key, seq, &mut events);
-        }
-        for WatchEvent { kind, object, previous } in events {
-            self.record(kind, object, previous);
-        }
         self.overlays.tip = Some(step.tip);
-        self.seq = seq;
+        touched
     }
 
     /// Serves an object with the bookkeeping the status ref now holds for it.
-    fn serve_bookkeeping(&mut self, mirror: &Mirror, key: &ObjectKey, seq: u64, events: &mut Vec<WatchEvent>) {
+    pub(crate) fn serve_bookkeeping(
+        &mut self,
+        mirror: &Mirror,
+        key: &ObjectKey,
+        seq: u64,
+        events: &mut Vec<WatchEvent>,
+    ) {
         let Some(Entry { object: before, others }) = self.entry(key).cloned() else { return };
         let old = before.content();
         let uid = before.derived.uid.as_str();

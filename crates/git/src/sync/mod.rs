@@ -327,13 +327,15 @@ pub(crate) struct Tips {
 pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tips: Tips) -> Result<(), GitError> {
     let (mirror, store) = (mirror.clone(), store.clone());
     tokio::task::spawn_blocking(move || {
+        let status = tips.status.filter(|tip| Some(*tip) != store.status_tip());
+        let mut step = status.map(|tip| StatusStep::read(&mirror, store.status_tip(), tip)).transpose()?;
         if let Some(tip) = tips.branch {
-            advance_branch(&mirror, &store, tip)?;
+            advance_branch(&mirror, &store, tip, &mut step)?;
         }
-        if let Some(tip) = tips.status.filter(|tip| Some(*tip) != store.status_tip()) {
-            let started = std::time::Instant::now();
-            store.apply_status(&mirror, StatusStep::read(&mirror, store.status_tip(), tip)?);
-            debug!(%tip, elapsed = ?started.elapsed(), "synced the status ref");
+        // The branch did not move: the status ref's change is a step of its own.
+        if let Some(step) = step {
+            store.apply_status(&mirror, step);
+            debug!(tip = ?status, "synced the status ref");
         }
         Ok(())
     })
@@ -341,7 +343,14 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tips: Tips
     .map_err(|e| GitError::Command(format!("sync task failed: {e}")))?
 }
 
-fn advance_branch(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Result<(), GitError> {
+/// Brings the store to the branch's `tip`; a step of the status ref (`status`) is taken with the
+/// last commit, as one step, unless the history was rewritten.
+fn advance_branch(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    tip: ObjectId,
+    status: &mut Option<StatusStep>,
+) -> Result<(), GitError> {
     let (current, seq) = store.tip();
     if current == Some(tip) {
         return Ok(());
@@ -351,7 +360,7 @@ fn advance_branch(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Re
     let commits = match reader.first_parent_chain(current, tip)? {
         Some(chain) => {
             let previous = current.map(|c| reader.commit_info(c)).transpose()?.and_then(|i| i.subtree);
-            let commits = read_chain(mirror, store, chain, seq, previous)?;
+            let commits = read_chain(mirror, store, chain, seq, previous, status)?;
             if current.is_none() {
                 store.finish_initial_sync();
             }
@@ -361,7 +370,7 @@ fn advance_branch(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Re
             warn!(%tip, "the branch history was rewritten; reading it again from the start");
             let successor = store.successor();
             let chain = reader.first_parent_chain(None, tip)?.unwrap_or_default();
-            let commits = read_chain(mirror, &successor, chain, seq, None)?;
+            let commits = read_chain(mirror, &successor, chain, seq, None, &mut None)?;
             successor.finish_initial_sync();
             store.replace_with(successor);
             commits
@@ -380,19 +389,23 @@ fn advance_branch(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Re
     Ok(())
 }
 
-/// Applies a first-parent chain of commits, numbering them after `seq`; returns how many.
+/// Applies a first-parent chain of commits, numbering them after `seq`, the last one with the step
+/// of the status ref `status` (taken); returns how many.
 fn read_chain(
     mirror: &Mirror,
     store: &Store,
     chain: Vec<crate::mirror::CommitInfo>,
     mut seq: u64,
     mut previous: Option<ObjectId>,
+    status: &mut Option<StatusStep>,
 ) -> Result<usize, GitError> {
     let commits = chain.len();
-    for info in chain {
+    for (i, info) in chain.into_iter().enumerate() {
         seq += 1;
         let subtree = info.subtree;
-        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?);
+        let with = if i + 1 == commits { status.take() } else { None };
+        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?, with);
+        seq = store.tip().1;
         previous = subtree;
     }
     Ok(commits)

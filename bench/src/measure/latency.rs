@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use gitbacked::GitStore;
 
-use crate::measure::{Daemon, HOUR, Plan, Via, ms, options, write_level};
+use super::{Daemon, HOUR, Plan, Via, ms, options, write_level};
 use crate::proxy::{Counts, Proxy};
 use crate::repogen::{self, Repo};
 use crate::report::{Report, median, progress};
@@ -70,9 +70,9 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
     let client = Via::InProcess(store.client());
     let mut levels = Vec::new();
     for writers in WRITERS {
-        let (pushes_before, carried_before) = (crate::measure::pushes(&store).await?.0, proxy.counts());
+        let (pushes_before, carried_before) = (super::pushes(&store).await?.0, proxy.counts());
         let level = write_level(&store, repo, &client, writers, plan.latency_writes, plan.runs, section).await?;
-        let pushes = crate::measure::pushes(&store).await?.0 - pushes_before;
+        let pushes = super::pushes(&store).await?.0 - pushes_before;
         let carried = proxy.counts() - carried_before;
         levels.push((writers, level, pushes, carried));
     }
