@@ -85,6 +85,10 @@ pub struct AllArgs {
     /// buckets one level down). Shows what large directories cost writes.
     #[arg(long)]
     pub flat: bool,
+    /// Generates files as people write them: flat directories (as `--flat`), comments, flow-style
+    /// maps, quoted strings, ~550-byte Deployments.
+    #[arg(long)]
+    pub person: bool,
     /// Pushes to the local remote with `git push` instead of writing into it directly.
     #[arg(long)]
     pub push_with_git: bool,

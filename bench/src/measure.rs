@@ -54,6 +54,7 @@ pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 /// Runs everything and returns the report.
 pub async fn all(args: &AllArgs) -> Result<Report> {
     repogen::set_flat(args.flat);
+    repogen::set_person(args.person);
     DIRECT_PUSH.store(!args.push_with_git, std::sync::atomic::Ordering::Relaxed);
     progress(&format!("gitbacked-bench on {}", crate::report::machine()));
     let plan = if args.quick {
@@ -96,6 +97,9 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
     let mut report = Report::default();
     if args.flat {
         report.notes.push("--flat: each namespace's files of a kind in one directory".into());
+    }
+    if args.person {
+        report.notes.push("--person: files as people write them (flat directories, comments, flow maps)".into());
     }
     if args.push_with_git {
         report.notes.push("--push-with-git: every push to the local remote runs `git push`".into());
