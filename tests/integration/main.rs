@@ -16,7 +16,6 @@ mod remotes;
 mod repo;
 mod safety;
 mod semantics;
-mod servers;
 mod signing;
 mod support;
 mod watch;

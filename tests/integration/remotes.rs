@@ -3,10 +3,8 @@
 //! a token). Clear errors for unknown host keys, refused credentials, missing repositories, missing
 //! branches and non-bare remotes. Every server runs in its own process group, killed on drop.
 
-use std::io::Write as _;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,8 +15,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::servers::{Server, free_port, git_daemon};
 use crate::support::{Remote, configmap, git, options, status_of, within};
+use gitbacked_test_support::servers::{GitHttp, Server, free_port, git_daemon};
 
 // ---------------------------------------------------------------------------------------------
 // Servers.
@@ -61,7 +59,8 @@ impl Sshd {
             let mut command = Command::new("/usr/sbin/sshd");
             command.args(["-D", "-e", "-f"]).arg(path("sshd_config"));
             command
-        });
+        })
+        .expect("sshd starts");
         let sshd = Sshd { _server: server, port, dir };
         let host = |key: &str| format!("[127.0.0.1]:{port} {}", std::fs::read_to_string(sshd.path(key)).unwrap());
         std::fs::write(sshd.path("known_hosts"), host("host_key.pub")).unwrap();
@@ -86,93 +85,6 @@ impl Sshd {
 
 /// The token the smart HTTP server accepts (as the password of `x-access-token`).
 const TOKEN: &str = "gbt-s3cr3t-T0KEN-4242";
-
-/// nginx with basic auth in front of `git http-backend` (through fcgiwrap), serving `root`.
-struct GitHttp {
-    // Dropped in this order: nginx first, then fcgiwrap.
-    _nginx: Server,
-    _fcgiwrap: Server,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl GitHttp {
-    fn start(root: &Path) -> GitHttp {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = |name: &str| dir.path().join(name);
-        // htpasswd: the password goes through stdin, not a command line.
-        let mut openssl = Command::new("openssl")
-            .args(["passwd", "-apr1", "-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("openssl runs");
-        writeln!(openssl.stdin.take().unwrap(), "{TOKEN}").unwrap();
-        let hash = openssl.wait_with_output().unwrap();
-        assert!(hash.status.success());
-        std::fs::write(path("htpasswd"), format!("x-access-token:{}", String::from_utf8(hash.stdout).unwrap()))
-            .unwrap();
-
-        let socket = path("fcgiwrap.sock");
-        let mut fcgiwrap = Command::new("/usr/sbin/fcgiwrap");
-        fcgiwrap.args(["-c", "4", "-s"]).arg(format!("unix:{}", socket.display()));
-        let fcgiwrap =
-            Server::start("fcgiwrap", fcgiwrap, &path("fcgiwrap.log"), || socket.exists()).expect("fcgiwrap starts");
-
-        for temp in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] {
-            std::fs::create_dir_all(path("tmp").join(temp)).unwrap();
-        }
-        let (nginx, port) = Server::on_free_port("nginx", &path("nginx.out"), |port| {
-            let d = dir.path().display();
-            let config = format!(
-                r#"user root;
-daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/tmp/body;
-  fastcgi_temp_path {d}/tmp/fastcgi;
-  proxy_temp_path {d}/tmp/proxy;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    client_max_body_size 0;
-    location / {{
-      auth_basic "git";
-      auth_basic_user_file {d}/htpasswd;
-      fastcgi_pass unix:{socket};
-      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-      fastcgi_param GIT_PROJECT_ROOT {root};
-      fastcgi_param GIT_HTTP_EXPORT_ALL "";
-      fastcgi_param PATH_INFO $uri;
-      fastcgi_param REMOTE_USER $remote_user;
-      fastcgi_param QUERY_STRING $query_string;
-      fastcgi_param REQUEST_METHOD $request_method;
-      fastcgi_param CONTENT_TYPE $content_type;
-      fastcgi_param CONTENT_LENGTH $content_length;
-    }}
-  }}
-}}
-"#,
-                socket = socket.display(),
-                root = root.display(),
-            );
-            std::fs::write(path("nginx.conf"), config).unwrap();
-            let mut command = Command::new("/usr/sbin/nginx");
-            command.arg("-p").arg(dir.path()).arg("-c").arg(path("nginx.conf")).arg("-e").arg(path("error.log"));
-            command
-        });
-        GitHttp { _nginx: nginx, _fcgiwrap: fcgiwrap, port, _dir: dir }
-    }
-
-    fn url(&self, repo: &str) -> String {
-        format!("http://127.0.0.1:{}/{repo}", self.port)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -331,7 +243,7 @@ async fn http_with_a_token_from_a_file() {
         let (logs, _guard) = Logs::capture();
         let remote = Remote::new();
         git(&remote.path(), &["config", "http.receivepack", "true"]);
-        let http = GitHttp::start(remote.dir());
+        let http = GitHttp::start(remote.dir(), Some(TOKEN)).expect("nginx and fcgiwrap start");
         let secrets = tempfile::tempdir().unwrap();
         let token_file = secrets.path().join("token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
@@ -375,7 +287,7 @@ async fn http_with_a_token_from_a_file() {
         assert!(matches!(remote_error(&e), RemoteError::RepositoryNotFound { .. }), "{e}");
 
         // Credentials in the URL are never shown.
-        let with_password = format!("http://someone:pa55word@127.0.0.1:{}/remote.git", http.port);
+        let with_password = format!("http://someone:pa55word@127.0.0.1:{}/remote.git", http.port());
         let e = open_error(GitStore::open(&with_password, Options { cache_dir: None, ..options() }).await);
         assert!(matches!(remote_error(&e), RemoteError::AuthenticationFailed { .. }), "{e}");
         assert!(!e.to_string().contains("pa55word") && e.to_string().contains("http://***@127.0.0.1"), "{e}");

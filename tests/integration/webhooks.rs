@@ -16,8 +16,8 @@ use kube::Api;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::servers::{Server, git_daemon};
 use crate::support::{Remote, configmap, options, within};
+use gitbacked_test_support::servers::{Server, git_daemon};
 
 const SECRET: &str = "It's a Secret to Everybody";
 

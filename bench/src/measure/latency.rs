@@ -6,18 +6,18 @@
 //! throughput and latencies as ratios to `t_push`, and the round trips of a push on each transport
 //! as the proxy sees them.
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use gitbacked::GitStore;
 
 use super::{Daemon, HOUR, Plan, Via, ms, options, write_level};
 use crate::proxy::{Counts, Proxy};
 use crate::repogen::{self, Repo};
 use crate::report::{Report, median, progress};
+use gitbacked_test_support::servers::GitHttp;
 
 /// The writer levels measured over each link.
 const WRITERS: [usize; 2] = [16, 64];
@@ -29,17 +29,14 @@ pub async fn run(repo: &Repo, plan: &Plan, rtts: &[u64], report: &mut Report) ->
     // Anonymous pushes over smart HTTP: http-backend refuses them unless told otherwise.
     repogen::git(&repo.remote, &["config", "http.receivepack", "true"])?;
     let daemon = Daemon::start(repo)?;
-    let http = match GitHttp::start(base) {
-        Ok(http) => Some(http),
-        Err(e) => {
-            report.skipped.push(format!("writes over smart HTTP with latency: {e:#}"));
-            None
-        }
-    };
+    let http = GitHttp::start(base, None);
+    if http.is_none() {
+        report.skipped.push("writes over smart HTTP with latency: nginx or fcgiwrap does not start".into());
+    }
     let mut links: Vec<(&str, SocketAddr, &str)> =
         vec![("git daemon", SocketAddr::from(([127, 0, 0, 1], daemon.port)), "git")];
     if let Some(http) = &http {
-        links.push(("smart HTTP", SocketAddr::from(([127, 0, 0, 1], http.port)), "http"));
+        links.push(("smart HTTP", SocketAddr::from(([127, 0, 0, 1], http.port())), "http"));
     }
     for &rtt in rtts {
         for &(transport, upstream, scheme) in &links {
@@ -186,139 +183,5 @@ impl PushClone {
         repogen::git(&self.wt, &["fetch", "--quiet", "origin"])?;
         repogen::git(&self.wt, &["reset", "--quiet", "--hard", "origin/main"])?;
         Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Servers
-
-/// A server process and everything it forks (a process group of its own), stopped on drop: TERM,
-/// then KILL for whatever the group still holds.
-struct Server {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `command` in a new process group, its output in `log`, and waits (bounded) until
-    /// `ready` holds; fails when it exits first.
-    fn start(name: &'static str, mut command: Command, log: &Path, ready: impl Fn() -> bool) -> Result<Server> {
-        use std::os::unix::process::CommandExt;
-        let out = std::fs::File::create(log)?;
-        command.process_group(0).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
-        let child = command.spawn().with_context(|| format!("{name} starts (is it installed?)"))?;
-        let mut server = Server { name, child, log: log.to_path_buf() };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if ready() {
-                return Ok(server);
-            }
-            if let Some(status) = server.child.try_wait()? {
-                bail!("{name} exited ({status}): {}", server.log());
-            }
-            if Instant::now() > deadline {
-                bail!("{name} did not become ready: {}", server.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let signal = |signal: &str| {
-            let quiet = Stdio::null;
-            let _ = Command::new("kill").args([signal, "--", &group]).stdout(quiet()).stderr(quiet()).status();
-        };
-        signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        signal("-KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- {} log ---\n{}", self.name, self.log());
-        }
-    }
-}
-
-/// nginx in front of `git http-backend` (through fcgiwrap), serving every repository under a
-/// directory, push allowed without authentication, as the tests run it (there with basic auth).
-struct GitHttp {
-    // Dropped in this order: nginx first, then fcgiwrap, then their directory.
-    _nginx: Server,
-    _fcgiwrap: Server,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl GitHttp {
-    fn start(root: &Path) -> Result<GitHttp> {
-        let dir = tempfile::tempdir()?;
-        let path = |name: &str| dir.path().join(name);
-        let socket = path("fcgiwrap.sock");
-        let mut fcgiwrap = Command::new("/usr/sbin/fcgiwrap");
-        fcgiwrap.args(["-c", "4", "-s"]).arg(format!("unix:{}", socket.display()));
-        let fcgiwrap = Server::start("fcgiwrap", fcgiwrap, &path("fcgiwrap.log"), || socket.exists())?;
-        for temp in ["body", "fastcgi", "proxy", "uwsgi", "scgi"] {
-            std::fs::create_dir_all(path("tmp").join(temp))?;
-        }
-        let d = dir.path().display();
-        let mut last_error = None;
-        // A port found free may be taken before nginx binds it: a few attempts.
-        for _ in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let config = format!(
-                r#"user root;
-daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-  access_log {d}/access.log;
-  client_body_temp_path {d}/tmp/body;
-  fastcgi_temp_path {d}/tmp/fastcgi;
-  proxy_temp_path {d}/tmp/proxy;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    client_max_body_size 0;
-    location / {{
-      fastcgi_pass unix:{socket};
-      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-      fastcgi_param GIT_PROJECT_ROOT {root};
-      fastcgi_param GIT_HTTP_EXPORT_ALL "";
-      fastcgi_param PATH_INFO $uri;
-      fastcgi_param QUERY_STRING $query_string;
-      fastcgi_param REQUEST_METHOD $request_method;
-      fastcgi_param CONTENT_TYPE $content_type;
-      fastcgi_param CONTENT_LENGTH $content_length;
-    }}
-  }}
-}}
-"#,
-                socket = socket.display(),
-                root = root.display(),
-            );
-            std::fs::write(path("nginx.conf"), config)?;
-            let mut nginx = Command::new("/usr/sbin/nginx");
-            nginx.arg("-p").arg(dir.path()).arg("-c").arg(path("nginx.conf")).arg("-e").arg(path("error.log"));
-            let listening = || TcpStream::connect(("127.0.0.1", port)).is_ok();
-            match Server::start("nginx", nginx, &path("nginx.out"), listening) {
-                Ok(nginx) => return Ok(GitHttp { _nginx: nginx, _fcgiwrap: fcgiwrap, port, _dir: dir }),
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("nginx did not start")))
     }
 }

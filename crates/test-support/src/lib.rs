@@ -1,6 +1,8 @@
 //! Fixtures shared by gitbacked's test suites: a bare remote and a person's clone of it, driven
 //! with the real git CLI, every command bounded in time.
 
+pub mod servers;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
