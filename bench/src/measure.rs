@@ -26,14 +26,14 @@ struct Plan {
     poll_samples: usize,
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
 /// Whether stores push to a local remote directly (`--push-with-git` turns it off).
 static DIRECT_PUSH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-fn options(interval: Duration) -> Options {
+pub(crate) fn options(interval: Duration) -> Options {
     let direct_push = DIRECT_PUSH.load(std::sync::atomic::Ordering::Relaxed);
     Options { interval, write_timeout: Duration::from_secs(120), direct_push, ..Default::default() }
 }
@@ -461,7 +461,7 @@ async fn git_seconds(store: &GitStore) -> Result<f64> {
 }
 
 /// git pushes so far and the seconds they took, from the store's /metrics.
-async fn pushes(store: &GitStore) -> Result<(f64, f64)> {
+pub(crate) async fn pushes(store: &GitStore) -> Result<(f64, f64)> {
     let text = metrics(store).await?;
     // Both ways of pushing: `git push`, and a direct push into a bare repository on this machine.
     let sum = |metric: &str| {

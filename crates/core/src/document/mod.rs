@@ -286,6 +286,8 @@ pub fn rewrite_detailed(
     item: Option<u32>,
     new: Option<&Value>,
 ) -> Result<Rewritten, RewriteError> {
+    // Timed by the bench's `write-costs` (issue 15).
+    let _cost = tracing::trace_span!(target: "gitbacked::cost", "rewrite").entered();
     let edit_list = |mut list: Value| -> Result<Value, RewriteError> {
         let index = item.unwrap_or_default();
         let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or(RewriteError::NoItem(index))?;

@@ -517,6 +517,8 @@ impl CommitBuilder {
 
     /// Writes the staged files as one commit on top of the previous one, and returns its id.
     pub fn commit(&mut self, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
+        // Timed by the bench's `write-costs` (issue 15).
+        let _cost = tracing::trace_span!(target: "gitbacked::cost", "commit").entered();
         let repo = &self.reader.repo;
         let base = match self.parent {
             Some(p) => repo.find_commit(p).map_err(objects)?.tree_id().map_err(objects)?.detach(),

@@ -306,6 +306,8 @@ pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: Objec
         if current == Some(tip) {
             return Ok(());
         }
+        // Timed by the bench's `write-costs` (issue 15).
+        let _cost = tracing::trace_span!(target: "gitbacked::cost", "apply").entered();
         let started = std::time::Instant::now();
         let reader = mirror.reader();
         let commits = match reader.first_parent_chain(current, tip)? {

@@ -24,6 +24,13 @@ use gitbacked_core::status::{ApiResult, Reason, StatusError};
 use gitbacked_core::storage::{Mutation, WriteOutcome};
 use gitbacked_core::{ObjectKey, StoredObject};
 
+/// Enters a span around a part of a write, timed by the bench's `write-costs` (issue 15).
+macro_rules! cost_span {
+    ($name:literal) => {
+        tracing::trace_span!(target: "gitbacked::cost", $name).entered()
+    };
+}
+
 /// How many times a batch is replayed on a moving remote before its writes fail (the write
 /// timeout bounds it too).
 const MAX_ATTEMPTS: usize = 64;
@@ -358,6 +365,7 @@ fn read_back(
     mutation: &Mutation,
     path: &str,
 ) -> ApiResult<()> {
+    let _cost = cost_span!("read_back");
     let bytes = builder.read(path).map_err(|e| StatusError::internal(format!("writing {key}: {e}")))?;
     let parsed = document::parse_file(path, bytes.as_deref().unwrap_or_default());
     let mut found = parsed.objects.iter().filter(|o| ObjectKey::of(registry, &o.value).is_some_and(|(k, _)| &k == key));
@@ -458,6 +466,7 @@ fn new_path(builder: &CommitBuilder, key: &ObjectKey, dir: &str, files: usize) -
 }
 
 fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, GitError> {
+    let _cost = cost_span!("read_text");
     let bytes = builder.read(path)?.unwrap_or_default();
     String::from_utf8(bytes).map_err(|_| GitError::NotUtf8 { path: path.to_string() })
 }
@@ -471,6 +480,7 @@ fn find_document(
     registry: &Registry,
     hint: (u32, Option<u32>),
 ) -> Option<(u32, Option<u32>)> {
+    let _cost = cost_span!("find_document");
     let parsed = document::parse_file(path, text.as_bytes());
     let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
     let found = parsed.objects.iter().find(|o| (o.doc, o.item) == hint && holds(&o.value));
