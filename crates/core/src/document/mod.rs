@@ -201,23 +201,91 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
         return parsed;
     }
     for (i, chunk) in chunks(bytes).iter().enumerate() {
-        let raw = &bytes[chunk.start..chunk.end];
-        let Ok(body) = std::str::from_utf8(raw) else {
-            parsed.errors.push(not_utf8(raw, chunk.first_line));
-            continue;
-        };
-        if body.trim().is_empty() {
-            continue;
-        }
-        match parse_yaml(body) {
-            Ok(value) => collect(i as u32, chunk.first_line, value, &mut parsed),
-            Err(mut e) => {
-                e.line += chunk.first_line - 1;
-                parsed.errors.push(e);
-            }
-        }
+        parse_chunk(i as u32, chunk, bytes, parse_yaml, &mut parsed);
     }
     parsed
+}
+
+/// Reads document `doc` of a file alone: what [`parse_file`] finds in that document, as it finds
+/// it (the same indices and lines), without parsing the others. A JSON file is document 0.
+pub fn parse_document(path: &str, bytes: &[u8], doc: u32) -> ParsedFile {
+    if is_json(path) {
+        return if doc == 0 { parse_file(path, bytes) } else { ParsedFile::default() };
+    }
+    let mut parsed = ParsedFile::default();
+    if let Some(chunk) = chunks(bytes).get(doc as usize) {
+        parse_chunk(doc, chunk, bytes, parse_recent, &mut parsed);
+    }
+    parsed
+}
+
+/// How many documents a file has, as [`parse_file`] counts them (a JSON file has one).
+pub fn document_count(path: &str, bytes: &[u8]) -> usize {
+    if is_json(path) { 1 } else { chunks(bytes).len() }
+}
+
+/// The only document in which two versions of a YAML file differ, when everything else (the
+/// other documents, and the markers between them) is the same byte for byte; `None` otherwise,
+/// and for JSON files. Then [`parse_document`] of the new version reads all that changed.
+pub fn changed_document(path: &str, old: &[u8], new: &[u8]) -> Option<u32> {
+    if is_json(path) {
+        return None;
+    }
+    let (before, after) = (chunks(old), chunks(new));
+    if before.len() != after.len() {
+        return None;
+    }
+    let doc = before.iter().zip(&after).position(|(b, a)| old[b.start..b.end] != new[a.start..a.end])?;
+    let (b, a) = (&before[doc], &after[doc]);
+    (old[..b.start] == new[..a.start] && old[b.end..] == new[a.end..]).then_some(doc as u32)
+}
+
+/// [`parse_yaml`], remembering the last documents parsed on this thread with it. A write reads
+/// the document it changes twice (to find it, to edit it) and its edit twice (the editor's check,
+/// the read-back), one after the other; a parse costs many times a copy of its result.
+fn parse_recent(text: &str) -> Result<Value, DocumentError> {
+    /// The documents kept: the one being written and its edit.
+    const KEPT: usize = 2;
+    type Recent = std::collections::VecDeque<(Box<str>, Result<Value, DocumentError>)>;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent::new()) };
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some((_, read)) = recent.iter().find(|(t, _)| **t == *text) {
+            return read.clone();
+        }
+        let read = parse_yaml(text);
+        if recent.len() == KEPT {
+            recent.pop_front();
+        }
+        recent.push_back((text.into(), read.clone()));
+        read
+    })
+}
+
+/// Adds the objects and errors of document `doc`, the `chunk` of `bytes`, read with `parse`.
+fn parse_chunk(
+    doc: u32,
+    chunk: &Chunk,
+    bytes: &[u8],
+    parse: fn(&str) -> Result<Value, DocumentError>,
+    parsed: &mut ParsedFile,
+) {
+    let raw = &bytes[chunk.start..chunk.end];
+    let Ok(body) = std::str::from_utf8(raw) else {
+        parsed.errors.push(not_utf8(raw, chunk.first_line));
+        return;
+    };
+    if body.trim().is_empty() {
+        return;
+    }
+    match parse(body) {
+        Ok(value) => collect(doc, chunk.first_line, value, parsed),
+        Err(mut e) => {
+            e.line += chunk.first_line - 1;
+            parsed.errors.push(e);
+        }
+    }
 }
 
 /// The error for bytes that are not UTF-8, at the line of the first bad byte.
@@ -328,7 +396,7 @@ pub fn rewrite_detailed(
     let chunks = chunks(text.as_bytes());
     let chunk = chunks.get(doc as usize).ok_or(RewriteError::NoDocument(doc))?;
     let body = &text[chunk.start..chunk.end];
-    let old = parse_yaml(body).map_err(RewriteError::Unreadable);
+    let old = parse_recent(body).map_err(RewriteError::Unreadable);
     let replacement = match (item, new) {
         (Some(_), _) => Some(edit_list(old.clone()?)?),
         (None, Some(new)) => {
@@ -346,7 +414,7 @@ pub fn rewrite_detailed(
             let edited = old
                 .ok()
                 .and_then(|old| edit::edit(body, &old, &v, Syntax::Yaml))
-                .filter(|t| parse_yaml(t).is_ok_and(|r| r == v));
+                .filter(|t| parse_recent(t).is_ok_and(|r| r == v));
             match edited {
                 Some(edited) => {
                     out.push_str(&edited);
@@ -382,9 +450,10 @@ pub fn rewrite_detailed(
     };
     // A replaced document keeps content: only a removal (of a document or a list's item) may
     // leave the file with nothing in it.
+    // The parse last: it is of the whole file, and a file with content needs none.
     let empty = (new.is_none() || item.is_some())
-        && parse_file(path, out.as_bytes()).objects.is_empty()
-        && chunks_of(&out).all(|c| c.trim().is_empty() || c.trim_start().starts_with('#'));
+        && chunks_of(&out).all(|c| c.trim().is_empty() || c.trim_start().starts_with('#'))
+        && parse_file(path, out.as_bytes()).objects.is_empty();
     Ok(Rewritten { text: (!empty).then_some(out), fidelity })
 }
 

@@ -475,6 +475,15 @@ impl CommitBuilder {
         }
     }
 
+    /// The content of `path` before its latest staged change: what an earlier change of this
+    /// commit staged, else the parent commit's (as [`CommitBuilder::read`] gave it before).
+    pub fn previous(&self, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        match self.files.iter().rev().filter(|(p, _)| p == path).nth(1) {
+            Some((_, content)) => Ok(content.clone()),
+            None => self.parent.map_or(Ok(None), |parent| self.reader.file_at(parent, path)),
+        }
+    }
+
     /// What a new file at `path` (relative to the subdirectory) would replace in the commit the next
     /// one is built on, staged changes included.
     pub fn occupant(&self, path: &str) -> Result<Occupant, GitError> {

@@ -367,7 +367,8 @@ fn read_back(
 ) -> ApiResult<()> {
     let _cost = cost_span!("read_back");
     let bytes = builder.read(path).map_err(|e| StatusError::internal(format!("writing {key}: {e}")))?;
-    let parsed = document::parse_file(path, bytes.as_deref().unwrap_or_default());
+    let parsed = read_changed(builder, mutation, path, bytes.as_deref().unwrap_or_default())
+        .map_err(|e| StatusError::internal(format!("writing {key}: {e}")))?;
     let mut found = parsed.objects.iter().filter(|o| ObjectKey::of(registry, &o.value).is_some_and(|(k, _)| &k == key));
     let served = match mutation {
         // A document that leaves its namespace implicit is written so (see
@@ -388,6 +389,27 @@ fn read_back(
         Reason::Invalid
     };
     Err(StatusError::new(reason, format!("{key} would not be read back from the repository as written: {problem}")))
+}
+
+/// What the reader finds in the staged `bytes` of `path` that a put changed. When the put
+/// changed one document of a multi-document file and left the rest of the file byte for byte as
+/// it was, that document alone is read; otherwise, and for a delete (which must not leave another
+/// document claiming the key), the whole file.
+fn read_changed(
+    builder: &CommitBuilder,
+    mutation: &Mutation,
+    path: &str,
+    bytes: &[u8],
+) -> Result<document::ParsedFile, GitError> {
+    let doc = match mutation {
+        Mutation::Put(_) if document::document_count(path, bytes) == 1 => Some(0),
+        Mutation::Put(_) => builder.previous(path)?.and_then(|before| document::changed_document(path, &before, bytes)),
+        Mutation::Delete => None,
+    };
+    Ok(match doc {
+        Some(doc) => document::parse_document(path, bytes, doc),
+        None => document::parse_file(path, bytes),
+    })
 }
 
 /// Stages one mutation; returns the path it changed, `None` when it changes nothing.
@@ -481,8 +503,12 @@ fn find_document(
     hint: (u32, Option<u32>),
 ) -> Option<(u32, Option<u32>)> {
     let _cost = cost_span!("find_document");
-    let parsed = document::parse_file(path, text.as_bytes());
     let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
-    let found = parsed.objects.iter().find(|o| (o.doc, o.item) == hint && holds(&o.value));
-    found.or_else(|| parsed.objects.iter().find(|o| holds(&o.value))).map(|o| (o.doc, o.item))
+    // The remembered document alone first: in a large file, parsing the others is most of a write.
+    let remembered = document::parse_document(path, text.as_bytes(), hint.0);
+    if remembered.objects.iter().any(|o| (o.doc, o.item) == hint && holds(&o.value)) {
+        return Some(hint);
+    }
+    let parsed = document::parse_file(path, text.as_bytes());
+    parsed.objects.iter().find(|o| holds(&o.value)).map(|o| (o.doc, o.item))
 }
