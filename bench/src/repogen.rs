@@ -333,11 +333,20 @@ pub fn small_deployment(name: &str) -> String {
 /// argo-cd's `install.yaml` shape: 59 documents, 1.9 MB, nearly all of it 8 CRDs with long
 /// descriptions, then service accounts, RBAC, ConfigMaps, Secrets, Services and Deployments.
 pub fn install_yaml() -> String {
-    let names = ["application-controller", "applicationset-controller", "dex-server", "notifications-controller", "redis", "repo-server", "server"];
-    let mut docs: Vec<String> = ["Application", "ApplicationSet", "AppProject", "Cluster", "Repository", "Notification", "Rollout", "Workflow"]
-        .iter()
-        .map(|kind| big_crd(kind, 37))
-        .collect();
+    let names = [
+        "application-controller",
+        "applicationset-controller",
+        "dex-server",
+        "notifications-controller",
+        "redis",
+        "repo-server",
+        "server",
+    ];
+    let mut docs: Vec<String> =
+        ["Application", "ApplicationSet", "AppProject", "Cluster", "Repository", "Notification", "Rollout", "Workflow"]
+            .iter()
+            .map(|kind| big_crd(kind, 37))
+            .collect();
     for name in names {
         docs.push(format!(
             "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  labels:\n    app.kubernetes.io/name: argocd-{name}\n  name: argocd-{name}\n  namespace: argocd\n"
@@ -351,11 +360,22 @@ pub fn install_yaml() -> String {
         docs.push(format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: argocd-{name}\n{subject}"));
         docs.push(format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: argocd-{name}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: argocd-{name}\n{subject}"));
     }
-    for name in ["cm", "cmd-params-cm", "gpg-keys-cm", "notifications-cm", "rbac-cm", "ssh-known-hosts-cm", "tls-certs-cm", "redis-ha-cm"] {
+    for name in [
+        "cm",
+        "cmd-params-cm",
+        "gpg-keys-cm",
+        "notifications-cm",
+        "rbac-cm",
+        "ssh-known-hosts-cm",
+        "tls-certs-cm",
+        "redis-ha-cm",
+    ] {
         docs.push(small_configmap(&format!("argocd-{name}")));
     }
     for name in ["notifications-secret", "secret"] {
-        docs.push(format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\ntype: Opaque\n"));
+        docs.push(format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\ntype: Opaque\n"
+        ));
     }
     for name in &names[2..6] {
         docs.push(format!(

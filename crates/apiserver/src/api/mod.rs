@@ -721,7 +721,8 @@ impl Api {
         let (storage, services, admitted) = (self.storage.clone(), self.services.clone(), key.clone());
         let wrapped = move |current: Option<&StoredObject>| {
             // The parts of a write, timed by the bench's `write-costs` (issue 15).
-            let mut mutation = tracing::trace_span!(target: "gitbacked::cost", "mutate").in_scope(|| mutate(current))?;
+            let mut mutation =
+                tracing::trace_span!(target: "gitbacked::cost", "mutate").in_scope(|| mutate(current))?;
             tracing::trace_span!(target: "gitbacked::cost", "admission")
                 .in_scope(|| admission::admit(storage.as_ref(), &services, &admitted, current, &mut mutation))?;
             if let (Mutation::Delete, Some(c)) = (&mutation, current) {
