@@ -65,8 +65,16 @@ fn chunks(text: &[u8]) -> Vec<Chunk> {
     let mut out = Vec::new();
     let (mut start, mut first_line, mut offset, mut line_no) = (0usize, 1u64, 0usize, 0u64);
     let mut seen_content = false;
-    for line in text.split_inclusive(|b| *b == b'\n') {
+    while offset < text.len() {
+        let end = memchr::memchr(b'\n', &text[offset..]).map_or(text.len(), |i| offset + i + 1);
+        let line = &text[offset..end];
         line_no += 1;
+        // Only a line starting with `-` or `.` may be a marker, and once a document has content,
+        // more content changes nothing: most lines of a large file need no closer look.
+        if seen_content && !matches!(line[0], b'-' | b'.') {
+            offset = end;
+            continue;
+        }
         let bare = line.strip_suffix(b"\n").unwrap_or(line);
         let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
         let is_marker =
@@ -82,13 +90,13 @@ fn chunks(text: &[u8]) -> Vec<Chunk> {
             seen_content = true;
         } else if is_marker(b"...") {
             out.push(Chunk { start, end: offset, first_line });
-            start = offset + line.len();
+            start = end;
             first_line = line_no + 1;
             seen_content = false;
         } else if !bare.trim_ascii().is_empty() && !bare.trim_ascii_start().starts_with(b"#") {
             seen_content = true;
         }
-        offset += line.len();
+        offset = end;
     }
     if seen_content || out.is_empty() || start < text.len() {
         out.push(Chunk { start, end: text.len(), first_line });
@@ -512,6 +520,52 @@ mod tests {
             parsed.objects.iter().map(|o| (o.doc, o.value["metadata"]["name"].as_str().unwrap())).collect();
         assert_eq!(names, [(0, "a"), (1, "b"), (3, "c")]);
         assert!(parsed.errors.is_empty());
+    }
+
+    /// Files whose documents are split in every way the reader knows.
+    const SPLITS: &[&str] = &[
+        MULTI,
+        "",
+        "---\n---\n",
+        "# only a comment\n",
+        "--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\tkey: [unclosed\n...\n# after the end\n",
+        "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: a\r\n---\r\napiVersion: v1\r\nkind: List\r\nitems: []\r\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n...\n---\n--- # marker\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  k: 0\n---x\n....\n-- -\n",
+        "a: |\n  ---\n  ...\n---  \nb: 1",
+    ];
+
+    #[test]
+    fn each_document_reads_alone_as_in_the_whole_file() {
+        for text in SPLITS {
+            let whole = parse_file("f.yaml", text.as_bytes());
+            let mut alone = ParsedFile::default();
+            for doc in 0..document_count("f.yaml", text.as_bytes()) {
+                let one = parse_document("f.yaml", text.as_bytes(), doc as u32);
+                alone.objects.extend(one.objects);
+                alone.errors.extend(one.errors);
+            }
+            assert_eq!(alone, whole, "{text:?}");
+        }
+        let json_file = br#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}"#;
+        assert_eq!(parse_document("n.json", json_file, 0), parse_file("n.json", json_file));
+        assert_eq!(parse_document("n.json", json_file, 1), ParsedFile::default());
+    }
+
+    #[test]
+    fn the_changed_document_is_found_only_when_nothing_else_changed() {
+        let changed = |new: &str| changed_document("x.yaml", MULTI.as_bytes(), new.as_bytes());
+        assert_eq!(changed(&MULTI.replace("name: b  # keep me", "name: b2")), Some(1));
+        assert_eq!(changed(&MULTI.replace("k: \"1\"", "k: \"2\"\n  j: x")), Some(0));
+        assert_eq!(changed(&MULTI.replace("name: c", "name: c\ndata: {}")), Some(3));
+        // Nothing changed, two documents changed, a document more or less: not one document.
+        assert_eq!(changed(MULTI), None);
+        assert_eq!(changed(&MULTI.replace("name: a", "name: a2").replace("name: c", "name: c2")), None);
+        assert_eq!(changed(&MULTI.replace("# only a comment\n", "a: 1\n---\nb: 2\n")), None);
+        assert_eq!(changed(&MULTI.replace("---\n# only a comment\n", "")), None);
+        // A change to a marker line is a change of the document it starts.
+        assert_eq!(changed(&MULTI.replacen("---\n", "--- # b\n", 1)), Some(1));
+        assert_eq!(changed(&MULTI.replacen("---\n", "...\n---\n", 1)), None);
+        assert_eq!(changed_document("x.json", b"{}", b"{\"a\": 1}"), None);
     }
 
     #[test]
