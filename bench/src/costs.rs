@@ -33,10 +33,12 @@ use crate::report::{median, percentile, progress};
 /// The target of the library's spans around the parts of a write.
 pub const TARGET: &str = "gitbacked::cost";
 
-/// Time spent inside each span name, and how many times it was entered, since the last [`take`].
-static TOTALS: Mutex<BTreeMap<&'static str, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+/// Time spent inside each span, and how many times it was entered, since the last [`take`].
+static TOTALS: Mutex<BTreeMap<String, (Duration, u64)>> = Mutex::new(BTreeMap::new());
 
-/// Adds up the time spent inside each span (see [`take`]).
+/// Adds up the time spent inside each span (see [`take`]), by name; a span inside others by
+/// `outermost/name` (CEL rules are evaluated in admission, `admission/cel`, and by the store's
+/// review of what a commit brought, beside the sync loop, `cel`).
 pub struct Timing;
 
 /// When the span was entered.
@@ -52,15 +54,19 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let Some(Entered(at)) = span.extensions_mut().remove::<Entered>() else { return };
+        let name = match span.scope().last().filter(|root| root.id() != span.id()) {
+            Some(root) => format!("{}/{}", root.name(), span.name()),
+            None => span.name().to_string(),
+        };
         let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
-        let total = totals.entry(span.name()).or_default();
+        let total = totals.entry(name).or_default();
         total.0 += at.elapsed();
         total.1 += 1;
     }
 }
 
 /// The totals since the last call, and starts counting anew.
-fn take() -> BTreeMap<&'static str, (Duration, u64)> {
+fn take() -> BTreeMap<String, (Duration, u64)> {
     std::mem::take(&mut *TOTALS.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
@@ -69,14 +75,14 @@ fn take() -> BTreeMap<&'static str, (Duration, u64)> {
 const PARTS: &[(&str, &str)] = &[
     ("mutate", "the request's change worked out on the stored object (patch, metadata)"),
     ("admission", "admission, all of it"),
-    ("admission.types", "· types of built-in kinds (their schema)"),
+    ("admission/types", "· types of built-in kinds (their schema)"),
     (
-        "admission.defaults",
+        "admission/defaults",
         "· defaults (built-in kinds: worked out on the new and old object; CRDs: pruning and defaults)",
     ),
-    ("admission.validate", "· schema validation and the kind's rules"),
-    ("admission.cel", "· · CEL rules (x-kubernetes-validations)"),
-    ("admission.strip", "· built-in defaults left out of what is written"),
+    ("admission/validate", "· schema validation and the kind's rules"),
+    ("admission/cel", "· · CEL rules (x-kubernetes-validations)"),
+    ("admission/strip", "· built-in defaults left out of what is written"),
     ("read_text", "the file read from the commit being built"),
     ("find_document", "the object's document found in its file"),
     ("rewrite", "the minimal edit of the document (with its own check)"),
@@ -93,7 +99,7 @@ struct Measured {
     wall: Duration,
     latencies: Vec<f64>,
     rates: Vec<f64>,
-    parts: BTreeMap<&'static str, Duration>,
+    parts: BTreeMap<String, Duration>,
 }
 
 impl Measured {
@@ -109,7 +115,7 @@ impl Measured {
     }
 
     /// Adds a run: its latencies (ms), wall time, span totals and push seconds.
-    fn add(&mut self, latencies: Vec<f64>, wall: Duration, spans: BTreeMap<&'static str, (Duration, u64)>, push: f64) {
+    fn add(&mut self, latencies: Vec<f64>, wall: Duration, spans: BTreeMap<String, (Duration, u64)>, push: f64) {
         self.writes += latencies.len();
         self.rates.push(latencies.len() as f64 / wall.as_secs_f64());
         self.latencies.extend(latencies);
@@ -117,7 +123,7 @@ impl Measured {
         for (name, (time, _)) in spans {
             *self.parts.entry(name).or_default() += time;
         }
-        *self.parts.entry("push").or_default() += Duration::from_secs_f64(push);
+        *self.parts.entry("push".into()).or_default() += Duration::from_secs_f64(push);
     }
 
     /// µs per write of a part.
