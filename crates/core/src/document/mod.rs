@@ -254,9 +254,14 @@ pub fn changed_document(path: &str, old: &[u8], new: &[u8]) -> Option<u32> {
 fn parse_recent(text: &str) -> Result<Value, DocumentError> {
     /// The documents kept: the one being written and its edit.
     const KEPT: usize = 2;
+    /// Larger documents are parsed each time: what is kept stays in memory until two more are parsed.
+    const LARGEST: usize = 1 << 20;
     type Recent = std::collections::VecDeque<(Box<str>, Result<Value, DocumentError>)>;
     thread_local! {
         static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent::new()) };
+    }
+    if text.len() > LARGEST {
+        return parse_yaml(text);
     }
     RECENT.with_borrow_mut(|recent| {
         if let Some((_, read)) = recent.iter().find(|(t, _)| **t == *text) {
