@@ -33,6 +33,8 @@ use gitbacked_apiserver::http::webhook::{self, Webhook};
 use gitbacked_apiserver::{Api, Endpoints};
 pub use gitbacked_core::Limits;
 pub use gitbacked_git::mirror::remote::RemoteError;
+use gitbacked_git::status_ref::Bookkeeping;
+pub use gitbacked_git::status_ref::{Placement, status_ref};
 use gitbacked_git::{Config, GitStorage, mirror::credentials::Credentials};
 pub use gitbacked_git::{GitError, Identity, SyncError, lease_ref};
 
@@ -104,6 +106,14 @@ pub struct Options {
     /// The range Service cluster IPs are allocated from (kube-apiserver's
     /// `--service-cluster-ip-range`). Default: `10.96.0.0/12`.
     pub service_cluster_ip_range: ServiceCidr,
+    /// Where objects' `status` is kept: in their documents on the branch, or on the status ref
+    /// ([`status_ref`]), merged into what is served, so that the branch's history holds people's
+    /// intent and the controllers' spec and metadata changes only. Default: inline.
+    pub status: Placement,
+    /// Where objects' `metadata.managedFields` (server-side apply's field ownership) is kept: in
+    /// their documents on the branch, or on the status ref. Default: on the status ref (a first
+    /// apply would otherwise add some 60 lines of bookkeeping to a person's file).
+    pub managed_fields: Placement,
 }
 
 /// Shows every option but the webhook secret, so that logging the options cannot leak it.
@@ -128,6 +138,8 @@ impl std::fmt::Debug for Options {
             .field("direct_push", &self.direct_push)
             .field("garbage_collector", &self.garbage_collector)
             .field("service_cluster_ip_range", &self.service_cluster_ip_range)
+            .field("status", &self.status)
+            .field("managed_fields", &self.managed_fields)
             .finish()
     }
 }
@@ -153,6 +165,8 @@ impl Default for Options {
             direct_push: true,
             garbage_collector: true,
             service_cluster_ip_range: ServiceCidr::default(),
+            status: Placement::Inline,
+            managed_fields: Placement::Ref,
         }
     }
 }
@@ -240,6 +254,7 @@ impl GitStore {
             event_limits: options.event_limits,
             watch_window: options.watch_window,
             direct_push: options.direct_push,
+            bookkeeping: Bookkeeping { status: options.status, managed_fields: options.managed_fields },
         };
         let mut metrics = prometheus_client::registry::Registry::with_prefix("gitbacked");
         let (storage, tasks) = GitStorage::open(config, &mut metrics).await?;

@@ -11,11 +11,14 @@
 //!
 //! Nothing here asserts on timings: the numbers are printed as a table and as markdown.
 
+mod churn;
 mod compare;
 mod costs;
+mod fanout;
 mod http;
 mod measure;
 mod minimal;
+mod proxy;
 mod repogen;
 mod report;
 
@@ -42,6 +45,12 @@ enum Cmd {
     /// Random single-value edits of a generated corpus of manifests through `document::rewrite`:
     /// how many change only the lines they must (prints markdown).
     MinimalWrites(minimal::MinimalArgs),
+    /// The replicator under a steady load with status and managedFields inline and on the status
+    /// ref: commits per hour on each, and the lines an apply adds to a person's file (markdown).
+    Churn(churn::ChurnArgs),
+    /// Watch fan-out: many watchers (half with label selectors) and a person's commit changing
+    /// thousands of objects; time to the first and the last watcher, memory per idle watch.
+    Fanout(fanout::FanoutArgs),
     /// The parts of a write (admission and its parts, the minimal edit, the read-back, commit,
     /// push, apply): µs per write and share of the latency, for three kinds (prints markdown).
     WriteCosts(costs::CostArgs),
@@ -53,6 +62,15 @@ enum Cmd {
     ChildOpen {
         /// The remote.
         url: String,
+    },
+    /// Runs the delaying proxy of the latency measurement by hand: prints its port, then what it
+    /// carried every second, until killed.
+    #[command(hide = true)]
+    Proxy {
+        /// Where it forwards to (`127.0.0.1:9418`).
+        upstream: std::net::SocketAddr,
+        /// The round-trip time it adds, in ms (half each way).
+        rtt_ms: u64,
     },
     /// Generates a repository of `objects` objects, keeps it and prints the remote's path (for profiling).
     #[command(hide = true)]
@@ -82,9 +100,17 @@ pub struct AllArgs {
     /// buckets one level down). Shows what large directories cost writes.
     #[arg(long)]
     pub flat: bool,
+    /// Generates files as people write them: flat directories (as `--flat`), comments, flow-style
+    /// maps, quoted strings, ~550-byte Deployments.
+    #[arg(long)]
+    pub person: bool,
     /// Pushes to the local remote with `git push` instead of writing into it directly.
     #[arg(long)]
     pub push_with_git: bool,
+    /// Round-trip times (ms) of the links the `latency` measurement delays (default 10,50; 10 with
+    /// --quick).
+    #[arg(long, value_delimiter = ',')]
+    pub rtts: Vec<u64>,
     /// Runs only these measurements (default: all of them).
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Vec<Measurement>,
@@ -105,6 +131,9 @@ pub enum Measurement {
     Propagation,
     /// Incremental sync of the largest repository.
     Incremental,
+    /// Writes to git daemon and smart HTTP behind a delaying proxy, against `git push` over the
+    /// same link (issue 15, item 7).
+    Latency,
 }
 
 fn main() -> Result<()> {
@@ -136,6 +165,14 @@ fn main() -> Result<()> {
             println!("{}", minimal::run(&args)?);
             Ok(())
         }
+        Cmd::Churn(args) => {
+            println!("{}", runtime.block_on(churn::run(&args))?);
+            Ok(())
+        }
+        Cmd::Fanout(args) => {
+            println!("{}", runtime.block_on(fanout::run(&args))?);
+            Ok(())
+        }
         Cmd::WriteCosts(args) => {
             println!("{}", runtime.block_on(costs::write_costs(&args))?);
             Ok(())
@@ -145,6 +182,19 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),
+        Cmd::Proxy { upstream, rtt_ms } => {
+            let proxy = proxy::Proxy::start(upstream, std::time::Duration::from_millis(rtt_ms))?;
+            println!("127.0.0.1:{}", proxy.port);
+            let mut last = proxy.counts();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = proxy.counts();
+                if now != last {
+                    eprintln!("{:?}", now - last);
+                    last = now;
+                }
+            }
+        }
         Cmd::Generate { objects } => {
             let repo = repogen::generate(objects)?;
             println!("{}", repo.local_url());

@@ -11,14 +11,22 @@ use gitbacked::{GitStore, Options};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, WatchEvent, WatchParams};
 
+mod latency;
+
 use crate::repogen::{self, Repo};
 use crate::report::{Report, median, percentile, progress};
 use crate::{AllArgs, Measurement};
 
 /// How much work each measurement does.
-struct Plan {
-    runs: usize,
-    writes_per_level: usize,
+pub(crate) struct Plan {
+    /// How many times each measurement runs.
+    pub runs: usize,
+    /// Writes per writer level and run.
+    pub writes_per_level: usize,
+    /// Writes per writer level and run over a link with latency.
+    pub latency_writes: usize,
+    /// `git push` samples of `t_push`, before and again after the writers.
+    pub push_samples: usize,
     baseline_writes: usize,
     gets: usize,
     lists: usize,
@@ -26,6 +34,7 @@ struct Plan {
     poll_samples: usize,
 }
 
+/// A duration in milliseconds.
 pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -33,22 +42,27 @@ pub(crate) fn ms(d: Duration) -> f64 {
 /// Whether stores push to a local remote directly (`--push-with-git` turns it off).
 static DIRECT_PUSH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
+/// The stores' options: `interval`, a long write timeout, the direct push unless `--push-with-git`.
 pub(crate) fn options(interval: Duration) -> Options {
     let direct_push = DIRECT_PUSH.load(std::sync::atomic::Ordering::Relaxed);
     Options { interval, write_timeout: Duration::from_secs(120), direct_push, ..Default::default() }
 }
 
-const HOUR: Duration = Duration::from_secs(3600);
+/// A poll interval long enough that only the bench's own calls reach the remote.
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
 /// Runs everything and returns the report.
 pub async fn all(args: &AllArgs) -> Result<Report> {
     repogen::set_flat(args.flat);
+    repogen::set_person(args.person);
     DIRECT_PUSH.store(!args.push_with_git, std::sync::atomic::Ordering::Relaxed);
     progress(&format!("gitbacked-bench on {}", crate::report::machine()));
     let plan = if args.quick {
         Plan {
             runs: args.runs.unwrap_or(2),
             writes_per_level: 16,
+            latency_writes: 32,
+            push_samples: 2,
             baseline_writes: 3,
             gets: 200,
             lists: 3,
@@ -59,6 +73,8 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
         Plan {
             runs: args.runs.unwrap_or(3),
             writes_per_level: 256,
+            latency_writes: 512,
+            push_samples: 5,
             baseline_writes: 20,
             gets: 5000,
             lists: 10,
@@ -81,6 +97,9 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
     let mut report = Report::default();
     if args.flat {
         report.notes.push("--flat: each namespace's files of a kind in one directory".into());
+    }
+    if args.person {
+        report.notes.push("--person: files as people write them (flat directories, comments, flow maps)".into());
     }
     if args.push_with_git {
         report.notes.push("--push-with-git: every push to the local remote runs `git push`".into());
@@ -126,6 +145,16 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
                 memory(&repo, &plan, &mut report)?;
             }
         }
+        if n == big[0] && runs(Measurement::Latency) {
+            let rtts = if !args.rtts.is_empty() {
+                args.rtts.clone()
+            } else if args.quick {
+                vec![10]
+            } else {
+                vec![10, 50]
+            };
+            latency::run(&repo, &plan, &rtts, &mut report).await?;
+        }
         if n == big[0] && runs(Measurement::Propagation) {
             propagation(&repo, &plan, &mut report).await?;
         }
@@ -138,13 +167,17 @@ pub async fn all(args: &AllArgs) -> Result<Report> {
 // Writes
 
 /// `git daemon` serving the repository's remote with push enabled, on a free loopback port; stopped on drop.
-struct Daemon {
+pub(crate) struct Daemon {
     child: std::process::Child,
-    url: String,
+    /// `git://127.0.0.1:<port>/remote.git`.
+    pub url: String,
+    /// The port it listens on.
+    pub port: u16,
 }
 
 impl Daemon {
-    fn start(repo: &Repo) -> Result<Daemon> {
+    /// Starts it and waits until it listens.
+    pub fn start(repo: &Repo) -> Result<Daemon> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let base = repo.remote.parent().context("the remote has a parent directory")?;
         use std::os::unix::process::CommandExt;
@@ -160,7 +193,7 @@ impl Daemon {
             .stderr(std::process::Stdio::null())
             .spawn()
             .context("git daemon starts")?;
-        let daemon = Daemon { child, url: format!("git://127.0.0.1:{port}/remote.git") };
+        let daemon = Daemon { child, url: format!("git://127.0.0.1:{port}/remote.git"), port };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -184,14 +217,16 @@ impl Drop for Daemon {
 /// How the writers reach the store: in-process through its kube client, or over HTTP with
 /// keep-alive connections to its Router served on loopback.
 #[derive(Clone)]
-enum Via {
+pub(crate) enum Via {
+    /// Through the store's own kube client.
     InProcess(kube::Client),
+    /// Over HTTP to the store's Router served at this address.
     Http(std::net::SocketAddr),
 }
 
 impl Via {
     /// What a row calls `n` writers this way.
-    fn writers(&self, n: usize) -> String {
+    pub fn writers(&self, n: usize) -> String {
         match self {
             Via::InProcess(_) => format!("{n} writers"),
             Via::Http(_) => format!("HTTP, {n} keep-alive clients"),
@@ -240,42 +275,88 @@ async fn writes(repo: &Repo, url: &str, section: &str, plan: &Plan, report: &mut
     let in_process = Via::InProcess(store.client());
     let levels =
         [1usize, 4, 16, 64].map(|n| (in_process.clone(), n)).into_iter().chain([16, 64].map(|n| (Via::Http(addr), n)));
-    let total_cms = repogen::configmap_count(repo.objects - 1);
     for (via, writers) in levels {
-        let per_writer = plan.writes_per_level.div_ceil(writers).max(2);
-        let (mut rates, mut p50s, mut p99s, mut batches, mut push_ms) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let who = via.writers(writers);
-        for run in 0..plan.runs {
-            let (pushes_before, push_seconds_before) = pushes(&store).await?;
-            progress(&format!("{section}: {who} × {per_writer} writes, run {}/{}", run + 1, plan.runs));
-            let started = Instant::now();
-            let mut tasks = Vec::new();
-            for w in 0..writers {
-                // Each writer has an object of its own: writer w in namespace w % 10, the writers'
-                // objects spread over the whole repository.
-                let (name, ns, _, _) = repogen::configmap(repogen::spread(w, writers, total_cms), 0);
-                tasks.push(tokio::spawn(via.clone().write(ns, name, per_writer, format!("{who}-{run}"))));
-            }
-            let mut latencies = Vec::new();
-            for t in tasks {
-                latencies.extend(t.await??);
-            }
-            record_run(&latencies, started, [&mut rates, &mut p50s, &mut p99s]);
-            let (pushes_after, push_seconds_after) = pushes(&store).await?;
-            let count = (pushes_after - pushes_before).max(1.0);
-            batches.push(latencies.len() as f64 / count);
-            push_ms.push((push_seconds_after - push_seconds_before) * 1000.0 / count);
-        }
-        report.add(section, format!("{who}: writes per git push (group commit)"), "", batches, String::new());
-        report.add(section, format!("{who}: mean git push time (store /metrics)"), "ms", push_ms, String::new());
-        report.add(section, format!("{who}: acknowledged writes/s"), "1/s", rates, String::new());
-        report.add(section, format!("{who}: p50 latency"), "ms", p50s, String::new());
-        report.add(section, format!("{who}: p99 latency"), "ms", p99s, String::new());
+        let level = write_level(&store, repo, &via, writers, plan.writes_per_level, plan.runs, section).await?;
+        level.add_to(report, section, &who);
     }
     server.abort();
     store.close().await?;
     Ok(())
+}
+
+/// The runs of one writer level, one value per run.
+pub(crate) struct LevelRuns {
+    /// Acknowledged writes per second.
+    pub rates: Vec<f64>,
+    /// Median latency (ms).
+    pub p50s: Vec<f64>,
+    /// 99th percentile latency (ms).
+    pub p99s: Vec<f64>,
+    /// Writes per push (group commit).
+    pub batches: Vec<f64>,
+    /// Mean time of a push (ms), from the store's /metrics.
+    pub push_ms: Vec<f64>,
+    /// Pushes the store made, from its /metrics.
+    pub pushes: Vec<f64>,
+}
+
+impl LevelRuns {
+    /// Adds the rows of this level (`who`: "16 writers") to `section`.
+    pub fn add_to(self, report: &mut Report, section: &str, who: &str) {
+        report.add(section, format!("{who}: writes per git push (group commit)"), "", self.batches, String::new());
+        report.add(section, format!("{who}: mean git push time (store /metrics)"), "ms", self.push_ms, String::new());
+        report.add(section, format!("{who}: acknowledged writes/s"), "1/s", self.rates, String::new());
+        report.add(section, format!("{who}: p50 latency"), "ms", self.p50s, String::new());
+        report.add(section, format!("{who}: p99 latency"), "ms", self.p99s, String::new());
+    }
+}
+
+/// `runs` runs of `writers` concurrent writers through `via` into `store`, `writes` writes in all
+/// per run (at least 2 per writer), each writer on an object of its own.
+pub(crate) async fn write_level(
+    store: &GitStore,
+    repo: &Repo,
+    via: &Via,
+    writers: usize,
+    writes: usize,
+    runs: usize,
+    section: &str,
+) -> Result<LevelRuns> {
+    let total_cms = repogen::configmap_count(repo.objects - 1);
+    let per_writer = writes.div_ceil(writers).max(2);
+    let mut level = LevelRuns {
+        rates: Vec::new(),
+        p50s: Vec::new(),
+        p99s: Vec::new(),
+        batches: Vec::new(),
+        push_ms: Vec::new(),
+        pushes: Vec::new(),
+    };
+    let who = via.writers(writers);
+    for run in 0..runs {
+        let (pushes_before, push_seconds_before) = pushes(store).await?;
+        progress(&format!("{section}: {who} × {per_writer} writes, run {}/{runs}", run + 1));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            // Each writer has an object of its own: writer w in namespace w % 10, the writers'
+            // objects spread over the whole repository.
+            let (name, ns, _, _) = repogen::configmap(repogen::spread(w, writers, total_cms), 0);
+            tasks.push(tokio::spawn(via.clone().write(ns, name, per_writer, format!("{who}-{run}"))));
+        }
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await??);
+        }
+        record_run(&latencies, started, [&mut level.rates, &mut level.p50s, &mut level.p99s]);
+        let (pushes_after, push_seconds_after) = pushes(store).await?;
+        let count = (pushes_after - pushes_before).max(1.0);
+        level.pushes.push(pushes_after - pushes_before);
+        level.batches.push(latencies.len() as f64 / count);
+        level.push_ms.push((push_seconds_after - push_seconds_before) * 1000.0 / count);
+    }
+    Ok(level)
 }
 
 /// The prototype's approach, one `git add && git commit && git push` per write, and its ratio to

@@ -50,10 +50,26 @@ pub fn namespace(i: usize) -> String {
 /// Whether kind directories are generated flat (`--flat`) instead of in gitbacked's layout.
 static FLAT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
+/// Whether files are written as people write them (`--person`).
+static PERSON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 /// Generates every kind directory flat, as a person might write thousands of files into one
 /// directory, instead of the layout gitbacked gives the objects it creates.
 pub fn set_flat(flat: bool) {
     let _ = FLAT.set(flat);
+}
+
+/// Generates files as people write them: flat directories, comments, flow-style maps, quoted
+/// strings, ~550-byte Deployments (and the multi-document bundles every layout has).
+pub fn set_person(person: bool) {
+    let _ = PERSON.set(person);
+    if person {
+        set_flat(true);
+    }
+}
+
+fn person() -> bool {
+    PERSON.get().copied().unwrap_or(false)
 }
 
 /// The path of object `i` of a kind, named `name`: where gitbacked would have created it, as the
@@ -88,6 +104,16 @@ pub fn configmap(k: usize, round: usize) -> (String, String, String, String) {
     let i = configmap_index(k);
     let (name, ns) = (format!("cm-{i}"), namespace(i));
     let path = path(i, "configmaps", &name);
+    if person() {
+        let text = format!(
+            "# Settings of {name}, owned by team-{t}.\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  \
+             namespace: {ns}\n  labels: {{team: team-{t}, app: {name}}}   # the dashboards select these\n  \
+             annotations: {{gitbacked.dev/owner: platform-team}}\ndata:\n  LOG_LEVEL: info\n  \
+             FEATURE_FLAGS: \"search,export,audit\"  # comma-separated\n  revision: \"{round}\"\n",
+            t = i % 7
+        );
+        return (name, ns, path, text);
+    }
     let text = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    team: team-{}\n  \
          annotations:\n    gitbacked.dev/owner: platform-team\ndata:\n  LOG_LEVEL: info\n  \
@@ -99,6 +125,17 @@ pub fn configmap(k: usize, round: usize) -> (String, String, String, String) {
 
 fn deployment(i: usize) -> String {
     let ns = namespace(i);
+    if person() {
+        return format!(
+            "# web-{i}: the front end of {ns}.\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{i}\n  \
+             namespace: {ns}\n  labels: {{app: web-{i}, tier: frontend}}\nspec:\n  replicas: 2  # two for availability\n  \
+             selector:\n    matchLabels: {{app: web-{i}}}\n  template:\n    metadata:\n      \
+             labels: {{app: web-{i}, tier: frontend}}\n    spec:\n      containers:\n        - name: web\n          \
+             image: \"registry.example.com/web:1.27\"\n          args: [\"--port\", \"8080\", \"--log-level\", \"info\"]\n          \
+             ports: [{{containerPort: 8080, name: http}}]\n          resources:\n            \
+             requests: {{cpu: 100m, memory: 128Mi}}\n            limits: {{memory: 256Mi}}\n"
+        );
+    }
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{i}\n  namespace: {ns}\nspec:\n  replicas: 2\n  \
          selector:\n    matchLabels:\n      app: web-{i}\n  template:\n    metadata:\n      labels:\n        app: web-{i}\n    \

@@ -44,6 +44,12 @@ fn quick_mode_runs_every_measurement() {
         "peak RSS (VmHWM)",
         "(fixed cost)",
         "JSON size of the objects",
+        "Network remote with latency: git daemon, 10 ms RTT",
+        "t_push: one git push of a one-file commit",
+        "round trips of one git push",
+        "16 writers: round trips per store push",
+        "64 writers: throughput / (writers / t_push)",
+        "64 writers: p99 / t_push",
     ] {
         assert!(stdout.contains(name), "the table does not name {name:?}:\n{stdout}");
         assert!(markdown.contains(name), "the markdown does not name {name:?}");

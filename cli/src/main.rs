@@ -194,6 +194,15 @@ struct Serve {
     /// The IPv4 range Service cluster IPs are allocated from, as kube-apiserver's flag.
     #[arg(long, env = "GITBACKED_SERVICE_CLUSTER_IP_RANGE", default_value = "10.96.0.0/12")]
     service_cluster_ip_range: gitbacked::ServiceCidr,
+    /// Where objects' status is kept: `inline` in their documents on the branch, or `ref` on the
+    /// status ref refs/gitbacked/status/<branch>, merged into what is served (every process on the
+    /// repository must say the same).
+    #[arg(long, env = "GITBACKED_STATUS", default_value = "inline")]
+    status: gitbacked::Placement,
+    /// Where metadata.managedFields (server-side apply's field ownership) is kept: `ref` (on the
+    /// status ref) or `inline`, as for --status.
+    #[arg(long, env = "GITBACKED_MANAGED_FIELDS", default_value = "ref")]
+    managed_fields: gitbacked::Placement,
     /// At most this many connections open at once; beyond it new ones are closed (and logged),
     /// so that the server never runs out of file descriptors.
     #[arg(long, env = "GITBACKED_MAX_CONNECTIONS", default_value_t = 512)]
@@ -442,6 +451,8 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         direct_push: !args.no_direct_push,
         garbage_collector: !args.no_garbage_collector,
         service_cluster_ip_range: args.service_cluster_ip_range,
+        status: args.status,
+        managed_fields: args.managed_fields,
         ..Default::default()
     };
     let store = GitStore::open(&repo, options).await.context("opening the repository")?;

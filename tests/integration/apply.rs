@@ -23,7 +23,8 @@ async fn server_side_apply_owns_fields_and_conflicts() {
     let store = open(&remote).await;
     let api: Api<Deployment> = Api::namespaced(store.client(), "default");
 
-    // Apply creates the object; its field ownership is kept in git.
+    // Apply creates the object; its field ownership is kept in git, on the status ref (the
+    // default), not in the file.
     let ops = PatchParams::apply("ops");
     let created = api.patch("web", &ops, &Patch::Apply(deployment(2, "nginx:1"))).await.unwrap();
     assert_eq!(created.spec.as_ref().unwrap().replicas, Some(2));
@@ -36,7 +37,12 @@ async fn server_side_apply_owns_fields_and_conflicts() {
         .collect();
     assert_eq!(managers, [("ops".to_string(), "Apply".to_string())]);
     let file = remote.file("default/deployments.apps/web.yaml").unwrap();
-    assert!(file.contains("managedFields") && file.contains("manager: ops"), "{file}");
+    assert!(!file.contains("managedFields"), "{file}");
+    let ownership = gitbacked_test_support::git(
+        &remote.path(),
+        &["show", "refs/gitbacked/status/main:default/deployments.apps/f1/web.yaml"],
+    );
+    assert!(ownership.contains("managedFields") && ownership.contains("manager: ops"), "{ownership}");
     assert_eq!(remote.log()[0], "apply apps/v1 Deployment default/web");
 
     // Re-applying the same configuration changes nothing: no commit.

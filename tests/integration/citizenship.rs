@@ -148,3 +148,167 @@ async fn writes_change_only_what_changed() {
     })
     .await;
 }
+
+/// The files on the remote's status ref.
+fn status_ref_files(remote: &Remote) -> Vec<String> {
+    let out = gitbacked_test_support::try_git(
+        &remote.path(),
+        &["ls-tree", "-r", "--name-only", "refs/gitbacked/status/main"],
+    );
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// The status ref's document of the object in `<kind dir>/<name>.yaml`, as the remote holds it.
+fn on_status_ref(remote: &Remote, kind_dir: &str, name: &str) -> Option<String> {
+    let path = status_ref_files(remote)
+        .into_iter()
+        .find(|p| p.starts_with(kind_dir) && p.ends_with(&format!("/{name}.yaml")))?;
+    Some(gitbacked_test_support::git(&remote.path(), &["show", &format!("refs/gitbacked/status/main:{path}")]))
+}
+
+#[tokio::test]
+async fn status_and_managed_fields_on_the_status_ref_leave_the_branch_to_people() {
+    use futures::StreamExt;
+    use gitbacked::Placement;
+    use kube::api::DeleteParams;
+    within(120, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/web.yaml", Some(PERSON))], "by hand");
+        let on_ref = || gitbacked::Options {
+            status: Placement::Ref,
+            managed_fields: Placement::Ref,
+            ..crate::support::options()
+        };
+        let store = crate::support::open_with(&remote, on_ref()).await;
+        let deployments: Api<Deployment> = Api::namespaced(store.client(), "default");
+        let configmaps: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let params = PatchParams::default();
+        let commits = remote.commit_count();
+
+        // A status write: no commit on the branch, the person's file untouched; one on the ref.
+        let status = json!({"status": {"observedGeneration": 1, "replicas": 2, "readyReplicas": 1}});
+        let written = deployments.patch_status("web", &params, &Patch::Merge(status)).await.unwrap();
+        assert_eq!(written.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+        assert_eq!(remote.commit_count(), commits, "{:?}", remote.log());
+        assert_eq!(remote.must_file("apps/web.yaml"), PERSON);
+        assert_eq!(remote.log_of("refs/gitbacked/status/main").len(), 1);
+        let document = on_status_ref(&remote, "default/deployments.apps/", "web").expect("the status is on the ref");
+        assert!(document.contains("readyReplicas: 1") && document.contains(written.metadata.uid.as_deref().unwrap()));
+        // The served object is the person's document with the ref's status.
+        let served = deployments.get("web").await.unwrap();
+        assert_eq!(served.spec.as_ref().and_then(|s| s.replicas), Some(2));
+        assert_eq!(served.status.as_ref().and_then(|s| s.replicas), Some(2));
+        assert_eq!(served.metadata.resource_version, written.metadata.resource_version);
+
+        // A spec change is the branch's, and it bumps the generation; the status stays.
+        deployments.patch("web", &params, &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+        assert_eq!(remote.commit_count(), commits + 1);
+        assert_eq!(
+            hunk(PERSON, &remote.must_file("apps/web.yaml")),
+            (lines(&["    replicas: 2 # raised for the launch"]), lines(&["    replicas: 3 # raised for the launch"]))
+        );
+        let served = deployments.get("web").await.unwrap();
+        assert_eq!((served.metadata.generation, served.status.and_then(|s| s.ready_replicas)), (Some(2), Some(1)));
+
+        // Server-side apply: the file holds what was applied, the ownership is on the ref.
+        let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"}, "data": {"a": "1"}});
+        let apply = PatchParams::apply("deployer");
+        let since = configmaps.list(&Default::default()).await.unwrap().metadata.resource_version.unwrap();
+        let mut cm_events = configmaps.watch(&kube::api::WatchParams::default(), &since).await.unwrap().boxed();
+        let created = configmaps.patch("app", &apply, &Patch::Apply(&applied)).await.unwrap();
+        assert_eq!(created.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        // Both refs moved in one push, and watchers see one event: the object with its ownership.
+        match cm_events.next().await {
+            Some(Ok(kube::api::WatchEvent::Added(cm))) => {
+                assert_eq!(cm.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+                assert_eq!(cm.metadata.resource_version, created.metadata.resource_version);
+            }
+            other => panic!("expected the applied ConfigMap, got {other:?}"),
+        }
+        configmaps.patch("web-settings", &params, &Patch::Merge(json!({"data": {"mode": "0600"}}))).await.unwrap();
+        match cm_events.next().await {
+            Some(Ok(kube::api::WatchEvent::Modified(cm))) => {
+                assert_eq!(cm.metadata.name.as_deref(), Some("web-settings"))
+            }
+            other => panic!("expected the next write's event, not a second one of the apply: {other:?}"),
+        }
+        let file = remote.must_file("default/configmaps/app.yaml");
+        assert!(!file.contains("managedFields") && file.contains("a: '1'") || file.contains("a: \"1\""), "{file}");
+        let ownership = on_status_ref(&remote, "default/configmaps/", "app").expect("the ownership is on the ref");
+        assert!(
+            ownership.contains("manager: deployer") && ownership.contains(created.metadata.uid.as_deref().unwrap())
+        );
+        // Applying the same again changes nothing anywhere.
+        let (branch, status_commits) = (remote.commit_count(), remote.log_of("refs/gitbacked/status/main").len());
+        configmaps.patch("app", &apply, &Patch::Apply(&applied)).await.unwrap();
+        assert_eq!(
+            (remote.commit_count(), remote.log_of("refs/gitbacked/status/main").len()),
+            (branch, status_commits)
+        );
+
+        // Another process, pushing with git (an atomic push of both refs), serves the same objects
+        // and writes status the first one sees.
+        let other = crate::support::open_with(&remote, gitbacked::Options { direct_push: false, ..on_ref() }).await;
+        let theirs: Api<Deployment> = Api::namespaced(other.client(), "default");
+        let seen = theirs.get("web").await.unwrap();
+        assert_eq!(seen.metadata.uid, written.metadata.uid);
+        assert_eq!(seen.status.as_ref().and_then(|s| s.ready_replicas), Some(1));
+        let theirs_cm: Api<ConfigMap> = Api::namespaced(other.client(), "default");
+        assert_eq!(theirs_cm.get("app").await.unwrap().metadata.managed_fields, created.metadata.managed_fields);
+        let since = deployments.get("web").await.unwrap().metadata.resource_version.unwrap();
+        let mut events = deployments.watch(&kube::api::WatchParams::default(), &since).await.unwrap().boxed();
+        theirs.patch_status("web", &params, &Patch::Merge(json!({"status": {"readyReplicas": 3}}))).await.unwrap();
+        store.sync().await.unwrap();
+        match events.next().await {
+            Some(Ok(kube::api::WatchEvent::Modified(d))) => {
+                assert_eq!(d.status.and_then(|s| s.ready_replicas), Some(3));
+                assert!(d.metadata.resource_version.unwrap().parse::<u64>().unwrap() > since.parse::<u64>().unwrap());
+            }
+            other => panic!("expected the status change at the watch, got {other:?}"),
+        }
+        let served = deployments.get("web").await.unwrap();
+        assert_eq!(served.status.and_then(|s| s.ready_replicas), Some(3));
+        assert_eq!(remote.commit_count(), branch, "status writes never reach the branch");
+
+        // A create with its status and ownership through the other process, then a delete: both
+        // refs move together, and nothing of the object is left on either.
+        let temp = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "temp"}, "data": {"k": "v"}});
+        let made = theirs_cm.patch("temp", &PatchParams::apply("maker"), &Patch::Apply(&temp)).await.unwrap();
+        let document = on_status_ref(&remote, "default/configmaps/", "temp").expect("created with its ownership");
+        assert!(document.contains(made.metadata.uid.as_deref().unwrap()), "{document}");
+        assert!(on_status_ref(&remote, "default/configmaps/", "temp").is_some(), "{:?}", status_ref_files(&remote));
+        theirs_cm.delete("temp", &DeleteParams::default()).await.unwrap();
+        assert!(on_status_ref(&remote, "default/configmaps/", "temp").is_none(), "{:?}", status_ref_files(&remote));
+        assert!(!remote.files().iter().any(|f| f.ends_with("/temp.yaml")));
+        other.close().await.unwrap();
+
+        // A restart reads the ref again.
+        store.close().await.unwrap();
+        let store = crate::support::open_with(&remote, on_ref()).await;
+        let deployments: Api<Deployment> = Api::namespaced(store.client(), "default");
+        let served = deployments.get("web").await.unwrap();
+        assert_eq!(served.status.and_then(|s| s.ready_replicas), Some(3));
+        assert_eq!(served.metadata.uid, written.metadata.uid);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn managed_fields_go_into_the_file_when_asked() {
+    within(60, async {
+        let remote = Remote::new();
+        remote.commit(&[("apps/web.yaml", Some(PERSON))], "by hand");
+        let inline = gitbacked::Options { managed_fields: gitbacked::Placement::Inline, ..crate::support::options() };
+        let store = crate::support::open_with(&remote, inline).await;
+        let configmaps: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let applied = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web-settings"},
+                             "data": {"mode": "0644"}});
+        configmaps.patch("web-settings", &PatchParams::apply("deployer"), &Patch::Apply(&applied)).await.unwrap();
+        let file = remote.must_file("apps/web.yaml");
+        assert!(file.contains("managedFields:") && file.contains("manager: deployer"), "{file}");
+        assert!(status_ref_files(&remote).is_empty(), "nothing on the status ref");
+        store.close().await.unwrap();
+    })
+    .await;
+}

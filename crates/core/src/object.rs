@@ -209,7 +209,8 @@ fn served_order(content: Value) -> Value {
     let Value::Object(mut map) = content else { return content };
     let mut served = serde_json::Map::with_capacity(map.len());
     for key in ["kind", "apiVersion"] {
-        if let Some(value) = map.remove(key) {
+        // Shifted out, not swapped: the other keys keep the document's order.
+        if let Some(value) = map.shift_remove(key) {
             served.insert(key.to_string(), value);
         }
     }

@@ -13,6 +13,7 @@
 pub mod layout;
 pub mod metrics;
 pub mod mirror;
+pub mod status_ref;
 pub mod storage;
 pub mod store;
 pub mod sync;

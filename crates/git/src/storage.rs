@@ -52,6 +52,8 @@ pub struct Config {
     pub watch_window: usize,
     /// Push directly into a bare repository on this machine when `git push` would do nothing more.
     pub direct_push: bool,
+    /// Where `status` and `metadata.managedFields` of the branch's objects are kept.
+    pub bookkeeping: crate::status_ref::Bookkeeping,
 }
 
 /// The directory of a remote on this machine (an absolute path or `file://` URL).
@@ -85,7 +87,7 @@ impl GitStorage {
         let mirror = Arc::new(Mirror::open_or_init(&config.mirror_dir, &config.subdirectory)?);
         remote::configure(mirror.dir(), &config.url, &config.credentials).await?;
         let branch = remote::resolve_branch(mirror.dir(), config.branch.as_deref(), config.create_branch).await?;
-        let store = Store::new(config.watch_window, Home::Branch);
+        let store = Store::new(config.watch_window, Home::Branch).with_bookkeeping(config.bookkeeping);
         // The branch's only: lease renewals would fill the cache with blobs read once.
         let store = Arc::new(match config.parse_cache {
             true => store.with_parse_cache(&config.mirror_dir),
@@ -95,6 +97,7 @@ impl GitStorage {
         let git_metrics = GitMetrics::register(metrics, vec![store.clone(), lease_store.clone()]);
         let branch_config = SyncConfig {
             reference: format!("refs/heads/{branch}"),
+            status_reference: config.bookkeeping.uses_ref().then(|| crate::status_ref::status_ref(&branch)),
             interval: config.interval,
             author: config.author.clone(),
             sign_commits: config.sign_commits,
@@ -103,7 +106,8 @@ impl GitStorage {
             local_remote: local_path(&config.url),
             direct_push: config.direct_push,
         };
-        let lease_config = SyncConfig { reference: crate::lease_ref(&branch), ..branch_config.clone() };
+        let lease_config =
+            SyncConfig { reference: crate::lease_ref(&branch), status_reference: None, ..branch_config.clone() };
         let ((branch, branch_task), (leases, lease_task)) = tokio::try_join!(
             Channel::start(mirror.clone(), store, branch_config),
             Channel::start(mirror, lease_store, lease_config),

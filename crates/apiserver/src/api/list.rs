@@ -321,11 +321,12 @@ impl Api {
         let mut body = BytesMut::with_capacity(head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16);
         body.put_slice(&head[..head.len() - 1]);
         body.put_slice(b",\"items\":[");
+        let serving = super::Serving::of(target);
         for (i, obj) in page.iter().enumerate() {
             if i > 0 {
                 body.put_u8(b',');
             }
-            body.put_slice(&self.item(target, obj, format));
+            body.put_slice(&self.item(&serving, target, obj, format));
         }
         body.put_slice(b"]}");
         Ok(Reply::bytes(200, Bytes::from(body)))

@@ -293,10 +293,14 @@ impl Api {
 
     /// The object as served at the target's version (see [`live`]), a CRD with its derived status.
     fn served(&self, target: &Target, obj: &StoredObject) -> Bytes {
-        let prefix = gitbacked_core::object::served_prefix(&target.rt.kind, &target.api_version());
-        let is_crd = obj.key.gk == crd_group_kind();
-        if obj.json.starts_with(prefix.as_bytes()) && !is_crd {
-            if !has_defaults(&target.rt) {
+        self.served_as(&Serving::of(target), target, obj)
+    }
+
+    /// [`Api::served`] with what the target decides worked out beforehand (see [`Serving`]).
+    fn served_as(&self, serving: &Serving, target: &Target, obj: &StoredObject) -> Bytes {
+        let is_crd = serving.crd;
+        if obj.json.starts_with(serving.prefix.as_bytes()) && !is_crd {
+            if !serving.defaults {
                 return obj.json.clone();
             }
             // A built-in kind's defaults never change: worked out once per object. A CRD's may.
@@ -337,7 +341,7 @@ impl Api {
     }
 
     /// One object as an item of an answer: the object, or its `PartialObjectMetadata`.
-    fn item(&self, target: &Target, obj: &StoredObject, format: Format) -> Bytes {
+    fn item(&self, serving: &Serving, target: &Target, obj: &StoredObject, format: Format) -> Bytes {
         match format {
             Format::Metadata => {
                 // Defaults reach metadata too (a Namespace's name label, a Job's labels).
@@ -345,7 +349,7 @@ impl Api {
                 let partial = partial_object_metadata(value.get("metadata").cloned().unwrap_or_default());
                 Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
             }
-            _ => self.served(target, obj),
+            _ => self.served_as(serving, target, obj),
         }
     }
 
@@ -353,7 +357,9 @@ impl Api {
     pub fn get(&self, target: &Target, name: &str, format: Format) -> ApiResult<Reply> {
         let obj = self.storage.get(&target.key(name)).ok_or_else(|| StatusError::not_found(target.subject(name)))?;
         match format {
-            Format::Object | Format::Metadata => Ok(Reply::bytes(200, self.item(target, &obj, format))),
+            Format::Object | Format::Metadata => {
+                Ok(Reply::bytes(200, self.item(&Serving::of(target), target, &obj, format)))
+            }
             Format::Table(include) => {
                 let meta = json!({"resourceVersion": obj.derived.resource_version.to_string()});
                 Ok(Reply::json(200, &table::table(target, &[&obj], meta, include, true)))
@@ -815,6 +821,25 @@ impl Api {
 }
 
 /// Whether objects of `rt` are served with defaults their files may leave out.
+/// What serving a target's objects depends on, worked out once for a LIST or a WATCH, which serve
+/// thousands of them: the start every object stored at the target's version has, whether defaults
+/// apply, and whether they are CRDs (served with their derived status).
+pub(super) struct Serving {
+    prefix: String,
+    defaults: bool,
+    crd: bool,
+}
+
+impl Serving {
+    pub(super) fn of(target: &Target) -> Self {
+        Serving {
+            prefix: gitbacked_core::object::served_prefix(&target.rt.kind, &target.api_version()),
+            defaults: has_defaults(&target.rt),
+            crd: target.stored_kind() == crd_group_kind(),
+        }
+    }
+}
+
 fn has_defaults(rt: &ResourceType) -> bool {
     rt.defaulted || (rt.crd.is_none() && defaults::applies(&rt.group_kind()))
 }

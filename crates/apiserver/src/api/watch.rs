@@ -2,7 +2,6 @@
 //! events (and streaming lists ending in an `initial-events-end` bookmark), bookmarks, selectors,
 //! and an ERROR event with code 410 inside the stream when the resourceVersion is too old.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -17,6 +16,8 @@ use gitbacked_core::{EventType, StoredObject, WatchEvent};
 
 /// How often a watch that allows bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
+/// The most bytes of pending events sent as one chunk.
+const CHUNK: usize = 64 * 1024;
 /// How long a watch lasts when the client sets no timeout (the apiserver picks 30–60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -38,9 +39,13 @@ pub struct WatchParams {
 struct Watch {
     api: Api,
     target: Target,
+    /// The target's serving, and the kind of the store's events it reports: worked out once.
+    serving: super::Serving,
+    kind: gitbacked_core::registry::GroupKind,
     filter: Filter,
     cursor: u64,
-    pending: VecDeque<Bytes>,
+    /// Event lines not sent yet.
+    pending: BytesMut,
     changes: tokio::sync::watch::Receiver<u64>,
     deadline: Instant,
     bookmarks: bool,
@@ -51,35 +56,35 @@ struct Watch {
     headers_sent: bool,
 }
 
-fn line(kind: &str, object: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(object.len() + 32);
+/// Appends the event line `{"type":<kind>,"object":<object>}` to `out`.
+fn put_line(out: &mut BytesMut, kind: &str, object: &[u8]) {
+    out.reserve(object.len() + 32);
     out.put_slice(b"{\"type\":\"");
     out.put_slice(kind.as_bytes());
     out.put_slice(b"\",\"object\":");
     out.put_slice(object);
     out.put_slice(b"}\n");
-    out.freeze()
 }
 
 impl Watch {
-    fn bookmark(&self, initial_events_end: bool) -> Bytes {
+    fn bookmark(&mut self, initial_events_end: bool) {
         let mut meta = json!({"resourceVersion": self.cursor.to_string()});
         if initial_events_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = json!({"kind": self.target.rt.kind, "apiVersion": self.target.api_version(), "metadata": meta});
-        line("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default())
+        put_line(&mut self.pending, "BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default());
     }
 
     fn expired(&mut self, oldest: u64) {
         let status = StatusError::gone(format!("too old resource version: {} ({oldest})", self.cursor)).to_status();
-        self.pending.push_back(line("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
+        put_line(&mut self.pending, "ERROR", &serde_json::to_vec(&status).unwrap_or_default());
         self.done = true;
     }
 
     fn push(&mut self, kind: EventType, object: &StoredObject) {
         let body = match self.format {
-            Format::Object | Format::Metadata => self.api.item(&self.target, object, self.format),
+            Format::Object | Format::Metadata => self.api.item(&self.serving, &self.target, object, self.format),
             Format::Table(include) => {
                 let meta = json!({"resourceVersion": object.derived.resource_version.to_string()});
                 let rows = table::table(&self.target, &[object], meta, include, !self.headers_sent);
@@ -87,12 +92,12 @@ impl Watch {
                 Bytes::from(serde_json::to_vec(&rows).unwrap_or_default())
             }
         };
-        self.pending.push_back(line(kind.as_str(), &body));
+        put_line(&mut self.pending, kind.as_str(), &body);
     }
 
     /// Turns a store event into what this watch reports, following its selectors.
     fn offer(&mut self, event: &WatchEvent) {
-        if event.object.key.gk != self.target.stored_kind() {
+        if event.object.key.gk != self.kind {
             return;
         }
         let now = self.filter.matches(&event.object);
@@ -114,7 +119,7 @@ impl Watch {
     /// Reads the store's events past the cursor.
     fn catch_up(&mut self) {
         self.changes.borrow_and_update();
-        match self.api.storage.events_since(&self.target.stored_kind(), self.cursor) {
+        match self.api.storage.events_since(&self.kind, self.cursor) {
             Err(e) => self.expired(e.oldest),
             Ok(events) => {
                 for event in &events {
@@ -125,10 +130,28 @@ impl Watch {
         }
     }
 
+    /// The lines pending, whole, in one chunk of up to [`CHUNK`] bytes (or one longer line): a
+    /// watcher behind by thousands of events (a person's commit changing many objects) gets them
+    /// in a few writes, not one each.
+    fn take_pending(&mut self) -> Option<Bytes> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let newline = |b: &u8| *b == b'\n';
+        let end = match self.pending.len() <= CHUNK {
+            true => self.pending.len(),
+            false => match self.pending[..CHUNK].iter().rposition(newline) {
+                Some(last) => last + 1,
+                None => self.pending.iter().position(newline).map_or(self.pending.len(), |first| first + 1),
+            },
+        };
+        Some(self.pending.split_to(end).freeze())
+    }
+
     async fn next(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(line) = self.pending.pop_front() {
-                return Some(line);
+            if let Some(chunk) = self.take_pending() {
+                return Some(chunk);
             }
             if self.done || Instant::now() >= self.deadline {
                 return None;
@@ -147,8 +170,7 @@ impl Watch {
                 _ = tokio::time::sleep_until(wake) => {
                     if self.bookmarks && Instant::now() >= self.next_bookmark {
                         self.next_bookmark = Instant::now() + BOOKMARK_INTERVAL;
-                        let bookmark = self.bookmark(false);
-                        self.pending.push_back(bookmark);
+                        self.bookmark(false);
                     }
                 }
             }
@@ -157,7 +179,8 @@ impl Watch {
 }
 
 impl Api {
-    /// WATCH: a stream of newline-terminated JSON watch events.
+    /// WATCH: a stream of newline-terminated JSON watch events; each item holds one or more whole
+    /// lines.
     pub fn watch(
         &self,
         target: &Target,
@@ -190,9 +213,11 @@ impl Api {
         let mut watch = Watch {
             api: self.clone(),
             target: target.clone(),
+            serving: super::Serving::of(target),
+            kind: target.stored_kind(),
             filter,
             cursor: 0,
-            pending: VecDeque::new(),
+            pending: BytesMut::new(),
             changes,
             deadline: Instant::now() + timeout,
             bookmarks: params.allow_bookmarks,
@@ -208,8 +233,7 @@ impl Api {
                 watch.push(EventType::Added, obj);
             }
             if params.send_initial_events == Some(true) {
-                let bookmark = watch.bookmark(true);
-                watch.pending.push_back(bookmark);
+                watch.bookmark(true);
             }
         } else {
             watch.cursor = rv.unwrap_or(0);

@@ -547,11 +547,17 @@ async fn serve(state: &AppState, req: Request, verb: &mut Verb) -> ApiResult<Res
                 protobuf::PROTOBUF => (Some(target.api_version()), "application/vnd.kubernetes.protobuf;stream=watch"),
                 _ => (None, "application/json"),
             };
-            let body = Body::from_stream(stream.map(move |line| {
+            let body = Body::from_stream(stream.map(move |lines| {
                 let _open = &guard;
                 Ok::<_, Infallible>(match &api_version {
-                    Some(api_version) => protobuf::watch_frame(api_version, &line),
-                    None => line,
+                    Some(api_version) => {
+                        let mut frames = bytes::BytesMut::new();
+                        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                            frames.extend_from_slice(&protobuf::watch_frame(api_version, line));
+                        }
+                        frames.freeze()
+                    }
+                    None => lines,
                 })
             }));
             return Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response());

@@ -20,7 +20,7 @@ use gix::refs::transaction::PreviousValue;
 use tracing::debug;
 
 use super::remote::PushOutcome;
-use super::{GitError, Mirror, objects};
+use super::{GitError, Mirror, RefUpdate, objects};
 
 /// A direct push starts `git gc --auto` in the remote once in this many pushes; receive-pack does
 /// after every push, but the check itself costs a process, and `gc --auto` does nothing until
@@ -104,36 +104,44 @@ impl LocalRemote {
         hook(&self.dir.join("hooks")).map(|name| format!("it has the hook {name}"))
     }
 
-    /// Writes `new` into the remote and moves `reference` from `new`'s parent to it, failing (as
-    /// [`PushOutcome::Rejected`]) when the reference points elsewhere or is being moved. `new` must
-    /// be a commit of the mirror whose only parent is the remote's tip as last fetched (or none
-    /// when the reference does not exist yet). `None` when the push must go through `git push`.
-    pub fn push(&self, mirror: &Mirror, reference: &str, new: ObjectId) -> Result<Option<PushOutcome>, GitError> {
+    /// Writes each update's commit into the remote and moves its reference from the commit's parent
+    /// to it, all or none, failing (as [`PushOutcome::Rejected`]) when a reference points elsewhere
+    /// or is being moved. Each commit must be a commit of the mirror whose only parent is the
+    /// remote's tip as last fetched (or none when the reference does not exist yet). `None` when
+    /// the push must go through `git push`.
+    pub fn push(&self, mirror: &Mirror, updates: &[RefUpdate]) -> Result<Option<PushOutcome>, GitError> {
         if let Some(why) = self.needs_git() {
             debug!(remote = %self.dir.display(), why, "pushing with git");
             return Ok(None);
         }
         let reader = mirror.reader();
-        let Some(old) = reader.single_parent(new)? else {
-            return Ok(None);
-        };
         let repo = self.repo()?;
         if repo.object_hash() != reader.object_hash() {
             return Ok(None);
         }
-        for id in reader.new_objects(old, new)? {
-            self.copy(mirror, &reader, &repo, id)?;
+        let mut edits = Vec::with_capacity(updates.len());
+        for RefUpdate { reference, commit } in updates {
+            let Some(old) = reader.single_parent(*commit)? else {
+                return Ok(None);
+            };
+            for id in reader.new_objects(old, *commit)? {
+                self.copy(mirror, &reader, &repo, id)?;
+            }
+            let expected = match old {
+                Some(old) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(old)),
+                None => PreviousValue::MustNotExist,
+            };
+            edits.push((reference.as_str().try_into().map_err(objects)?, expected, *commit));
         }
-        let expected = match old {
-            Some(old) => PreviousValue::MustExistAndMatch(gix::refs::Target::Object(old)),
-            None => PreviousValue::MustNotExist,
-        };
-        // Another writer holds the lock (it is moving the ref now) or moved the ref first.
-        let name = reference.try_into().map_err(objects)?;
-        match super::update_ref(&repo, name, expected, new) {
+        // Another writer holds a lock (it is moving a ref now) or moved a ref first.
+        match super::update_refs(&repo, edits) {
             Ok(()) => {}
             Err(e) if e.is_conflict() || e.is_retryable() => return Ok(Some(PushOutcome::Rejected)),
-            Err(e) => return Err(GitError::Command(format!("updating {reference} in {}: {e}", self.dir.display()))),
+            Err(e) => {
+                let references: Vec<&str> = updates.iter().map(|u| u.reference.as_str()).collect();
+                let references = references.join(", ");
+                return Err(GitError::Command(format!("updating {references} in {}: {e}", self.dir.display())));
+            }
         }
         if self.pushes.fetch_add(1, Ordering::Relaxed) % GC_EVERY == GC_EVERY - 1 {
             self.auto_gc(&repo);

@@ -70,16 +70,15 @@ fn objects(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> GitError {
     GitError::Objects(e.into())
 }
 
-/// Moves `name` in `repo` to `new` if it matches `expected`, under git's lock file; the reflog
-/// entry, when the repository keeps one, says `push` by gitbacked.
-fn update_ref(
+/// Moves each named ref in `repo` to its new commit if it matches what is `expected` of it, all or
+/// none (one transaction, under git's lock files); the reflog entries, when the repository keeps
+/// them, say `push` by gitbacked.
+fn update_refs(
     repo: &gix::Repository,
-    name: gix::refs::FullName,
-    expected: gix::refs::transaction::PreviousValue,
-    new: ObjectId,
+    updates: impl IntoIterator<Item = (gix::refs::FullName, gix::refs::transaction::PreviousValue, ObjectId)>,
 ) -> gix::Result<()> {
     use gix::refs::transaction::{Change, LogChange, RefEdit, RefLog};
-    let edit = RefEdit {
+    let edits = updates.into_iter().map(|(name, expected, new)| RefEdit {
         change: Change::Update {
             log: LogChange { mode: RefLog::AndReference, force_create_reflog: false, message: "push".into() },
             expected,
@@ -87,11 +86,20 @@ fn update_ref(
         },
         name,
         deref: false,
-    };
+    });
     let time = format!("{} +0000", gitbacked_core::clock::now());
     let committer =
         gix::actor::SignatureRef { name: "gitbacked".into(), email: "gitbacked@localhost".into(), time: &time };
-    repo.edit_references_as(Some(edit), Some(committer)).map(drop)
+    repo.edit_references_as(edits, Some(committer)).map(drop)
+}
+
+/// A remote reference to move to a commit, in a push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// The remote reference (`refs/heads/main`).
+    pub reference: String,
+    /// The commit it is to point at: a descendant of where it points now (never a force).
+    pub commit: ObjectId,
 }
 
 /// A file that differs between two trees, with paths relative to the subdirectory.

@@ -522,18 +522,23 @@ pub async fn default_branch(dir: &Path) -> Result<Option<String>, GitError> {
     Ok(parse_branches(&String::from_utf8_lossy(&output.stdout)).head)
 }
 
-/// The commit a remote reference (`refs/heads/main`) points at, `None` when it does not exist: a
-/// cheap check before fetching.
-pub async fn remote_tip(dir: &Path, reference: &str) -> Result<Option<ObjectId>, GitError> {
-    let (output, access) = network(dir, &["ls-remote", REMOTE, reference]).await?;
+/// The commits remote references (`refs/heads/main`) point at, `None` for one that does not exist:
+/// a cheap check before fetching.
+pub async fn remote_tips(dir: &Path, references: &[&str]) -> Result<Vec<Option<ObjectId>>, GitError> {
+    let mut args = vec!["ls-remote", REMOTE];
+    args.extend(references);
+    let (output, access) = network(dir, &args).await?;
     if !output.status.success() {
         return Err(access.failed("ls-remote", &output));
     }
     let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find(|l| l.split('\t').nth(1) == Some(reference))
-        .map(|l| parse_id(l.split('\t').next().unwrap_or_default()))
-        .transpose()
+    let tip = |reference: &&str| {
+        text.lines()
+            .find(|l| l.split('\t').nth(1) == Some(*reference))
+            .map(|l| parse_id(l.split('\t').next().unwrap_or_default()))
+            .transpose()
+    };
+    references.iter().map(tip).collect()
 }
 
 /// Where the mirror keeps its copy of a remote reference: `refs/remotes/origin/<branch>` for a
@@ -551,43 +556,83 @@ fn tracking(reference: &str) -> String {
 pub fn record_push(mirror: &super::Mirror, reference: &str, commit: ObjectId) -> Result<(), GitError> {
     let any = gix::refs::transaction::PreviousValue::Any;
     let name = tracking(reference).try_into().map_err(super::objects)?;
-    super::update_ref(&mirror.local(), name, any, commit).map_err(super::objects)
+    super::update_refs(&mirror.local(), [(name, any, commit)]).map_err(super::objects)
 }
 
-/// Fetches a remote reference (`refs/heads/main`) into the mirror and returns its tip (`None` when
-/// it does not exist).
-pub async fn fetch(dir: &Path, reference: &str) -> Result<Option<ObjectId>, GitError> {
-    let tracking = tracking(reference);
-    let refspec = format!("+{reference}:{tracking}");
-    let (output, access) =
-        network(dir, &["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE, &refspec]).await?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("couldn't find remote ref") {
-            return Ok(None);
+/// Fetches remote references (`refs/heads/main`, then any companions such as its status ref) into
+/// the mirror in one round and returns their tips (`None` for one that does not exist).
+pub async fn fetch(dir: &Path, references: &[&str]) -> Result<Vec<Option<ObjectId>>, GitError> {
+    let mut wanted: Vec<&str> = references.to_vec();
+    loop {
+        // A companion is fetched as a pattern, which may match nothing: git refuses a whole fetch
+        // for one named reference that does not exist, and most remotes have no status ref.
+        let refspec = |r: &&str| match Some(*r) == references.first().copied() {
+            true => format!("+{r}:{}", tracking(r)),
+            false => format!("+{r}*:{}*", tracking(r)),
+        };
+        let refspecs: Vec<String> = wanted.iter().map(refspec).collect();
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE];
+        args.extend(refspecs.iter().map(String::as_str));
+        let (output, access) = network(dir, &args).await?;
+        if output.status.success() {
+            break;
         }
-        return Err(access.failed("fetch", &output));
+        // git names the first reference it could not find; the others are fetched without it.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let missing = wanted.iter().position(|r| stderr.contains(&format!("couldn't find remote ref {r}")));
+        match missing {
+            Some(i) => drop(wanted.remove(i)),
+            None => return Err(access.failed("fetch", &output)),
+        }
+        if wanted.is_empty() {
+            break;
+        }
     }
-    let output = git(dir, &["rev-parse", "--verify", "--quiet", &tracking]).await?;
-    if !output.status.success() {
-        return Ok(None);
+    let mut tips = Vec::with_capacity(references.len());
+    for reference in references {
+        let tip = match wanted.contains(reference) {
+            true => {
+                let output = git(dir, &["rev-parse", "--verify", "--quiet", &tracking(reference)]).await?;
+                let found = output.status.success();
+                found.then(|| parse_id(&String::from_utf8_lossy(&output.stdout))).transpose()?
+            }
+            false => None,
+        };
+        tips.push(tip);
     }
-    parse_id(&String::from_utf8_lossy(&output.stdout)).map(Some)
+    Ok(tips)
 }
 
-/// Pushes `commit` to a remote reference (`refs/heads/main`) as a fast-forward. Never forces.
-pub async fn push(dir: &Path, commit: ObjectId, reference: &str) -> Result<PushOutcome, GitError> {
-    let refspec = format!("{commit}:{reference}");
-    let (output, access) = network(dir, &["push", "--porcelain", "--quiet", REMOTE, &refspec]).await?;
+/// Pushes commits to remote references as fast-forwards, all or none (`--atomic` when there are
+/// several). Never forces.
+pub async fn push(dir: &Path, updates: &[super::RefUpdate]) -> Result<PushOutcome, GitError> {
+    let refspecs: Vec<String> = updates.iter().map(|u| format!("{}:{}", u.commit, u.reference)).collect();
+    let mut args = vec!["push", "--porcelain", "--quiet"];
+    if updates.len() > 1 {
+        args.push("--atomic");
+    }
+    args.push(REMOTE);
+    args.extend(refspecs.iter().map(String::as_str));
+    let (output, access) = network(dir, &args).await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let reference = updates.first().map(|u| u.reference.as_str()).unwrap_or_default();
     let branch = reference.strip_prefix("refs/heads/").unwrap_or(reference).to_string();
     let checked_out = || GitError::Remote(RemoteError::CheckedOutBranch { url: access.shown_url(), branch });
-    // Porcelain lines: `<flag>\t<from>:<to>\t<summary>`; `!` is a rejected ref.
-    let line = stdout.lines().find(|l| l.ends_with(&format!(":{reference}")) || l.contains(&format!(":{reference}\t")));
+    // Porcelain lines: `<flag>\t<from>:<to>\t<summary>`; `!` is a rejected ref. Of an atomic push
+    // refused for one reference, the others say `atomic push failed`: the one that says why counts.
+    let lines: Vec<&str> = updates
+        .iter()
+        .filter_map(|u| {
+            let to = &u.reference;
+            stdout.lines().find(|l| l.ends_with(&format!(":{to}")) || l.contains(&format!(":{to}\t")))
+        })
+        .collect();
+    let refused = lines.iter().filter(|l| l.starts_with('!'));
+    let line = refused.clone().find(|l| !l.contains("atomic push failed")).or(refused.clone().next()).or(lines.first());
     match line.and_then(|l| l.chars().next()) {
         Some(' ' | '+' | '=' | '*' | '-') if output.status.success() => Ok(PushOutcome::Pushed),
         Some('!') => {
-            let summary = line.unwrap_or_default();
+            let summary = line.copied().unwrap_or_default();
             // Another writer moved the branch first, or updated it at the same moment (the remote
             // could not lock or update the ref): fetch and replay.
             let raced = ["fetch first", "non-fast-forward", "stale info", "failed to update ref", "failed to lock"];

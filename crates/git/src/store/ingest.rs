@@ -20,11 +20,12 @@ use super::{Claim, Entry, State};
 use crate::mirror::{CommitInfo, FileChange, GitError, Mirror};
 use gitbacked_core::document::{self, DocumentError};
 use gitbacked_core::registry::{GroupKind, Home, crd_group_kind};
+use gix::ObjectId;
 
 /// A commit whose changed files have been read and parsed, ready to apply under the store's lock.
 pub struct ParsedCommit {
     info: CommitInfo,
-    seq: u64,
+    pub(super) seq: u64,
     changes: Vec<FileChange>,
     files: ParsedFiles,
 }
@@ -222,9 +223,11 @@ impl<'a> Candidates<'a> {
 }
 
 impl State {
-    /// Applies one parsed commit and records its events.
-    pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit) {
+    /// Applies one parsed commit, and the step of the status ref pushed with it if any (one step
+    /// for both, so that watchers never see the one without the other), and records its events.
+    pub(crate) fn apply_commit(&mut self, mirror: &Mirror, commit: ParsedCommit, status: Option<super::StatusStep>) {
         let ParsedCommit { info, seq, changes, files } = commit;
+        let bookkept = status.map(|step| self.read_status_step(step)).unwrap_or_default();
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
         let mut added: Vec<(Location, u32, &str)> = Vec::new();
         for (i, change) in changes.iter().enumerate() {
@@ -295,8 +298,13 @@ impl State {
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
         }
+        let branch_touched: HashSet<ObjectKey> = touched.keys().cloned().collect();
         for (key, t) in std::mem::take(&mut touched) {
             self.resolve(mirror, &info, seq, key, t, &mut events);
+        }
+        // Objects whose bookkeeping alone changed (the others were resolved with it).
+        for key in bookkept.iter().filter(|k| !branch_touched.contains(*k)) {
+            self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
         self.settle_implied(seq, info.time, &mut events);
         for WatchEvent { kind, object, previous } in events {
@@ -372,9 +380,8 @@ impl State {
         let read = |location: &Location, candidate: Candidate<'_>| match candidate {
             Candidate::Current => before.as_ref().map(|b| b.content()),
             Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
-            Candidate::Unread => {
-                read_document(mirror, info, location, &key, self).map(|json| object::strip_derived(parse_json(&json)))
-            }
+            Candidate::Unread => read_document(mirror, info.id, location, &key, self)
+                .map(|json| object::strip_derived(parse_json(&json))),
         };
         // The first document by path wins; one that cannot be read any more is dropped. When
         // several claim the object, the first valid one wins: a document shaped like the object
@@ -419,12 +426,16 @@ impl State {
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
                 None
             }
-            (before, Some((location, content))) => {
+            (before, Some((location, mut content))) => {
+                let uid = before.as_ref().map_or_else(|| super::created_uid(&key, info.id), |b| b.derived.uid.clone());
+                if !self.overlays.is_empty() {
+                    self.bookkeeping.overlay(&mut content, &uid, self.overlays.get(&key));
+                }
                 let (derived, kind) = match &before {
                     None => (
                         Derived {
                             resource_version,
-                            uid: gitbacked_core::uid::stable_uid(&format!("{key}@{}", info.id)),
+                            uid,
                             creation_timestamp: gitbacked_core::clock::rfc3339(info.time),
                             generation: 1,
                         },
@@ -503,7 +514,7 @@ impl State {
             for key in keys {
                 let locations: Vec<Location> = self.touch(touched, &key).candidates.locations().cloned().collect();
                 for location in locations {
-                    if let Some(json) = read_document(mirror, info, &location, &key, self) {
+                    if let Some(json) = read_document(mirror, info.id, &location, &key, self) {
                         self.unknown.insert(location.clone(), json);
                     }
                     self.set_claim_key(&location, None);
@@ -540,19 +551,19 @@ fn group_kind(json: &str) -> GroupKind {
 }
 
 /// The `Value` of a document the store serialized itself.
-fn parse_json(json: &str) -> Value {
+pub(super) fn parse_json(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or_else(|e| unreachable!("compact JSON parses: {e}"))
 }
 
 /// Reads the document at `location` from the commit again, checking that it still claims `key`.
-fn read_document(
+pub(super) fn read_document(
     mirror: &Mirror,
-    info: &CommitInfo,
+    commit: ObjectId,
     location: &Location,
     key: &ObjectKey,
     state: &State,
 ) -> Option<Box<str>> {
-    let bytes = mirror.reader().file_at(info.id, &location.path).ok()??;
+    let bytes = mirror.reader().file_at(commit, &location.path).ok()??;
     let parsed = document::parse_file(&location.path, &bytes);
     let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
     let json = found.value.to_string();

@@ -8,10 +8,16 @@
 //! numbers, and they survive restarts. A watch resumed from any event's resourceVersion receives
 //! exactly the events after it. Objects kept only in memory (Events) take the next numbers after the
 //! current one.
+//!
+//! With the status ref in use (see [`crate::status_ref`]), its changes are steps too: the branch's
+//! history read at start is numbered as above, the status ref's tip is the next step, numbered from
+//! the clock (see [`clock_step`]), and every step after it (of either ref) takes the next number.
+//! Those numbers are this process's: exact for its watches, never reused by a later run.
 
 mod cache;
 mod implied;
 mod ingest;
+mod overlay;
 mod parsed;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +31,7 @@ use gix::ObjectId;
 use tokio::sync::watch;
 
 pub use ingest::ParsedCommit;
+pub(crate) use overlay::StatusStep;
 
 /// How many object changes one commit may carry before resourceVersions would collide.
 pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
@@ -32,6 +39,21 @@ pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
 /// The resourceVersion of change `index` (from 1) in commit number `seq`.
 pub fn revision(seq: u64, index: u64) -> u64 {
     seq * CHANGES_PER_COMMIT + index.min(CHANGES_PER_COMMIT - 1)
+}
+
+/// The number of the first step of the status ref in a process: the milliseconds since 1970. Steps
+/// of the status ref are numbered in the order a process sees them, which no other process and no
+/// later run shares; from the clock, a restarted process never hands out again a number that a
+/// previous run gave another state of an object (that would take more than one step per
+/// millisecond since the previous start), so a stale resourceVersion gets 409, never a lost update.
+fn clock_step() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX / CHANGES_PER_COMMIT).min(u64::MAX / CHANGES_PER_COMMIT - 1)
+}
+
+/// The uid of an object that `commit` created: derived from history, the same in every process.
+pub(crate) fn created_uid(key: &ObjectKey, commit: ObjectId) -> String {
+    gitbacked_core::uid::stable_uid(&format!("{key}@{commit}"))
 }
 
 /// A document claimed by an object key, or one whose kind is not known yet.
@@ -71,6 +93,9 @@ pub(crate) struct State {
     log: WatchLog,
     tip: Option<ObjectId>,
     seq: u64,
+    /// What of the objects is kept on the status ref, and what the ref holds.
+    bookkeeping: crate::status_ref::Bookkeeping,
+    overlays: overlay::Overlays,
 }
 
 /// Counters for reporting.
@@ -115,6 +140,8 @@ impl Store {
             log: WatchLog::new(log_capacity),
             tip: None,
             seq: 0,
+            bookkeeping: Default::default(),
+            overlays: Default::default(),
         };
         let mut state = state;
         state.seed_implied();
@@ -139,6 +166,34 @@ impl Store {
     pub fn with_parse_cache(mut self, dir: &std::path::Path) -> Self {
         self.parse_cache = Some(Arc::new(cache::ParseCache::open(dir.join(cache::FILE_NAME))));
         self
+    }
+
+    /// Serves the bookkeeping `bookkeeping` places on the status ref from there (see
+    /// [`crate::status_ref`]).
+    pub fn with_bookkeeping(self, bookkeeping: crate::status_ref::Bookkeeping) -> Self {
+        self.write().bookkeeping = bookkeeping;
+        self
+    }
+
+    /// What of the objects is kept on the status ref.
+    pub fn bookkeeping(&self) -> crate::status_ref::Bookkeeping {
+        self.read().bookkeeping
+    }
+
+    /// The status ref's commit the store reflects.
+    pub fn status_tip(&self) -> Option<ObjectId> {
+        self.read().overlays.tip
+    }
+
+    /// Applies a step of the status ref (see [`StatusStep`]) as the next numbered step.
+    pub(crate) fn apply_status(&self, mirror: &crate::mirror::Mirror, step: StatusStep) {
+        let revision = {
+            let mut state = self.write();
+            let seq = state.next_step(state.seq + 1, true);
+            state.apply_status_step(mirror, step, seq);
+            state.log.revision()
+        };
+        self.revision_tx.send_replace(revision);
     }
 
     /// Reads and parses a commit (see [`ParsedCommit`]) through the parse cache.
@@ -221,7 +276,8 @@ impl Store {
         self.read().log.revision()
     }
 
-    /// The commit the store reflects and its number on the first-parent chain.
+    /// The branch's commit the store reflects, and the number of the store's last step (the
+    /// commit's number on the first-parent chain, unless steps of the status ref came between).
     pub fn tip(&self) -> (Option<ObjectId>, u64) {
         let state = self.read();
         (state.tip, state.seq)
@@ -295,11 +351,13 @@ impl Store {
         }
     }
 
-    /// Applies parsed commits (see [`ParsedCommit`]) in order.
-    pub(crate) fn apply(&self, mirror: &crate::mirror::Mirror, commit: ParsedCommit) {
+    /// Applies a parsed commit (see [`ParsedCommit`]), with the step of the status ref that came
+    /// with it (see [`State::apply_commit`]).
+    pub(crate) fn apply(&self, mirror: &crate::mirror::Mirror, mut commit: ParsedCommit, status: Option<StatusStep>) {
         let revision = {
             let mut state = self.write();
-            state.apply_commit(mirror, commit);
+            commit.seq = state.next_step(commit.seq, status.is_some());
+            state.apply_commit(mirror, commit, status);
             state.log.revision()
         };
         self.revision_tx.send_replace(revision);
@@ -314,6 +372,8 @@ impl Store {
             let mut fresh = next.write();
             fresh.seq = state.seq;
             fresh.log.advance_to(state.log.revision());
+            fresh.bookkeeping = state.bookkeeping;
+            fresh.overlays = state.overlays.clone();
         }
         next
     }
@@ -332,6 +392,15 @@ impl Store {
 }
 
 impl State {
+    /// The number of a step that would be `seq`: the first one with a change of the status ref in
+    /// this process is numbered from the clock (see [`clock_step`]).
+    fn next_step(&self, seq: u64, status: bool) -> u64 {
+        match status && self.overlays.tip.is_none() {
+            true => seq.max(clock_step()),
+            false => seq,
+        }
+    }
+
     fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let entry = self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))?;
         Some(entry.object.clone())

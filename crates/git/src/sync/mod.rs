@@ -18,13 +18,16 @@ use gitbacked_core::storage::{Write, WriteOutcome};
 use crate::metrics::GitMetrics;
 use crate::mirror::local::LocalRemote;
 use crate::mirror::{GitError, Identity, Mirror, remote};
-use crate::store::Store;
+use crate::store::{StatusStep, Store};
 
 /// How the loop reaches and writes the remote.
 #[derive(Clone)]
 pub struct SyncConfig {
     /// The remote reference this loop reads and writes (`refs/heads/main`).
     pub reference: String,
+    /// The status ref that moves with it, when the store keeps bookkeeping there (see
+    /// [`crate::status_ref`]).
+    pub status_reference: Option<String>,
     /// How often the remote is polled.
     pub interval: Duration,
     /// Author and committer of the commits written.
@@ -43,6 +46,11 @@ pub struct SyncConfig {
 }
 
 impl SyncConfig {
+    /// The remote references this loop reads and writes: its own, and its status ref if it has one.
+    pub(crate) fn references(&self) -> Vec<&str> {
+        std::iter::once(self.reference.as_str()).chain(self.status_reference.as_deref()).collect()
+    }
+
     /// Runs a git network operation on this loop's reference and counts it; `outcome` names a
     /// successful result.
     pub(crate) async fn observed<T>(
@@ -194,8 +202,8 @@ impl Syncer {
                         Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
                     },
                     _ = tokio::time::sleep_until(self.next_poll) => State::Poll(None),
-                    _ = peek => match self.local.as_ref().and_then(|l| l.tip(&self.config.reference)) {
-                        Some(tip) if Some(tip) != self.store.tip().0 => State::Poll(None),
+                    _ = peek => match self.local.as_ref().map(|l| self.config.references().iter().map(|r| l.tip(r)).collect::<Vec<_>>()) {
+                        Some(tips) if self.moved(&tips) => State::Poll(None),
                         _ => State::Idle,
                     },
                 }
@@ -257,11 +265,18 @@ impl Syncer {
         batch
     }
 
-    /// A cheap look at the remote tip; fetches and applies only when it moved.
+    /// Whether the remote's tips of this loop's references (as [`SyncConfig::references`] lists
+    /// them) are not those the store reflects.
+    fn moved(&self, tips: &[Option<ObjectId>]) -> bool {
+        let reflected = [self.store.tip().0, self.store.status_tip()];
+        tips.iter().zip(reflected).any(|(tip, reflected)| tip.is_some() && *tip != reflected)
+    }
+
+    /// A cheap look at the remote tips; fetches and applies only when one moved.
     async fn poll(&mut self) -> Result<(), GitError> {
-        let (dir, reference) = (self.mirror.dir(), &self.config.reference);
-        let tip = self.config.observed("ls-remote", remote::remote_tip(dir, reference), |_| "ok").await?;
-        if tip.is_some() && tip != self.store.tip().0 {
+        let (dir, references) = (self.mirror.dir(), self.config.references());
+        let tips = self.config.observed("ls-remote", remote::remote_tips(dir, &references), |_| "ok").await?;
+        if self.moved(&tips) {
             // This loop's own pushes move the store's tip as they land: these are someone else's.
             self.pacing.others_seen();
             fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
@@ -281,82 +296,118 @@ fn jitter(interval: Duration) -> Duration {
     interval + interval.mul_f64(f64::from(nanos % 1000) / 10_000.0)
 }
 
-/// Fetches the branch and brings the store to the fetched tip.
+/// Fetches the loop's references and brings the store to the fetched tips.
 pub(crate) async fn fetch_and_advance(
     mirror: &Arc<Mirror>,
     store: &Arc<Store>,
     config: &SyncConfig,
 ) -> Result<(), GitError> {
-    let fetched = config.observed("fetch", remote::fetch(mirror.dir(), &config.reference), |_| "ok").await?;
-    if let Some(tip) = fetched {
-        advance(mirror, store, tip).await?;
-    }
+    let references = config.references();
+    let fetched = config.observed("fetch", remote::fetch(mirror.dir(), &references), |_| "ok").await?;
+    let tips = Tips { branch: fetched[0], status: fetched.get(1).copied().flatten() };
+    advance(mirror, store, tips).await?;
     config.metrics.synced(&config.reference);
     Ok(())
 }
 
-/// Applies every commit on the first-parent chain from the store's tip to `tip`, one by one, so
-/// that resourceVersions match those of any other process reading the same history. A rewritten
-/// history (force-push) is read again from the start into a successor store whose numbering
-/// continues after the old one, and every watch gets 410.
-pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tip: ObjectId) -> Result<(), GitError> {
+/// Where a loop's references are to be read to: `None` leaves one where the store has it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Tips {
+    /// The loop's own reference (the branch).
+    pub(crate) branch: Option<ObjectId>,
+    /// Its status ref.
+    pub(crate) status: Option<ObjectId>,
+}
+
+/// Applies every commit on the first-parent chain from the store's tip to the branch's new tip, one
+/// by one, so that resourceVersions match those of any other process reading the same history;
+/// then the status ref's change as one step (its history is bookkeeping: only its tip counts). A
+/// rewritten history (force-push) is read again from the start into a successor store whose
+/// numbering continues after the old one, and every watch gets 410.
+pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tips: Tips) -> Result<(), GitError> {
     let (mirror, store) = (mirror.clone(), store.clone());
     tokio::task::spawn_blocking(move || {
-        let (current, seq) = store.tip();
-        if current == Some(tip) {
-            return Ok(());
-        }
         // Timed by the bench's `write-costs` (issue 15).
         let _cost = tracing::trace_span!(target: "gitbacked::cost", "apply").entered();
-        let started = std::time::Instant::now();
-        let reader = mirror.reader();
-        let commits = match reader.first_parent_chain(current, tip)? {
-            Some(chain) => {
-                let previous = current.map(|c| reader.commit_info(c)).transpose()?.and_then(|i| i.subtree);
-                let commits = read_chain(&mirror, &store, chain, seq, previous)?;
-                if current.is_none() {
-                    store.finish_initial_sync();
-                }
-                commits
-            }
-            None => {
-                warn!(%tip, "the branch history was rewritten; reading it again from the start");
-                let successor = store.successor();
-                let chain = reader.first_parent_chain(None, tip)?.unwrap_or_default();
-                let commits = read_chain(&mirror, &successor, chain, seq, None)?;
-                successor.finish_initial_sync();
-                store.replace_with(successor);
-                commits
-            }
-        };
-        let elapsed = started.elapsed();
-        if current.is_none() {
-            let objects = store.stats().objects;
-            let rate = (objects as f64 / elapsed.as_secs_f64()).round();
-            info!(target: "gitbacked::progress", objects, ?elapsed, rate, "initial sync complete");
+        let status = tips.status.filter(|tip| Some(*tip) != store.status_tip());
+        let mut step = status.map(|tip| StatusStep::read(&mirror, store.status_tip(), tip)).transpose()?;
+        if let Some(tip) = tips.branch {
+            advance_branch(&mirror, &store, tip, &mut step)?;
         }
-        info!(commits, %tip, ?elapsed, "synced");
-        // What the commits brought is reviewed (and reported) beside the sync, not on its path.
-        tokio::task::spawn_blocking(move || store.review());
+        // The branch did not move: the status ref's change is a step of its own.
+        if let Some(step) = step {
+            store.apply_status(&mirror, step);
+            debug!(tip = ?status, "synced the status ref");
+        }
         Ok(())
     })
     .await
     .map_err(|e| GitError::Command(format!("sync task failed: {e}")))?
 }
 
-/// Applies a first-parent chain of commits, numbering them after `seq`; returns how many.
+/// Brings the store to the branch's `tip`; a step of the status ref (`status`) is taken with the
+/// last commit, as one step, unless the history was rewritten.
+fn advance_branch(
+    mirror: &Arc<Mirror>,
+    store: &Arc<Store>,
+    tip: ObjectId,
+    status: &mut Option<StatusStep>,
+) -> Result<(), GitError> {
+    let (current, seq) = store.tip();
+    if current == Some(tip) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let reader = mirror.reader();
+    let commits = match reader.first_parent_chain(current, tip)? {
+        Some(chain) => {
+            let previous = current.map(|c| reader.commit_info(c)).transpose()?.and_then(|i| i.subtree);
+            let commits = read_chain(mirror, store, chain, seq, previous, status)?;
+            if current.is_none() {
+                store.finish_initial_sync();
+            }
+            commits
+        }
+        None => {
+            warn!(%tip, "the branch history was rewritten; reading it again from the start");
+            let successor = store.successor();
+            let chain = reader.first_parent_chain(None, tip)?.unwrap_or_default();
+            let commits = read_chain(mirror, &successor, chain, seq, None, &mut None)?;
+            successor.finish_initial_sync();
+            store.replace_with(successor);
+            commits
+        }
+    };
+    let elapsed = started.elapsed();
+    if current.is_none() {
+        let objects = store.stats().objects;
+        let rate = (objects as f64 / elapsed.as_secs_f64()).round();
+        info!(target: "gitbacked::progress", objects, ?elapsed, rate, "initial sync complete");
+    }
+    info!(commits, %tip, ?elapsed, "synced");
+    // What the commits brought is reviewed (and reported) beside the sync, not on its path.
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.review());
+    Ok(())
+}
+
+/// Applies a first-parent chain of commits, numbering them after `seq`, the last one with the step
+/// of the status ref `status` (taken); returns how many.
 fn read_chain(
     mirror: &Mirror,
     store: &Store,
     chain: Vec<crate::mirror::CommitInfo>,
     mut seq: u64,
     mut previous: Option<ObjectId>,
+    status: &mut Option<StatusStep>,
 ) -> Result<usize, GitError> {
     let commits = chain.len();
-    for info in chain {
+    for (i, info) in chain.into_iter().enumerate() {
         seq += 1;
         let subtree = info.subtree;
-        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?);
+        let with = if i + 1 == commits { status.take() } else { None };
+        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?, with);
+        seq = store.tip().1;
         previous = subtree;
     }
     Ok(commits)

@@ -11,12 +11,13 @@ use std::time::Instant;
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use super::{Pacing, PendingWrite, SyncConfig, advance, fetch_and_advance};
+use super::{Pacing, PendingWrite, SyncConfig, Tips, advance, fetch_and_advance};
 use crate::layout;
 use crate::metrics::GitMetrics;
 use crate::mirror::local::LocalRemote;
 use crate::mirror::remote::{self, PushOutcome};
-use crate::mirror::{CommitBuilder, GitError, Mirror, Occupant};
+use crate::mirror::{CommitBuilder, GitError, Identity, Mirror, Occupant, RefUpdate};
+use crate::status_ref::{self, Bookkeeping, Overlay};
 use crate::store::Store;
 use gitbacked_core::document;
 use gitbacked_core::registry::Registry;
@@ -54,12 +55,13 @@ struct Committed {
 enum Attempt {
     /// Evaluate every write on the synced tip and build one commit for the batch.
     Stage { writes: Vec<PendingWrite>, tries: usize },
-    /// Push the commit built on `base`, then answer each write from the store.
-    Push { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
-    /// The push was refused: bring the store to the new tip. When the commit is part of it after
-    /// all (an earlier attempt landed though its answer was lost, and others built on it), its
-    /// writes are answered; otherwise another writer was first and they are staged again.
-    Replay { committed: Vec<Committed>, base: Option<gix::ObjectId>, head: gix::ObjectId, tries: usize },
+    /// Push the commits built (on the branch, and on the status ref), then answer each write from
+    /// the store.
+    Push { committed: Vec<Committed>, built: Vec<Built>, tries: usize },
+    /// The push was refused: bring the store to the new tips. When the commits are part of them
+    /// after all (an earlier attempt landed though its answer was lost, and others built on it),
+    /// their writes are answered; otherwise another writer was first and they are staged again.
+    Replay { committed: Vec<Committed>, built: Vec<Built>, tries: usize },
     /// Every write of the batch is answered (or deferred).
     Done,
 }
@@ -101,22 +103,26 @@ impl Batch<'_> {
     async fn step(&mut self, attempt: Attempt) -> Attempt {
         match attempt {
             Attempt::Stage { writes, tries } => self.stage(writes, tries),
-            Attempt::Push { committed, base, head, tries } => {
+            Attempt::Push { committed, built, tries } => {
                 let started = Instant::now();
-                match push_until(self.mirror, self.config, self.local, head, self.deadline).await {
+                let updates: Vec<RefUpdate> =
+                    built.iter().map(|b| RefUpdate { reference: b.reference.clone(), commit: b.head }).collect();
+                match push_until(self.mirror, self.config, self.local, &updates, self.deadline).await {
                     Ok(PushOutcome::Pushed) => {
                         self.pacing.pushed(started.elapsed());
                         self.config.metrics.pushes_blocked(&self.config.reference, None);
-                        if let Err(e) = remote::record_push(self.mirror, &self.config.reference, head) {
-                            warn!(error = %e, "recording the push in the mirror failed");
+                        for b in &built {
+                            if let Err(e) = remote::record_push(self.mirror, &b.reference, b.head) {
+                                warn!(error = %e, "recording the push in the mirror failed");
+                            }
                         }
-                        let applied = advance(self.mirror, self.store, head).await;
+                        let applied = advance(self.mirror, self.store, self.tips(&built)).await;
                         answer(self.store, committed, applied);
                         Attempt::Done
                     }
                     Ok(PushOutcome::Rejected) => {
                         self.pacing.others_seen();
-                        Attempt::Replay { committed, base, head, tries }
+                        Attempt::Replay { committed, built, tries }
                     }
                     Err(e) => {
                         warn!(error = %e, "push failed");
@@ -128,15 +134,15 @@ impl Batch<'_> {
                     }
                 }
             }
-            Attempt::Replay { committed, base, head, tries } => {
+            Attempt::Replay { committed, built, tries } => {
                 // Writers that keep colliding back off by a random, growing delay, so that one of
                 // them gets through instead of all retrying in lockstep.
                 tokio::time::sleep(backoff(tries)).await;
                 if let Err(e) = fetch_and_advance(self.mirror, self.store, self.config).await {
                     warn!(error = %e, "fetch after a rejected push failed");
                 }
-                if landed(self.mirror, self.store, base, head).await {
-                    debug!(%head, "the commit is on the remote after all: an earlier push landed");
+                if landed(self.mirror, self.store, self.config, &built).await {
+                    debug!("the commits are on the remote after all: an earlier push landed");
                     answer(self.store, committed, Ok(()));
                     return Attempt::Done;
                 }
@@ -154,11 +160,9 @@ impl Batch<'_> {
 
     /// Evaluates each write against the store and commits its change on top of the previous one.
     fn stage(&mut self, writes: Vec<PendingWrite>, tries: usize) -> Attempt {
-        let (base, _) = self.store.tip();
-        let mut builder = self.mirror.builder(base, self.config.sign_commits);
+        let mut staging = Staging::new(self.mirror, self.store, self.config);
         let mut committed: Vec<Committed> = Vec::new();
         let mut written: HashSet<ObjectKey> = HashSet::new();
-        let registry = self.store.registry();
         for mut pending in writes {
             if written.contains(&pending.write.key) {
                 self.deferred.push(pending);
@@ -167,7 +171,7 @@ impl Batch<'_> {
             let before = self.store.get(&pending.write.key);
             let key = &pending.write.key;
             let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
-                let changed = stage(&mut builder, &registry, &self.config.metrics, key, before.as_deref(), &mutation)?;
+                let changed = staging.stage(key, before.as_deref(), &mutation)?;
                 Ok((mutation, changed))
             });
             match result {
@@ -196,8 +200,8 @@ impl Batch<'_> {
             [one] => one.to_string(),
             many => format!("{} writes\n\n{}", many.len(), many.join("\n")),
         };
-        match builder.commit(&message, &self.config.author, gitbacked_core::clock::now()) {
-            Ok(head) => Attempt::Push { committed, base, head, tries },
+        match staging.commit(&message, &self.config.author, gitbacked_core::clock::now()) {
+            Ok(built) => Attempt::Push { committed, built, tries },
             Err(e) => {
                 let why = format!("building the commit failed: {e}");
                 for c in committed {
@@ -207,16 +211,161 @@ impl Batch<'_> {
             }
         }
     }
+
+    /// Where the store is to be read to once `built` is pushed.
+    fn tips(&self, built: &[Built]) -> Tips {
+        let head =
+            |reference: Option<&str>| built.iter().find(|b| Some(b.reference.as_str()) == reference).map(|b| b.head);
+        Tips { branch: head(Some(&self.config.reference)), status: head(self.config.status_reference.as_deref()) }
+    }
 }
 
-/// Whether `head`, built on `base`, is on the first-parent chain the store now reflects.
-async fn landed(mirror: &Arc<Mirror>, store: &Arc<Store>, base: Option<gix::ObjectId>, head: gix::ObjectId) -> bool {
-    let Some(tip) = store.tip().0 else {
-        return false;
-    };
-    let mirror = mirror.clone();
-    let chain = tokio::task::spawn_blocking(move || mirror.reader().first_parent_chain(base, tip)).await;
-    matches!(chain, Ok(Ok(Some(commits))) if commits.iter().any(|c| c.id == head))
+/// Whether every commit of `built` is on the first-parent chain of its reference as the store now
+/// reflects it.
+async fn landed(mirror: &Arc<Mirror>, store: &Store, config: &SyncConfig, built: &[Built]) -> bool {
+    for b in built {
+        let tip = if b.reference == config.reference { store.tip().0 } else { store.status_tip() };
+        let Some(tip) = tip else { return false };
+        let (mirror, base, head) = (mirror.clone(), b.base, b.head);
+        let chain = tokio::task::spawn_blocking(move || mirror.reader().first_parent_chain(base, tip)).await;
+        if !matches!(chain, Ok(Ok(Some(commits))) if commits.iter().any(|c| c.id == head)) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A commit of a batch, and the reference it is to move.
+struct Built {
+    reference: String,
+    base: Option<gix::ObjectId>,
+    head: gix::ObjectId,
+}
+
+/// The changes of a batch, on their way into commits: the branch's, and the status ref's when the
+/// store keeps bookkeeping there (see [`crate::status_ref`]).
+struct Staging<'a> {
+    config: &'a SyncConfig,
+    registry: Arc<Registry>,
+    bookkeeping: Bookkeeping,
+    branch: (Option<gix::ObjectId>, CommitBuilder),
+    status: Option<(Option<gix::ObjectId>, CommitBuilder)>,
+    /// Objects the batch creates, with what of them goes on the status ref: staged there once the
+    /// branch's commit, which their uid derives from, is built.
+    created: Vec<(ObjectKey, Value)>,
+}
+
+impl<'a> Staging<'a> {
+    fn new(mirror: &Mirror, store: &Store, config: &'a SyncConfig) -> Self {
+        let builder = |base| (base, mirror.builder(base, config.sign_commits));
+        Staging {
+            config,
+            registry: store.registry(),
+            bookkeeping: store.bookkeeping(),
+            branch: builder(store.tip().0),
+            status: config.status_reference.as_ref().map(|_| builder(store.status_tip())),
+            created: Vec::new(),
+        }
+    }
+
+    /// Stages one mutation on the branch and the status ref, each read back as the repository is
+    /// read: a change the reader would not serve as written is undone and refused (422, or 413
+    /// when the reader's budget is what refuses it), so that nothing is committed that is not
+    /// served. Returns `false` when the mutation changes nothing.
+    fn stage(&mut self, key: &ObjectKey, before: Option<&StoredObject>, mutation: &Mutation) -> ApiResult<bool> {
+        let in_git = before.filter(|b| b.location.is_some());
+        match (mutation, in_git) {
+            (Mutation::Put(content), Some(old)) if &old.content() == content => return Ok(false),
+            (Mutation::Delete, None) => return Ok(false),
+            _ => {}
+        }
+        let marks = (self.branch.1.staged(), self.status.as_ref().map(|(_, b)| b.staged()));
+        let result = self.stage_both(key, in_git, mutation);
+        if result.is_err() {
+            self.branch.1.unstage(marks.0);
+            if let (Some((_, status)), Some(mark)) = (&mut self.status, marks.1) {
+                status.unstage(mark);
+            }
+        }
+        result
+    }
+
+    fn stage_both(&mut self, key: &ObjectKey, before: Option<&StoredObject>, mutation: &Mutation) -> ApiResult<bool> {
+        let (bookkeeping, registry, metrics) = (self.bookkeeping, &*self.registry, &*self.config.metrics);
+        let staged = stage_change(&mut self.branch.1, registry, metrics, bookkeeping, key, before, mutation)?;
+        if let Some((path, written)) = &staged.branch {
+            read_back(&self.branch.1, registry, key, written, path)?;
+        }
+        if self.status.is_none() {
+            return Ok(staged.branch.is_some());
+        }
+        let status_changed = match (before, mutation) {
+            (Some(old), Mutation::Put(content)) => {
+                self.stage_status(key, &old.derived.uid, Some(content), staged.file_parts)?
+            }
+            (Some(old), Mutation::Delete) => self.stage_status(key, &old.derived.uid, None, false)?,
+            (None, Mutation::Put(content)) => {
+                if self.bookkeeping.holds(content) {
+                    self.created.push((key.clone(), content.clone()));
+                }
+                false
+            }
+            (None, Mutation::Delete) => false,
+        };
+        Ok(staged.branch.is_some() || status_changed)
+    }
+
+    /// Stages the status ref's document of `key` (of uid `uid`) for `content` (`None`: removed):
+    /// one is kept while the object has bookkeeping, or while its branch document holds parts
+    /// that the ref's document hides (`file_parts`). Returns whether it changed.
+    fn stage_status(
+        &mut self,
+        key: &ObjectKey,
+        uid: &str,
+        content: Option<&Value>,
+        file_parts: bool,
+    ) -> ApiResult<bool> {
+        let internal = |e: &dyn std::fmt::Display| StatusError::internal(format!("writing the status of {key}: {e}"));
+        let Some((_, builder)) = &mut self.status else { return Ok(false) };
+        let path = status_ref::path(&self.registry, key).ok_or_else(|| internal(&"its kind is not served"))?;
+        let wanted =
+            content.filter(|c| self.bookkeeping.holds(c) || file_parts).map(|c| self.bookkeeping.document(key, uid, c));
+        let read = |bytes: Option<Vec<u8>>| {
+            let parsed = document::parse_file(&path, bytes.as_deref().unwrap_or_default());
+            parsed.objects.iter().find_map(|o| Overlay::read(&o.value).filter(|(k, _)| k == key)).map(|(_, o)| o)
+        };
+        let current = read(builder.read(&path).map_err(|e| internal(&e))?);
+        let overlay = wanted.as_ref().and_then(|w| Overlay::read(w).map(|(_, o)| o));
+        if current == overlay {
+            return Ok(false);
+        }
+        builder.stage(&path, wanted.as_ref().map(|w| document::to_yaml(w).into_bytes()));
+        if read(builder.read(&path).map_err(|e| internal(&e))?) != overlay {
+            return Err(internal(&"its document on the status ref does not read back as written"));
+        }
+        Ok(true)
+    }
+
+    /// Builds the batch's commits: the branch's, then the status ref's (with the bookkeeping of
+    /// the objects the branch's commit creates).
+    fn commit(mut self, message: &str, author: &Identity, time: i64) -> Result<Vec<Built>, GitError> {
+        let mut built = Vec::new();
+        if self.branch.1.staged() > 0 {
+            let head = self.branch.1.commit(message, author, time)?;
+            for (key, content) in std::mem::take(&mut self.created) {
+                let uid = crate::store::created_uid(&key, head);
+                self.stage_status(&key, &uid, Some(&content), false).map_err(|e| GitError::Command(e.to_string()))?;
+            }
+            built.push(Built { reference: self.config.reference.clone(), base: self.branch.0, head });
+        }
+        if let (Some((base, builder)), Some(reference)) = (&mut self.status, &self.config.status_reference)
+            && builder.staged() > 0
+        {
+            let head = builder.commit(message, author, time)?;
+            built.push(Built { reference: reference.clone(), base: *base, head });
+        }
+        Ok(built)
+    }
 }
 
 /// Answers each write of a pushed commit from the store, once it reflects the commit (`applied`).
@@ -247,7 +396,7 @@ async fn push_until(
     mirror: &Arc<Mirror>,
     config: &SyncConfig,
     local: Option<&Arc<LocalRemote>>,
-    head: gix::ObjectId,
+    updates: &[RefUpdate],
     deadline: Instant,
 ) -> Result<PushOutcome, GitError> {
     let mut delay = std::time::Duration::from_millis(50);
@@ -256,7 +405,7 @@ async fn push_until(
         // A direct push that fails (a file that cannot be written, …) leaves the ref where it was or
         // moved it to `head`; either way `git push` of `head` is right, and says what is wrong.
         let direct = match local {
-            Some(local) => push_direct(mirror, local, config, head).await.unwrap_or_else(|e| {
+            Some(local) => push_direct(mirror, local, config, updates).await.unwrap_or_else(|e| {
                 warn!(error = %e, "the direct push failed; pushing with git");
                 None
             }),
@@ -264,7 +413,7 @@ async fn push_until(
         };
         let pushed = match direct {
             Some(outcome) => Ok(outcome),
-            None => config.observed("push", remote::push(mirror.dir(), head, &config.reference), outcome).await,
+            None => config.observed("push", remote::push(mirror.dir(), updates), outcome).await,
         };
         if pushed.as_ref().is_ok_and(|o| *o == PushOutcome::Rejected)
             && let Some(stale) = stale_lock(config)
@@ -303,11 +452,11 @@ async fn push_direct(
     mirror: &Arc<Mirror>,
     local: &Arc<LocalRemote>,
     config: &SyncConfig,
-    head: gix::ObjectId,
+    updates: &[RefUpdate],
 ) -> Result<Option<PushOutcome>, GitError> {
-    let (mirror, local, reference) = (mirror.clone(), local.clone(), config.reference.clone());
+    let (mirror, local, updates) = (mirror.clone(), local.clone(), updates.to_vec());
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || local.push(&mirror, &reference, head))
+    let result = tokio::task::spawn_blocking(move || local.push(&mirror, &updates))
         .await
         .map_err(|e| GitError::Command(format!("direct push: {e}")))?;
     let outcome = match &result {
@@ -334,27 +483,6 @@ fn transient(e: &GitError) -> bool {
                 | RemoteError::StaleLock { .. }
         )
     )
-}
-
-/// Writes one mutation into the batch's files, and reads the file back as the repository is read:
-/// a change the reader would not serve as written is undone and refused (422, or 413 when the
-/// reader's budget is what refuses it), so that nothing is committed that is not served. Returns
-/// `false` when the mutation changes nothing.
-fn stage(
-    builder: &mut CommitBuilder,
-    registry: &Registry,
-    metrics: &GitMetrics,
-    key: &ObjectKey,
-    before: Option<&StoredObject>,
-    mutation: &Mutation,
-) -> ApiResult<bool> {
-    let mark = builder.staged();
-    let Some(path) = stage_change(builder, registry, metrics, key, before, mutation)? else { return Ok(false) };
-    if let Err(e) = read_back(builder, registry, key, mutation, &path) {
-        builder.unstage(mark);
-        return Err(e);
-    }
-    Ok(true)
 }
 
 /// Checks that the staged `path` yields the written object (or no longer holds a deleted one).
@@ -412,27 +540,42 @@ fn read_changed(
     })
 }
 
-/// Stages one mutation; returns the path it changed, `None` when it changes nothing.
+/// What a mutation staged on the branch.
+struct BranchStaged {
+    /// The file it changed and what it wrote there, `None` when it changed nothing.
+    branch: Option<(String, Mutation)>,
+    /// Whether the object's document holds parts kept on the status ref (which it keeps).
+    file_parts: bool,
+}
+
+/// Stages one mutation's change of the branch's files: the object without the parts kept on the
+/// status ref, whose document keeps its own.
 fn stage_change(
     builder: &mut CommitBuilder,
     registry: &Registry,
     metrics: &GitMetrics,
+    bookkeeping: Bookkeeping,
     key: &ObjectKey,
     before: Option<&StoredObject>,
     mutation: &Mutation,
-) -> ApiResult<Option<String>> {
+) -> ApiResult<BranchStaged> {
     let internal = |e: &dyn std::fmt::Display| StatusError::internal(format!("writing {key}: {e}"));
-    match (mutation, before.and_then(|b| b.location.as_ref().map(|l| (b, l)))) {
-        (Mutation::Put(content), Some((old, _))) if &old.content() == content => Ok(None),
-        (Mutation::Delete, None) => Ok(None),
-        (mutation, Some((_, location))) => {
-            let content = match mutation {
+    match (mutation, before.and_then(|b| b.location.as_ref())) {
+        (Mutation::Delete, None) => Ok(BranchStaged { branch: None, file_parts: false }),
+        (mutation, Some(location)) => {
+            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
+            let ((doc, item), current) =
+                find_document(&location.path, &text, key, registry, (location.doc, location.item))
+                    .ok_or_else(|| internal(&"its document moved"))?;
+            let file_parts = bookkeeping.holds(&current);
+            let written = match mutation {
+                Mutation::Put(content) => Mutation::Put(bookkeeping.with_parts_of(content.clone(), &current)),
+                Mutation::Delete => Mutation::Delete,
+            };
+            let content = match &written {
                 Mutation::Put(content) => Some(content),
                 Mutation::Delete => None,
             };
-            let text = read_text(builder, &location.path).map_err(|e| internal(&e))?;
-            let (doc, item) = find_document(&location.path, &text, key, registry, (location.doc, location.item))
-                .ok_or_else(|| internal(&"its document moved"))?;
             let new =
                 document::rewrite_detailed(&location.path, &text, doc, item, content).map_err(|e| internal(&e))?;
             if new.fidelity == document::Fidelity::Reserialized {
@@ -445,8 +588,11 @@ fn stage_change(
                 document::Fidelity::Reserialized => "written-anew",
                 document::Fidelity::Removed => "removed",
             });
+            if new.fidelity == document::Fidelity::Unchanged {
+                return Ok(BranchStaged { branch: None, file_parts });
+            }
             builder.stage(&location.path, new.text.map(String::into_bytes));
-            Ok(Some(location.path.to_string()))
+            Ok(BranchStaged { branch: Some((location.path.to_string(), written)), file_parts })
         }
         (Mutation::Put(content), None) => {
             let rt = registry.by_kind(&key.gk).ok_or_else(|| internal(&"its kind is not served"))?;
@@ -454,7 +600,8 @@ fn stage_change(
             let dir = layout::kind_dir(rt, namespace);
             let files = builder.files_in(&dir).map_err(|e| internal(&e))?;
             let path = new_path(builder, key, &dir, files)?;
-            let yaml = document::to_yaml(content);
+            let content = bookkeeping.without(content.clone());
+            let yaml = document::to_yaml(&content);
             // A file already at the canonical path (a person's) keeps its documents: append.
             let text = match read_text(builder, &path).map_err(|e| internal(&e))? {
                 existing if existing.is_empty() => yaml,
@@ -462,7 +609,7 @@ fn stage_change(
                 existing => format!("{existing}\n---\n{yaml}"),
             };
             builder.stage(&path, Some(text.into_bytes()));
-            Ok(Some(path))
+            Ok(BranchStaged { branch: Some((path, Mutation::Put(content))), file_parts: false })
         }
     }
 }
@@ -493,22 +640,22 @@ fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, GitError> {
     String::from_utf8(bytes).map_err(|_| GitError::NotUtf8 { path: path.to_string() })
 }
 
-/// Finds the document holding `key` in a file: the remembered position when it still matches,
-/// else the first document that does.
+/// Finds the document holding `key` in a file, with its value: the remembered position when it
+/// still matches, else the first document that does.
 fn find_document(
     path: &str,
     text: &str,
     key: &ObjectKey,
     registry: &Registry,
     hint: (u32, Option<u32>),
-) -> Option<(u32, Option<u32>)> {
+) -> Option<((u32, Option<u32>), Value)> {
     let _cost = cost_span!("find_document");
     let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
     // The remembered document alone first: in a large file, parsing the others is most of a write.
-    let remembered = document::parse_document(path, text.as_bytes(), hint.0);
-    if remembered.objects.iter().any(|o| (o.doc, o.item) == hint && holds(&o.value)) {
-        return Some(hint);
-    }
-    let parsed = document::parse_file(path, text.as_bytes());
-    parsed.objects.iter().find(|o| holds(&o.value)).map(|o| (o.doc, o.item))
+    let remembered = document::parse_document(path, text.as_bytes(), hint.0).objects;
+    let found = match remembered.into_iter().find(|o| (o.doc, o.item) == hint && holds(&o.value)) {
+        Some(found) => found,
+        None => document::parse_file(path, text.as_bytes()).objects.into_iter().find(|o| holds(&o.value))?,
+    };
+    Some(((found.doc, found.item), found.value))
 }
