@@ -5,10 +5,15 @@
 //! `cargo run --release -p gitbacked-bench -- minimal-writes` measures how minimal the writes into
 //! a person's files are (issue 14).
 //!
+//! `cargo run --release -p gitbacked-bench -- write-costs` times the parts of a write (issue 15,
+//! item 9); `big-files` compares writes into a large multi-document file with writes into small
+//! ones (item 8).
+//!
 //! Nothing here asserts on timings: the numbers are printed as a table and as markdown.
 
 mod churn;
 mod compare;
+mod costs;
 mod fanout;
 mod http;
 mod measure;
@@ -21,6 +26,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use tracing::Level;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Parser)]
 #[command(name = "gitbacked-bench", about = "Benchmarks for gitbacked, with baselines side by side")]
@@ -42,6 +51,12 @@ enum Cmd {
     /// Watch fan-out: many watchers (half with label selectors) and a person's commit changing
     /// thousands of objects; time to the first and the last watcher, memory per idle watch.
     Fanout(fanout::FanoutArgs),
+    /// The parts of a write (admission and its parts, the minimal edit, the read-back, commit,
+    /// push, apply): µs per write and share of the latency, for three kinds (prints markdown).
+    WriteCosts(costs::CostArgs),
+    /// Writes into one document of a 59-document, 1.9 MB file against writes into small files,
+    /// with the parts of each write (prints markdown).
+    BigFiles(costs::BigArgs),
     /// Opens a store in this fresh process and prints its peak RSS (used by the memory measurement).
     #[command(hide = true)]
     ChildOpen {
@@ -128,7 +143,12 @@ fn main() -> Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "gitbacked::progress=info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let log = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).with_filter(filter);
+    // The parts of writes are timed only where they are reported: their spans cost a little.
+    let timing = matches!(cli.command, Cmd::WriteCosts(_) | Cmd::BigFiles(_)).then(|| {
+        costs::Timing.with_filter(tracing_subscriber::filter::Targets::new().with_target(costs::TARGET, Level::TRACE))
+    });
+    tracing_subscriber::registry().with(log).with(timing).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Cmd::All(args) => {
@@ -151,6 +171,14 @@ fn main() -> Result<()> {
         }
         Cmd::Fanout(args) => {
             println!("{}", runtime.block_on(fanout::run(&args))?);
+            Ok(())
+        }
+        Cmd::WriteCosts(args) => {
+            println!("{}", runtime.block_on(costs::write_costs(&args))?);
+            Ok(())
+        }
+        Cmd::BigFiles(args) => {
+            println!("{}", runtime.block_on(costs::big_files(&args))?);
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),

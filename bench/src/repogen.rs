@@ -42,7 +42,8 @@ impl Repo {
     }
 }
 
-fn namespace(i: usize) -> String {
+/// The namespace of object `i`.
+pub fn namespace(i: usize) -> String {
     format!("ns-{}", i % NAMESPACES)
 }
 
@@ -179,7 +180,28 @@ spec:
     schema:
       openAPIV3Schema:
         type: object
-        x-kubernetes-preserve-unknown-fields: true
+        properties:
+          spec:
+            type: object
+            x-kubernetes-validations:
+            - rule: self.replicas <= 100 || self.tier == 'batch'
+              message: only batch widgets may have more than 100 replicas
+            properties:
+              size:
+                type: integer
+                minimum: 0
+              color:
+                type: string
+                enum: [blue, green, red]
+              replicas:
+                type: integer
+                default: 1
+              tier:
+                type: string
+                default: backend
+          status:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
 ";
 
 /// The files of a repository of `n` objects (plus the CRD).
@@ -263,12 +285,144 @@ pub fn commit(remote: &Path, files: &[(String, String)], message: &str, on_tip: 
 
 /// Generates a repository of `n` objects: a bare remote on branch `main` with one commit.
 pub fn generate(n: usize) -> Result<Repo> {
+    let mut repo = generate_files(files(n))?;
+    repo.objects = n + 1;
+    Ok(repo)
+}
+
+/// Generates a bare remote on branch `main` with one commit of `files` (`objects` counts the files).
+pub fn generate_files(files: Vec<(String, String)>) -> Result<Repo> {
     let dir = tempfile::Builder::new().prefix("gitbacked-bench-").tempdir()?;
     let remote = dir.path().join("remote.git");
     git(dir.path(), &["init", "--quiet", "--bare", "--initial-branch=main", remote.to_str().expect("utf-8 path")])?;
-    let files = files(n);
-    commit(&remote, &files, &format!("{n} objects"), false)?;
-    Ok(Repo { _dir: dir, remote, objects: n + 1, files })
+    commit(&remote, &files, &format!("{} files", files.len()), false)?;
+    Ok(Repo { _dir: dir, remote, objects: files.len(), files })
+}
+
+/// A sentence of a field's description, long as generated API documentation is.
+fn description(field: &str, n: usize) -> String {
+    format!(
+        "{field} is the setting number {n} of this resource; it tells the controller how to reconcile the \
+         application when the source repository changes, which revision to track, how often to retry and \
+         what to do when a sync fails. Defaults to the value of the project when empty; see the user guide \
+         for the complete list of values, their meaning and how they interact with the other settings."
+    )
+}
+
+/// A CustomResourceDefinition of argo-cd's size (about 230 KB): `groups` objects of 12 described
+/// string fields each under `spec`, every line as `kubectl` and controller-gen write them.
+fn big_crd(kind: &str, groups: usize) -> String {
+    let plural = format!("{}s", kind.to_lowercase());
+    let mut out = format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  labels:\n    \
+         app.kubernetes.io/name: {plural}.argoproj.io\n    app.kubernetes.io/part-of: argocd\n  \
+         name: {plural}.argoproj.io\nspec:\n  group: argoproj.io\n  names:\n    kind: {kind}\n    \
+         listKind: {kind}List\n    plural: {plural}\n    singular: {}\n  scope: Namespaced\n  versions:\n  \
+         - name: v1alpha1\n    schema:\n      openAPIV3Schema:\n        description: {kind} is a definition of \
+         {kind} resource.\n        properties:\n          apiVersion:\n            type: string\n          \
+         kind:\n            type: string\n          metadata:\n            type: object\n          spec:\n            \
+         properties:\n",
+        kind.to_lowercase()
+    );
+    for g in 0..groups {
+        let group = format!("group{g}");
+        out.push_str(&format!(
+            "              {group}:\n                description: {}\n                properties:\n",
+            description(&group, g)
+        ));
+        for f in 0..12 {
+            let field = format!("field{f}");
+            out.push_str(&format!(
+                "                  {field}:\n                    description: {}\n                    type: string\n",
+                description(&field, g * 12 + f)
+            ));
+        }
+        out.push_str("                type: object\n");
+    }
+    out.push_str("            type: object\n        required:\n        - metadata\n        - spec\n        type: object\n    served: true\n    storage: true\n");
+    out
+}
+
+/// A small ConfigMap of the `argocd` namespace, as a file of its own or a document of a bundle.
+pub fn small_configmap(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    app.kubernetes.io/name: {name}\n    \
+         app.kubernetes.io/part-of: argocd\n  name: {name}\n  namespace: argocd\ndata:\n  \
+         timeout.reconciliation: 180s\n  url: https://argocd.example.com\n"
+    )
+}
+
+/// A Deployment of the `argocd` namespace (one container, probes, volumes), as argo-cd ships them.
+pub fn small_deployment(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  labels:\n    app.kubernetes.io/name: {name}\n    \
+         app.kubernetes.io/part-of: argocd\n  name: {name}\n  namespace: argocd\nspec:\n  selector:\n    \
+         matchLabels:\n      app.kubernetes.io/name: {name}\n  template:\n    metadata:\n      labels:\n        \
+         app.kubernetes.io/name: {name}\n    spec:\n      containers:\n      - args:\n        - /usr/local/bin/{name}\n        \
+         env:\n        - name: ARGOCD_LOG_LEVEL\n          value: info\n        image: quay.io/argoproj/argocd:v2.13.0\n        \
+         imagePullPolicy: Always\n        name: {name}\n        ports:\n        - containerPort: 8080\n        \
+         readinessProbe:\n          httpGet:\n            path: /healthz\n            port: 8080\n          \
+         initialDelaySeconds: 3\n          periodSeconds: 30\n        volumeMounts:\n        - mountPath: /tmp\n          \
+         name: tmp\n      serviceAccountName: {name}\n      volumes:\n      - emptyDir: {{}}\n        name: tmp\n"
+    )
+}
+
+/// argo-cd's `install.yaml` shape: 59 documents, 1.9 MB, nearly all of it 8 CRDs with long
+/// descriptions, then service accounts, RBAC, ConfigMaps, Secrets, Services and Deployments.
+pub fn install_yaml() -> String {
+    let names = [
+        "application-controller",
+        "applicationset-controller",
+        "dex-server",
+        "notifications-controller",
+        "redis",
+        "repo-server",
+        "server",
+    ];
+    let mut docs: Vec<String> =
+        ["Application", "ApplicationSet", "AppProject", "Cluster", "Repository", "Notification", "Rollout", "Workflow"]
+            .iter()
+            .map(|kind| big_crd(kind, 37))
+            .collect();
+    for name in names {
+        docs.push(format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  labels:\n    app.kubernetes.io/name: argocd-{name}\n  name: argocd-{name}\n  namespace: argocd\n"
+        ));
+    }
+    let rule = "- apiGroups:\n  - '*'\n  resources:\n  - '*'\n  verbs:\n  - get\n  - list\n  - watch\n";
+    for name in &names[..6] {
+        docs.push(format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\nrules:\n{rule}"));
+        docs.push(format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: argocd-{name}\nrules:\n{rule}"));
+        let subject = format!("subjects:\n- kind: ServiceAccount\n  name: argocd-{name}\n  namespace: argocd\n");
+        docs.push(format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: argocd-{name}\n{subject}"));
+        docs.push(format!("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: argocd-{name}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: argocd-{name}\n{subject}"));
+    }
+    for name in [
+        "cm",
+        "cmd-params-cm",
+        "gpg-keys-cm",
+        "notifications-cm",
+        "rbac-cm",
+        "ssh-known-hosts-cm",
+        "tls-certs-cm",
+        "redis-ha-cm",
+    ] {
+        docs.push(small_configmap(&format!("argocd-{name}")));
+    }
+    for name in ["notifications-secret", "secret"] {
+        docs.push(format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\ntype: Opaque\n"
+        ));
+    }
+    for name in &names[2..6] {
+        docs.push(format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: argocd-{name}\n  namespace: argocd\nspec:\n  ports:\n  - name: http\n    port: 8080\n    targetPort: 8080\n  selector:\n    app.kubernetes.io/name: argocd-{name}\n"
+        ));
+    }
+    for name in &names[1..] {
+        docs.push(small_deployment(&format!("argocd-{name}")));
+    }
+    docs.join("---\n")
 }
 
 /// The person changes the first `count` single-file ConfigMaps from `first` on, at `round`;

@@ -448,6 +448,27 @@ async fn nothing_is_acknowledged_that_is_not_read_back() {
         let fine = json!({"metadata": {"labels": {"ok": "yes"}}});
         assert_eq!(send(&store, "PATCH", &format!("{deeps}/d"), "application/merge-patch+json", &fine).await.0, 200);
         assert_eq!(send(&store, "DELETE", &format!("{deeps}/d"), "application/json", &json!({})).await.0, 200);
+
+        // In a file of several documents, only the one written is read back, and as strictly.
+        let deep = |name: &str| format!("apiVersion: example.com/v1\nkind: Deep\nmetadata:\n  name: {name}\n  namespace: default\nspec: {{a: 1}}\n");
+        let text = format!("{}---\n{}---\n{}", deep("e1"), deep("e2"), deep("e3"));
+        remote.commit(&[("apps/deeps.yaml", Some(&text))], "three deeps");
+        store.sync().await.unwrap();
+        let commits = remote.commit_count();
+        let (code, status) = send(&store, "PATCH", &format!("{deeps}/e2"), "application/merge-patch+json", &deeper).await;
+        assert!(code == 413 || code == 422, "{code} {status}");
+        assert!(status["message"].as_str().unwrap().contains("would not be read back"), "{status}");
+        assert_eq!(remote.commit_count(), commits, "nothing committed");
+        // Two writes into the file at once (one commit or two): each is read back on the other.
+        let (e1, e3) = (json!({"spec": {"b": 1}}), json!({"spec": {"b": 3}}));
+        let (first, third) = (format!("{deeps}/e1"), format!("{deeps}/e3"));
+        let (one, three) = tokio::join!(
+            send(&store, "PATCH", &first, "application/merge-patch+json", &e1),
+            send(&store, "PATCH", &third, "application/merge-patch+json", &e3),
+        );
+        assert_eq!((one.0, three.0), (200, 200), "{one:?} {three:?}");
+        let written = remote.file("apps/deeps.yaml").unwrap();
+        assert_eq!(written, text.replacen("{a: 1}", "{a: 1, b: 1}", 1).replace("e3\n  namespace: default\nspec: {a: 1}", "e3\n  namespace: default\nspec: {a: 1, b: 3}"));
         store.close().await.unwrap();
     })
     .await;

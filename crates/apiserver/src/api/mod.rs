@@ -726,8 +726,11 @@ impl Api {
         let remember = last.clone();
         let (storage, services, admitted) = (self.storage.clone(), self.services.clone(), key.clone());
         let wrapped = move |current: Option<&StoredObject>| {
-            let mut mutation = mutate(current)?;
-            admission::admit(storage.as_ref(), &services, &admitted, current, &mut mutation)?;
+            // The parts of a write, timed by the bench's `write-costs` (issue 15).
+            let mut mutation =
+                tracing::trace_span!(target: "gitbacked::cost", "mutate").in_scope(|| mutate(current))?;
+            tracing::trace_span!(target: "gitbacked::cost", "admission")
+                .in_scope(|| admission::admit(storage.as_ref(), &services, &admitted, current, &mut mutation))?;
             if let (Mutation::Delete, Some(c)) = (&mutation, current) {
                 *remember.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.content());
             }

@@ -65,8 +65,16 @@ fn chunks(text: &[u8]) -> Vec<Chunk> {
     let mut out = Vec::new();
     let (mut start, mut first_line, mut offset, mut line_no) = (0usize, 1u64, 0usize, 0u64);
     let mut seen_content = false;
-    for line in text.split_inclusive(|b| *b == b'\n') {
+    while offset < text.len() {
+        let end = memchr::memchr(b'\n', &text[offset..]).map_or(text.len(), |i| offset + i + 1);
+        let line = &text[offset..end];
         line_no += 1;
+        // Only a line starting with `-` or `.` may be a marker, and once a document has content,
+        // more content changes nothing: most lines of a large file need no closer look.
+        if seen_content && !matches!(line[0], b'-' | b'.') {
+            offset = end;
+            continue;
+        }
         let bare = line.strip_suffix(b"\n").unwrap_or(line);
         let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
         let is_marker =
@@ -82,13 +90,13 @@ fn chunks(text: &[u8]) -> Vec<Chunk> {
             seen_content = true;
         } else if is_marker(b"...") {
             out.push(Chunk { start, end: offset, first_line });
-            start = offset + line.len();
+            start = end;
             first_line = line_no + 1;
             seen_content = false;
         } else if !bare.trim_ascii().is_empty() && !bare.trim_ascii_start().starts_with(b"#") {
             seen_content = true;
         }
-        offset += line.len();
+        offset = end;
     }
     if seen_content || out.is_empty() || start < text.len() {
         out.push(Chunk { start, end: text.len(), first_line });
@@ -201,23 +209,96 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> ParsedFile {
         return parsed;
     }
     for (i, chunk) in chunks(bytes).iter().enumerate() {
-        let raw = &bytes[chunk.start..chunk.end];
-        let Ok(body) = std::str::from_utf8(raw) else {
-            parsed.errors.push(not_utf8(raw, chunk.first_line));
-            continue;
-        };
-        if body.trim().is_empty() {
-            continue;
-        }
-        match parse_yaml(body) {
-            Ok(value) => collect(i as u32, chunk.first_line, value, &mut parsed),
-            Err(mut e) => {
-                e.line += chunk.first_line - 1;
-                parsed.errors.push(e);
-            }
-        }
+        parse_chunk(i as u32, chunk, bytes, parse_yaml, &mut parsed);
     }
     parsed
+}
+
+/// Reads document `doc` of a file alone: what [`parse_file`] finds in that document, as it finds
+/// it (the same indices and lines), without parsing the others. A JSON file is document 0.
+pub fn parse_document(path: &str, bytes: &[u8], doc: u32) -> ParsedFile {
+    if is_json(path) {
+        return if doc == 0 { parse_file(path, bytes) } else { ParsedFile::default() };
+    }
+    let mut parsed = ParsedFile::default();
+    if let Some(chunk) = chunks(bytes).get(doc as usize) {
+        parse_chunk(doc, chunk, bytes, parse_recent, &mut parsed);
+    }
+    parsed
+}
+
+/// How many documents a file has, as [`parse_file`] counts them (a JSON file has one).
+pub fn document_count(path: &str, bytes: &[u8]) -> usize {
+    if is_json(path) { 1 } else { chunks(bytes).len() }
+}
+
+/// The only document in which two versions of a YAML file differ, when everything else (the
+/// other documents, and the markers between them) is the same byte for byte; `None` otherwise,
+/// and for JSON files. Then [`parse_document`] of the new version reads all that changed.
+pub fn changed_document(path: &str, old: &[u8], new: &[u8]) -> Option<u32> {
+    if is_json(path) {
+        return None;
+    }
+    let (before, after) = (chunks(old), chunks(new));
+    if before.len() != after.len() {
+        return None;
+    }
+    let doc = before.iter().zip(&after).position(|(b, a)| old[b.start..b.end] != new[a.start..a.end])?;
+    let (b, a) = (&before[doc], &after[doc]);
+    (old[..b.start] == new[..a.start] && old[b.end..] == new[a.end..]).then_some(doc as u32)
+}
+
+/// [`parse_yaml`], remembering the last documents parsed on this thread with it. A write reads
+/// the document it changes twice (to find it, to edit it) and its edit twice (the editor's check,
+/// the read-back), one after the other; a parse costs many times a copy of its result.
+fn parse_recent(text: &str) -> Result<Value, DocumentError> {
+    /// The documents kept: the one being written and its edit.
+    const KEPT: usize = 2;
+    /// Larger documents are parsed each time: what is kept stays in memory until two more are parsed.
+    const LARGEST: usize = 1 << 20;
+    type Recent = std::collections::VecDeque<(Box<str>, Result<Value, DocumentError>)>;
+    thread_local! {
+        static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent::new()) };
+    }
+    if text.len() > LARGEST {
+        return parse_yaml(text);
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some((_, read)) = recent.iter().find(|(t, _)| **t == *text) {
+            return read.clone();
+        }
+        let read = parse_yaml(text);
+        if recent.len() == KEPT {
+            recent.pop_front();
+        }
+        recent.push_back((text.into(), read.clone()));
+        read
+    })
+}
+
+/// Adds the objects and errors of document `doc`, the `chunk` of `bytes`, read with `parse`.
+fn parse_chunk(
+    doc: u32,
+    chunk: &Chunk,
+    bytes: &[u8],
+    parse: fn(&str) -> Result<Value, DocumentError>,
+    parsed: &mut ParsedFile,
+) {
+    let raw = &bytes[chunk.start..chunk.end];
+    let Ok(body) = std::str::from_utf8(raw) else {
+        parsed.errors.push(not_utf8(raw, chunk.first_line));
+        return;
+    };
+    if body.trim().is_empty() {
+        return;
+    }
+    match parse(body) {
+        Ok(value) => collect(doc, chunk.first_line, value, parsed),
+        Err(mut e) => {
+            e.line += chunk.first_line - 1;
+            parsed.errors.push(e);
+        }
+    }
 }
 
 /// The error for bytes that are not UTF-8, at the line of the first bad byte.
@@ -286,6 +367,8 @@ pub fn rewrite_detailed(
     item: Option<u32>,
     new: Option<&Value>,
 ) -> Result<Rewritten, RewriteError> {
+    // Timed by the bench's `write-costs` (issue 15).
+    let _cost = tracing::trace_span!(target: "gitbacked::cost", "rewrite").entered();
     let edit_list = |mut list: Value| -> Result<Value, RewriteError> {
         let index = item.unwrap_or_default();
         let items = list.get_mut("items").and_then(Value::as_array_mut).ok_or(RewriteError::NoItem(index))?;
@@ -326,7 +409,7 @@ pub fn rewrite_detailed(
     let chunks = chunks(text.as_bytes());
     let chunk = chunks.get(doc as usize).ok_or(RewriteError::NoDocument(doc))?;
     let body = &text[chunk.start..chunk.end];
-    let old = parse_yaml(body).map_err(RewriteError::Unreadable);
+    let old = parse_recent(body).map_err(RewriteError::Unreadable);
     let replacement = match (item, new) {
         (Some(_), _) => Some(edit_list(old.clone()?)?),
         (None, Some(new)) => {
@@ -344,7 +427,7 @@ pub fn rewrite_detailed(
             let edited = old
                 .ok()
                 .and_then(|old| edit::edit(body, &old, &v, Syntax::Yaml))
-                .filter(|t| parse_yaml(t).is_ok_and(|r| r == v));
+                .filter(|t| parse_recent(t).is_ok_and(|r| r == v));
             match edited {
                 Some(edited) => {
                     out.push_str(&edited);
@@ -380,9 +463,10 @@ pub fn rewrite_detailed(
     };
     // A replaced document keeps content: only a removal (of a document or a list's item) may
     // leave the file with nothing in it.
+    // The parse last: it is of the whole file, and a file with content needs none.
     let empty = (new.is_none() || item.is_some())
-        && parse_file(path, out.as_bytes()).objects.is_empty()
-        && chunks_of(&out).all(|c| c.trim().is_empty() || c.trim_start().starts_with('#'));
+        && chunks_of(&out).all(|c| c.trim().is_empty() || c.trim_start().starts_with('#'))
+        && parse_file(path, out.as_bytes()).objects.is_empty();
     Ok(Rewritten { text: (!empty).then_some(out), fidelity })
 }
 
@@ -441,6 +525,52 @@ mod tests {
             parsed.objects.iter().map(|o| (o.doc, o.value["metadata"]["name"].as_str().unwrap())).collect();
         assert_eq!(names, [(0, "a"), (1, "b"), (3, "c")]);
         assert!(parsed.errors.is_empty());
+    }
+
+    /// Files whose documents are split in every way the reader knows.
+    const SPLITS: &[&str] = &[
+        MULTI,
+        "",
+        "---\n---\n",
+        "# only a comment\n",
+        "--- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\tkey: [unclosed\n...\n# after the end\n",
+        "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata:\r\n  name: a\r\n---\r\napiVersion: v1\r\nkind: List\r\nitems: []\r\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n...\n---\n--- # marker\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\ndata:\n  k: 0\n---x\n....\n-- -\n",
+        "a: |\n  ---\n  ...\n---  \nb: 1",
+    ];
+
+    #[test]
+    fn each_document_reads_alone_as_in_the_whole_file() {
+        for text in SPLITS {
+            let whole = parse_file("f.yaml", text.as_bytes());
+            let mut alone = ParsedFile::default();
+            for doc in 0..document_count("f.yaml", text.as_bytes()) {
+                let one = parse_document("f.yaml", text.as_bytes(), doc as u32);
+                alone.objects.extend(one.objects);
+                alone.errors.extend(one.errors);
+            }
+            assert_eq!(alone, whole, "{text:?}");
+        }
+        let json_file = br#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}"#;
+        assert_eq!(parse_document("n.json", json_file, 0), parse_file("n.json", json_file));
+        assert_eq!(parse_document("n.json", json_file, 1), ParsedFile::default());
+    }
+
+    #[test]
+    fn the_changed_document_is_found_only_when_nothing_else_changed() {
+        let changed = |new: &str| changed_document("x.yaml", MULTI.as_bytes(), new.as_bytes());
+        assert_eq!(changed(&MULTI.replace("name: b  # keep me", "name: b2")), Some(1));
+        assert_eq!(changed(&MULTI.replace("k: \"1\"", "k: \"2\"\n  j: x")), Some(0));
+        assert_eq!(changed(&MULTI.replace("name: c", "name: c\ndata: {}")), Some(3));
+        // Nothing changed, two documents changed, a document more or less: not one document.
+        assert_eq!(changed(MULTI), None);
+        assert_eq!(changed(&MULTI.replace("name: a", "name: a2").replace("name: c", "name: c2")), None);
+        assert_eq!(changed(&MULTI.replace("# only a comment\n", "a: 1\n---\nb: 2\n")), None);
+        assert_eq!(changed(&MULTI.replace("---\n# only a comment\n", "")), None);
+        // A change to a marker line is a change of the document it starts.
+        assert_eq!(changed(&MULTI.replacen("---\n", "--- # b\n", 1)), Some(1));
+        assert_eq!(changed(&MULTI.replacen("---\n", "...\n---\n", 1)), None);
+        assert_eq!(changed_document("x.json", b"{}", b"{\"a\": 1}"), None);
     }
 
     #[test]

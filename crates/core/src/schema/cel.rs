@@ -199,6 +199,8 @@ impl Node<'_> {
     /// Evaluates the node's `x-kubernetes-validations` on `value` (replacing `old`).
     pub(super) fn check_rules(&self, value: &Value, old: Option<&Value>, path: &str, errors: &mut Vec<FieldError>) {
         let Some(rules) = self.value.get("x-kubernetes-validations").and_then(Value::as_array) else { return };
+        // Timed by the bench's `write-costs` (issue 15).
+        let _cost = tracing::trace_span!(target: "gitbacked::cost", "cel").entered();
         let this = self.cel_value(value, 0);
         let before = old.map(|o| self.cel_value(o, 0));
         let size = nodes(value, PER_CALL_LIMIT);

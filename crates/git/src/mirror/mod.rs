@@ -483,6 +483,15 @@ impl CommitBuilder {
         }
     }
 
+    /// The content of `path` before its latest staged change: what an earlier change of this
+    /// commit staged, else the parent commit's (as [`CommitBuilder::read`] gave it before).
+    pub fn previous(&self, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        match self.files.iter().rev().filter(|(p, _)| p == path).nth(1) {
+            Some((_, content)) => Ok(content.clone()),
+            None => self.parent.map_or(Ok(None), |parent| self.reader.file_at(parent, path)),
+        }
+    }
+
     /// What a new file at `path` (relative to the subdirectory) would replace in the commit the next
     /// one is built on, staged changes included.
     pub fn occupant(&self, path: &str) -> Result<Occupant, GitError> {
@@ -525,6 +534,8 @@ impl CommitBuilder {
 
     /// Writes the staged files as one commit on top of the previous one, and returns its id.
     pub fn commit(&mut self, message: &str, author: &Identity, time: i64) -> Result<ObjectId, GitError> {
+        // Timed by the bench's `write-costs` (issue 15).
+        let _cost = tracing::trace_span!(target: "gitbacked::cost", "commit").entered();
         let repo = &self.reader.repo;
         let base = match self.parent {
             Some(p) => repo.find_commit(p).map_err(objects)?.tree_id().map_err(objects)?.detach(),

@@ -327,6 +327,8 @@ pub(crate) struct Tips {
 pub(crate) async fn advance(mirror: &Arc<Mirror>, store: &Arc<Store>, tips: Tips) -> Result<(), GitError> {
     let (mirror, store) = (mirror.clone(), store.clone());
     tokio::task::spawn_blocking(move || {
+        // Timed by the bench's `write-costs` (issue 15).
+        let _cost = tracing::trace_span!(target: "gitbacked::cost", "apply").entered();
         let status = tips.status.filter(|tip| Some(*tip) != store.status_tip());
         let mut step = status.map(|tip| StatusStep::read(&mirror, store.status_tip(), tip)).transpose()?;
         if let Some(tip) = tips.branch {

@@ -25,6 +25,13 @@ use gitbacked_core::status::{ApiResult, Reason, StatusError};
 use gitbacked_core::storage::{Mutation, WriteOutcome};
 use gitbacked_core::{ObjectKey, StoredObject};
 
+/// Enters a span around a part of a write, timed by the bench's `write-costs` (issue 15).
+macro_rules! cost_span {
+    ($name:literal) => {
+        tracing::trace_span!(target: "gitbacked::cost", $name).entered()
+    };
+}
+
 /// How many times a batch is replayed on a moving remote before its writes fail (the write
 /// timeout bounds it too).
 const MAX_ATTEMPTS: usize = 64;
@@ -486,8 +493,10 @@ fn read_back(
     mutation: &Mutation,
     path: &str,
 ) -> ApiResult<()> {
+    let _cost = cost_span!("read_back");
     let bytes = builder.read(path).map_err(|e| StatusError::internal(format!("writing {key}: {e}")))?;
-    let parsed = document::parse_file(path, bytes.as_deref().unwrap_or_default());
+    let parsed = read_changed(builder, mutation, path, bytes.as_deref().unwrap_or_default())
+        .map_err(|e| StatusError::internal(format!("writing {key}: {e}")))?;
     let mut found = parsed.objects.iter().filter(|o| ObjectKey::of(registry, &o.value).is_some_and(|(k, _)| &k == key));
     let served = match mutation {
         // A document that leaves its namespace implicit is written so (see
@@ -508,6 +517,27 @@ fn read_back(
         Reason::Invalid
     };
     Err(StatusError::new(reason, format!("{key} would not be read back from the repository as written: {problem}")))
+}
+
+/// What the reader finds in the staged `bytes` of `path` that a put changed. When the put
+/// changed one document of a multi-document file and left the rest of the file byte for byte as
+/// it was, that document alone is read; otherwise, and for a delete (which must not leave another
+/// document claiming the key), the whole file.
+fn read_changed(
+    builder: &CommitBuilder,
+    mutation: &Mutation,
+    path: &str,
+    bytes: &[u8],
+) -> Result<document::ParsedFile, GitError> {
+    let doc = match mutation {
+        Mutation::Put(_) if document::document_count(path, bytes) == 1 => Some(0),
+        Mutation::Put(_) => builder.previous(path)?.and_then(|before| document::changed_document(path, &before, bytes)),
+        Mutation::Delete => None,
+    };
+    Ok(match doc {
+        Some(doc) => document::parse_document(path, bytes, doc),
+        None => document::parse_file(path, bytes),
+    })
 }
 
 /// What a mutation staged on the branch.
@@ -605,6 +635,7 @@ fn new_path(builder: &CommitBuilder, key: &ObjectKey, dir: &str, files: usize) -
 }
 
 fn read_text(builder: &CommitBuilder, path: &str) -> Result<String, GitError> {
+    let _cost = cost_span!("read_text");
     let bytes = builder.read(path)?.unwrap_or_default();
     String::from_utf8(bytes).map_err(|_| GitError::NotUtf8 { path: path.to_string() })
 }
@@ -618,10 +649,13 @@ fn find_document(
     registry: &Registry,
     hint: (u32, Option<u32>),
 ) -> Option<((u32, Option<u32>), Value)> {
-    let parsed = document::parse_file(path, text.as_bytes());
+    let _cost = cost_span!("find_document");
     let holds = |v: &Value| ObjectKey::of(registry, v).is_some_and(|(k, _)| &k == key);
-    let index = parsed.objects.iter().position(|o| (o.doc, o.item) == hint && holds(&o.value));
-    let index = index.or_else(|| parsed.objects.iter().position(|o| holds(&o.value)))?;
-    let found = parsed.objects.into_iter().nth(index)?;
+    // The remembered document alone first: in a large file, parsing the others is most of a write.
+    let remembered = document::parse_document(path, text.as_bytes(), hint.0).objects;
+    let found = match remembered.into_iter().find(|o| (o.doc, o.item) == hint && holds(&o.value)) {
+        Some(found) => found,
+        None => document::parse_file(path, text.as_bytes()).objects.into_iter().find(|o| holds(&o.value))?,
+    };
     Some(((found.doc, found.item), found.value))
 }

@@ -32,6 +32,13 @@ const REASON_LIMIT: usize = 128;
 const ACTION_LIMIT: usize = 128;
 const REPORTING_INSTANCE_LIMIT: usize = 128;
 
+/// A span around a part of admission, timed by the bench's `write-costs` (issue 15).
+macro_rules! span {
+    ($name:literal) => {
+        tracing::trace_span!(target: "gitbacked::cost", $name)
+    };
+}
+
 /// Admits a decided mutation of `key` that replaces `current`, or refuses it. A custom resource
 /// is pruned and defaulted here, as apiextensions does, before it is validated.
 pub(crate) fn admit(
@@ -97,10 +104,12 @@ fn admit_custom_resource(
     let written = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let version = split_api_version(written).1.to_string();
     let Some(schema) = Node::of(rt, &version) else { return Ok(()) };
-    schema.prune(content);
-    schema.apply_defaults(content);
+    span!("defaults").in_scope(|| {
+        schema.prune(content);
+        schema.apply_defaults(content);
+    });
     let old = current.map(StoredObject::content);
-    let errors = schema.validate(content, old.as_ref());
+    let errors = span!("validate").in_scope(|| schema.validate(content, old.as_ref()));
     if !errors.is_empty() {
         return Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors));
     }
@@ -140,18 +149,21 @@ fn admit_builtin(
         defaults::apply(&key.gk, &version, &mut value);
         value
     };
-    let (new, old) = match defaults::applies(&key.gk) {
+    let (new, old) = span!("defaults").in_scope(|| match defaults::applies(&key.gk) {
         true => (Cow::Owned(defaulted(content)), file.as_ref().map(defaulted).map(Cow::Owned)),
         false => (Cow::Borrowed(&*content), file.as_ref().map(Cow::Borrowed)),
-    };
+    });
     // The schema's required fields and enums (its types were checked before), then the kind's own
     // rules.
-    let mut errors = Node::of(rt, &version).map(|s| s.validate(&new, old.as_deref())).unwrap_or_default();
-    errors.extend(kinds::validate(&key.gk, &new, old.as_deref()));
+    let errors = span!("validate").in_scope(|| {
+        let mut errors = Node::of(rt, &version).map(|s| s.validate(&new, old.as_deref())).unwrap_or_default();
+        errors.extend(kinds::validate(&key.gk, &new, old.as_deref()));
+        errors
+    });
     if !errors.is_empty() {
         return Err(StatusError::invalid_fields(&rt.kind, &rt.group, &key.name, &errors));
     }
-    defaults::strip(&key.gk, &version, content, file.as_ref());
+    span!("strip").in_scope(|| defaults::strip(&key.gk, &version, content, file.as_ref()));
     Ok(())
 }
 
@@ -163,7 +175,8 @@ fn check_types(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiRe
     let api_version = content.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let (_, version) = split_api_version(api_version);
     let Some(schema) = Node::of(rt, version) else { return Ok(()) };
-    match schema.type_mismatches(content).first() {
+    let mismatches = span!("types").in_scope(|| schema.type_mismatches(content));
+    match mismatches.first() {
         None => Ok(()),
         Some(m) => Err(StatusError::bad_request(format!(
             "{kind} in version {version:?} cannot be handled as a {kind}: json: cannot unmarshal {found} into {path} of type {expected}",
