@@ -1062,3 +1062,62 @@ async fn a_git_revert_of_a_controllers_commit_is_an_ordinary_change_for_every_pr
     })
     .await;
 }
+
+/// A large file of `count` ConfigMaps with long values, `changed` holding `value`.
+fn large_file(count: usize, changed: usize, value: &str) -> String {
+    let filler = "x".repeat(2000);
+    (0..count)
+        .map(|i| {
+            let v = if i == changed { value } else { "same" };
+            format!("# document {i}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big-{i}\ndata:\n  key: {v}\n  filler: {filler}\n")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[tokio::test]
+async fn a_commit_changing_one_document_of_a_large_file_changes_that_object_alone() {
+    within(60, async {
+        let remote = Remote::new();
+        // 60 documents of ~2 KB: large enough that only the changed document is read again.
+        remote.commit(&[("install.yaml", Some(&large_file(60, 0, "same")))], "install");
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let listed = api.list(&ListParams::default()).await.unwrap();
+        assert_eq!(listed.items.len(), 60);
+        let since = listed.metadata.resource_version.unwrap();
+        let mut events = api.watch(&kube::api::WatchParams::default(), &since).await.unwrap().boxed();
+
+        remote.commit(&[("install.yaml", Some(&large_file(60, 17, "changed")))], "change one");
+        store.sync().await.unwrap();
+        match events.next().await {
+            Some(Ok(kube::api::WatchEvent::Modified(c))) => {
+                assert_eq!((c.metadata.name.as_deref(), value_of(&c).as_str()), (Some("big-17"), "changed"))
+            }
+            other => panic!("expected big-17's change, got {other:?}"),
+        }
+        assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 60);
+        assert_eq!(value_of(&api.get("big-16").await.unwrap()), "same");
+
+        // A typo in that document keeps its object as it was and is reported; the next commit
+        // that fixes it, and another that changes a second document, are read as usual.
+        let broken = large_file(60, 17, "changed").replace("  key: changed", "  key: [changed");
+        remote.commit(&[("install.yaml", Some(&broken))], "typo");
+        store.sync().await.unwrap();
+        assert_eq!(value_of(&api.get("big-17").await.unwrap()), "changed");
+        assert_eq!(store.report().invalid_files.len(), 1, "{:?}", store.report().invalid_files);
+        remote.commit(&[("install.yaml", Some(&large_file(60, 3, "third")))], "fix and change another");
+        store.sync().await.unwrap();
+        assert!(store.report().invalid_files.is_empty());
+        assert_eq!(value_of(&api.get("big-3").await.unwrap()), "third");
+        assert_eq!(value_of(&api.get("big-17").await.unwrap()), "same");
+        // A write through the API into it afterwards reads back as usual.
+        let mut one = api.get("big-40").await.unwrap();
+        set_value(&mut one, "written");
+        api.replace("big-40", &PostParams::default(), &one).await.unwrap();
+        assert!(remote.must_file("install.yaml").contains("key: written"));
+        assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 60);
+        store.close().await.unwrap();
+    })
+    .await;
+}

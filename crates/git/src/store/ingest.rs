@@ -37,6 +37,8 @@ struct ParsedFiles {
     buffers: Vec<Vec<u8>>,
     /// One for each change, `None` for removed files.
     slots: Vec<Option<Slot>>,
+    /// For each change, the one document parsed when that is all that changed in a large file.
+    partial: Vec<Option<u32>>,
 }
 
 /// Where the parse result of one file is.
@@ -63,29 +65,42 @@ impl ParsedFiles {
     }
 }
 
-/// What one parsing thread produced: its records, the slots of its files, and the blobs it read
-/// and parsed.
+/// What one parsing thread produced: its records, the slots of its files (and which of them hold
+/// one document of the file only), and the blobs it read and parsed.
 struct Parsed {
     records: Vec<u8>,
     slots: Vec<(usize, Slot)>,
+    partial: Vec<(usize, u32)>,
     read: Vec<BlobKey>,
     parsed: Vec<BlobKey>,
 }
 
+/// From this size on, a file changed in one document has only that document parsed again (a
+/// 2 MB `install.yaml` of 59 documents costs tens of milliseconds to parse whole).
+const PARTIAL_PARSE: usize = 64 * 1024;
+
+/// A changed file to read: change index, path, new blob, old blob when it may be read in part.
+type ToParse<'a> = (usize, &'a str, gix::ObjectId, Option<gix::ObjectId>);
+
 impl ParsedCommit {
     /// Diffs `info` against the subdirectory tree `previous` and parses the new versions of the
     /// changed files, on all cores when there are many. Files whose blob is in the parse `cache` are
-    /// not read; the others are added to it.
+    /// not read; the others are added to it. Of a large file whose documents all parsed before
+    /// (`flawless`) and that changed in one document, that document alone is parsed.
     pub(crate) fn read(
         mirror: &Mirror,
         cache: Option<&ParseCache>,
         info: CommitInfo,
         seq: u64,
         previous: Option<gix::ObjectId>,
+        flawless: &dyn Fn(&str) -> bool,
     ) -> Result<Self, GitError> {
         let changes = mirror.reader().diff(previous, info.subtree, crate::layout::holds_objects)?;
-        let to_parse: Vec<(usize, &str, gix::ObjectId)> =
-            changes.iter().enumerate().filter_map(|(i, c)| Some((i, c.path.as_str(), c.new?))).collect();
+        let to_parse: Vec<ToParse<'_>> = changes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.path.as_str(), c.new?, c.old.filter(|_| flawless(&c.path)))))
+            .collect();
         let cached = cache.map(ParseCache::snapshot).unwrap_or_default();
         let threads =
             if to_parse.len() < 256 { 1 } else { std::thread::available_parallelism().map_or(1, |n| n.get()) };
@@ -110,19 +125,23 @@ impl ParsedCommit {
             results
         });
         let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
+        let mut partial: Vec<Option<u32>> = changes.iter().map(|_| None).collect();
         let mut buffers = Vec::with_capacity(results.len());
-        for Parsed { mut records, slots: found, read, parsed } in results {
+        for Parsed { mut records, slots: found, partial: parts, read, parsed } in results {
             if let Some(cache) = cache {
                 cache.update(read, &parsed, &records);
             }
             for (i, slot) in found {
                 slots[i] = Some(slot);
             }
+            for (i, doc) in parts {
+                partial[i] = Some(doc);
+            }
             // Up to half of a grown buffer is spare, for as long as the commit is being applied.
             records.shrink_to_fit();
             buffers.push(records);
         }
-        Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots } })
+        Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots, partial } })
     }
 }
 
@@ -139,22 +158,17 @@ fn report_progress(next: &AtomicUsize, total: usize, done: &std::sync::mpsc::Rec
 
 /// Parses files (change index, path, blob), taking batches from `next` on, into the records of
 /// buffer number `buffer`, or finds them in the cache.
-fn parse_files(
-    mirror: &Mirror,
-    cached: &Snapshot,
-    buffer: usize,
-    files: &[(usize, &str, gix::ObjectId)],
-    next: &AtomicUsize,
-) -> Parsed {
+fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[ToParse<'_>], next: &AtomicUsize) -> Parsed {
     /// Files taken at a time: threads take work until none is left, as files differ in size.
     const BATCH: usize = 64;
     let reader = mirror.blob_reader();
-    let mut out = Parsed { records: Vec::new(), slots: Vec::new(), read: Vec::new(), parsed: Vec::new() };
+    let mut out =
+        Parsed { records: Vec::new(), slots: Vec::new(), partial: Vec::new(), read: Vec::new(), parsed: Vec::new() };
     let batches = std::iter::from_fn(|| {
         let start = next.fetch_add(BATCH, Ordering::Relaxed);
         files.get(start..files.len().min(start + BATCH))
     });
-    for &(i, path, blob) in batches.flatten() {
+    for &(i, path, blob, old) in batches.flatten() {
         let key = (blob, document::is_json(path));
         out.read.push(key);
         let hit = cached.index.get(&key).filter(|body| parsed::decode(&cached.buffer[(*body).clone()]).is_some());
@@ -162,9 +176,21 @@ fn parse_files(
             Some(body) => Slot::Cached(body.clone()),
             None => match reader.blob(blob) {
                 Ok(bytes) => {
-                    let body = parsed::write_record(&mut out.records, key, &document::parse_file(path, &bytes));
-                    out.parsed.push(key);
-                    Slot::Parsed { buffer, body }
+                    // The record of one document is not the file's: it stays out of the cache.
+                    let changed = old
+                        .filter(|_| bytes.len() >= PARTIAL_PARSE)
+                        .and_then(|old| document::changed_document(path, &reader.blob(old).ok()?, &bytes));
+                    let parsed = match changed {
+                        Some(doc) => {
+                            out.partial.push((i, doc));
+                            document::parse_document(path, &bytes, doc)
+                        }
+                        None => {
+                            out.parsed.push(key);
+                            document::parse_file(path, &bytes)
+                        }
+                    };
+                    Slot::Parsed { buffer, body: parsed::write_record(&mut out.records, key, &parsed) }
                 }
                 Err(e) => Slot::Unreadable(e.to_string()),
             },
@@ -233,17 +259,24 @@ impl State {
         for (i, change) in changes.iter().enumerate() {
             let path: Arc<str> = Arc::from(change.path.as_str());
             let file = files.view(i);
+            // Of a file read in part, the claims of the other documents stand as they are.
+            let partial = files.partial[i];
+            let (standing, claims): (Vec<Claim>, Vec<Claim>) = (self.files.remove(&path).unwrap_or_default())
+                .into_iter()
+                .partition(|c| partial.is_some_and(|doc| c.location.doc != doc));
+            if !standing.is_empty() {
+                self.files.insert(path.clone(), standing);
+            }
             // A document that stops parsing keeps its objects as they last were: a person's typo
             // must not read as a deletion to controllers.
             let kept: HashSet<ObjectKey> = match &file {
                 Some(f) if !f.errors.is_empty() => {
                     let reclaimed: HashSet<ObjectKey> = f.objects.iter().filter_map(|o| self.key_of(o.json)).collect();
-                    let old = self.files.get(&path).into_iter().flatten();
-                    old.filter_map(|c| c.key.clone()).filter(|k| !reclaimed.contains(k)).collect()
+                    claims.iter().filter_map(|c| c.key.clone()).filter(|k| !reclaimed.contains(k)).collect()
                 }
                 _ => HashSet::new(),
             };
-            for claim in self.files.remove(&path).unwrap_or_default() {
+            for claim in claims {
                 match claim.key {
                     Some(key) if kept.contains(&key) => {
                         self.files.entry(path.clone()).or_default().push(Claim { key: Some(key), ..claim })

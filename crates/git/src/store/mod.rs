@@ -204,7 +204,9 @@ impl Store {
         seq: u64,
         previous: Option<ObjectId>,
     ) -> Result<ParsedCommit, crate::mirror::GitError> {
-        ParsedCommit::read(mirror, self.parse_cache.as_deref(), info, seq, previous)
+        // A file whose documents all parsed may have only its changed document parsed again.
+        let flawless = |path: &str| !self.read().invalid.contains_key(path);
+        ParsedCommit::read(mirror, self.parse_cache.as_deref(), info, seq, previous, &flawless)
     }
 
     /// Ends the initial sync (or the reading of a rewritten history): the parse cache frees what it
