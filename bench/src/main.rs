@@ -15,6 +15,7 @@ mod churn;
 mod compare;
 mod costs;
 mod fanout;
+mod history;
 mod http;
 mod measure;
 mod minimal;
@@ -51,6 +52,9 @@ enum Cmd {
     /// Watch fan-out: many watchers (half with label selectors) and a person's commit changing
     /// thousands of objects; time to the first and the last watcher, memory per idle watch.
     Fanout(fanout::FanoutArgs),
+    /// Cold start through a long history (some commits changing MB-sized multi-document files)
+    /// against the cold start of its tip alone (markdown).
+    History(history::HistoryArgs),
     /// The parts of a write (admission and its parts, the minimal edit, the read-back, commit,
     /// push, apply): µs per write and share of the latency, for three kinds (prints markdown).
     WriteCosts(costs::CostArgs),
@@ -179,6 +183,10 @@ fn main() -> Result<()> {
         }
         Cmd::BigFiles(args) => {
             println!("{}", runtime.block_on(costs::big_files(&args))?);
+            Ok(())
+        }
+        Cmd::History(args) => {
+            println!("{}", runtime.block_on(history::run(&args))?);
             Ok(())
         }
         Cmd::ChildOpen { url } => runtime.block_on(measure::child_open(&url)),
