@@ -67,7 +67,7 @@ impl Tree {
             let end = start + text[start..].find('\n').expect("a line");
             format!("{}timeout.reconciliation: {c}s{}", &text[..start], &text[end..])
         };
-        if c % args.big_every == 0 && !self.big.is_empty() {
+        if c.is_multiple_of(args.big_every) && !self.big.is_empty() {
             let i = (c / args.big_every) % self.big.len();
             self.big[i] = timeout(&self.big[i], c);
             (Tree::big_path(i), self.big[i].clone())
