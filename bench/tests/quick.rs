@@ -57,3 +57,37 @@ fn quick_mode_runs_every_measurement() {
     assert!(stdout.contains("== Goals"), "the table has no goals:\n{stdout}");
     assert!(markdown.contains("| goal | measured | met |"));
 }
+
+/// Runs a subcommand of the bench with small arguments; returns what it printed.
+fn run(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitbacked-bench")).args(args).output().expect("the benchmark runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn the_other_measurements_run_small() {
+    let fanout = run(&["fanout", "--objects", "200", "--watchers", "10", "--changes", "50"]);
+    assert!(fanout.contains("| without selector (5) |") && fanout.contains("per idle watch"), "{fanout}");
+    let history = run(&[
+        "history",
+        "--commits",
+        "60",
+        "--big-every",
+        "20",
+        "--big-files",
+        "1",
+        "--small-files",
+        "20",
+        "--runs",
+        "1",
+    ]);
+    assert!(history.contains("| the history |") && history.contains("| its tip alone, one commit |"), "{history}");
+    let churn = run(&["churn", "--seconds", "2", "--replicators", "2", "--interval-ms", "400"]);
+    assert!(churn.contains("| inline |") && churn.contains("| ref |"), "{churn}");
+    // Without the status ref, status commits reach the branch; with it, an apply adds no line.
+    let row =
+        |mode: &str| churn.lines().find(|l| l.starts_with(&format!("| {mode} |"))).unwrap_or_default().to_string();
+    assert!(row("ref").ends_with("| 0 | 1 |"), "{churn}");
+}
