@@ -2,9 +2,7 @@
 //! them changing one document of MB-sized multi-document files, against a repository holding only
 //! its tip in one commit. Prints markdown.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -84,43 +82,13 @@ impl Tree {
     }
 }
 
-/// Writes `commits` (each a list of files) as a chain on `main` of a new bare repository `remote`,
-/// in one `git fast-import`.
-fn import(remote: &Path, commits: impl Iterator<Item = Vec<(String, String)>>) -> Result<()> {
+/// Writes `commits` (each a list of files) as a chain on `main` of a new bare repository `remote`.
+fn import(remote: &Path, commits: &[Vec<(String, String)>]) -> Result<()> {
     let parent = remote.parent().context("a parent directory")?;
     repogen::git(parent, &["init", "--quiet", "--bare", "--initial-branch=main", remote.to_str().context("path")?])?;
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(remote)
-        .args(["fast-import", "--quiet", "--done"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .context("git fast-import starts")?;
-    {
-        let mut stdin = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().context("stdin")?);
-        for (n, files) in commits.enumerate() {
-            let message = format!("commit {n}");
-            write!(
-                stdin,
-                "commit refs/heads/main\ncommitter A Person <person@example.com> {} +0000\n",
-                1_700_000_000 + n
-            )?;
-            write!(stdin, "data {}\n{message}\n", message.len() + 1)?;
-            for (path, text) in files {
-                write!(stdin, "M 100644 inline {path}\ndata {}\n", text.len())?;
-                stdin.write_all(text.as_bytes())?;
-                stdin.write_all(b"\n")?;
-            }
-        }
-        stdin.write_all(b"done\n")?;
-        stdin.flush()?;
-    }
-    let status = child.wait()?;
-    if !status.success() {
-        bail!("git fast-import failed: {status}");
-    }
-    Ok(())
+    let chain =
+        commits.iter().enumerate().map(|(n, files)| (1_700_000_000 + n as u64, format!("commit {n}"), &files[..]));
+    repogen::commits(remote, chain, false)
 }
 
 /// The median of `runs` cold starts (no cache) of `remote`, in ms, with the objects served.
@@ -166,9 +134,11 @@ pub async fn run(args: &HistoryArgs) -> Result<String> {
     let first = tree.files();
     let changes: Vec<(String, String)> = (1..=args.commits).map(|c| tree.change(c, args)).collect();
     let history = dir.path().join("history.git");
-    import(&history, std::iter::once(first).chain(changes.into_iter().map(|change| vec![change])))?;
+    let chain: Vec<Vec<(String, String)>> =
+        std::iter::once(first).chain(changes.into_iter().map(|change| vec![change])).collect();
+    import(&history, &chain)?;
     let tip = dir.path().join("tip.git");
-    import(&tip, std::iter::once(tree.files()))?;
+    import(&tip, &[tree.files()])?;
     let generated = generated.elapsed();
     let (with_history, objects) = cold_start(&history, args.runs).await?;
     let (tip_alone, tip_objects) = cold_start(&tip, args.runs).await?;

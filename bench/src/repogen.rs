@@ -252,6 +252,17 @@ pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
 /// Writes one commit with `files` on `main` of the bare repository `remote`, on top of its tip when
 /// `on_tip` (a person's commit); returns once the branch points to it.
 pub fn commit(remote: &Path, files: &[(String, String)], message: &str, on_tip: bool) -> Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    commits(remote, std::iter::once((now, message.to_string(), files)), on_tip)
+}
+
+/// Writes a chain of commits (committer time, message, files) on `main` of the bare repository
+/// `remote` with one `git fast-import`, the first on top of its tip when `on_tip`.
+pub fn commits<'a>(
+    remote: &Path,
+    commits: impl Iterator<Item = (u64, String, &'a [(String, String)])>,
+    on_tip: bool,
+) -> Result<()> {
     let mut child = Command::new("git")
         .arg("-C")
         .arg(remote)
@@ -260,20 +271,22 @@ pub fn commit(remote: &Path, files: &[(String, String)], message: &str, on_tip: 
         .stdout(Stdio::null())
         .spawn()
         .context("git fast-import starts")?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     {
         let mut stdin = std::io::BufWriter::with_capacity(1 << 20, child.stdin.take().expect("stdin"));
-        write!(stdin, "commit refs/heads/main\ncommitter A Person <person@example.com> {now} +0000\n")?;
-        write!(stdin, "data {}\n{message}\n", message.len() + 1)?;
-        if on_tip {
-            stdin.write_all(b"from refs/heads/main^0\n")?;
-        }
-        for (path, text) in files {
-            write!(stdin, "M 100644 inline {path}\ndata {}\n", text.len())?;
-            stdin.write_all(text.as_bytes())?;
+        for (n, (time, message, files)) in commits.enumerate() {
+            write!(stdin, "commit refs/heads/main\ncommitter A Person <person@example.com> {time} +0000\n")?;
+            write!(stdin, "data {}\n{message}\n", message.len() + 1)?;
+            if on_tip && n == 0 {
+                stdin.write_all(b"from refs/heads/main^0\n")?;
+            }
+            for (path, text) in files {
+                write!(stdin, "M 100644 inline {path}\ndata {}\n", text.len())?;
+                stdin.write_all(text.as_bytes())?;
+                stdin.write_all(b"\n")?;
+            }
             stdin.write_all(b"\n")?;
         }
-        stdin.write_all(b"\ndone\n")?;
+        stdin.write_all(b"done\n")?;
         stdin.flush()?;
     }
     let status = child.wait()?;
