@@ -269,6 +269,16 @@ async fn status_and_managed_fields_on_the_status_ref_leave_the_branch_to_people(
         let served = deployments.get("web").await.unwrap();
         assert_eq!(served.status.and_then(|s| s.ready_replicas), Some(3));
         assert_eq!(remote.commit_count(), branch, "status writes never reach the branch");
+        // A status write on a stale resourceVersion is refused, and neither ref moves.
+        let status_commits = remote.log_of("refs/gitbacked/status/main").len();
+        let mut stale = written.clone();
+        stale.status.as_mut().unwrap().ready_replicas = Some(9);
+        let refused = deployments.replace_status("web", &Default::default(), &stale).await;
+        assert_eq!(crate::support::status_of(refused).code, 409);
+        assert_eq!(
+            (remote.commit_count(), remote.log_of("refs/gitbacked/status/main").len()),
+            (branch, status_commits)
+        );
 
         // A create with its status and ownership through the other process, then a delete: both
         // refs move together, and nothing of the object is left on either.
