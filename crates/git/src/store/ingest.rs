@@ -331,12 +331,12 @@ impl State {
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
         }
-        let branch_touched: HashSet<ObjectKey> = touched.keys().cloned().collect();
+        // Objects whose bookkeeping alone changed (the others are resolved with it).
+        let bookkept_only: Vec<&ObjectKey> = bookkept.iter().filter(|k| !touched.contains_key(*k)).collect();
         for (key, t) in std::mem::take(&mut touched) {
             self.resolve(mirror, &info, seq, key, t, &mut events);
         }
-        // Objects whose bookkeeping alone changed (the others were resolved with it).
-        for key in bookkept.iter().filter(|k| !branch_touched.contains(*k)) {
+        for key in bookkept_only {
             self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
         self.settle_implied(seq, info.time, &mut events);
@@ -453,7 +453,6 @@ impl State {
             (None, None) => None,
             (Some(old), None) => {
                 self.rejected.remove(&key);
-                self.unreviewed.remove(&key);
                 self.remove(&key);
                 let object = Arc::new(old.at_revision(resource_version));
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
@@ -485,15 +484,22 @@ impl State {
                         }
                     }
                 };
-                if kind.is_some() {
-                    match problems {
-                        Some(found) => self.record_violations(&key, &location, found),
-                        None => {
-                            self.unreviewed.insert(key.clone());
-                        }
+                // Unchanged where it was: the object stays as it is, and so does its review.
+                let unchanged = kind.is_none() && before.as_ref().is_some_and(|o| o.location.as_ref() == Some(&location));
+                let review = match (kind, problems) {
+                    (Some(_), Some(found)) => {
+                        self.record_violations(&key, &location, found);
+                        false
                     }
+                    _ => !unchanged,
+                };
+                let stored = match before.as_ref().filter(|_| unchanged) {
+                    Some(old) => old.clone(),
+                    None => Arc::new(StoredObject::new(key, Some(location), content, derived)),
+                };
+                if review {
+                    self.unreviewed.push(Arc::downgrade(&stored));
                 }
-                let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
                 self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
                     events.push(WatchEvent { kind, object: stored.clone(), previous: before });

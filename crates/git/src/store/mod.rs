@@ -88,8 +88,9 @@ pub(crate) struct State {
     /// Objects served that fail their type's validation: where they are (and on which line), and
     /// what is wrong.
     rejected: BTreeMap<ObjectKey, (Location, u32, Vec<String>)>,
-    /// Objects a commit brought that have not been reviewed for `rejected` yet.
-    unreviewed: std::collections::BTreeSet<ObjectKey>,
+    /// Objects a commit brought that have not been reviewed for `rejected` yet. Held weakly: one
+    /// replaced or removed meanwhile is not reviewed, and costs a pointer, not a copy of its key.
+    unreviewed: Vec<std::sync::Weak<StoredObject>>,
     log: WatchLog,
     tip: Option<ObjectId>,
     seq: u64,
@@ -330,8 +331,10 @@ impl Store {
         }
         let (registry, objects) = {
             let mut state = self.write();
-            let keys = std::mem::take(&mut state.unreviewed);
-            let objects: Vec<Arc<StoredObject>> = keys.iter().filter_map(|k| state.get(k)).collect();
+            let unreviewed = std::mem::take(&mut state.unreviewed);
+            let current = |o: &Arc<StoredObject>| state.get(&o.key).is_some_and(|c| Arc::ptr_eq(&c, o));
+            let objects: Vec<Arc<StoredObject>> =
+                unreviewed.iter().filter_map(std::sync::Weak::upgrade).filter(current).collect();
             (state.registry.clone(), objects)
         };
         if objects.is_empty() {
