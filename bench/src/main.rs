@@ -25,6 +25,11 @@ mod report;
 
 use std::path::PathBuf;
 
+/// The allocator `gitbacked serve` runs with (see there), so that the bench measures what it runs.
+#[cfg(unix)]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing::Level;

@@ -128,11 +128,8 @@ pub fn log(repo: &Repo, rev: &str, object: &str, namespace: Option<&str>, patch:
     let files = repo.at_revision(rev)?;
     let (registry, _, _) = check::objects(&files);
     let rt = resolve(&registry, resource)?;
-    let key = ObjectKey {
-        gk: rt.group_kind(),
-        namespace: if rt.namespaced { namespace.unwrap_or("default").to_string() } else { String::new() },
-        name: name.to_string(),
-    };
+    let namespace = if rt.namespaced { namespace.unwrap_or("default") } else { "" };
+    let key = ObjectKey::new(rt.group_kind(), namespace, name);
     let mut reader = repo.reader()?;
     let mut current: Option<(String, Value)> = None;
     let mut steps = Vec::new();

@@ -77,7 +77,7 @@ pub fn is_bootstrap(object: &StoredObject) -> bool {
     object.location.is_none() && object.derived.uid == bootstrap_uid(&object.key)
 }
 
-fn bootstrap_uid(key: &ObjectKey) -> String {
+fn bootstrap_uid(key: &ObjectKey) -> crate::uid::Uid {
     stable_uid(&format!("{key}@bootstrap"))
 }
 
@@ -86,12 +86,12 @@ pub fn objects() -> Vec<StoredObject> {
     contents().into_iter().map(|c| stored(c, (1, EPOCH))).collect()
 }
 
-/// When an implied object appeared: the resourceVersion and the time (RFC 3339) of the change
-/// that brought it.
-pub type Appeared<'a> = (u64, &'a str);
+/// When an implied object appeared: the resourceVersion and the time (seconds since the epoch) of
+/// the change that brought it.
+pub type Appeared = (u64, i64);
 
 /// The epoch, when the bootstrap objects appear.
-pub const EPOCH: &str = "1970-01-01T00:00:00Z";
+pub const EPOCH: i64 = 0;
 
 /// A namespace that objects in git are in, without a Namespace document: served as an active
 /// namespace, as it would exist in a cluster that holds those objects.
@@ -112,13 +112,9 @@ fn stored(content: Value, (resource_version, created): Appeared) -> StoredObject
     let text = |p: &str| content.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let api_version = text("/apiVersion");
     let group = api_version.rsplit_once('/').map(|(g, _)| g.to_string()).unwrap_or_default();
-    let key = ObjectKey {
-        gk: GroupKind { group, kind: text("/kind") },
-        namespace: text("/metadata/namespace"),
-        name: text("/metadata/name"),
-    };
-    let derived =
-        Derived { resource_version, uid: bootstrap_uid(&key), creation_timestamp: created.into(), generation: 1 };
+    let key =
+        ObjectKey::new(GroupKind { group, kind: text("/kind") }, text("/metadata/namespace"), text("/metadata/name"));
+    let derived = Derived { resource_version, uid: bootstrap_uid(&key), creation_timestamp: created, generation: 1 };
     StoredObject::new(key, None, content, derived)
 }
 

@@ -133,7 +133,7 @@ impl MemoryStorage {
                     None => Derived {
                         resource_version,
                         uid: stable_uid(&format!("{key}@{resource_version}")),
-                        creation_timestamp: self.clock.timestamp(),
+                        creation_timestamp: self.clock.now(),
                         generation: 1,
                     },
                 };
@@ -214,8 +214,7 @@ impl Storage for MemoryStorage {
 
     fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
         let state = self.lock();
-        let from =
-            ObjectKey { gk: gk.clone(), namespace: namespace.unwrap_or_default().to_string(), name: String::new() };
+        let from = ObjectKey::new(gk.clone(), namespace.unwrap_or_default(), "");
         let items = state
             .objects
             .range(from..)
@@ -253,11 +252,7 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn key(name: &str) -> ObjectKey {
-        ObjectKey {
-            gk: GroupKind { group: String::new(), kind: "Event".into() },
-            namespace: "default".into(),
-            name: name.into(),
-        }
+        ObjectKey::new(GroupKind { group: String::new(), kind: "Event".into() }, "default", name)
     }
 
     fn put(name: &str) -> Write {
@@ -273,12 +268,12 @@ mod tests {
     async fn objects_expire_after_their_ttl_with_a_deleted_event() {
         let clock = Arc::new(ManualClock::new(1_000));
         let storage = MemoryStorage::new(100).with_ttl(Duration::from_secs(60)).with_clock(clock.clone());
-        let gk = key("a").gk;
+        let gk = key("a").gk.clone();
         storage.write(put("a")).await.unwrap();
         clock.set(1_030);
         storage.write(put("b")).await.unwrap();
         let created = storage.get(&key("a")).unwrap();
-        assert_eq!(created.derived.creation_timestamp, "1970-01-01T00:16:40Z");
+        assert_eq!(crate::clock::rfc3339(created.derived.creation_timestamp), "1970-01-01T00:16:40Z");
         clock.set(1_060);
         storage.expire();
         assert!(storage.get(&key("a")).is_none() && storage.get(&key("b")).is_some());
@@ -299,7 +294,7 @@ mod tests {
         }
         storage.write(put("a")).await.unwrap(); // written again: now the newest
         storage.write(put("d")).await.unwrap();
-        let gk = key("a").gk;
+        let gk = key("a").gk.clone();
         let names =
             |s: &MemoryStorage| -> Vec<String> { s.list(&gk, None).1.iter().map(|o| o.key.name.clone()).collect() };
         assert_eq!(names(&storage), ["a", "c", "d"], "b was written longest ago");
@@ -329,7 +324,7 @@ mod tests {
             "spec": {"group": "example.com", "scope": "Namespaced", "names": {"plural": "widgets", "kind": "Widget"},
                 "versions": [{"name": "v1", "served": true, "storage": true}]}
         });
-        let key = ObjectKey { gk: crd_group_kind(), namespace: String::new(), name: "widgets.example.com".into() };
+        let key = ObjectKey::new(crd_group_kind(), "", "widgets.example.com");
         let write = |mutation: Mutation| Write {
             key: key.clone(),
             description: String::new(),

@@ -8,9 +8,15 @@ use serde_json::{Map, Value};
 
 use crate::registry::{GroupKind, Registry, ResourceType};
 
-/// Identity of an object: group, kind, namespace (empty when cluster-scoped) and name.
+/// Identity of an object: group, kind, namespace (empty when cluster-scoped) and name (its
+/// [`KeyParts`]). Shared, not copied: the store holds a key in several places for each object (the
+/// object, its index, the claim of its document), and a clone is a reference count.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(Arc<KeyParts>);
+
+/// What an [`ObjectKey`] is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
+pub struct KeyParts {
     /// Group and kind.
     pub gk: GroupKind,
     /// Namespace, `""` for cluster-scoped objects.
@@ -19,7 +25,27 @@ pub struct ObjectKey {
     pub name: String,
 }
 
+impl std::ops::Deref for ObjectKey {
+    type Target = KeyParts;
+
+    fn deref(&self) -> &KeyParts {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let KeyParts { gk, namespace, name } = &*self.0;
+        f.debug_struct("ObjectKey").field("gk", gk).field("namespace", namespace).field("name", name).finish()
+    }
+}
+
 impl ObjectKey {
+    /// The key of the object `name` of kind `gk` in `namespace` (`""` when cluster-scoped).
+    pub fn new(gk: GroupKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey(Arc::new(KeyParts { gk, namespace: namespace.into(), name: name.into() }))
+    }
+
     /// The key of a document, with its namespace settled by the type's scope: cluster-scoped objects
     /// have none, namespaced ones default to `default`. `None` when the kind is not served.
     pub fn of<'r>(registry: &'r Registry, value: &Value) -> Option<(ObjectKey, &'r Arc<ResourceType>)> {
@@ -97,7 +123,7 @@ impl<'a> Head<'a> {
                 .unwrap_or(crate::document::IMPLIED_NAMESPACE),
             false => "",
         };
-        Some((ObjectKey { gk, namespace: namespace.to_string(), name }, rt))
+        Some((ObjectKey::new(gk, namespace, name), rt))
     }
 }
 
@@ -132,9 +158,9 @@ pub struct Derived {
     /// resourceVersion of the last change.
     pub resource_version: u64,
     /// Stable unique id: a hash of the object's identity and the commit that created it.
-    pub uid: String,
-    /// When the object was created (RFC 3339).
-    pub creation_timestamp: String,
+    pub uid: crate::uid::Uid,
+    /// When the object was created, in seconds since the epoch (served in RFC 3339).
+    pub creation_timestamp: i64,
     /// Incremented on every change outside metadata and status.
     pub generation: i64,
 }
@@ -166,12 +192,12 @@ impl StoredObject {
         } else {
             meta.remove("namespace");
         }
-        meta.insert("uid".into(), Value::String(derived.uid.clone()));
+        meta.insert("uid".into(), Value::String(derived.uid.to_string()));
         meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
         if crate::registry::has_generation(&key.gk) {
             meta.insert("generation".into(), Value::from(derived.generation));
         }
-        meta.insert("creationTimestamp".into(), Value::String(derived.creation_timestamp.clone()));
+        meta.insert("creationTimestamp".into(), Value::String(crate::clock::rfc3339(derived.creation_timestamp)));
         let labels = match crate::defaults::labels(&key.gk, &content) {
             Some(served) => Labels::of(Some(&served)),
             None => Labels::of(content.pointer("/metadata/labels")),
@@ -223,25 +249,44 @@ pub fn served_prefix(kind: &str, api_version: &str) -> String {
     format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",")
 }
 
-/// An object's labels, sorted by key: a compact map, as every stored object carries one.
+/// An object's labels, sorted by key, in one allocation (every stored object carries them): for
+/// each label, the lengths of its key and value (`u32`, little endian), then their bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+pub struct Labels(Box<[u8]>);
 
 impl Labels {
     /// The string-valued entries of a `metadata.labels` map.
     pub fn of(labels: Option<&Value>) -> Self {
-        let mut entries: Vec<(Box<str>, Box<str>)> = labels
+        let mut entries: Vec<(&str, &str)> = labels
             .and_then(Value::as_object)
-            .map(|l| l.iter().filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into()))).collect())
+            .map(|l| l.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))).collect())
             .unwrap_or_default();
         entries.sort_unstable();
-        Labels(entries.into_boxed_slice())
+        let mut packed = Vec::with_capacity(entries.iter().map(|(k, v)| 8 + k.len() + v.len()).sum());
+        for (key, value) in entries {
+            for length in [key.len(), value.len()] {
+                packed.extend_from_slice(&u32::try_from(length).unwrap_or(u32::MAX).to_le_bytes());
+            }
+            packed.extend_from_slice(key.as_bytes());
+            packed.extend_from_slice(value.as_bytes());
+        }
+        Labels(packed.into_boxed_slice())
     }
 
     /// The value of a label.
     pub fn get(&self, key: &str) -> Option<&str> {
-        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
-        Some(&self.0[i].1)
+        let mut rest = &self.0[..];
+        while !rest.is_empty() {
+            let length = |at: usize| Some(u32::from_le_bytes(rest.get(at..at + 4)?.try_into().ok()?) as usize);
+            let (k, v) = (length(0)?, length(4)?);
+            let entry = rest.get(8..8 + k + v)?;
+            match entry[..k].cmp(key.as_bytes()) {
+                std::cmp::Ordering::Equal => return std::str::from_utf8(&entry[k..]).ok(),
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Less => rest = &rest[8 + k + v..],
+            }
+        }
+        None
     }
 }
 
@@ -281,5 +326,30 @@ impl Derived {
     pub fn after_change(&self, resource_version: u64, old: &Value, new: &Value, status_subresource: bool) -> Derived {
         let generation = self.generation + i64::from(spec_changed(old, new, status_subresource));
         Derived { resource_version, generation, ..self.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn labels_are_found_by_key_whatever_their_order_and_length() {
+        let long = "v".repeat(300);
+        let labels =
+            json!({"tier": "web", "app.kubernetes.io/name": "shop", "n": 3, "é": "ü", "long": long, "": "empty"});
+        let packed = Labels::of(Some(&labels));
+        assert_eq!(packed.get("tier"), Some("web"));
+        assert_eq!(packed.get("app.kubernetes.io/name"), Some("shop"));
+        assert_eq!(packed.get("é"), Some("ü"));
+        assert_eq!(packed.get("long"), Some(long.as_str()));
+        assert_eq!(packed.get(""), Some("empty"));
+        assert_eq!(packed.get("n"), None, "only string values are labels");
+        assert_eq!(packed.get("zzz"), None);
+        assert_eq!(packed.get("a"), None);
+        assert_eq!(Labels::of(None).get("tier"), None);
+        assert_eq!(Labels::of(Some(&json!("not a map"))).get("tier"), None);
     }
 }

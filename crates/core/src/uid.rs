@@ -2,13 +2,84 @@
 
 /// A stable UUID-shaped id from a string: the hex of git's blob hash of it, so that every process
 /// derives the same uid from the same history.
-pub fn stable_uid(seed: &str) -> String {
+pub fn stable_uid(seed: &str) -> Uid {
     let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
     hasher.update(format!("blob {}\0", seed.len()).as_bytes());
     hasher.update(seed.as_bytes());
     let id = hasher.try_finalize().unwrap_or_else(|e| unreachable!("hashing in memory cannot collide: {e}"));
     let hex = id.to_hex().to_string();
-    format!("{}-{}-5{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
+    let text = format!("{}-{}-5{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32]);
+    let mut uid = [0; 36];
+    uid.copy_from_slice(&text.as_bytes()[..36]);
+    Uid(uid)
+}
+
+/// An object's uid: the 36 characters of a UUID, kept inline rather than as a string of its own,
+/// as every stored object carries one.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid([u8; 36]);
+
+impl Uid {
+    /// The uid as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Uid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl serde::Serialize for Uid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Uid {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Uid {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Uid {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<Uid> for String {
+    fn eq(&self, other: &Uid) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Uid> for &str {
+    fn eq(&self, other: &Uid) -> bool {
+        *self == other.as_str()
+    }
 }
 
 /// 64 random bits (std's per-process random hash keys, mixed with the clock): for names and delays,
@@ -34,5 +105,6 @@ mod tests {
         // `git hash-object` of "a" (no newline) is 2e65efe2a145dda7ee51d1741299f848e5bf752e: uids
         // written before the move to gix-hash stay the same.
         assert_eq!(stable_uid("a"), "2e65efe2-a145-5da7-ee51-d1741299f848");
+        assert_eq!(stable_uid("a").to_string(), "2e65efe2-a145-5da7-ee51-d1741299f848");
     }
 }

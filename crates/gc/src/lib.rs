@@ -259,7 +259,7 @@ impl Collector {
         let gk = GroupKind { group: group.to_string(), kind: r.kind.clone() };
         let namespaced = self.api.storage().registry().by_kind(&gk)?.namespaced;
         let namespace = if namespaced { namespace.to_string() } else { String::new() };
-        Some(ObjectKey { gk, namespace, name: r.name.clone() })
+        Some(ObjectKey::new(gk, namespace, r.name.clone()))
     }
 
     /// What an owner reference of an object in `namespace` points at. An owner of a kind that is

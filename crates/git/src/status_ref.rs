@@ -149,7 +149,7 @@ impl Overlay {
         let text = |pointer: &str| document.pointer(pointer).and_then(Value::as_str);
         let gk = GroupKind::from_api_version(text("/apiVersion")?, text("/kind")?);
         let namespace = text("/metadata/namespace").unwrap_or_default().to_string();
-        let key = ObjectKey { gk, namespace, name: text("/metadata/name")?.to_string() };
+        let key = ObjectKey::new(gk, namespace, text("/metadata/name")?);
         let overlay = Overlay {
             uid: text("/metadata/uid")?.into(),
             status: document.get("status").cloned(),
@@ -182,11 +182,7 @@ mod tests {
     }
 
     fn key() -> ObjectKey {
-        ObjectKey {
-            gk: GroupKind::from_api_version("apps/v1", "Deployment"),
-            namespace: "default".into(),
-            name: "web".into(),
-        }
+        ObjectKey::new(GroupKind::from_api_version("apps/v1", "Deployment"), "default", "web")
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Target {
     fn key(&self, name: &str) -> ObjectKey {
         let namespace =
             if self.rt.namespaced { self.namespace.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
-        ObjectKey { gk: self.stored_kind(), namespace, name: name.to_string() }
+        ObjectKey::new(self.stored_kind(), namespace, name)
     }
 
     /// The kind its objects are stored as: their own, but core/v1 Event for events.k8s.io Events
@@ -636,7 +636,7 @@ impl Api {
     /// Refuses (405) to create a custom resource while its CRD is being deleted, as apiextensions does.
     fn check_crd_not_terminating(&self, target: &Target) -> ApiResult<()> {
         let Some(crd) = &target.rt.crd else { return Ok(()) };
-        let key = ObjectKey { gk: crd_group_kind(), namespace: String::new(), name: crd.clone() };
+        let key = ObjectKey::new(crd_group_kind(), "", crd.clone());
         let terminating =
             self.storage.get(&key).is_some_and(|c| c.value().pointer("/metadata/deletionTimestamp").is_some());
         match terminating {
@@ -654,7 +654,7 @@ impl Api {
             return Ok(());
         }
         let gk = GroupKind { group: String::new(), kind: "Namespace".into() };
-        let namespace = ObjectKey { gk, namespace: String::new(), name: key.namespace.clone() };
+        let namespace = ObjectKey::new(gk, "", key.namespace.clone());
         let system = gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&key.namespace.as_str());
         let found = self.storage.get(&namespace);
         if found.is_none() && system {
@@ -775,7 +775,7 @@ impl Api {
                     None => Derived {
                         resource_version: 0,
                         uid: stable_uid(&format!("{key}@dry-run@{}", random_suffix())),
-                        creation_timestamp: self.clock.timestamp(),
+                        creation_timestamp: self.clock.now(),
                         generation: 1,
                     },
                 };
@@ -1266,7 +1266,7 @@ fn scale_of(target: &Target, obj: &StoredObject) -> ApiResult<Value> {
     Ok(json!({
         "apiVersion": "autoscaling/v1", "kind": "Scale",
         "metadata": {"name": obj.key.name, "namespace": obj.key.namespace, "uid": obj.derived.uid,
-            "resourceVersion": obj.derived.resource_version.to_string(), "creationTimestamp": obj.derived.creation_timestamp},
+            "resourceVersion": obj.derived.resource_version.to_string(), "creationTimestamp": gitbacked_core::clock::rfc3339(obj.derived.creation_timestamp)},
         "spec": {"replicas": at_path(&value, &scale.spec_replicas_path).cloned().unwrap_or(json!(0))},
         "status": status,
     }))

@@ -86,8 +86,8 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     Some((era * 146_097 + doe - 719_468) * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-fn age(timestamp: Option<&str>) -> Value {
-    match timestamp.and_then(parse_rfc3339) {
+fn age(timestamp: Option<i64>) -> Value {
+    match timestamp {
         Some(t) => Value::String(human_duration(now() - t)),
         None => Value::String("<unknown>".into()),
     }
@@ -343,7 +343,7 @@ fn columns(target: &Target) -> Vec<Column> {
                 Value::from(v.pointer("/status/active").and_then(Value::as_array).map_or(0, Vec::len))
             }));
             cols.push(computed("Last Schedule", "string", 0, |v| match v.pointer("/status/lastScheduleTime") {
-                Some(Value::String(t)) => self::age(Some(t)),
+                Some(Value::String(t)) => self::age(parse_rfc3339(t)),
                 _ => Value::String("<none>".into()),
             }));
         }
@@ -406,8 +406,10 @@ fn columns(target: &Target) -> Vec<Column> {
 fn cell(column: &Column, obj: &StoredObject, value: &Value) -> Value {
     match &column.cell {
         Cell::Name => Value::String(obj.key.name.clone()),
-        Cell::Age => age(Some(&obj.derived.creation_timestamp)),
-        Cell::Path(path, kind) if kind == "date" => age(json_path(value, path).and_then(Value::as_str)),
+        Cell::Age => age(Some(obj.derived.creation_timestamp)),
+        Cell::Path(path, kind) if kind == "date" => {
+            age(json_path(value, path).and_then(Value::as_str).and_then(parse_rfc3339))
+        }
         Cell::Path(path, _) => match json_path(value, path) {
             None | Some(Value::Null) => Value::String("<none>".into()),
             Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => v.clone(),

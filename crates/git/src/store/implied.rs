@@ -23,7 +23,7 @@ fn service_account_kind() -> GroupKind {
 }
 
 fn default_account(namespace: &str) -> ObjectKey {
-    ObjectKey { gk: service_account_kind(), namespace: namespace.to_string(), name: "default".into() }
+    ObjectKey::new(service_account_kind(), namespace, "default")
 }
 
 impl State {
@@ -39,7 +39,7 @@ impl State {
     }
 
     fn has_document(&self, key: &ObjectKey) -> bool {
-        self.objects.get(&key.gk).is_some_and(|o| o.contains_key(&(key.namespace.clone(), key.name.clone())))
+        self.objects.get(&key.gk).is_some_and(|o| o.contains_key(key))
     }
 
     /// Brings the implied objects of the namespaces a commit's `events` concern in line with the
@@ -55,18 +55,17 @@ impl State {
             .map(|k| if k.gk == namespace_kind() { k.name.clone() } else { k.namespace.clone() })
             .filter(|ns| !ns.is_empty())
             .collect();
-        let created = gitbacked_core::clock::rfc3339(time);
         for namespace in affected {
-            let key = ObjectKey { gk: namespace_kind(), namespace: String::new(), name: namespace.clone() };
+            let key = ObjectKey::new(namespace_kind(), "", namespace.clone());
             let system = SYSTEM_NAMESPACES.contains(&namespace.as_str());
             let holds_objects = self.namespaces.contains_key(&namespace);
             let documented = self.has_document(&key);
             let implied = holds_objects && !documented && !system;
-            self.settle(key, implied, seq, events, |rv| implied_namespace(&namespace, (rv, &created)));
+            self.settle(key, implied, seq, events, |rv| implied_namespace(&namespace, (rv, time)));
             let account = default_account(&namespace);
             let exists = system || documented || holds_objects;
             let implied = exists && !self.has_document(&account);
-            self.settle(account, implied, seq, events, |rv| default_service_account(&namespace, (rv, &created)));
+            self.settle(account, implied, seq, events, |rv| default_service_account(&namespace, (rv, time)));
         }
     }
 

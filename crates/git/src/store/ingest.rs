@@ -459,18 +459,13 @@ impl State {
                 None
             }
             (before, Some((location, mut content))) => {
-                let uid = before.as_ref().map_or_else(|| super::created_uid(&key, info.id), |b| b.derived.uid.clone());
+                let uid = before.as_ref().map_or_else(|| super::created_uid(&key, info.id), |b| b.derived.uid);
                 if !self.overlays.is_empty() {
                     self.bookkeeping.overlay(&mut content, &uid, self.overlays.get(&key));
                 }
                 let (derived, kind) = match &before {
                     None => (
-                        Derived {
-                            resource_version,
-                            uid,
-                            creation_timestamp: gitbacked_core::clock::rfc3339(info.time),
-                            generation: 1,
-                        },
+                        Derived { resource_version, uid, creation_timestamp: info.time, generation: 1 },
                         Some(EventType::Added),
                     ),
                     Some(old) => {
@@ -485,7 +480,8 @@ impl State {
                     }
                 };
                 // Unchanged where it was: the object stays as it is, and so does its review.
-                let unchanged = kind.is_none() && before.as_ref().is_some_and(|o| o.location.as_ref() == Some(&location));
+                let unchanged =
+                    kind.is_none() && before.as_ref().is_some_and(|o| o.location.as_ref() == Some(&location));
                 let review = match (kind, problems) {
                     (Some(_), Some(found)) => {
                         self.record_violations(&key, &location, found);

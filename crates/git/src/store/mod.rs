@@ -52,7 +52,7 @@ fn clock_step() -> u64 {
 }
 
 /// The uid of an object that `commit` created: derived from history, the same in every process.
-pub(crate) fn created_uid(key: &ObjectKey, commit: ObjectId) -> String {
+pub(crate) fn created_uid(key: &ObjectKey, commit: ObjectId) -> gitbacked_core::uid::Uid {
     gitbacked_core::uid::stable_uid(&format!("{key}@{commit}"))
 }
 
@@ -77,7 +77,7 @@ pub(crate) struct State {
     /// The objects this store holds: those of the types at home in its ref.
     home: Home,
     registry: Arc<Registry>,
-    objects: HashMap<GroupKind, BTreeMap<(String, String), Entry>>,
+    objects: HashMap<GroupKind, BTreeMap<ObjectKey, Entry>>,
     /// How many objects each namespace holds: a namespace with objects exists.
     namespaces: BTreeMap<String, usize>,
     /// The objects the others imply (see the `implied` module).
@@ -117,7 +117,7 @@ pub struct Store {
     state: RwLock<State>,
     /// The objects kube-apiserver creates for itself (`gitbacked_core::bootstrap`), served where git
     /// has no document for them: on the branch's store only.
-    bootstrap: HashMap<GroupKind, BTreeMap<(String, String), Arc<StoredObject>>>,
+    bootstrap: HashMap<GroupKind, BTreeMap<ObjectKey, Arc<StoredObject>>>,
     revision_tx: watch::Sender<u64>,
     parse_cache: Option<Arc<cache::ParseCache>>,
     /// Held for the length of a review, so that one asked for waits for the one under way.
@@ -146,11 +146,11 @@ impl Store {
         };
         let mut state = state;
         state.seed_implied();
-        let mut bootstrap: HashMap<GroupKind, BTreeMap<(String, String), Arc<StoredObject>>> = HashMap::new();
+        let mut bootstrap: HashMap<GroupKind, BTreeMap<ObjectKey, Arc<StoredObject>>> = HashMap::new();
         if home == Home::Branch {
             for object in gitbacked_core::bootstrap::objects() {
                 let key = object.key.clone();
-                bootstrap.entry(key.gk).or_default().insert((key.namespace, key.name), Arc::new(object));
+                bootstrap.entry(key.gk.clone()).or_default().insert(key, Arc::new(object));
             }
         }
         Store {
@@ -240,7 +240,7 @@ impl Store {
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let state = self.read();
         state.get(key).or_else(|| {
-            let bootstrap = self.bootstrap.get(&key.gk).and_then(|o| o.get(&(key.namespace.clone(), key.name.clone())));
+            let bootstrap = self.bootstrap.get(&key.gk).and_then(|o| o.get(key));
             bootstrap.or_else(|| state.implied.get(key)).cloned()
         })
     }
@@ -249,13 +249,13 @@ impl Store {
     /// resourceVersion of the state they were read from.
     pub fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
         let state = self.read();
-        let in_scope = |(ns, _): &(String, String)| namespace.is_none_or(|n| n == ns);
+        let in_scope = |k: &ObjectKey| namespace.is_none_or(|n| n == k.namespace);
         let stored = state.objects.get(gk);
         let mut items: Vec<Arc<StoredObject>> = match (stored, namespace) {
             (None, _) => Vec::new(),
             (Some(objects), Some(ns)) => objects
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
+                .range(ObjectKey::new(gk.clone(), ns, "")..)
+                .take_while(|(k, _)| k.namespace == ns)
                 .map(|(_, e)| e.object.clone())
                 .collect(),
             (Some(objects), None) => objects.values().map(|e| e.object.clone()).collect(),
@@ -407,26 +407,30 @@ impl State {
     }
 
     fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
-        let entry = self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))?;
+        let entry = self.objects.get(&key.gk)?.get(key)?;
         Some(entry.object.clone())
     }
 
     fn entry(&self, key: &ObjectKey) -> Option<&Entry> {
-        self.objects.get(&key.gk)?.get(&(key.namespace.clone(), key.name.clone()))
+        self.objects.get(&key.gk)?.get(key)
     }
 
     fn insert(&mut self, entry: Entry) {
         let key = entry.object.key.clone();
-        let namespace = key.namespace.clone();
-        let replaced = self.objects.entry(key.gk).or_default().insert((key.namespace, key.name), entry);
-        if replaced.is_none() && !namespace.is_empty() {
-            *self.namespaces.entry(namespace).or_default() += 1;
+        let replaced = self.objects.entry(key.gk.clone()).or_default().insert(key.clone(), entry);
+        if replaced.is_none() && !key.namespace.is_empty() {
+            match self.namespaces.get_mut(&key.namespace) {
+                Some(count) => *count += 1,
+                None => {
+                    self.namespaces.insert(key.namespace.clone(), 1);
+                }
+            }
         }
     }
 
     fn remove(&mut self, key: &ObjectKey) -> Option<Entry> {
         let objects = self.objects.get_mut(&key.gk)?;
-        let removed = objects.remove(&(key.namespace.clone(), key.name.clone()));
+        let removed = objects.remove(key);
         if objects.is_empty() {
             self.objects.remove(&key.gk);
         }
