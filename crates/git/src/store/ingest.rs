@@ -217,6 +217,27 @@ struct Touched<'a> {
     candidates: Candidates<'a>,
 }
 
+/// A key that one new document creates: the key, the document's location and its JSON.
+type Creation<'a> = (ObjectKey, Location, Cow<'a, str>);
+
+impl<'a> Touched<'a> {
+    /// The location and JSON of the one new document that claims a key no object had; the key as
+    /// it was otherwise.
+    fn creation(mut self) -> Result<(Location, Cow<'a, str>), Self> {
+        if self.before.is_some() || self.candidates.0.len() != 1 {
+            return Err(self);
+        }
+        match self.candidates.0.pop() {
+            Some((location, Candidate::New(json))) => Ok((location, json)),
+            Some(other) => {
+                self.candidates.0.push(other);
+                Err(self)
+            }
+            None => Err(self),
+        }
+    }
+}
+
 /// The documents claiming one key, ordered by location. A sorted `Vec`: nearly always one, and a
 /// `BTreeMap` node would cost half a kilobyte for each of a repository's objects during the initial sync.
 #[derive(Default)]
@@ -333,9 +354,19 @@ impl State {
         }
         // Objects whose bookkeeping alone changed (the others are resolved with it).
         let bookkept_only: Vec<&ObjectKey> = bookkept.iter().filter(|k| !touched.contains_key(*k)).collect();
+        // Keys that a single new document creates (nearly every key of an initial sync) are built
+        // on all cores, in runs between the others, which are resolved one at a time.
+        let mut creations: Vec<Creation> = Vec::new();
         for (key, t) in std::mem::take(&mut touched) {
-            self.resolve(mirror, &info, seq, key, t, &mut events);
+            match t.creation() {
+                Ok((location, json)) => creations.push((key, location, json)),
+                Err(t) => {
+                    self.create(&info, seq, std::mem::take(&mut creations), &mut events);
+                    self.resolve(mirror, &info, seq, key, t, &mut events);
+                }
+            }
         }
+        self.create(&info, seq, creations, &mut events);
         for key in bookkept_only {
             self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
@@ -458,30 +489,26 @@ impl State {
                 events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
                 None
             }
-            (before, Some((location, mut content))) => {
-                let uid = before.as_ref().map_or_else(|| super::created_uid(&key, info.id), |b| b.derived.uid);
+            (None, Some((location, content))) => {
+                let object = Arc::new(self.created(info, resource_version, key, location, content));
+                self.add(object.clone(), others, problems, events);
+                Some(object)
+            }
+            (Some(old), Some((location, mut content))) => {
                 if !self.overlays.is_empty() {
-                    self.bookkeeping.overlay(&mut content, &uid, self.overlays.get(&key));
+                    self.bookkeeping.overlay(&mut content, &old.derived.uid, self.overlays.get(&key));
                 }
-                let (derived, kind) = match &before {
-                    None => (
-                        Derived { resource_version, uid, creation_timestamp: info.time, generation: 1 },
-                        Some(EventType::Added),
-                    ),
-                    Some(old) => {
-                        let old_content = old.content();
-                        if old_content == content {
-                            (old.derived.clone(), None)
-                        } else {
-                            let status = self.registry.by_kind(&key.gk).is_some_and(|rt| rt.status);
-                            let derived = old.derived.after_change(resource_version, &old_content, &content, status);
-                            (derived, Some(EventType::Modified))
-                        }
+                let old_content = old.content();
+                let (derived, kind) = match old_content == content {
+                    true => (old.derived.clone(), None),
+                    false => {
+                        let status = self.registry.by_kind(&key.gk).is_some_and(|rt| rt.status);
+                        let derived = old.derived.after_change(resource_version, &old_content, &content, status);
+                        (derived, Some(EventType::Modified))
                     }
                 };
                 // Unchanged where it was: the object stays as it is, and so does its review.
-                let unchanged =
-                    kind.is_none() && before.as_ref().is_some_and(|o| o.location.as_ref() == Some(&location));
+                let unchanged = kind.is_none() && old.location.as_ref() == Some(&location);
                 let review = match (kind, problems) {
                     (Some(_), Some(found)) => {
                         self.record_violations(&key, &location, found);
@@ -489,19 +516,89 @@ impl State {
                     }
                     _ => !unchanged,
                 };
-                let stored = match before.as_ref().filter(|_| unchanged) {
-                    Some(old) => old.clone(),
-                    None => Arc::new(StoredObject::new(key, Some(location), content, derived)),
+                let stored = match unchanged {
+                    true => old.clone(),
+                    false => Arc::new(StoredObject::new(key, Some(location), content, derived)),
                 };
                 if review {
                     self.unreviewed.push(Arc::downgrade(&stored));
                 }
                 self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
-                    events.push(WatchEvent { kind, object: stored.clone(), previous: before });
+                    events.push(WatchEvent { kind, object: stored.clone(), previous: Some(old) });
                 }
                 Some(stored)
             }
+        }
+    }
+
+    /// The object a commit creates: its uid derived from its key and the commit, its bookkeeping
+    /// from the status ref.
+    fn created(
+        &self,
+        info: &CommitInfo,
+        resource_version: u64,
+        key: ObjectKey,
+        location: Location,
+        mut content: Value,
+    ) -> StoredObject {
+        let uid = super::created_uid(&key, info.id);
+        if !self.overlays.is_empty() {
+            self.bookkeeping.overlay(&mut content, &uid, self.overlays.get(&key));
+        }
+        let derived = Derived { resource_version, uid, creation_timestamp: info.time, generation: 1 };
+        StoredObject::new(key, Some(location), content, derived)
+    }
+
+    /// Serves a created object, with its ADDED event. What admission would say of it is known
+    /// (`problems`) when several documents claimed it; otherwise it waits for the review.
+    fn add(
+        &mut self,
+        object: Arc<StoredObject>,
+        others: Vec<Location>,
+        problems: Option<Vec<String>>,
+        events: &mut Vec<WatchEvent>,
+    ) {
+        match (problems, &object.location) {
+            (Some(found), Some(location)) => self.record_violations(&object.key, location, found),
+            _ => self.unreviewed.push(Arc::downgrade(&object)),
+        }
+        self.insert(Entry { object: object.clone(), others });
+        events.push(WatchEvent { kind: EventType::Added, object, previous: None });
+    }
+
+    /// Creates the objects of `creations` (see [`Touched::creation`]), numbered in order after
+    /// `events`. Building them (the JSON parsed, metadata added, served JSON written) is most of
+    /// an initial sync's apply: with many, it runs on all cores.
+    fn create(&mut self, info: &CommitInfo, seq: u64, creations: Vec<Creation<'_>>, events: &mut Vec<WatchEvent>) {
+        /// Fewer are built on this thread: starting threads would cost more than it saves.
+        const PARALLEL: usize = 1024;
+        let first = events.len() as u64 + 1;
+        let this = &*self;
+        let build = |offset: usize, chunk: &[Creation<'_>]| -> Vec<Arc<StoredObject>> {
+            let number = |i: usize| super::revision(seq, first + (offset + i) as u64);
+            let content = |json: &str| object::strip_derived(parse_json(json));
+            let each = chunk.iter().enumerate();
+            each.map(|(i, (key, location, json))| {
+                Arc::new(this.created(info, number(i), key.clone(), location.clone(), content(json)))
+            })
+            .collect()
+        };
+        let threads = match creations.len() < PARALLEL {
+            true => 1,
+            false => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let size = creations.len().div_ceil(threads).max(1);
+        let built: Vec<Vec<Arc<StoredObject>>> = std::thread::scope(|scope| {
+            let build = &build;
+            let workers: Vec<_> = (creations.chunks(size).enumerate())
+                .map(|(n, chunk)| scope.spawn(move || build(n * size, chunk)))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        });
+        drop(creations);
+        for object in built.into_iter().flatten() {
+            self.add(object, Vec::new(), None, events);
         }
     }
 

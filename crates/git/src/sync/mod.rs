@@ -406,7 +406,11 @@ fn read_chain(
         seq += 1;
         let subtree = info.subtree;
         let with = if i + 1 == commits { status.take() } else { None };
-        store.apply(mirror, store.read_commit(mirror, info, seq, previous)?, with);
+        let (id, started) = (info.id, std::time::Instant::now());
+        let commit = store.read_commit(mirror, info, seq, previous)?;
+        let read = started.elapsed();
+        store.apply(mirror, commit, with);
+        tracing::debug!(%id, ?read, applied = ?started.elapsed() - read, "commit read and applied");
         seq = store.tip().1;
         previous = subtree;
     }
