@@ -611,14 +611,14 @@ async fn incremental(repo: &Repo, plan: &Plan, parse_ms: f64, report: &mut Repor
             after_fetch.push((total - git).max(0.0));
         }
         let ratio = parse_ms / median(&after_fetch).max(0.001);
-        let (first, max) = (after_fetch[0], after_fetch.iter().copied().fold(0.0, f64::max));
+        let samples: Vec<String> = after_fetch.iter().map(|v| format!("{v:.1}")).collect();
         report.add(&section, format!("{count} objects: sync() → events at a watcher"), "ms", totals, String::new());
         report.add(
             &section,
             format!("{count} objects: fetch done → events at a watcher"),
             "ms",
             after_fetch,
-            format!("full re-parse takes {ratio:.1}× as long; first {first:.1} ms, max {max:.1} ms"),
+            format!("full re-parse takes {ratio:.1}× as long; in order: {} ms", samples.join(", ")),
         );
     }
     report.add(
