@@ -717,14 +717,14 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
     // LISTs, in-process (typed) and over HTTP: 10,000 ConfigMaps of the whole cluster (the first
     // page of `limit=10000`), one namespace whole (the tenant's 10,000 ConfigMaps when the repository
     // has them), and every ConfigMap in pages of `plan.page` to the end.
-    let listed = if repo.objects - 1 >= repogen::TENANT_FROM { repogen::TENANT } else { ns.as_str() };
+    let listed = if repo.objects - 1 < repogen::TENANT_FROM { ns.as_str() } else { repogen::TENANT };
     for mut lister in [Lister::InProcess(client.clone()), Lister::Http(crate::http::Conn::connect(addr).await?)] {
         let (via, typed) = lister.names();
         let (lists, page) = lister.repeat(None, Some(10_000), plan.runs * plan.lists).await?;
         let name = format!("{via} LIST of {} ConfigMaps{typed}", page.items);
         report.add(&section, name, "ms", lists, page.size());
         let (lists, page) = lister.repeat(Some(listed), None, plan.runs * plan.lists).await?;
-        let name = format!("{via} LIST of namespace {listed}: {} ConfigMaps{typed} (no limit)", page.items);
+        let name = format!("{via} LIST of namespace {listed}: {} ConfigMaps, no limit{typed}", page.items);
         report.add(&section, name, "ms", lists, page.size());
         let (mut totals, mut p50s, mut p99s, mut pages, mut items) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
@@ -739,7 +739,7 @@ async fn reads(repo: &Repo, plan: &Plan, report: &mut Report) -> Result<()> {
         let limit = plan.page;
         report.add(
             &section,
-            format!("{via} paged LIST of every ConfigMap{typed} (limit={limit}, continue to the end): all pages"),
+            format!("{via} paged LIST of every ConfigMap, limit={limit} to the end{typed}: all pages"),
             "ms",
             totals,
             format!("{} pages, {items} ConfigMaps; the sum of the pages' times", pages.len()),
