@@ -809,9 +809,11 @@ impl Lister {
                     Some(ns) => Api::namespaced(client.clone(), ns),
                     None => Api::all(client.clone()),
                 };
-                let mut params = ListParams::default();
-                params.limit = limit.map(u32::try_from).transpose()?;
-                params.continue_token = from.map(str::to_string);
+                let params = ListParams {
+                    limit: limit.map(u32::try_from).transpose()?,
+                    continue_token: from.map(str::to_string),
+                    ..ListParams::default()
+                };
                 let t = Instant::now();
                 let list = api.list(&params).await?;
                 let took = ms(t.elapsed());
