@@ -281,7 +281,7 @@ pub async fn write_costs(args: &CostArgs) -> Result<String> {
     let store = GitStore::open(&repo.local_url(), options(Duration::from_secs(3600))).await?;
     let client = store.client();
     let total_cms = repogen::configmap_count(n);
-    let blocks = n / 20;
+    let blocks = repogen::mix(n) / 20;
     // Writer w's Deployment and Widget: in block w·blocks/writers of 20 objects (see `repogen::files`).
     let block = move |w: usize| w * blocks / args.writers * 20;
     let configmaps = move |w: usize| {

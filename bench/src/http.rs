@@ -24,6 +24,11 @@ impl Conn {
         self.request("GET", path, None, &[]).await
     }
 
+    /// GETs `path`; returns the status and the body.
+    pub async fn get_body(&mut self, path: &str) -> Result<(u16, Vec<u8>)> {
+        self.exchange("GET", path, None, &[]).await
+    }
+
     /// Sends `method path` with `body` of `content_type`; returns the status and the answer's length.
     pub async fn request(
         &mut self,
@@ -32,6 +37,18 @@ impl Conn {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Result<(u16, usize)> {
+        let (status, answer) = self.exchange(method, path, content_type, body).await?;
+        Ok((status, answer.len()))
+    }
+
+    /// Sends `method path` with `body` of `content_type`; returns the status and the answer.
+    async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n", self.host);
         if let Some(content_type) = content_type {
             request.push_str(&format!("Content-Type: {content_type}\r\nContent-Length: {}\r\n", body.len()));
@@ -85,6 +102,6 @@ impl Conn {
             body.resize(n, 0);
             self.stream.read_exact(&mut body).await?;
         }
-        Ok((status, body.len()))
+        Ok((status, body))
     }
 }

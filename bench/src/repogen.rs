@@ -3,6 +3,8 @@
 //!
 //! The mix, per 20 objects: 10 ConfigMaps in files of their own, 4 Deployments, 3 custom resources
 //! (`Widget`, defined by a CRD in the repository) and 3 ConfigMaps in multi-document files of 15.
+//! From [`TENANT_FROM`] objects on, [`TENANT_CONFIGMAPS`] of them are instead the ConfigMaps of one
+//! more namespace, [`TENANT`]: a namespace of the size one LISTs among many larger ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,21 @@ use anyhow::{Context, Result, bail};
 
 /// Namespaces objects are spread over.
 const NAMESPACES: usize = 10;
+
+/// The namespace holding exactly [`TENANT_CONFIGMAPS`] ConfigMaps (and nothing else) in repositories
+/// of [`TENANT_FROM`] objects and more.
+pub const TENANT: &str = "tenant";
+
+/// How many ConfigMaps [`TENANT`] holds.
+pub const TENANT_CONFIGMAPS: usize = 10_000;
+
+/// From this many objects on, a repository has the namespace [`TENANT`] (its objects counted in).
+pub const TENANT_FROM: usize = 100_000;
+
+/// How many of a repository's `n` objects are of the mix (the others are [`TENANT`]'s).
+pub fn mix(n: usize) -> usize {
+    if n >= TENANT_FROM { n - TENANT_CONFIGMAPS } else { n }
+}
 
 /// A generated repository.
 pub struct Repo {
@@ -94,9 +111,9 @@ pub fn configmap_index(k: usize) -> usize {
     (k / 10) * 20 + k % 10
 }
 
-/// How many single-file ConfigMaps a repository of `n` objects has.
+/// How many single-file ConfigMaps the mix of a repository of `n` objects has ([`TENANT`]'s not counted).
 pub fn configmap_count(n: usize) -> usize {
-    (0..n).filter(|i| i % 20 < 10).count()
+    (0..mix(n)).filter(|i| i % 20 < 10).count()
 }
 
 /// Name, namespace, path and content of the `k`-th single-file ConfigMap, at `round`.
@@ -104,23 +121,34 @@ pub fn configmap(k: usize, round: usize) -> (String, String, String, String) {
     let i = configmap_index(k);
     let (name, ns) = (format!("cm-{i}"), namespace(i));
     let path = path(i, "configmaps", &name);
-    if person() {
-        let text = format!(
-            "# Settings of {name}, owned by team-{t}.\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  \
-             namespace: {ns}\n  labels: {{team: team-{t}, app: {name}}}   # the dashboards select these\n  \
-             annotations: {{gitbacked.dev/owner: platform-team}}\ndata:\n  LOG_LEVEL: info\n  \
-             FEATURE_FLAGS: \"search,export,audit\"  # comma-separated\n  revision: \"{round}\"\n",
-            t = i % 7
-        );
-        return (name, ns, path, text);
-    }
-    let text = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    team: team-{}\n  \
-         annotations:\n    gitbacked.dev/owner: platform-team\ndata:\n  LOG_LEVEL: info\n  \
-         FEATURE_FLAGS: \"search,export,audit\"\n  revision: \"{round}\"\n",
-        i % 7
-    );
+    let text = configmap_text(&name, &ns, i % 7, round);
     (name, ns, path, text)
+}
+
+/// The file of ConfigMap `j` of [`TENANT`], where gitbacked would have created it (or flat).
+fn tenant_configmap(j: usize) -> (String, String) {
+    let name = format!("cm-{j}");
+    let before = if FLAT.get().copied().unwrap_or(false) { 0 } else { j };
+    let path = gitbacked_git::layout::canonical_path(&format!("{TENANT}/configmaps"), &name, before);
+    let text = configmap_text(&name, TENANT, j % 7, 0);
+    (path, text)
+}
+
+/// A single-file ConfigMap `ns/name` of team `team`, at `round`.
+fn configmap_text(name: &str, ns: &str, team: usize, round: usize) -> String {
+    if person() {
+        return format!(
+            "# Settings of {name}, owned by team-{team}.\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  \
+             namespace: {ns}\n  labels: {{team: team-{team}, app: {name}}}   # the dashboards select these\n  \
+             annotations: {{gitbacked.dev/owner: platform-team}}\ndata:\n  LOG_LEVEL: info\n  \
+             FEATURE_FLAGS: \"search,export,audit\"  # comma-separated\n  revision: \"{round}\"\n"
+        );
+    }
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    team: team-{team}\n  \
+         annotations:\n    gitbacked.dev/owner: platform-team\ndata:\n  LOG_LEVEL: info\n  \
+         FEATURE_FLAGS: \"search,export,audit\"\n  revision: \"{round}\"\n"
+    )
 }
 
 fn deployment(i: usize) -> String {
@@ -204,7 +232,7 @@ spec:
             x-kubernetes-preserve-unknown-fields: true
 ";
 
-/// The files of a repository of `n` objects (plus the CRD).
+/// The files of a repository of `n` objects (plus the CRD): the mix, then [`TENANT`]'s ConfigMaps.
 pub fn files(n: usize) -> Vec<(String, String)> {
     let mut out = vec![(
         "_cluster/customresourcedefinitions.apiextensions.k8s.io/widgets.bench.gitbacked.dev.yaml".to_string(),
@@ -212,7 +240,7 @@ pub fn files(n: usize) -> Vec<(String, String)> {
     )];
     let mut bundle: Option<(String, String)> = None;
     let mut k = 0;
-    for i in 0..n {
+    for i in 0..mix(n) {
         match i % 20 {
             0..=9 => {
                 let (_, _, path, text) = configmap(k, 0);
@@ -237,6 +265,7 @@ pub fn files(n: usize) -> Vec<(String, String)> {
         }
     }
     out.extend(bundle);
+    out.extend((0..n - mix(n)).map(tenant_configmap));
     out
 }
 
@@ -464,5 +493,18 @@ mod tests {
         let namespaces: std::collections::HashSet<String> = picked.iter().map(|&k| configmap(k, 0).1).collect();
         assert_eq!(namespaces.len(), 10);
         assert_eq!(configmap(picked[3], 0).1, "ns-3");
+    }
+
+    #[test]
+    fn from_100k_objects_one_namespace_holds_exactly_10k_configmaps_of_the_n() {
+        for (n, tenant) in [(99_980, 0), (100_000, TENANT_CONFIGMAPS)] {
+            let files = files(n);
+            let documents: usize = files.iter().map(|(_, text)| text.matches("\nkind: ").count()).sum();
+            assert_eq!(documents, n + 1, "the objects and the CRD");
+            let prefix = format!("{TENANT}/configmaps/");
+            let held: Vec<&String> = files.iter().filter(|(p, _)| p.starts_with(&prefix)).map(|(_, t)| t).collect();
+            assert_eq!(held.len(), tenant);
+            assert!(held.iter().all(|t| t.contains("kind: ConfigMap\n") && t.contains("namespace: tenant\n")));
+        }
     }
 }
