@@ -238,10 +238,11 @@ impl Labels {
         Labels(entries.into_boxed_slice())
     }
 
-    /// The value of a label.
+    /// The value of a label. A scan, not a binary search: objects have few labels, and a key of
+    /// another length is passed over without comparing bytes (selectors of watches read labels
+    /// for every event).
     pub fn get(&self, key: &str) -> Option<&str> {
-        let i = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
-        Some(&self.0[i].1)
+        self.0.iter().find(|(k, _)| **k == *key).map(|(_, v)| &**v)
     }
 }
 

@@ -340,8 +340,8 @@ impl State {
             self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
         self.settle_implied(seq, info.time, &mut events);
-        for WatchEvent { kind, object, previous } in events {
-            self.record(kind, object, previous);
+        for event in events {
+            self.log.record(event);
         }
         self.tip = Some(info.id);
         self.seq = seq;
@@ -456,7 +456,7 @@ impl State {
                 self.unreviewed.remove(&key);
                 self.remove(&key);
                 let object = Arc::new(old.at_revision(resource_version));
-                events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
+                events.push(WatchEvent::new(EventType::Deleted, object, None));
                 None
             }
             (before, Some((location, mut content))) => {
@@ -496,7 +496,7 @@ impl State {
                 let stored = Arc::new(StoredObject::new(key, Some(location), content, derived));
                 self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
-                    events.push(WatchEvent { kind, object: stored.clone(), previous: before });
+                    events.push(WatchEvent::new(kind, stored.clone(), before));
                 }
                 Some(stored)
             }
