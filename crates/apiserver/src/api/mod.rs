@@ -844,7 +844,7 @@ impl Serving {
     /// object (see [`gitbacked_core::StoredObject::defaulted`] and
     /// [`gitbacked_core::WatchEvent::frame`]).
     pub(super) fn as_stored(&self, obj: &StoredObject) -> bool {
-        !self.crd && !(self.defaults && self.custom) && obj.json.starts_with(self.prefix.as_bytes())
+        !self.crd && (!self.defaults || !self.custom) && obj.json.starts_with(self.prefix.as_bytes())
     }
 }
 
