@@ -45,4 +45,4 @@ pub use object::{Derived, Location, ObjectKey, StoredObject};
 pub use registry::{GroupKind, Home, Registry, ResourceType};
 pub use status::{ApiResult, Reason, StatusError};
 pub use storage::{Mutation, Storage, Write, WriteOutcome};
-pub use watch::{EventType, Expired, WatchEvent, WatchLog};
+pub use watch::{EventType, Expired, WatchEvent, WatchEvents, WatchLog};

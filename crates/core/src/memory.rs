@@ -14,7 +14,7 @@ use crate::registry::{GroupKind, Registry, crd_group_kind};
 use crate::status::{ApiResult, StatusError};
 use crate::storage::{Mutation, Storage, Write, WriteOutcome};
 use crate::uid::stable_uid;
-use crate::watch::{EventType, Expired, WatchEvent, WatchLog};
+use crate::watch::{EventType, Expired, WatchEvent, WatchEvents, WatchLog};
 
 /// How much a [`MemoryStorage`] keeps: beyond either bound the objects written longest ago are
 /// dropped first (each with a DELETED event), as their time to live would have dropped them.
@@ -155,7 +155,7 @@ impl MemoryStorage {
                 state.bytes += stored.json.len();
                 state.objects.insert(key.clone(), stored.clone());
                 let kind = if current.is_some() { EventType::Modified } else { EventType::Added };
-                state.log.record(WatchEvent { kind, object: stored.clone(), previous: current });
+                state.log.record(WatchEvent::new(kind, stored.clone(), current));
                 state.evict(self.limits, key);
                 WriteOutcome::Stored(stored)
             }
@@ -190,7 +190,7 @@ impl State {
             self.registry = Arc::new(registry);
         }
         let at = Arc::new(old.at_revision(self.log.revision() + 1));
-        self.log.record(WatchEvent { kind: EventType::Deleted, object: at, previous: None });
+        self.log.record(WatchEvent::new(EventType::Deleted, at, None));
         Some(old)
     }
 
@@ -228,7 +228,7 @@ impl Storage for MemoryStorage {
         self.lock().log.revision()
     }
 
-    fn events_since(&self, _: &GroupKind, revision: u64) -> Result<Vec<WatchEvent>, Expired> {
+    fn events_since(&self, _: &GroupKind, revision: u64) -> Result<WatchEvents, Expired> {
         self.lock().log.since(revision)
     }
 
@@ -298,7 +298,8 @@ mod tests {
         let names =
             |s: &MemoryStorage| -> Vec<String> { s.list(&gk, None).1.iter().map(|o| o.key.name.clone()).collect() };
         assert_eq!(names(&storage), ["a", "c", "d"], "b was written longest ago");
-        let last = storage.events_since(&gk, 0).unwrap().pop().unwrap();
+        let events = storage.events_since(&gk, 0).unwrap();
+        let last = events.iter().last().unwrap();
         assert_eq!((last.kind, last.object.key.name.as_str()), (EventType::Deleted, "b"));
 
         // The bytes bound: each of these objects takes about 100 bytes.

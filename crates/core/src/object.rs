@@ -273,18 +273,19 @@ impl Labels {
         Labels(packed.into_boxed_slice())
     }
 
-    /// The value of a label.
+    /// The value of a label. A scan, not a binary search: objects have few labels, and a key of
+    /// another length is passed over without comparing bytes (selectors of watches read labels
+    /// for every event).
     pub fn get(&self, key: &str) -> Option<&str> {
         let mut rest = &self.0[..];
         while !rest.is_empty() {
             let length = |at: usize| Some(u32::from_le_bytes(rest.get(at..at + 4)?.try_into().ok()?) as usize);
             let (k, v) = (length(0)?, length(4)?);
             let entry = rest.get(8..8 + k + v)?;
-            match entry[..k].cmp(key.as_bytes()) {
-                std::cmp::Ordering::Equal => return std::str::from_utf8(&entry[k..]).ok(),
-                std::cmp::Ordering::Greater => return None,
-                std::cmp::Ordering::Less => rest = &rest[8 + k + v..],
+            if k == key.len() && &entry[..k] == key.as_bytes() {
+                return std::str::from_utf8(&entry[k..]).ok();
             }
+            rest = &rest[8 + k + v..];
         }
         None
     }

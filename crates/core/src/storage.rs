@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::object::{ObjectKey, StoredObject};
 use crate::registry::{GroupKind, Registry};
 use crate::status::ApiResult;
-use crate::watch::{Expired, WatchEvent};
+use crate::watch::{Expired, WatchEvents};
 
 /// What a write does to its object, decided against the object's current state.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,8 +59,8 @@ pub trait Storage: Send + Sync + 'static {
     /// The current resourceVersion of the objects of a kind.
     fn revision(&self, gk: &GroupKind) -> u64;
     /// Every event after a resourceVersion among the objects kept with those of a kind, oldest
-    /// first (other kinds' events included: the caller filters).
-    fn events_since(&self, gk: &GroupKind, revision: u64) -> Result<Vec<WatchEvent>, Expired>;
+    /// first (other kinds' events included: the caller filters), shared with the store's log.
+    fn events_since(&self, gk: &GroupKind, revision: u64) -> Result<WatchEvents, Expired>;
     /// Changes of the current resourceVersion of the objects of a kind.
     fn subscribe(&self, gk: &GroupKind) -> watch::Receiver<u64>;
     /// Applies a write; resolves once it is durable.

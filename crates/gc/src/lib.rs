@@ -157,7 +157,7 @@ pub async fn run(api: Api) {
         let events = collector.api.storage().events_since(&collector.anchor, seen);
         match events {
             Ok(events) => {
-                for event in events {
+                for event in events.iter() {
                     seen = seen.max(event.object.derived.resource_version);
                     collector.observe(event.kind, &event.object);
                 }

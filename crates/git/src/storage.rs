@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use gitbacked_core::registry::{GroupKind, Home, Registry};
 use gitbacked_core::status::ApiResult;
 use gitbacked_core::storage::{Storage, Write, WriteOutcome};
-use gitbacked_core::{Expired, MemoryStorage, ObjectKey, StoredObject, WatchEvent};
+use gitbacked_core::{Expired, MemoryStorage, ObjectKey, StoredObject, WatchEvents};
 use tokio::sync::watch;
 
 use crate::metrics::GitMetrics;
@@ -179,7 +179,7 @@ impl Storage for GitStorage {
         }
     }
 
-    fn events_since(&self, gk: &GroupKind, revision: u64) -> Result<Vec<WatchEvent>, Expired> {
+    fn events_since(&self, gk: &GroupKind, revision: u64) -> Result<WatchEvents, Expired> {
         match self.route(gk) {
             Route::Git(channel) => channel.store.events_since(revision),
             Route::Memory => self.events.events_since(gk, revision),

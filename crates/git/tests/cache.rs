@@ -111,7 +111,7 @@ fn served(opened: &Opened) -> String {
             out.push_str(&format!("{:?} {}\n", o.location, String::from_utf8_lossy(&o.json)));
         }
     }
-    for e in store.events_since(0).unwrap() {
+    for e in store.events_since(0).unwrap().iter() {
         out.push_str(&format!("{} {} {}\n", e.kind.as_str(), e.revision(), e.object.key));
     }
     out

@@ -168,6 +168,17 @@ impl Filter {
         Ok(Filter { labels, fields, namespace: target.namespace.clone(), zeros })
     }
 
+    /// Whether every object of the target passes the filters: no selector, every namespace.
+    pub fn selects_all(&self) -> bool {
+        self.namespace.is_none() && self.labels.is_empty() && self.fields.fields().next().is_none()
+    }
+
+    /// Whether the filters read no field but the name and namespace (which a modification does
+    /// not change).
+    pub fn by_labels(&self) -> bool {
+        self.fields.fields().all(|f| f.starts_with("metadata."))
+    }
+
     /// Whether an object passes the filters.
     pub fn matches(&self, obj: &StoredObject) -> bool {
         if self.namespace.as_ref().is_some_and(|ns| ns != &obj.key.namespace)

@@ -298,19 +298,15 @@ impl Api {
 
     /// [`Api::served`] with what the target decides worked out beforehand (see [`Serving`]).
     fn served_as(&self, serving: &Serving, target: &Target, obj: &StoredObject) -> Bytes {
-        let is_crd = serving.crd;
-        if obj.json.starts_with(serving.prefix.as_bytes()) && !is_crd {
+        if serving.as_stored(obj) {
             if !serving.defaults {
                 return obj.json.clone();
             }
-            // A built-in kind's defaults never change: worked out once per object. A CRD's may.
-            if target.rt.crd.is_none() {
-                let defaulted = || Bytes::from(serde_json::to_vec(&live(target, obj)).unwrap_or_default());
-                return obj.defaulted.get_or_init(defaulted).clone();
-            }
+            let defaulted = || Bytes::from(serde_json::to_vec(&live(target, obj)).unwrap_or_default());
+            return obj.defaulted.get_or_init(defaulted).clone();
         }
         let mut value = live(target, obj);
-        if is_crd {
+        if serving.crd {
             let stored = self.stored_versions(&obj.key.name);
             value["status"] = crd::status(&self.storage.registry(), &value, &stored);
         }
@@ -823,11 +819,13 @@ impl Api {
 /// Whether objects of `rt` are served with defaults their files may leave out.
 /// What serving a target's objects depends on, worked out once for a LIST or a WATCH, which serve
 /// thousands of them: the start every object stored at the target's version has, whether defaults
-/// apply, and whether they are CRDs (served with their derived status).
+/// apply, whether they are CRDs (served with their derived status), and whether they are custom
+/// resources.
 pub(super) struct Serving {
     prefix: String,
     defaults: bool,
     crd: bool,
+    custom: bool,
 }
 
 impl Serving {
@@ -836,7 +834,17 @@ impl Serving {
             prefix: gitbacked_core::object::served_prefix(&target.rt.kind, &target.api_version()),
             defaults: has_defaults(&target.rt),
             crd: target.stored_kind() == crd_group_kind(),
+            custom: target.rt.crd.is_some(),
         }
+    }
+
+    /// Whether the target serves `obj` as it is stored: at the object's own version, as its
+    /// JSON, or with the defaults of its built-in kind, which never change (a CRD's may). Such
+    /// an object is served the same bytes by every target that serves it so, worked out once per
+    /// object (see [`gitbacked_core::StoredObject::defaulted`] and
+    /// [`gitbacked_core::WatchEvent::frame`]).
+    pub(super) fn as_stored(&self, obj: &StoredObject) -> bool {
+        !self.crd && (!self.defaults || !self.custom) && obj.json.starts_with(self.prefix.as_bytes())
     }
 }
 

@@ -310,3 +310,95 @@ async fn a_crd_is_served_with_the_status_apiextensions_would_give_it() {
     let stored = api.storage().get(&t.key("widgets.example.com")).unwrap();
     assert!(stored.value().get("status").is_none());
 }
+
+/// A watch of `target` from the current resourceVersion, in `format`, with a label selector.
+fn watch_from_now(
+    api: &Api,
+    target: &Target,
+    selector: Option<&str>,
+    format: Format,
+) -> impl futures::Stream<Item = bytes::Bytes> + Unpin + use<> {
+    let revision = api.storage().revision(&target.stored_kind());
+    let list = ListParams {
+        label_selector: selector.map(str::to_string),
+        resource_version: Some(revision),
+        ..Default::default()
+    };
+    Box::pin(api.watch(target, &watch::WatchParams { list, format, ..Default::default() }).expect("watching"))
+}
+
+/// The next `n` events of a watch: their types, and their objects as sent.
+async fn next_events(
+    watch: &mut (impl futures::Stream<Item = bytes::Bytes> + Unpin),
+    n: usize,
+) -> Vec<(String, String)> {
+    use futures::StreamExt;
+    let mut events = Vec::new();
+    while events.len() < n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), watch.next()).await.unwrap().unwrap();
+        for line in std::str::from_utf8(&chunk).unwrap().lines() {
+            let event: Value = serde_json::from_str(line).expect("a JSON event line");
+            let kind = event["type"].as_str().unwrap_or_default().to_string();
+            let object =
+                line.strip_prefix(&format!("{{\"type\":\"{kind}\",\"object\":")).and_then(|l| l.strip_suffix('}'));
+            events.push((kind, object.expect("the object, as sent").to_string()));
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_watch_with_a_label_selector_sees_objects_enter_and_leave_it_as_added_and_deleted() {
+    let (api, _) = api();
+    let t = configmaps(&api);
+    let labelled = |team: &str, value: &str| {
+        let mut object = configmap("a", json!({"k": value}));
+        object["metadata"]["labels"] = json!({"team": team, "app": "a"});
+        object
+    };
+    create(&api, &t, labelled("red", "1")).await;
+    let mut selected = watch_from_now(&api, &t, Some("team=blue"), Format::Object);
+    let mut everything = watch_from_now(&api, &t, None, Format::Object);
+    for (team, value) in [("blue", "1"), ("blue", "2"), ("red", "2")] {
+        api.update(&t, "a", labelled(team, value), None, &opts()).await.unwrap();
+    }
+    let seen = |events: Vec<(String, String)>| -> Vec<(String, String, String)> {
+        let team_and_value = |o: &str| {
+            let o: Value = serde_json::from_str(o).unwrap();
+            (o["metadata"]["labels"]["team"].as_str().unwrap().into(), o["data"]["k"].as_str().unwrap().into())
+        };
+        events.into_iter().map(|(kind, o)| (kind, team_and_value(&o).0, team_and_value(&o).1)).collect()
+    };
+    let event = |kind: &str, team: &str, value: &str| (kind.to_string(), team.to_string(), value.to_string());
+    assert_eq!(
+        seen(next_events(&mut selected, 3).await),
+        [event("ADDED", "blue", "1"), event("MODIFIED", "blue", "2"), event("DELETED", "red", "2")]
+    );
+    assert_eq!(
+        seen(next_events(&mut everything, 3).await),
+        [event("MODIFIED", "blue", "1"), event("MODIFIED", "blue", "2"), event("MODIFIED", "red", "2")]
+    );
+}
+
+#[tokio::test]
+async fn watches_serving_an_event_differently_each_send_their_own_serving() {
+    let (api, _) = api();
+    let (cm, deploy) = (configmaps(&api), deployments(&api));
+    create(&api, &cm, configmap("a", json!({"k": "1"}))).await;
+    create(&api, &deploy, deployment("web", 1)).await;
+    // Deployments are served with their defaults, ConfigMaps as stored; each also as metadata.
+    let mut watches = Vec::new();
+    for (target, name) in [(&cm, "a"), (&deploy, "web")] {
+        for format in [Format::Object, Format::Metadata, Format::Object] {
+            watches.push((target, name, format, watch_from_now(&api, target, None, format)));
+        }
+    }
+    api.update(&cm, "a", configmap("a", json!({"k": "2"})), None, &opts()).await.unwrap();
+    api.update(&deploy, "web", deployment("web", 2), None, &opts()).await.unwrap();
+    for (target, name, format, watch) in &mut watches {
+        let sent = next_events(watch, 1).await;
+        let served = api.get(target, name, *format).unwrap().body;
+        let served = std::str::from_utf8(&served).unwrap().to_string();
+        assert_eq!(sent, [("MODIFIED".to_string(), served)], "{} as {format:?}", target.rt.kind);
+    }
+}

@@ -2,9 +2,10 @@
 //! events (and streaming lists ending in an `initial-events-end` bookmark), bookmarks, selectors,
 //! and an ERROR event with code 410 inside the stream when the resourceVersion is too old.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use serde_json::json;
 use tokio::time::Instant;
@@ -16,7 +17,7 @@ use gitbacked_core::{EventType, StoredObject, WatchEvent};
 
 /// How often a watch that allows bookmarks gets one.
 const BOOKMARK_INTERVAL: Duration = Duration::from_secs(10);
-/// The most bytes of pending events sent as one chunk.
+/// The most bytes of pending event lines copied into one chunk.
 const CHUNK: usize = 64 * 1024;
 /// How long a watch lasts when the client sets no timeout (the apiserver picks 30–60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -43,9 +44,14 @@ struct Watch {
     serving: super::Serving,
     kind: gitbacked_core::registry::GroupKind,
     filter: Filter,
+    /// Whether the filter passes every object of the target (no selector, all namespaces).
+    everything: bool,
+    /// Whether the filter reads labels only (see [`Filter::by_labels`]).
+    by_labels: bool,
     cursor: u64,
-    /// Event lines not sent yet.
-    pending: BytesMut,
+    /// Event lines not sent yet, oldest first: lines of this watch's own and frames shared
+    /// with other watches (see [`WatchEvent::frame`]).
+    pending: VecDeque<Bytes>,
     changes: tokio::sync::watch::Receiver<u64>,
     deadline: Instant,
     bookmarks: bool,
@@ -56,14 +62,15 @@ struct Watch {
     headers_sent: bool,
 }
 
-/// Appends the event line `{"type":<kind>,"object":<object>}` to `out`.
-fn put_line(out: &mut BytesMut, kind: &str, object: &[u8]) {
-    out.reserve(object.len() + 32);
-    out.put_slice(b"{\"type\":\"");
-    out.put_slice(kind.as_bytes());
-    out.put_slice(b"\",\"object\":");
-    out.put_slice(object);
-    out.put_slice(b"}\n");
+/// The event line `{"type":<kind>,"object":<object>}`, newline-terminated.
+fn line(kind: &str, object: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(object.len() + kind.len() + 24);
+    out.extend_from_slice(b"{\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"object\":");
+    out.extend_from_slice(object);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
 }
 
 impl Watch {
@@ -73,12 +80,12 @@ impl Watch {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let object = json!({"kind": self.target.rt.kind, "apiVersion": self.target.api_version(), "metadata": meta});
-        put_line(&mut self.pending, "BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default());
+        self.pending.push_back(line("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default()));
     }
 
     fn expired(&mut self, oldest: u64) {
         let status = StatusError::gone(format!("too old resource version: {} ({oldest})", self.cursor)).to_status();
-        put_line(&mut self.pending, "ERROR", &serde_json::to_vec(&status).unwrap_or_default());
+        self.pending.push_back(line("ERROR", &serde_json::to_vec(&status).unwrap_or_default()));
         self.done = true;
     }
 
@@ -92,7 +99,18 @@ impl Watch {
                 Bytes::from(serde_json::to_vec(&rows).unwrap_or_default())
             }
         };
-        put_line(&mut self.pending, kind.as_str(), &body);
+        self.pending.push_back(line(kind.as_str(), &body));
+    }
+
+    /// Pushes a store event as it is: the frame it shares with every watch that serves its
+    /// object as stored, or a line of this watch's own.
+    fn push_event(&mut self, event: &WatchEvent) {
+        if self.format != Format::Object || !self.serving.as_stored(&event.object) {
+            return self.push(event.kind, &event.object);
+        }
+        let (api, serving, target) = (&self.api, &self.serving, &self.target);
+        let frame = event.frame(|| line(event.kind.as_str(), &api.served_as(serving, target, &event.object)));
+        self.pending.push_back(frame);
     }
 
     /// Turns a store event into what this watch reports, following its selectors.
@@ -100,18 +118,25 @@ impl Watch {
         if event.object.key.gk != self.kind {
             return;
         }
+        if self.everything {
+            return self.push_event(event);
+        }
         let now = self.filter.matches(&event.object);
         match event.kind {
             EventType::Modified => {
-                let before = event.previous.as_deref().is_some_and(|p| self.filter.matches(p));
+                let before = match event.previous.as_deref() {
+                    Some(_) if self.by_labels && !event.relabeled() => now,
+                    Some(previous) => self.filter.matches(previous),
+                    None => false,
+                };
                 match (before, now) {
-                    (true, true) => self.push(EventType::Modified, &event.object),
+                    (true, true) => self.push_event(event),
                     (false, true) => self.push(EventType::Added, &event.object),
                     (true, false) => self.push(EventType::Deleted, &event.object),
                     (false, false) => {}
                 }
             }
-            kind if now => self.push(kind, &event.object),
+            _ if now => self.push_event(event),
             _ => {}
         }
     }
@@ -122,7 +147,7 @@ impl Watch {
         match self.api.storage.events_since(&self.kind, self.cursor) {
             Err(e) => self.expired(e.oldest),
             Ok(events) => {
-                for event in &events {
+                for event in events.iter() {
                     self.offer(event);
                     self.cursor = event.revision();
                 }
@@ -130,22 +155,22 @@ impl Watch {
         }
     }
 
-    /// The lines pending, whole, in one chunk of up to [`CHUNK`] bytes (or one longer line): a
-    /// watcher behind by thousands of events (a person's commit changing many objects) gets them
-    /// in a few writes, not one each.
+    /// The lines pending, whole: the first as it is when the next would not fit beside it (a
+    /// watcher keeping up sends a shared frame without a copy), or lines copied into one chunk of
+    /// up to [`CHUNK`] bytes, so that a watcher behind by thousands of events (a person's commit
+    /// changing many objects) gets them in a few writes, not one each.
     fn take_pending(&mut self) -> Option<Bytes> {
-        if self.pending.is_empty() {
-            return None;
+        let first = self.pending.pop_front()?;
+        if self.pending.front().is_none_or(|next| first.len() + next.len() > CHUNK) {
+            return Some(first);
         }
-        let newline = |b: &u8| *b == b'\n';
-        let end = match self.pending.len() <= CHUNK {
-            true => self.pending.len(),
-            false => match self.pending[..CHUNK].iter().rposition(newline) {
-                Some(last) => last + 1,
-                None => self.pending.iter().position(newline).map_or(self.pending.len(), |first| first + 1),
-            },
-        };
-        Some(self.pending.split_to(end).freeze())
+        let mut out = BytesMut::with_capacity(CHUNK);
+        out.extend_from_slice(&first);
+        while let Some(next) = self.pending.front().filter(|next| out.len() + next.len() <= CHUNK) {
+            out.extend_from_slice(next);
+            self.pending.pop_front();
+        }
+        Some(out.freeze())
     }
 
     async fn next(&mut self) -> Option<Bytes> {
@@ -215,9 +240,11 @@ impl Api {
             target: target.clone(),
             serving: super::Serving::of(target),
             kind: target.stored_kind(),
+            everything: filter.selects_all(),
+            by_labels: filter.by_labels(),
             filter,
             cursor: 0,
-            pending: BytesMut::new(),
+            pending: VecDeque::new(),
             changes,
             deadline: Instant::now() + timeout,
             bookmarks: params.allow_bookmarks,

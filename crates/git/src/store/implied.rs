@@ -92,7 +92,7 @@ impl State {
                     }
                     None => {
                         let object = Arc::new(make(next));
-                        events.push(WatchEvent { kind: EventType::Added, object: object.clone(), previous: None });
+                        events.push(WatchEvent::new(EventType::Added, object.clone(), None));
                         object
                     }
                 };
@@ -105,7 +105,7 @@ impl State {
                     Some(e) => (e.kind, e.previous) = (EventType::Modified, Some(old)),
                     None => {
                         let object = Arc::new(old.at_revision(next));
-                        events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
+                        events.push(WatchEvent::new(EventType::Deleted, object, None));
                     }
                 }
             }

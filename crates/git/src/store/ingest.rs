@@ -371,8 +371,8 @@ impl State {
             self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
         self.settle_implied(seq, info.time, &mut events);
-        for WatchEvent { kind, object, previous } in events {
-            self.record(kind, object, previous);
+        for event in events {
+            self.log.record(event);
         }
         self.tip = Some(info.id);
         self.seq = seq;
@@ -486,7 +486,7 @@ impl State {
                 self.rejected.remove(&key);
                 self.remove(&key);
                 let object = Arc::new(old.at_revision(resource_version));
-                events.push(WatchEvent { kind: EventType::Deleted, object, previous: None });
+                events.push(WatchEvent::new(EventType::Deleted, object, None));
                 None
             }
             (None, Some((location, content))) => {
@@ -525,7 +525,7 @@ impl State {
                 }
                 self.insert(Entry { object: stored.clone(), others });
                 if let Some(kind) = kind {
-                    events.push(WatchEvent { kind, object: stored.clone(), previous: Some(old) });
+                    events.push(WatchEvent::new(kind, stored.clone(), Some(old)));
                 }
                 Some(stored)
             }
@@ -564,7 +564,7 @@ impl State {
             _ => self.unreviewed.push(Arc::downgrade(&object)),
         }
         self.insert(Entry { object: object.clone(), others });
-        events.push(WatchEvent { kind: EventType::Added, object, previous: None });
+        events.push(WatchEvent::new(EventType::Added, object, None));
     }
 
     /// Creates the objects of `creations` (see [`Touched::creation`]), numbered in order after

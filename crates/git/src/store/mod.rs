@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use gitbacked_core::document::DocumentError;
 use gitbacked_core::registry::{GroupKind, Home, Registry};
-use gitbacked_core::watch::{EventType, Expired, WatchEvent, WatchLog};
+use gitbacked_core::watch::{Expired, WatchEvents, WatchLog};
 use gitbacked_core::{Location, ObjectKey, StoredObject};
 use gix::ObjectId;
 use tokio::sync::watch;
@@ -287,7 +287,7 @@ impl Store {
     }
 
     /// Events after `since`, oldest first.
-    pub fn events_since(&self, since: u64) -> Result<Vec<WatchEvent>, Expired> {
+    pub fn events_since(&self, since: u64) -> Result<WatchEvents, Expired> {
         self.read().log.since(since)
     }
 
@@ -443,9 +443,5 @@ impl State {
             }
         }
         removed
-    }
-
-    fn record(&mut self, kind: EventType, object: Arc<StoredObject>, previous: Option<Arc<StoredObject>>) {
-        self.log.record(WatchEvent { kind, object, previous });
     }
 }

@@ -62,8 +62,8 @@ impl State {
         for key in self.read_status_step(step) {
             self.serve_bookkeeping(mirror, &key, seq, &mut events);
         }
-        for WatchEvent { kind, object, previous } in events {
-            self.record(kind, object, previous);
+        for event in events {
+            self.log.record(event);
         }
         self.seq = seq;
     }
@@ -130,6 +130,6 @@ impl State {
         let derived = before.derived.after_change(resource_version, &old, &content, status);
         let stored = Arc::new(StoredObject::new(key.clone(), before.location.clone(), content, derived));
         self.insert(Entry { object: stored.clone(), others });
-        events.push(WatchEvent { kind: EventType::Modified, object: stored, previous: Some(before) });
+        events.push(WatchEvent::new(EventType::Modified, stored, Some(before)));
     }
 }
