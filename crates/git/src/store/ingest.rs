@@ -584,18 +584,17 @@ impl State {
             })
             .collect()
         };
-        let threads = match creations.len() < PARALLEL {
-            true => 1,
-            false => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let built: Vec<Vec<Arc<StoredObject>>> = match creations.len() < PARALLEL || threads == 1 {
+            true => vec![build(0, &creations)],
+            false => std::thread::scope(|scope| {
+                let (build, size) = (&build, creations.len().div_ceil(threads));
+                let workers: Vec<_> = (creations.chunks(size).enumerate())
+                    .map(|(n, chunk)| scope.spawn(move || build(n * size, chunk)))
+                    .collect();
+                workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+            }),
         };
-        let size = creations.len().div_ceil(threads).max(1);
-        let built: Vec<Vec<Arc<StoredObject>>> = std::thread::scope(|scope| {
-            let build = &build;
-            let workers: Vec<_> = (creations.chunks(size).enumerate())
-                .map(|(n, chunk)| scope.spawn(move || build(n * size, chunk)))
-                .collect();
-            workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-        });
         drop(creations);
         for object in built.into_iter().flatten() {
             self.add(object, Vec::new(), None, events);
