@@ -1121,3 +1121,44 @@ async fn a_commit_changing_one_document_of_a_large_file_changes_that_object_alon
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_large_commit_is_numbered_in_key_order_whatever_thread_built_its_objects() {
+    within(120, async {
+        // Enough new objects for the store to build them on all cores, and one key claimed twice
+        // in the middle, which is resolved on its own between two runs of them.
+        let remote = Remote::new();
+        let expected: Vec<String> = (0..1500).map(|i| format!("cm-{i:04}")).collect();
+        let mut files: Vec<(String, String)> =
+            expected.iter().map(|n| (format!("default/configmaps/{n}.yaml"), configmap(n, "1"))).collect();
+        files.push(("dup/cm-0750.yaml".into(), configmap("cm-0750", "loses")));
+        let staged: Vec<(&str, Option<&str>)> = files.iter().map(|(p, c)| (p.as_str(), Some(c.as_str()))).collect();
+        remote.commit(&staged, "1,500 ConfigMaps at once");
+
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        let listed = api.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(names(&listed), expected, "every object, in key order");
+        let versions: Vec<u64> =
+            listed.iter().map(|c| c.metadata.resource_version.as_deref().unwrap().parse().unwrap()).collect();
+        assert!(versions.windows(2).all(|w| w[1] == w[0] + 1), "one event each, numbered by key: {versions:?}");
+        let uids: std::collections::HashSet<_> = listed.iter().map(|c| c.metadata.uid.clone().unwrap()).collect();
+        assert_eq!(uids.len(), expected.len());
+        assert_eq!(value_of(&listed[750]), "1", "the first document by path wins");
+
+        // Another process, built on the other path (from the parse cache), derives the same.
+        let cache = tempfile::tempdir().unwrap();
+        let cached = || gitbacked::Options { cache_dir: Some(cache.path().join("mirror.git")), ..options() };
+        open_with(&remote, cached()).await.close().await.unwrap();
+        let again = open_with(&remote, cached()).await;
+        let relisted =
+            Api::<ConfigMap>::namespaced(again.client(), "default").list(&ListParams::default()).await.unwrap();
+        let identity = |l: &[ConfigMap]| -> Vec<_> {
+            l.iter().map(|c| (c.metadata.uid.clone(), c.metadata.resource_version.clone(), value_of(c))).collect()
+        };
+        assert_eq!(identity(&relisted.items), identity(&listed));
+        again.close().await.unwrap();
+        store.close().await.unwrap();
+    })
+    .await;
+}
