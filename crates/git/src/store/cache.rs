@@ -30,8 +30,9 @@ pub(crate) const FILE_NAME: &str = "gitbacked-parse-cache";
 /// The cached parse results loaded at start, for the initial sync.
 #[derive(Default)]
 pub(crate) struct Snapshot {
-    /// The file as it was read.
-    pub buffer: Vec<u8>,
+    /// The file as it was read, shared with the documents read from it until they are built (see
+    /// the `ingest` module's `Json`).
+    pub buffer: Arc<Vec<u8>>,
     /// Where each blob's record body is in `buffer`.
     pub index: HashMap<BlobKey, Range<usize>>,
 }
@@ -76,20 +77,26 @@ impl ParseCache {
         self.lock().snapshot.clone()
     }
 
-    /// Notes the blobs a commit read, and appends the records of those that were parsed (`records`
-    /// holds the records of the blobs `parsed`, back to back).
-    pub fn update(&self, read: impl IntoIterator<Item = BlobKey>, parsed: &[BlobKey], records: &[u8]) {
+    /// Notes the blobs a commit read, and appends the records of those that were parsed (`chunks`
+    /// hold the records of the blobs `parsed`, back to back).
+    pub fn update(&self, read: impl IntoIterator<Item = BlobKey>, parsed: &[BlobKey], chunks: &[Vec<u8>]) {
         let mut inner = self.lock();
         inner.live.extend(read);
-        if records.is_empty() {
+        if chunks.iter().all(Vec::is_empty) {
             return;
         }
         // Blobs already in the file (read again after the loaded file was freed, or under two paths)
         // are not written twice.
         let mut seen = HashSet::new();
         let new = parsed.iter().all(|k| !inner.stored.contains(k) && seen.insert(*k));
-        let records = if new { Cow::Borrowed(records) } else { Cow::Owned(only_new(records, &inner.stored)) };
-        let appended = OpenOptions::new().append(true).open(&self.path).and_then(|mut f| f.write_all(&records));
+        let records: Vec<Cow<'_, [u8]>> = match new {
+            true => chunks.iter().map(|c| Cow::Borrowed(&c[..])).collect(),
+            false => vec![Cow::Owned(only_new(chunks, &inner.stored))],
+        };
+        let appended = OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| records.iter().try_for_each(|r| f.write_all(r)));
         match appended {
             Ok(()) => inner.stored.extend(parsed.iter().copied()),
             Err(e) => warn!(cache = %self.path.display(), error = %e, "cannot write the parse cache"),
@@ -140,7 +147,7 @@ fn load(path: &Path) -> std::io::Result<Snapshot> {
         OpenOptions::new().write(true).open(path)?.set_len(valid as u64)?;
     }
     debug!(cache = %path.display(), blobs = index.len(), bytes = valid, "parse cache loaded");
-    Ok(Snapshot { buffer, index })
+    Ok(Snapshot { buffer: Arc::new(buffer), index })
 }
 
 /// Calls `found` for each valid record after the header; returns where the valid records end.
@@ -154,13 +161,16 @@ fn scan(buffer: &[u8], mut found: impl FnMut(BlobKey, Range<usize>)) -> usize {
 }
 
 /// The records of blobs not in `stored`, each once.
-fn only_new(records: &[u8], stored: &HashSet<BlobKey>) -> Vec<u8> {
-    let (mut out, mut seen, mut at) = (Vec::new(), HashSet::new(), 0);
-    while let Some((key, body)) = parsed::read_record(records, at) {
-        if !stored.contains(&key) && seen.insert(key) {
-            out.extend_from_slice(&records[at..body.end]);
+fn only_new(chunks: &[Vec<u8>], stored: &HashSet<BlobKey>) -> Vec<u8> {
+    let (mut out, mut seen) = (Vec::new(), HashSet::new());
+    for records in chunks {
+        let mut at = 0;
+        while let Some((key, body)) = parsed::read_record(records, at) {
+            if !stored.contains(&key) && seen.insert(key) {
+                out.extend_from_slice(&records[at..body.end]);
+            }
+            at = body.end;
         }
-        at = body.end;
     }
     out
 }
@@ -206,7 +216,7 @@ mod tests {
         let cache = ParseCache::open(path.clone());
         let mut records = Vec::new();
         let keys = [record(&mut records, 1), record(&mut records, 2)];
-        cache.update(keys, &keys, &records);
+        cache.update(keys, &keys, &[records]);
         // A kill in the middle of the second record.
         let len = std::fs::metadata(&path).unwrap().len();
         OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
@@ -218,7 +228,7 @@ mod tests {
         assert!(view.objects[0].json.contains("\"c1\""), "{view:?}");
         let mut more = Vec::new();
         let third = record(&mut more, 3);
-        cache.update([third], &[third], &more);
+        cache.update([third], &[third], &[more]);
         let index = ParseCache::open(path).snapshot().index.keys().copied().collect::<HashSet<_>>();
         assert_eq!(index, HashSet::from([keys[0], third]));
     }
@@ -230,14 +240,17 @@ mod tests {
         let cache = ParseCache::open(path.clone());
         let mut records = Vec::new();
         let one = record(&mut records, 1);
-        cache.update([one], &[one], &records);
+        cache.update([one], &[one], &[records]);
         let size = std::fs::metadata(&path).unwrap().len();
         // Parsed again by two threads, and a new one.
         let mut again = Vec::new();
         let keys = [record(&mut again, 1), record(&mut again, 1), record(&mut again, 2)];
-        cache.update(keys, &keys, &again);
+        let mut third = Vec::new();
+        let keys = [keys[0], keys[1], keys[2], record(&mut third, 2)];
+        let grown_by = again.len() / 3;
+        cache.update(keys, &keys, &[again, third]);
         let grown = std::fs::metadata(&path).unwrap().len() - size;
-        assert_eq!(grown, (again.len() / 3) as u64, "only the new blob is appended");
+        assert_eq!(grown, grown_by as u64, "only the new blob is appended, once over two chunks");
         assert_eq!(ParseCache::open(path).snapshot().index.len(), 2);
     }
 
@@ -257,7 +270,7 @@ mod tests {
         let cache = ParseCache::open(path.clone());
         let mut records = Vec::new();
         let keys: Vec<BlobKey> = (1..=5).map(|n| record(&mut records, n)).collect();
-        cache.update(keys.clone(), &keys, &records);
+        cache.update(keys.clone(), &keys, &[records]);
 
         let cache = ParseCache::open(path.clone());
         cache.update([keys[4]], &[], &[]);

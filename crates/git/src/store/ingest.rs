@@ -2,7 +2,6 @@
 //! their documents give the changed objects, and each changed object becomes one watch event.
 //! The cost is proportional to the change, not to the repository.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
@@ -30,49 +29,102 @@ pub struct ParsedCommit {
     files: ParsedFiles,
 }
 
-/// The parse results of a commit's changed files: records (see [`parsed`]) in a few large buffers,
-/// so that the many small allocations of parsing do not outlive the parsing threads.
+/// The parse results of a commit's changed files: records (see [`parsed`]) in chunks of a few
+/// hundred kilobytes, so that the many small allocations of parsing do not outlive the parsing
+/// threads, and so that each chunk is freed once the objects of its documents are built.
 struct ParsedFiles {
-    cached: Arc<Snapshot>,
-    buffers: Vec<Vec<u8>>,
     /// One for each change, `None` for removed files.
     slots: Vec<Option<Slot>>,
     /// For each change, the one document parsed when that is all that changed in a large file.
     partial: Vec<Option<u32>>,
 }
 
+/// A chunk of parse records: the parse cache's file as loaded, or what a parsing thread wrote in
+/// [`CHUNK`] bytes. A `Vec` behind the `Arc`: neither has to be copied into the other.
+type Chunk = Arc<Vec<u8>>;
+
+/// About how many bytes of records a parsing thread writes in one chunk.
+const CHUNK: usize = 256 * 1024;
+
 /// Where the parse result of one file is.
 enum Slot {
-    /// A record body in the parse cache.
-    Cached(Range<usize>),
-    /// A record body in the buffer of a parsing thread.
-    Parsed { buffer: usize, body: Range<usize> },
+    /// A record body in a chunk.
+    Record { chunk: Chunk, body: Range<usize> },
     /// The blob could not be read.
     Unreadable(String),
 }
 
 impl ParsedFiles {
-    /// The parse result of change `i`, `None` when the file was removed.
-    fn view(&self, i: usize) -> Option<FileView<'_>> {
+    /// The parse result of change `i` and the chunk it borrows from; `None` when the file was removed.
+    fn view(&self, i: usize) -> Option<(FileView<'_>, Option<&Chunk>)> {
         let unreadable =
             |message: String| FileView { objects: Vec::new(), errors: vec![DocumentError { line: 1, message }] };
-        let body = match self.slots.get(i)?.as_ref()? {
-            Slot::Cached(body) => &self.cached.buffer[body.clone()],
-            Slot::Parsed { buffer, body } => &self.buffers[*buffer][body.clone()],
-            Slot::Unreadable(message) => return Some(unreadable(message.clone())),
-        };
-        Some(parsed::decode(body).unwrap_or_else(|| unreadable("the parse result is damaged".into())))
+        match self.slots.get(i)?.as_ref()? {
+            Slot::Record { chunk, body } => Some(match parsed::decode(&chunk[body.clone()]) {
+                Some(view) => (view, Some(chunk)),
+                None => (unreadable("the parse result is damaged".into()), None),
+            }),
+            Slot::Unreadable(message) => Some((unreadable(message.clone()), None)),
+        }
+    }
+}
+
+/// A document's JSON text where it is: in a chunk of records, which it keeps from being freed, or
+/// on its own. Documents hold on to their records until their objects are built: the records of an
+/// initial sync are freed as the objects that take their place are built, not after all of them.
+#[derive(Debug)]
+enum Json {
+    Record { chunk: Chunk, at: usize, len: u32 },
+    Own(Box<str>),
+}
+
+impl Json {
+    /// `text`, which `chunk` holds (a copy of it otherwise).
+    fn in_chunk(chunk: &Chunk, text: &str) -> Self {
+        let at = (text.as_ptr() as usize).checked_sub(chunk.as_ptr() as usize);
+        match (at, u32::try_from(text.len())) {
+            (Some(at), Ok(len)) if at + text.len() <= chunk.len() => Json::Record { chunk: chunk.clone(), at, len },
+            _ => Json::Own(text.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Json::Record { chunk, at, len } => {
+                let bytes = &chunk[*at..*at + *len as usize];
+                std::str::from_utf8(bytes).unwrap_or_else(|e| unreachable!("records hold JSON text: {e}"))
+            }
+            Json::Own(text) => text,
+        }
+    }
+
+    /// Where the text is, to build objects in the order of their records.
+    fn place(&self) -> (usize, usize) {
+        match self {
+            Json::Record { chunk, at, .. } => (Arc::as_ptr(chunk) as usize, *at),
+            Json::Own(text) => (0, text.as_ptr() as usize),
+        }
     }
 }
 
 /// What one parsing thread produced: its records, the slots of its files (and which of them hold
 /// one document of the file only), and the blobs it read and parsed.
 struct Parsed {
-    records: Vec<u8>,
-    slots: Vec<(usize, Slot)>,
+    chunks: Vec<Vec<u8>>,
+    slots: Vec<(usize, Found)>,
     partial: Vec<(usize, u32)>,
     read: Vec<BlobKey>,
     parsed: Vec<BlobKey>,
+}
+
+/// Where a parsing thread found the parse result of a file.
+enum Found {
+    /// A record body in the parse cache.
+    Cached(Range<usize>),
+    /// A record body in the thread's chunk number `chunk`.
+    Parsed { chunk: usize, body: Range<usize> },
+    /// The blob could not be read.
+    Unreadable(String),
 }
 
 /// From this size on, a file changed in one document has only that document parsed again (a
@@ -107,9 +159,9 @@ impl ParsedCommit {
         let next = AtomicUsize::new(0);
         let results: Vec<Parsed> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
-                .map(|buffer| {
+                .map(|_| {
                     let (cached, files, next) = (&cached, &to_parse, &next);
-                    scope.spawn(move || parse_files(mirror, cached, buffer, files, next))
+                    scope.spawn(move || parse_files(mirror, cached, files, next))
                 })
                 .collect();
             // Dropping `finished` when the workers are done ends the progress reports at once.
@@ -126,22 +178,23 @@ impl ParsedCommit {
         });
         let mut slots: Vec<Option<Slot>> = changes.iter().map(|_| None).collect();
         let mut partial: Vec<Option<u32>> = changes.iter().map(|_| None).collect();
-        let mut buffers = Vec::with_capacity(results.len());
-        for Parsed { mut records, slots: found, partial: parts, read, parsed } in results {
+        for Parsed { chunks, slots: found, partial: parts, read, parsed } in results {
             if let Some(cache) = cache {
-                cache.update(read, &parsed, &records);
+                cache.update(read, &parsed, &chunks);
             }
-            for (i, slot) in found {
-                slots[i] = Some(slot);
+            let chunks: Vec<Chunk> = chunks.into_iter().map(Arc::new).collect();
+            for (i, found) in found {
+                slots[i] = Some(match found {
+                    Found::Cached(body) => Slot::Record { chunk: cached.buffer.clone(), body },
+                    Found::Parsed { chunk, body } => Slot::Record { chunk: chunks[chunk].clone(), body },
+                    Found::Unreadable(message) => Slot::Unreadable(message),
+                });
             }
             for (i, doc) in parts {
                 partial[i] = Some(doc);
             }
-            // Up to half of a grown buffer is spare, for as long as the commit is being applied.
-            records.shrink_to_fit();
-            buffers.push(records);
         }
-        Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { cached, buffers, slots, partial } })
+        Ok(ParsedCommit { info, seq, changes, files: ParsedFiles { slots, partial } })
     }
 }
 
@@ -156,14 +209,15 @@ fn report_progress(next: &AtomicUsize, total: usize, done: &std::sync::mpsc::Rec
     }
 }
 
-/// Parses files (change index, path, blob), taking batches from `next` on, into the records of
-/// buffer number `buffer`, or finds them in the cache.
-fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[ToParse<'_>], next: &AtomicUsize) -> Parsed {
+/// Parses files (change index, path, blob), taking batches from `next` on, into chunks of records,
+/// or finds them in the cache.
+fn parse_files(mirror: &Mirror, cached: &Snapshot, files: &[ToParse<'_>], next: &AtomicUsize) -> Parsed {
     /// Files taken at a time: threads take work until none is left, as files differ in size.
     const BATCH: usize = 64;
     let reader = mirror.blob_reader();
     let mut out =
-        Parsed { records: Vec::new(), slots: Vec::new(), partial: Vec::new(), read: Vec::new(), parsed: Vec::new() };
+        Parsed { chunks: Vec::new(), slots: Vec::new(), partial: Vec::new(), read: Vec::new(), parsed: Vec::new() };
+    let mut records: Vec<u8> = Vec::new();
     let batches = std::iter::from_fn(|| {
         let start = next.fetch_add(BATCH, Ordering::Relaxed);
         files.get(start..files.len().min(start + BATCH))
@@ -173,7 +227,7 @@ fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[ToPar
         out.read.push(key);
         let hit = cached.index.get(&key).filter(|body| parsed::decode(&cached.buffer[(*body).clone()]).is_some());
         let slot = match hit {
-            Some(body) => Slot::Cached(body.clone()),
+            Some(body) => Found::Cached(body.clone()),
             None => match reader.blob(blob) {
                 Ok(bytes) => {
                     // The record of one document is not the file's: it stays out of the cache.
@@ -190,40 +244,57 @@ fn parse_files(mirror: &Mirror, cached: &Snapshot, buffer: usize, files: &[ToPar
                             document::parse_file(path, &bytes)
                         }
                     };
-                    Slot::Parsed { buffer, body: parsed::write_record(&mut out.records, key, &parsed) }
+                    if records.len() >= CHUNK {
+                        out.chunks.push(close(std::mem::take(&mut records)));
+                    }
+                    let body = parsed::write_record(&mut records, key, &parsed);
+                    Found::Parsed { chunk: out.chunks.len(), body }
                 }
-                Err(e) => Slot::Unreadable(e.to_string()),
+                Err(e) => Found::Unreadable(e.to_string()),
             },
         };
         out.slots.push((i, slot));
     }
+    out.chunks.push(close(records));
     out
 }
 
+/// A chunk of records as kept until its documents are built: spare room would stay that long.
+fn close(mut records: Vec<u8>) -> Vec<u8> {
+    records.shrink_to_fit();
+    records
+}
+
 /// A document that claims a key during one commit: its content when known.
-#[derive(Clone, Debug)]
-enum Candidate<'a> {
+#[derive(Debug)]
+enum Candidate {
     /// The document that was already the winner; its content is the current object's.
     Current,
     /// A document that lost before; read it again from git if it wins now.
     Unread,
     /// A document added in this commit, as JSON text.
-    New(Cow<'a, str>),
+    New(Json),
 }
 
 /// A key touched by the commit: its object before, and every document claiming it after.
-struct Touched<'a> {
+struct Touched {
     before: Option<Arc<StoredObject>>,
-    candidates: Candidates<'a>,
+    candidates: Candidates,
 }
 
-/// A key that one new document creates: the key, the document's location and its JSON.
-type Creation<'a> = (ObjectKey, Location, Cow<'a, str>);
+/// A key that one new document creates, at the resourceVersion it takes in the commit: the
+/// document's location and its JSON, until the object is built.
+struct Creation {
+    resource_version: u64,
+    key: ObjectKey,
+    location: Location,
+    json: Option<Json>,
+}
 
-impl<'a> Touched<'a> {
+impl Touched {
     /// The location and JSON of the one new document that claims a key no object had; the key as
     /// it was otherwise.
-    fn creation(mut self) -> Result<(Location, Cow<'a, str>), Self> {
+    fn creation(mut self) -> Result<(Location, Json), Self> {
         if self.before.is_some() || self.candidates.0.len() != 1 {
             return Err(self);
         }
@@ -241,10 +312,10 @@ impl<'a> Touched<'a> {
 /// The documents claiming one key, ordered by location. A sorted `Vec`: nearly always one, and a
 /// `BTreeMap` node would cost half a kilobyte for each of a repository's objects during the initial sync.
 #[derive(Default)]
-struct Candidates<'a>(Vec<(Location, Candidate<'a>)>);
+struct Candidates(Vec<(Location, Candidate)>);
 
-impl<'a> Candidates<'a> {
-    fn insert(&mut self, location: Location, candidate: Candidate<'a>) {
+impl Candidates {
+    fn insert(&mut self, location: Location, candidate: Candidate) {
         match self.0.binary_search_by(|(l, _)| l.cmp(&location)) {
             Ok(i) => self.0[i].1 = candidate,
             Err(i) => {
@@ -260,7 +331,7 @@ impl<'a> Candidates<'a> {
         }
     }
 
-    fn pop_first(&mut self) -> Option<(Location, Candidate<'a>)> {
+    fn pop_first(&mut self) -> Option<(Location, Candidate)> {
         (!self.0.is_empty()).then(|| self.0.remove(0))
     }
 
@@ -276,10 +347,11 @@ impl State {
         let ParsedCommit { info, seq, changes, files } = commit;
         let bookkept = status.map(|step| self.read_status_step(step)).unwrap_or_default();
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
-        let mut added: Vec<(Location, u32, &str)> = Vec::new();
+        let mut added: Vec<(Location, u32, Json)> = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             let path: Arc<str> = Arc::from(change.path.as_str());
-            let file = files.view(i);
+            let (file, chunk) = files.view(i).unzip();
+            let chunk = chunk.flatten();
             // Of a file read in part, the claims of the other documents stand as they are.
             let partial = files.partial[i];
             let (standing, claims): (Vec<Claim>, Vec<Claim>) = (self.files.remove(&path).unwrap_or_default())
@@ -325,16 +397,19 @@ impl State {
                 self.files.entry(path.clone()).or_default().reserve_exact(file.objects.len());
             }
             for ObjectRef { doc, item, line, json } in file.objects {
+                let json = chunk.map_or_else(|| Json::Own(json.into()), |chunk| Json::in_chunk(chunk, json));
                 added.push((Location { path: path.clone(), doc, item }, line, json));
             }
         }
-        // The file list of a large commit is no small part of the memory of the rest of it.
-        drop(changes);
+        // The file list of a large commit is no small part of the memory of the rest of it; the
+        // chunks of records are held by the documents from now on.
+        drop((changes, files));
         // CRDs first: the types they define decide how the other documents are read.
         let crd = crd_group_kind();
-        let (crds, others): (Vec<_>, Vec<_>) = added.into_iter().partition(|(_, _, json)| group_kind(json) == crd);
+        let (crds, others): (Vec<_>, Vec<_>) =
+            added.into_iter().partition(|(_, _, json)| group_kind(json.as_str()) == crd);
         for (location, line, json) in crds {
-            self.claim(&mut touched, location, line, json.into());
+            self.claim(&mut touched, location, line, json);
         }
         let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| k.gk == crd).cloned().collect();
         let mut events = Vec::new();
@@ -343,30 +418,31 @@ impl State {
             let Some(t) = touched.remove(&key) else {
                 continue;
             };
-            let after = self.resolve(mirror, &info, seq, key.clone(), t, &mut events);
+            let resource_version = super::revision(seq, events.len() as u64 + 1);
+            let after = self.resolve(mirror, &info, resource_version, key.clone(), t, &mut events);
             registry_changed |= self.update_registry(&key, after.as_deref());
         }
         for (location, line, json) in others {
-            self.claim(&mut touched, location, line, json.into());
+            self.claim(&mut touched, location, line, json);
         }
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
         }
         // Objects whose bookkeeping alone changed (the others are resolved with it).
         let bookkept_only: Vec<&ObjectKey> = bookkept.iter().filter(|k| !touched.contains_key(*k)).collect();
-        // Keys that a single new document creates (nearly every key of an initial sync) are built
-        // on all cores, in runs between the others, which are resolved one at a time.
+        // Keys are numbered in key order. Those that a single new document creates (nearly every
+        // key of an initial sync) are built last, on all cores; the others are resolved one at a time.
         let mut creations: Vec<Creation> = Vec::new();
         for (key, t) in std::mem::take(&mut touched) {
+            let resource_version = super::revision(seq, (events.len() + creations.len()) as u64 + 1);
             match t.creation() {
-                Ok((location, json)) => creations.push((key, location, json)),
+                Ok((location, json)) => creations.push(Creation { resource_version, key, location, json: Some(json) }),
                 Err(t) => {
-                    self.create(&info, seq, std::mem::take(&mut creations), &mut events);
-                    self.resolve(mirror, &info, seq, key, t, &mut events);
+                    self.resolve(mirror, &info, resource_version, key, t, &mut events);
                 }
             }
         }
-        self.create(&info, seq, creations, &mut events);
+        self.create(&info, creations, &mut events);
         for key in bookkept_only {
             self.serve_bookkeeping(mirror, key, seq, &mut events);
         }
@@ -378,7 +454,7 @@ impl State {
         self.seq = seq;
     }
 
-    fn touch<'t, 'a>(&self, touched: &'t mut BTreeMap<ObjectKey, Touched<'a>>, key: &ObjectKey) -> &'t mut Touched<'a> {
+    fn touch<'t>(&self, touched: &'t mut BTreeMap<ObjectKey, Touched>, key: &ObjectKey) -> &'t mut Touched {
         touched.entry(key.clone()).or_insert_with(|| {
             let entry = self.entry(key);
             let mut candidates = Candidates::default();
@@ -395,18 +471,12 @@ impl State {
     }
 
     /// Records that a document claims an object (or waits for its kind to be known).
-    fn claim<'a>(
-        &mut self,
-        touched: &mut BTreeMap<ObjectKey, Touched<'a>>,
-        location: Location,
-        line: u32,
-        json: Cow<'a, str>,
-    ) {
-        let key = self.key_of(&json);
+    fn claim(&mut self, touched: &mut BTreeMap<ObjectKey, Touched>, location: Location, line: u32, json: Json) {
+        let key = self.key_of(json.as_str());
         if let Some(key) = &key {
             self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(json));
         } else {
-            let gk = group_kind(&json);
+            let gk = group_kind(json.as_str());
             match self.registry.by_kind(&gk).map(|rt| rt.home) {
                 Some(Home::Memory) => {
                     warn!(file = %location.path, kind = %gk.kind, "Events are kept in memory only; ignoring one found in git")
@@ -417,7 +487,7 @@ impl State {
                     "only Leases are read from the lease ref; ignoring this document"),
                 None => {
                     warn!(file = %location.path, group = %gk.group, kind = %gk.kind, "document of an unknown kind waits for its CRD");
-                    self.unknown.insert(location.clone(), json.into());
+                    self.unknown.insert(location.clone(), json.as_str().into());
                 }
             }
         }
@@ -429,21 +499,21 @@ impl State {
         ObjectKey::of_json(&self.registry, json).filter(|(_, rt)| rt.home == self.home).map(|(key, _)| key)
     }
 
-    /// Settles a touched key: picks the winning document and records the event, if any.
+    /// Settles a touched key: picks the winning document and records the event (at
+    /// `resource_version`), if any.
     fn resolve(
         &mut self,
         mirror: &Mirror,
         info: &CommitInfo,
-        seq: u64,
+        resource_version: u64,
         key: ObjectKey,
         t: Touched,
         events: &mut Vec<WatchEvent>,
     ) -> Option<Arc<StoredObject>> {
-        let resource_version = super::revision(seq, events.len() as u64 + 1);
         let Touched { before, mut candidates } = t;
-        let read = |location: &Location, candidate: Candidate<'_>| match candidate {
+        let read = |location: &Location, candidate: Candidate| match candidate {
             Candidate::Current => before.as_ref().map(|b| b.content()),
-            Candidate::New(json) => Some(object::strip_derived(parse_json(&json))),
+            Candidate::New(json) => Some(object::strip_derived(parse_json(json.as_str()))),
             Candidate::Unread => read_document(mirror, info.id, location, &key, self)
                 .map(|json| object::strip_derived(parse_json(&json))),
         };
@@ -567,37 +637,48 @@ impl State {
         events.push(WatchEvent::new(EventType::Added, object, None));
     }
 
-    /// Creates the objects of `creations` (see [`Touched::creation`]), numbered in order after
-    /// `events`. Building them (the JSON parsed, metadata added, served JSON written) is most of
-    /// an initial sync's apply: with many, it runs on all cores.
-    fn create(&mut self, info: &CommitInfo, seq: u64, creations: Vec<Creation<'_>>, events: &mut Vec<WatchEvent>) {
+    /// Creates the objects of `creations` (see [`Touched::creation`]) and records their events
+    /// among `events`, in the order of their resourceVersions. Building them (the JSON parsed,
+    /// metadata added, served JSON written) is most of an initial sync's apply: with many, it runs
+    /// on all cores. They are built in the order of their records, each dropping its document as
+    /// it goes, so that a chunk of records is freed as soon as its objects are built: the records
+    /// and the objects built from them are never all in memory at once.
+    fn create(&mut self, info: &CommitInfo, mut creations: Vec<Creation>, events: &mut Vec<WatchEvent>) {
         /// Fewer are built on this thread: starting threads would cost more than it saves.
         const PARALLEL: usize = 1024;
-        let first = events.len() as u64 + 1;
+        if creations.is_empty() {
+            return;
+        }
+        creations.sort_unstable_by_key(|c| c.json.as_ref().map(Json::place));
         let this = &*self;
-        let build = |offset: usize, chunk: &[Creation<'_>]| -> Vec<Arc<StoredObject>> {
-            let number = |i: usize| super::revision(seq, first + (offset + i) as u64);
-            let content = |json: &str| object::strip_derived(parse_json(json));
-            let each = chunk.iter().enumerate();
-            each.map(|(i, (key, location, json))| {
-                Arc::new(this.created(info, number(i), key.clone(), location.clone(), content(json)))
-            })
-            .collect()
+        let build = |run: &mut [Creation]| -> Vec<(u64, Arc<StoredObject>)> {
+            let each = run.iter_mut().filter_map(|c| {
+                let content = object::strip_derived(parse_json(c.json.take()?.as_str()));
+                let (key, location) = (c.key.clone(), c.location.clone());
+                let object = this.created(info, c.resource_version, key, location, content);
+                Some((c.resource_version, Arc::new(object)))
+            });
+            each.collect()
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let built: Vec<Vec<Arc<StoredObject>>> = match creations.len() < PARALLEL || threads == 1 {
-            true => vec![build(0, &creations)],
+        let built: Vec<Vec<(u64, Arc<StoredObject>)>> = match creations.len() < PARALLEL || threads == 1 {
+            true => vec![build(&mut creations)],
             false => std::thread::scope(|scope| {
                 let (build, size) = (&build, creations.len().div_ceil(threads));
-                let workers: Vec<_> = (creations.chunks(size).enumerate())
-                    .map(|(n, chunk)| scope.spawn(move || build(n * size, chunk)))
-                    .collect();
+                let workers: Vec<_> = creations.chunks_mut(size).map(|run| scope.spawn(move || build(run))).collect();
                 workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
             }),
         };
         drop(creations);
-        for object in built.into_iter().flatten() {
+        let mut built: Vec<(u64, Arc<StoredObject>)> = built.into_iter().flatten().collect();
+        built.sort_unstable_by_key(|(resource_version, _)| *resource_version);
+        let resolved = events.len();
+        for (_, object) in built {
             self.add(object, Vec::new(), None, events);
+        }
+        if resolved > 0 {
+            // Two sorted runs, the resolved keys' events and the created ones': a linear merge.
+            events.sort_by_key(|e| e.object.derived.resource_version);
         }
     }
 
@@ -662,7 +743,7 @@ impl State {
                 let key = self.key_of(&json);
                 self.set_claim_key(&location, key.clone());
                 if let Some(key) = key {
-                    self.touch(touched, &key).candidates.insert(location, Candidate::New(json.into_string().into()));
+                    self.touch(touched, &key).candidates.insert(location, Candidate::New(Json::Own(json)));
                 }
             }
         }
@@ -720,6 +801,22 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_documents_json_keeps_its_chunk_of_records_until_it_is_dropped() {
+        let chunk: Chunk = Arc::new(b"....{\"a\":1}..{\"b\":2}".to_vec());
+        let text = |range: Range<usize>| std::str::from_utf8(&chunk[range]).unwrap();
+        let (first, second) = (Json::in_chunk(&chunk, text(4..11)), Json::in_chunk(&chunk, text(13..20)));
+        assert_eq!((first.as_str(), second.as_str()), (r#"{"a":1}"#, r#"{"b":2}"#));
+        assert!(first.place() < second.place(), "ordered as their records");
+        assert_eq!(Arc::strong_count(&chunk), 3, "each document holds the chunk");
+        // Text from anywhere else is copied.
+        let elsewhere = String::from(r#"{"c":3}"#);
+        let copied = Json::in_chunk(&chunk, &elsewhere);
+        assert!(matches!(copied, Json::Own(_)) && copied.as_str() == elsewhere);
+        drop((first, second, copied));
+        assert_eq!(Arc::strong_count(&chunk), 1, "freed with the last document read from it");
     }
 
     #[test]
