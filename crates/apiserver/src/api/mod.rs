@@ -302,8 +302,8 @@ impl Api {
             if !serving.defaults {
                 return obj.json.clone();
             }
-            let defaulted = || Bytes::from(serde_json::to_vec(&live(target, obj)).unwrap_or_default());
-            return obj.defaulted.get_or_init(defaulted).clone();
+            let defaulted = || Box::new(Bytes::from(serde_json::to_vec(&live(target, obj)).unwrap_or_default()));
+            return Bytes::clone(obj.defaulted.get_or_init(defaulted));
         }
         let mut value = live(target, obj);
         if serving.crd {
