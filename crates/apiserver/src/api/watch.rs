@@ -1,6 +1,8 @@
 //! WATCH: newline-delimited JSON events from any resourceVersion in the retained window, initial
 //! events (and streaming lists ending in an `initial-events-end` bookmark), bookmarks, selectors,
-//! and an ERROR event with code 410 inside the stream when the resourceVersion is too old.
+//! and an ERROR event with code 410 inside the stream when the resourceVersion is too old. A watch
+//! reads the store's log itself until it has caught up, then its kind's dispatcher hands it its
+//! lines (see [`dispatch`]).
 
 use std::collections::VecDeque;
 use std::time::Duration;
