@@ -439,7 +439,7 @@ async fn watches_handed_their_events_by_the_dispatcher_send_what_a_watch_reading
     let start = api.storage().revision(&cm.stored_kind());
     let labelled = |i: usize, round: usize| {
         let mut object = configmap(&format!("cm-{i}"), json!({"round": round.to_string()}));
-        object["metadata"]["labels"] = json!({"team": if (i + round) % 3 == 0 { "blue" } else { "red" }});
+        object["metadata"]["labels"] = json!({"team": if (i + round).is_multiple_of(3) { "blue" } else { "red" }});
         object
     };
     // Ten watches of every ConfigMap and ten of the blue ones, attached before the writes.
