@@ -244,13 +244,22 @@ pub struct Api {
     clock: Arc<dyn Clock>,
     token_key: Arc<authentication::TokenKey>,
     services: Arc<admission::ServiceAllocator>,
+    /// The watches' dispatchers, one per watched kind.
+    dispatchers: Arc<watch::Dispatchers>,
 }
 
 impl Api {
     /// The API over `storage`, on the system clock.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         let token_key = Arc::new(authentication::TokenKey::random());
-        Api { storage, snapshots: Arc::default(), clock: Arc::new(SystemClock), token_key, services: Arc::default() }
+        Api {
+            storage,
+            snapshots: Arc::default(),
+            clock: Arc::new(SystemClock),
+            token_key,
+            services: Arc::default(),
+            dispatchers: Arc::default(),
+        }
     }
 
     /// Service cluster IPs are allocated from `cidr` (default `10.96.0.0/12`).
@@ -821,6 +830,7 @@ impl Api {
 /// thousands of them: the start every object stored at the target's version has, whether defaults
 /// apply, whether they are CRDs (served with their derived status), and whether they are custom
 /// resources.
+#[derive(Clone)]
 pub(super) struct Serving {
     prefix: String,
     defaults: bool,

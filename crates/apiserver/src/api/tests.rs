@@ -402,3 +402,166 @@ async fn watches_serving_an_event_differently_each_send_their_own_serving() {
         assert_eq!(sent, [("MODIFIED".to_string(), served)], "{} as {format:?}", target.rt.kind);
     }
 }
+
+/// A watch of `target` from `revision` with a label selector, in objects.
+fn watch_from(
+    api: &Api,
+    target: &Target,
+    revision: u64,
+    selector: Option<&str>,
+) -> impl futures::Stream<Item = bytes::Bytes> + Unpin + use<> {
+    let list = ListParams {
+        label_selector: selector.map(str::to_string),
+        resource_version: Some(revision),
+        ..Default::default()
+    };
+    Box::pin(api.watch(target, &watch::WatchParams { list, ..Default::default() }).expect("watching"))
+}
+
+/// Polls a watch once, so that it attaches to its kind's dispatcher; it has nothing to send yet.
+fn attach(watch: &mut (impl futures::Stream<Item = bytes::Bytes> + Unpin)) {
+    use futures::{FutureExt, StreamExt};
+    assert!(watch.next().now_or_never().is_none(), "nothing to send yet");
+}
+
+/// The resourceVersion of an object as sent.
+fn resource_version(object: &str) -> u64 {
+    let object: Value = serde_json::from_str(object).unwrap();
+    object["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_handed_their_events_by_the_dispatcher_send_what_a_watch_reading_the_log_sends() {
+    let (api, _) = api();
+    let (cm, deploy) = (configmaps(&api), deployments(&api));
+    // Watches resume from a resourceVersion after this write (from 0 they would list first).
+    create(&api, &deploy, deployment("first", 1)).await;
+    let start = api.storage().revision(&cm.stored_kind());
+    let labelled = |i: usize, round: usize| {
+        let mut object = configmap(&format!("cm-{i}"), json!({"round": round.to_string()}));
+        object["metadata"]["labels"] = json!({"team": if (i + round).is_multiple_of(3) { "blue" } else { "red" }});
+        object
+    };
+    // Ten watches of every ConfigMap and ten of the blue ones, attached before the writes.
+    let mut early: Vec<_> =
+        (0..20).map(|w| (w % 2 == 1, watch_from(&api, &cm, start, (w % 2 == 1).then_some("team=blue")))).collect();
+    for (_, watch) in &mut early {
+        attach(watch);
+    }
+    assert_eq!(api.dispatchers.attached(&cm.stored_kind()), 20);
+    for i in 0..40 {
+        create(&api, &cm, labelled(i, 0)).await;
+        if i % 10 == 0 {
+            create(&api, &deploy, deployment(&format!("web-{i}"), 1)).await;
+        }
+    }
+    // Relabelled: a third leave the blue ones (DELETED for the blue watches), a third enter them (ADDED).
+    for i in 0..40 {
+        api.update(&cm, &format!("cm-{i}"), labelled(i, 1), None, &opts()).await.unwrap();
+    }
+    // Watches resuming from the start while the dispatcher hands out the events: each reads the
+    // log itself, then attaches.
+    let mut late: Vec<_> =
+        [false, true].map(|blue| (blue, watch_from(&api, &cm, start, blue.then_some("team=blue")))).into();
+    for i in (0..40).step_by(4) {
+        api.delete(&cm, &format!("cm-{i}"), &json!({}), &opts()).await.unwrap();
+    }
+    // What a watch reading the log sends: one started after every write.
+    let mut reference = Vec::new();
+    for (blue, n) in [(false, 90), (true, 44)] {
+        let events = next_events(&mut watch_from(&api, &cm, start, blue.then_some("team=blue")), n).await;
+        let count = |kind: &str| events.iter().filter(|(k, _)| k == kind).count();
+        let counts = [count("ADDED"), count("MODIFIED"), count("DELETED")];
+        assert_eq!(counts, if blue { [27, 0, 17] } else { [40, 40, 10] }, "blue: {blue}");
+        assert!(events.iter().all(|(_, object)| object.contains(r#""kind":"ConfigMap""#)));
+        reference.push(events);
+    }
+    for (blue, watch) in early.iter_mut().chain(&mut late) {
+        let n = reference[*blue as usize].len();
+        assert_eq!(next_events(watch, n).await, reference[*blue as usize], "blue: {blue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_resuming_during_a_burst_of_several_rounds_get_each_event_once_in_order() {
+    let storage = MemoryStorage::new(10_000);
+    let api = Api::new(Arc::new(storage));
+    let cm = configmaps(&api);
+    create(&api, &cm, configmap("first", json!({}))).await;
+    let start = api.storage().revision(&cm.stored_kind());
+    let mut attached = watch_from(&api, &cm, start, None);
+    attach(&mut attached);
+    let writes = 3000;
+    let writer = {
+        let (api, cm) = (api.clone(), cm.clone());
+        tokio::spawn(async move {
+            for i in 0..writes {
+                create(&api, &cm, configmap(&format!("cm-{i}"), json!({}))).await;
+            }
+        })
+    };
+    // Watches resuming from the start and from where the burst is, while it goes on.
+    let mut resumed = vec![(start, watch_from(&api, &cm, start, None))];
+    for step in 1..4 {
+        while api.storage().revision(&cm.stored_kind()) < start + step * 700 {
+            tokio::task::yield_now().await;
+        }
+        let from = api.storage().revision(&cm.stored_kind());
+        resumed.push((from, watch_from(&api, &cm, from, None)));
+        resumed.push((start, watch_from(&api, &cm, start, None)));
+    }
+    writer.await.unwrap();
+    for (from, watch) in std::iter::once((start, &mut attached)).chain(resumed.iter_mut().map(|(f, w)| (*f, w))) {
+        let n = (start + writes as u64 - from) as usize;
+        let revisions: Vec<u64> = next_events(watch, n).await.iter().map(|(_, o)| resource_version(o)).collect();
+        assert_eq!(revisions, (from + 1..=start + writes as u64).collect::<Vec<_>>(), "from {from}");
+    }
+}
+
+#[tokio::test]
+async fn a_watch_the_dispatcher_lets_go_reads_the_log_itself_and_gets_410_gone_once_it_is_too_old() {
+    // A log of 10 events, and queues of one byte: each delivery lets its watch go.
+    let mut api = Api::new(Arc::new(MemoryStorage::new(10)));
+    api.dispatchers = Arc::new(watch::Dispatchers::with_queue(1));
+    let cm = configmaps(&api);
+    create(&api, &cm, configmap("first", json!({}))).await;
+    let start = api.storage().revision(&cm.stored_kind());
+    let mut watch = watch_from(&api, &cm, start, None);
+    attach(&mut watch);
+    assert_eq!(api.dispatchers.attached(&cm.stored_kind()), 1);
+    for i in 0..5 {
+        create(&api, &cm, configmap(&format!("cm-{i}"), json!({}))).await;
+    }
+    let revisions: Vec<u64> = next_events(&mut watch, 5).await.iter().map(|(_, o)| resource_version(o)).collect();
+    assert_eq!(revisions, (start + 1..=start + 5).collect::<Vec<_>>());
+    // Attached again; twenty writes later its resourceVersion has left the log.
+    attach(&mut watch);
+    for i in 5..25 {
+        create(&api, &cm, configmap(&format!("cm-{i}"), json!({}))).await;
+    }
+    let (kind, status) = next_events(&mut watch, 1).await.remove(0);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!((kind.as_str(), &status["code"], &status["reason"]), ("ERROR", &json!(410), &json!("Expired")));
+    use futures::StreamExt;
+    assert!(watch.next().await.is_none(), "the watch ends after the error");
+}
+
+#[tokio::test]
+async fn a_watch_of_a_kind_gets_none_of_another_kind_watched_beside_it() {
+    let (api, _) = api();
+    let (cm, deploy) = (configmaps(&api), deployments(&api));
+    let mut cms = watch_from_now(&api, &cm, None, Format::Object);
+    let mut deploys = watch_from_now(&api, &deploy, None, Format::Object);
+    attach(&mut cms);
+    attach(&mut deploys);
+    create(&api, &deploy, deployment("web", 1)).await;
+    create(&api, &cm, configmap("a", json!({}))).await;
+    create(&api, &deploy, deployment("api", 1)).await;
+    let names = |events: Vec<(String, String)>| -> Vec<String> {
+        events.iter().map(|(_, o)| serde_json::from_str::<Value>(o).unwrap()["metadata"]["name"].to_string()).collect()
+    };
+    assert_eq!(names(next_events(&mut cms, 1).await), [r#""a""#]);
+    assert_eq!(names(next_events(&mut deploys, 2).await), [r#""web""#, r#""api""#]);
+    // Nothing else came for the ConfigMaps.
+    attach(&mut cms);
+}
