@@ -37,7 +37,7 @@ async fn finalize(api: &Api, crd: &StoredObject) -> ApiResult<bool> {
         if !objects.is_empty() {
             let version = rt.versions.first().cloned().unwrap_or_default();
             for object in objects.iter().filter(|o| o.value().pointer("/metadata/deletionTimestamp").is_none()) {
-                let namespace = Some(object.key.namespace.as_str()).filter(|n| !n.is_empty());
+                let namespace = Some(&*object.key.namespace).filter(|n| !n.is_empty());
                 let target = api.target(&rt.group, &version, &rt.plural, namespace)?;
                 info!(object = %object.key, "deleting a custom resource of a CRD being deleted");
                 api.delete(&target, &object.key.name, &json!({}), &options).await?;

@@ -131,7 +131,7 @@ mod tests {
             );
         }
         let service = objects.iter().find(|o| o.key.name == "kubernetes").unwrap();
-        assert_eq!(service.key.namespace, "default");
+        assert_eq!(&*service.key.namespace, "default");
         assert_eq!(service.value()["metadata"]["uid"], super::objects()[4].value()["metadata"]["uid"], "stable uids");
         assert!(super::is_bootstrap(service));
     }

@@ -59,7 +59,7 @@ impl std::fmt::Display for Finding {
 /// objects reported: a CRD must describe a type that can be served, any other object must pass
 /// its schema (see [`crate::schema::violations`]).
 pub fn problems_of(registry: &Registry, key: &ObjectKey, content: &Value) -> Vec<String> {
-    if key.gk == crd_group_kind() {
+    if *key.gk == crd_group_kind() {
         return crate::registry::crd_resource_type(content)
             .err()
             .map(|e| vec![format!("{}: {e}", e.field())])

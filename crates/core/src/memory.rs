@@ -137,7 +137,7 @@ impl MemoryStorage {
                         generation: 1,
                     },
                 };
-                if key.gk == crd_group_kind() {
+                if *key.gk == crd_group_kind() {
                     let mut registry = (*state.registry).clone();
                     registry.apply_crd(&content).map_err(|e| e.to_status(&key.name))?;
                     state.registry = Arc::new(registry);
@@ -184,7 +184,7 @@ impl State {
     fn delete(&mut self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let old = self.objects.remove(key)?;
         self.forget(Some(&old));
-        if key.gk == crd_group_kind() {
+        if *key.gk == crd_group_kind() {
             let mut registry = (*self.registry).clone();
             registry.remove_crd(&key.name);
             self.registry = Arc::new(registry);
@@ -218,7 +218,7 @@ impl Storage for MemoryStorage {
         let items = state
             .objects
             .range(from..)
-            .take_while(|(k, _)| &k.gk == gk && namespace.is_none_or(|ns| k.namespace == ns))
+            .take_while(|(k, _)| *k.gk == *gk && namespace.is_none_or(|ns| *k.namespace == *ns))
             .map(|(_, o)| o.clone())
             .collect();
         (state.log.revision(), items)

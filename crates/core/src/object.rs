@@ -17,12 +17,58 @@ pub struct ObjectKey(Arc<KeyParts>);
 /// What an [`ObjectKey`] is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeyParts {
-    /// Group and kind.
-    pub gk: GroupKind,
-    /// Namespace, `""` for cluster-scoped objects.
-    pub namespace: String,
+    /// Group and kind, shared by the keys of a kind (see [`ObjectKey::new`]).
+    pub gk: Arc<GroupKind>,
+    /// Namespace, `""` for cluster-scoped objects; shared by the keys of a namespace.
+    pub namespace: Arc<str>,
     /// Name.
     pub name: String,
+}
+
+/// The group/kinds and namespaces of keys, each held once: the keys of a repository repeat a few
+/// kinds and namespaces, and three of a key's four strings would otherwise be copies (about 80
+/// bytes a key).
+static SHARED: Shared = Shared(std::sync::LazyLock::new(Default::default));
+
+struct Shared(std::sync::LazyLock<std::sync::Mutex<SharedParts>>);
+
+#[derive(Default)]
+struct SharedParts {
+    kinds: std::collections::HashSet<Arc<GroupKind>>,
+    namespaces: std::collections::HashSet<Arc<str>>,
+    /// How many there may be before those no key uses any more are dropped.
+    sweep_above: usize,
+}
+
+impl Shared {
+    /// The shared `gk` and `namespace`.
+    fn share(&self, gk: GroupKind, namespace: &str) -> (Arc<GroupKind>, Arc<str>) {
+        let mut parts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let gk = match parts.kinds.get(&gk) {
+            Some(shared) => shared.clone(),
+            None => {
+                let gk = Arc::new(gk);
+                parts.kinds.insert(gk.clone());
+                gk
+            }
+        };
+        let namespace = match parts.namespaces.get(namespace) {
+            Some(shared) => shared.clone(),
+            None => {
+                let namespace: Arc<str> = Arc::from(namespace);
+                parts.namespaces.insert(namespace.clone());
+                namespace
+            }
+        };
+        // Namespaces come and go: once they have doubled, those held here alone are dropped (a
+        // count of one cannot grow meanwhile: only this set, behind its lock, hands them out).
+        if parts.kinds.len() + parts.namespaces.len() > parts.sweep_above {
+            parts.kinds.retain(|k| Arc::strong_count(k) > 1);
+            parts.namespaces.retain(|n| Arc::strong_count(n) > 1);
+            parts.sweep_above = 2 * (parts.kinds.len() + parts.namespaces.len()) + 64;
+        }
+        (gk, namespace)
+    }
 }
 
 impl std::ops::Deref for ObjectKey {
@@ -42,8 +88,9 @@ impl std::fmt::Debug for ObjectKey {
 
 impl ObjectKey {
     /// The key of the object `name` of kind `gk` in `namespace` (`""` when cluster-scoped).
-    pub fn new(gk: GroupKind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ObjectKey(Arc::new(KeyParts { gk, namespace: namespace.into(), name: name.into() }))
+    pub fn new(gk: GroupKind, namespace: impl AsRef<str>, name: impl Into<String>) -> Self {
+        let (gk, namespace) = SHARED.share(gk, namespace.as_ref());
+        ObjectKey(Arc::new(KeyParts { gk, namespace, name: name.into() }))
     }
 
     /// The key of a document, with its namespace settled by the type's scope: cluster-scoped objects
@@ -189,7 +236,7 @@ impl StoredObject {
     pub fn new(key: ObjectKey, location: Option<Location>, mut content: Value, derived: Derived) -> Self {
         let meta = metadata_mut(&mut content);
         if !key.namespace.is_empty() {
-            meta.insert("namespace".into(), Value::String(key.namespace.clone()));
+            meta.insert("namespace".into(), Value::String(key.namespace.to_string()));
         } else {
             meta.remove("namespace");
         }
@@ -353,6 +400,21 @@ mod tests {
         assert_eq!(packed.get("a"), None);
         assert_eq!(Labels::of(None).get("tier"), None);
         assert_eq!(Labels::of(Some(&json!("not a map"))).get("tier"), None);
+    }
+
+    #[test]
+    fn keys_share_their_kind_and_namespace_and_the_unused_ones_are_dropped() {
+        let gk = || GroupKind::from_api_version("v1", "ConfigMap");
+        let (a, b) = (ObjectKey::new(gk(), "shared-ns", "a"), ObjectKey::new(gk(), "shared-ns", "b"));
+        assert!(Arc::ptr_eq(&a.gk, &b.gk) && Arc::ptr_eq(&a.namespace, &b.namespace));
+        assert_eq!((a.gk.kind.as_str(), &*a.namespace, a.name.as_str()), ("ConfigMap", "shared-ns", "a"));
+        // Namespaces that come and go do not pile up: once no key uses one, a sweep drops it.
+        for n in 0..2_000 {
+            ObjectKey::new(gk(), format!("gone-{n}"), "x");
+        }
+        let held = SHARED.0.lock().unwrap().namespaces.iter().filter(|n| n.starts_with("gone-")).count();
+        assert!(held < 1_000, "{held} namespaces no key uses are still held");
+        assert!(SHARED.0.lock().unwrap().namespaces.contains("shared-ns"), "one in use stays");
     }
 
     /// A store holds one for each object, in an `Arc` (16 bytes more): within 176 bytes, that is

@@ -285,7 +285,7 @@ impl Collector {
     fn target(&self, key: &ObjectKey) -> Result<Target, GcError> {
         let registry = self.api.storage().registry();
         let rt = registry.by_kind(&key.gk).ok_or_else(|| GcError::NotServed(key.gk.kind.clone()))?.clone();
-        let namespace = (!key.namespace.is_empty()).then(|| key.namespace.clone());
+        let namespace = (!key.namespace.is_empty()).then(|| key.namespace.to_string());
         Ok(Target { version: rt.preferred_version().to_string(), rt, namespace })
     }
 

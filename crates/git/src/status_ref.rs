@@ -126,7 +126,7 @@ impl Bookkeeping {
         let mut metadata = Map::new();
         metadata.insert("name".into(), Value::String(key.name.clone()));
         if !key.namespace.is_empty() {
-            metadata.insert("namespace".into(), Value::String(key.namespace.clone()));
+            metadata.insert("namespace".into(), Value::String(key.namespace.to_string()));
         }
         metadata.insert("uid".into(), Value::String(uid.to_string()));
         if let Some(managed) = managed {
@@ -163,7 +163,7 @@ impl Overlay {
 /// always a bucket (the ref may hold a document for every object of a namespace).
 pub(crate) fn path(registry: &Registry, key: &ObjectKey) -> Option<String> {
     let rt = registry.by_kind(&key.gk)?;
-    let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+    let namespace = (!key.namespace.is_empty()).then_some(&*key.namespace);
     Some(layout::canonical_path(&layout::kind_dir(rt, namespace), &key.name, layout::FLAT_LIMIT))
 }
 

@@ -181,7 +181,7 @@ impl Filter {
 
     /// Whether an object passes the filters.
     pub fn matches(&self, obj: &StoredObject) -> bool {
-        if self.namespace.as_ref().is_some_and(|ns| ns != &obj.key.namespace)
+        if self.namespace.as_ref().is_some_and(|ns| ns.as_str() != &*obj.key.namespace)
             || !self.labels.matches(|k| obj.labels.get(k))
         {
             return false;
@@ -190,7 +190,7 @@ impl Filter {
         let value = needs_body.then(|| obj.value());
         self.fields.matches(|field| match field {
             "metadata.name" => Some(obj.key.name.clone()),
-            "metadata.namespace" => Some(obj.key.namespace.clone()),
+            "metadata.namespace" => Some(obj.key.namespace.to_string()),
             other => match value.as_ref()?.pointer(&format!("/{}", other.replace('.', "/"))) {
                 Some(Value::String(s)) => Some(s.clone()),
                 None | Some(Value::Null) => self.zeros.get(other).map(|z| z.to_string()),

@@ -579,7 +579,7 @@ impl Api {
         let t = target.clone();
         let mut finalizers: Vec<&str> = propagation_finalizer(options)?.into_iter().collect();
         // A CRD goes only once its custom resources are gone (see `crd_finalizer`).
-        if key.gk == crd_group_kind() {
+        if *key.gk == crd_group_kind() {
             finalizers.push(crate::finalizers::CUSTOM_RESOURCE_CLEANUP);
         }
         let preconditions = options.get("preconditions").cloned().unwrap_or(Value::Null);
@@ -626,7 +626,7 @@ impl Api {
         let mut deleted = Vec::new();
         for obj in items {
             let scoped =
-                Target { namespace: Some(obj.key.namespace.clone()).filter(|n| !n.is_empty()), ..target.clone() };
+                Target { namespace: Some(obj.key.namespace.to_string()).filter(|n| !n.is_empty()), ..target.clone() };
             match self.delete(&scoped, &obj.key.name, options, opts).await {
                 Ok(_) => deleted.push(serde_json::from_slice::<Value>(&self.served(target, &obj)).unwrap_or_default()),
                 Err(e) if e.reason == Reason::NotFound => {}
@@ -659,8 +659,8 @@ impl Api {
             return Ok(());
         }
         let gk = GroupKind { group: String::new(), kind: "Namespace".into() };
-        let namespace = ObjectKey::new(gk, "", key.namespace.clone());
-        let system = gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&key.namespace.as_str());
+        let namespace = ObjectKey::new(gk, "", key.namespace.to_string());
+        let system = gitbacked_core::bootstrap::SYSTEM_NAMESPACES.contains(&&*key.namespace);
         let found = self.storage.get(&namespace);
         if found.is_none() && system {
             // They always exist, whatever a storage holds.
@@ -1054,7 +1054,7 @@ fn prepare_new(target: &Target, key: &ObjectKey, body: Value) -> ApiResult<Value
     if key.namespace.is_empty() {
         meta.remove("namespace");
     } else {
-        meta.insert("namespace".into(), Value::String(key.namespace.clone()));
+        meta.insert("namespace".into(), Value::String(key.namespace.to_string()));
     }
     validate_metadata(target, &key.name, meta)?;
     // Status is written through /status only; a Node keeps the status it is created with, as its

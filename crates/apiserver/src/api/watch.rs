@@ -153,7 +153,7 @@ impl View {
 
     /// Turns a store event into what this view reports, following its selectors.
     fn offer(&mut self, api: &Api, event: &WatchEvent, out: &mut VecDeque<Bytes>) {
-        if event.object.key.gk != self.kind {
+        if *event.object.key.gk != self.kind {
             return;
         }
         if self.everything {

@@ -52,7 +52,7 @@ impl State {
         let affected: BTreeSet<String> = events
             .iter()
             .map(|e| &e.object.key)
-            .map(|k| if k.gk == namespace_kind() { k.name.clone() } else { k.namespace.clone() })
+            .map(|k| if *k.gk == namespace_kind() { k.name.clone() } else { k.namespace.to_string() })
             .filter(|ns| !ns.is_empty())
             .collect();
         for namespace in affected {

@@ -411,7 +411,7 @@ impl State {
         for (location, line, json) in crds {
             self.claim(&mut touched, location, line, json);
         }
-        let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| k.gk == crd).cloned().collect();
+        let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| *k.gk == crd).cloned().collect();
         let mut events = Vec::new();
         let mut registry_changed = false;
         for key in crd_keys {
@@ -779,7 +779,7 @@ pub(super) fn read_document(
     let parsed = document::parse_file(&location.path, &bytes);
     let found = parsed.objects.into_iter().find(|o| o.doc == location.doc && o.item == location.item)?;
     let json = found.value.to_string();
-    let matches = state.key_of(&json).as_ref() == Some(key) || group_kind(&json) == key.gk;
+    let matches = state.key_of(&json).as_ref() == Some(key) || group_kind(&json) == *key.gk;
     matches.then(|| json.into_boxed_str())
 }
 

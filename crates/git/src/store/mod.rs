@@ -150,7 +150,7 @@ impl Store {
         if home == Home::Branch {
             for object in gitbacked_core::bootstrap::objects() {
                 let key = object.key.clone();
-                bootstrap.entry(key.gk.clone()).or_default().insert(key, Arc::new(object));
+                bootstrap.entry(GroupKind::clone(&key.gk)).or_default().insert(key, Arc::new(object));
             }
         }
         Store {
@@ -249,13 +249,13 @@ impl Store {
     /// resourceVersion of the state they were read from.
     pub fn list(&self, gk: &GroupKind, namespace: Option<&str>) -> (u64, Vec<Arc<StoredObject>>) {
         let state = self.read();
-        let in_scope = |k: &ObjectKey| namespace.is_none_or(|n| n == k.namespace);
+        let in_scope = |k: &ObjectKey| namespace.is_none_or(|n| n == &*k.namespace);
         let stored = state.objects.get(gk);
         let mut items: Vec<Arc<StoredObject>> = match (stored, namespace) {
             (None, _) => Vec::new(),
             (Some(objects), Some(ns)) => objects
                 .range(ObjectKey::new(gk.clone(), ns, "")..)
-                .take_while(|(k, _)| k.namespace == ns)
+                .take_while(|(k, _)| &*k.namespace == ns)
                 .map(|(_, e)| e.object.clone())
                 .collect(),
             (Some(objects), None) => objects.values().map(|e| e.object.clone()).collect(),
@@ -265,7 +265,8 @@ impl Store {
             .filter(|(k, _)| in_scope(k) && stored.is_none_or(|o| !o.contains_key(*k)))
             .map(|(_, o)| o.clone())
             .collect();
-        let implied = state.implied.iter().filter(|(k, _)| k.gk == *gk && namespace.is_none_or(|n| n == k.namespace));
+        let implied =
+            state.implied.iter().filter(|(k, _)| *k.gk == *gk && namespace.is_none_or(|n| n == &*k.namespace));
         missing.extend(implied.map(|(_, o)| o.clone()));
         if !missing.is_empty() {
             items.extend(missing);
@@ -417,12 +418,12 @@ impl State {
 
     fn insert(&mut self, entry: Entry) {
         let key = entry.object.key.clone();
-        let replaced = self.objects.entry(key.gk.clone()).or_default().insert(key.clone(), entry);
+        let replaced = self.objects.entry(GroupKind::clone(&key.gk)).or_default().insert(key.clone(), entry);
         if replaced.is_none() && !key.namespace.is_empty() {
-            match self.namespaces.get_mut(&key.namespace) {
+            match self.namespaces.get_mut(&*key.namespace) {
                 Some(count) => *count += 1,
                 None => {
-                    self.namespaces.insert(key.namespace.clone(), 1);
+                    self.namespaces.insert(key.namespace.to_string(), 1);
                 }
             }
         }
@@ -435,11 +436,11 @@ impl State {
             self.objects.remove(&key.gk);
         }
         if removed.is_some()
-            && let Some(count) = self.namespaces.get_mut(&key.namespace)
+            && let Some(count) = self.namespaces.get_mut(&*key.namespace)
         {
             *count -= 1;
             if *count == 0 {
-                self.namespaces.remove(&key.namespace);
+                self.namespaces.remove(&*key.namespace);
             }
         }
         removed

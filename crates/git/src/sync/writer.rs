@@ -596,7 +596,7 @@ fn stage_change(
         }
         (Mutation::Put(content), None) => {
             let rt = registry.by_kind(&key.gk).ok_or_else(|| internal(&"its kind is not served"))?;
-            let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
+            let namespace = (!key.namespace.is_empty()).then_some(&*key.namespace);
             let dir = layout::kind_dir(rt, namespace);
             let files = builder.files_in(&dir).map_err(|e| internal(&e))?;
             let path = new_path(builder, key, &dir, files)?;

@@ -244,7 +244,7 @@ impl ServiceAllocator {
 /// Where a search for the Service's `index`th value starts: the same in every process.
 fn start_of(key: &ObjectKey, index: usize) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
-    (key.namespace.as_str(), key.name.as_str(), index).hash(&mut hasher);
+    (&*key.namespace, key.name.as_str(), index).hash(&mut hasher);
     hasher.finish()
 }
 

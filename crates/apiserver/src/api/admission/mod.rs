@@ -191,7 +191,7 @@ fn check_types(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiRe
 /// Refuses (422) a CustomResourceDefinition that does not describe a type that can be served,
 /// that would take the place of a built-in type, or whose schemas apiextensions refuses.
 fn admit_crd(storage: &dyn Storage, key: &ObjectKey, content: &Value) -> ApiResult<()> {
-    debug_assert_eq!(key.gk, crd_group_kind());
+    debug_assert_eq!(*key.gk, crd_group_kind());
     let mut registry = (*storage.registry()).clone();
     registry.remove_crd(&key.name);
     registry.apply_crd(content).map_err(|e| e.to_status(&key.name))?;
