@@ -19,6 +19,7 @@ mod implied;
 mod ingest;
 mod overlay;
 mod parsed;
+mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -31,6 +32,7 @@ use gix::ObjectId;
 use tokio::sync::watch;
 
 pub use ingest::ParsedCommit;
+pub use snapshot::Snapshot;
 pub(crate) use overlay::StatusStep;
 
 /// How many object changes one commit may carry before resourceVersions would collide.
@@ -97,6 +99,9 @@ pub(crate) struct State {
     /// What of the objects is kept on the status ref, and what the ref holds.
     bookkeeping: crate::status_ref::Bookkeeping,
     overlays: overlay::Overlays,
+    /// The snapshot whose commit is being applied (see [`Store::restore`]): what it records stands
+    /// for what that commit would derive.
+    restoring: Option<Arc<Snapshot>>,
 }
 
 /// Counters for reporting.
@@ -143,6 +148,7 @@ impl Store {
             seq: 0,
             bookkeeping: Default::default(),
             overlays: Default::default(),
+            restoring: None,
         };
         let mut state = state;
         state.seed_implied();
