@@ -32,8 +32,8 @@ use gix::ObjectId;
 use tokio::sync::watch;
 
 pub use ingest::ParsedCommit;
-pub use snapshot::Snapshot;
 pub(crate) use overlay::StatusStep;
+pub use snapshot::Snapshot;
 
 /// How many object changes one commit may carry before resourceVersions would collide.
 pub const CHANGES_PER_COMMIT: u64 = 1_000_000;

@@ -185,7 +185,8 @@ impl Store {
             objects.push(Record { key: object.key.clone(), location, derived: object.derived.clone() });
         }
         objects.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let implied = state.implied.iter().map(|(k, o)| (k.clone(), (o.derived.resource_version, o.derived.creation_timestamp)));
+        let implied =
+            state.implied.iter().map(|(k, o)| (k.clone(), (o.derived.resource_version, o.derived.creation_timestamp)));
         Some(Snapshot {
             commit,
             seq: state.seq,
@@ -247,6 +248,9 @@ impl State {
         for (key, appeared) in &snapshot.implied {
             self.implied.insert(key.clone(), Arc::new(super::implied::implied_object(key, *appeared)));
         }
+        // The events of the rebuild are not history's (the implied objects' were numbered after
+        // every object of the tree): the log starts at the recorded resourceVersion, empty.
+        self.log = gitbacked_core::watch::WatchLog::new(self.log.capacity());
         self.log.advance_to(snapshot.revision);
         true
     }

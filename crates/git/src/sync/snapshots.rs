@@ -94,9 +94,7 @@ impl Snapshots {
         // A mirror that holds the branch fetches the rest of it as usual: the snapshot ref, with its
         // chain of snapshots, is fetched alone and shallow.
         let snapshot_tip = match known {
-            true => {
-                fetch(mirror, config, &[&self.reference], Depth::Tip).await?[0]
-            }
+            true => fetch(mirror, config, &[&self.reference], Depth::Tip).await?[0],
             false => None,
         };
         if !known {
@@ -188,7 +186,9 @@ impl Snapshots {
     /// when the branch has moved [`Snapshots::every`] commits since the latest one known.
     pub(crate) fn after_push(self: &Arc<Self>, mirror: &Arc<Mirror>, store: &Arc<Store>, config: &SyncConfig) {
         let seq = store.tip().1;
-        if self.every == 0 || seq < self.latest().saturating_add(self.every) || self.writing.swap(true, Ordering::AcqRel)
+        if self.every == 0
+            || seq < self.latest().saturating_add(self.every)
+            || self.writing.swap(true, Ordering::AcqRel)
         {
             return;
         }
@@ -197,7 +197,9 @@ impl Snapshots {
             match this.write(&mirror, &store, &config).await {
                 Ok(Some(seq)) => info!(reference = %this.reference, seq, "wrote a snapshot"),
                 Ok(None) => debug!(reference = %this.reference, "no snapshot written"),
-                Err(e) => warn!(reference = %this.reference, error = %e, "writing a snapshot failed; trying again after a later push"),
+                Err(e) => {
+                    warn!(reference = %this.reference, error = %e, "writing a snapshot failed; trying again after a later push")
+                }
             }
             this.writing.store(false, Ordering::Release);
         });
@@ -206,7 +208,12 @@ impl Snapshots {
     /// Writes a snapshot of the store at its tip on top of the snapshot ref's latest commit and
     /// pushes it; returns the number of the commit it is at, `None` when none was needed or could
     /// be made, or another writer's push was first.
-    async fn write(&self, mirror: &Arc<Mirror>, store: &Arc<Store>, config: &SyncConfig) -> Result<Option<u64>, GitError> {
+    async fn write(
+        &self,
+        mirror: &Arc<Mirror>,
+        store: &Arc<Store>,
+        config: &SyncConfig,
+    ) -> Result<Option<u64>, GitError> {
         let parent = fetch(mirror, config, &[&self.reference], Depth::Tip).await?[0];
         let (store, author, every) = (store.clone(), config.author.clone(), self.every);
         let built = blocking(mirror, move |m| {
@@ -221,7 +228,12 @@ impl Snapshots {
             let Some(snapshot) = store.snapshot(time, m.subdir()) else { return Ok(Ok(None)) };
             let mut builder = m.at_root().builder(parent, false);
             builder.stage(&file_name(m.subdir()), Some(snapshot.encode()));
-            let message = format!("snapshot of {} (commit {} of the branch, {} objects)", snapshot.commit, snapshot.seq, snapshot.len());
+            let message = format!(
+                "snapshot of {} (commit {} of the branch, {} objects)",
+                snapshot.commit,
+                snapshot.seq,
+                snapshot.len()
+            );
             let commit = builder.commit(&message, &author, gitbacked_core::clock::now())?;
             Ok(Ok(Some((commit, snapshot.seq))))
         })
