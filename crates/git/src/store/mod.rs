@@ -13,6 +13,9 @@
 //! history read at start is numbered as above, the status ref's tip is the next step, numbered from
 //! the clock (see [`clock_step`]), and every step after it (of either ref) takes the next number.
 //! Those numbers are this process's: exact for its watches, never reused by a later run.
+//!
+//! A cold start need not replay the history to derive all of this: a snapshot (see the `snapshot`
+//! module) records it at one commit, and the store is rebuilt there from that commit's tree.
 
 mod cache;
 mod implied;

@@ -103,7 +103,8 @@ impl Snapshots {
         let depth = if known { Depth::Full } else { Depth::Tip };
         let fetched = fetch(mirror, config, &references, depth).await?;
         let snapshot_tip = snapshot_tip.or(fetched.get(config.references().len()).copied().flatten());
-        let tips = Tips { branch: fetched[0], status: config.status_reference.as_ref().and(fetched[1]) };
+        let status = config.status_reference.as_ref().and(fetched.get(1).copied().flatten());
+        let tips = Tips { branch: fetched[0], status };
         let started = std::time::Instant::now();
         let restored = match (tips.branch, snapshot_tip) {
             (Some(tip), Some(snapshot_tip)) => self.restore(mirror, store, config, tip, snapshot_tip).await,
@@ -186,10 +187,10 @@ impl Snapshots {
     /// when the branch has moved [`Snapshots::every`] commits since the latest one known.
     pub(crate) fn after_push(self: &Arc<Self>, mirror: &Arc<Mirror>, store: &Arc<Store>, config: &SyncConfig) {
         let seq = store.tip().1;
-        if self.every == 0
-            || seq < self.latest().saturating_add(self.every)
-            || self.writing.swap(true, Ordering::AcqRel)
-        {
+        // A store that has numbered steps of the status ref has no snapshot to give (see
+        // `Store::snapshot`): nothing is fetched for it.
+        let due = self.every > 0 && seq >= self.latest().saturating_add(self.every) && store.status_tip().is_none();
+        if !due || self.writing.swap(true, Ordering::AcqRel) {
             return;
         }
         let (this, mirror, store, config) = (self.clone(), mirror.clone(), store.clone(), config.clone());
