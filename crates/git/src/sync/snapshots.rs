@@ -148,7 +148,13 @@ impl Snapshots {
         let commit = snapshot.commit;
         let mut round = 0;
         loop {
-            match blocking(mirror, move |m| m.reader().first_parent_chain(Some(commit), tip)).await {
+            // The commit itself must be there too, not only named as a parent: its tree is read.
+            let reached = move |m: &Mirror| {
+                let reader = m.reader();
+                reader.commit_info(commit)?;
+                reader.first_parent_chain(Some(commit), tip)
+            };
+            match blocking(mirror, reached).await {
                 Ok(Some(_)) => break,
                 Ok(None) => {
                     warn!(%commit, "the snapshot's commit is not on the branch's first-parent chain; ignoring it");
