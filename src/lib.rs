@@ -36,7 +36,7 @@ pub use gitbacked_git::mirror::remote::RemoteError;
 use gitbacked_git::status_ref::Bookkeeping;
 pub use gitbacked_git::status_ref::{Placement, status_ref};
 use gitbacked_git::{Config, GitStorage, mirror::credentials::Credentials};
-pub use gitbacked_git::{GitError, Identity, SyncError, lease_ref};
+pub use gitbacked_git::{GitError, Identity, SyncError, lease_ref, snapshot_ref};
 
 /// Errors from opening or closing a [`GitStore`].
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +114,11 @@ pub struct Options {
     /// their documents on the branch, or on the status ref. Default: on the status ref (a first
     /// apply would otherwise add some 60 lines of bookkeeping to a person's file).
     pub managed_fields: Placement,
+    /// How many commits the branch moves between two snapshots of derived metadata this process
+    /// writes to the snapshot ref ([`snapshot_ref`]) after its pushes; 0 writes none. A cold start
+    /// reads the latest snapshot and a shallow fetch instead of replaying the whole history.
+    /// Default: 1,000.
+    pub snapshot_every: u64,
 }
 
 /// Shows every option but the webhook secret, so that logging the options cannot leak it.
@@ -140,6 +145,7 @@ impl std::fmt::Debug for Options {
             .field("service_cluster_ip_range", &self.service_cluster_ip_range)
             .field("status", &self.status)
             .field("managed_fields", &self.managed_fields)
+            .field("snapshot_every", &self.snapshot_every)
             .finish()
     }
 }
@@ -167,6 +173,7 @@ impl Default for Options {
             service_cluster_ip_range: ServiceCidr::default(),
             status: Placement::Inline,
             managed_fields: Placement::Ref,
+            snapshot_every: 1000,
         }
     }
 }
@@ -255,6 +262,7 @@ impl GitStore {
             watch_window: options.watch_window,
             direct_push: options.direct_push,
             bookkeeping: Bookkeeping { status: options.status, managed_fields: options.managed_fields },
+            snapshot_every: options.snapshot_every,
         };
         let mut metrics = prometheus_client::registry::Registry::with_prefix("gitbacked");
         let (storage, tasks) = GitStorage::open(config, &mut metrics).await?;

@@ -17,6 +17,7 @@ mod repo;
 mod safety;
 mod semantics;
 mod signing;
+mod snapshots;
 mod support;
 mod watch;
 mod webhooks;

@@ -24,6 +24,12 @@ impl Uid {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+
+    /// A uid written down as text (by [`Uid::as_str`]): 36 hex digits and dashes, else `None`.
+    pub fn parse(text: &str) -> Option<Uid> {
+        let bytes: [u8; 36] = text.as_bytes().try_into().ok()?;
+        bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-').then_some(Uid(bytes))
+    }
 }
 
 impl std::ops::Deref for Uid {
@@ -106,5 +112,14 @@ mod tests {
         // written before the move to gix-hash stay the same.
         assert_eq!(stable_uid("a"), "2e65efe2-a145-5da7-ee51-d1741299f848");
         assert_eq!(stable_uid("a").to_string(), "2e65efe2-a145-5da7-ee51-d1741299f848");
+    }
+
+    #[test]
+    fn a_uid_parses_back_from_its_text_and_nothing_else_does() {
+        let uid = stable_uid("a");
+        assert_eq!(Uid::parse(uid.as_str()), Some(uid));
+        assert_eq!(Uid::parse("2e65efe2-a145-5da7-ee51-d1741299f84"), None, "35 characters");
+        assert_eq!(Uid::parse("2e65efe2-a145-5da7-ee51-d1741299f8\u{e9}"), None, "not ASCII");
+        assert_eq!(Uid::parse("2e65efe2-a145-5da7-ee51-d1741299f84z"), None, "not hex");
     }
 }

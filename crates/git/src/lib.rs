@@ -29,3 +29,10 @@ pub use sync::SyncError;
 pub fn lease_ref(branch: &str) -> String {
     format!("refs/gitbacked/leases/{branch}")
 }
+
+/// The ref that keeps snapshots of what the history of `branch` derives (uids, creation times,
+/// resourceVersions): `refs/gitbacked/snapshots/<branch>`. A cold start reads the latest one and
+/// fetches the branch shallowly instead of replaying its whole history (see `sync::snapshots`).
+pub fn snapshot_ref(branch: &str) -> String {
+    format!("refs/gitbacked/snapshots/{branch}")
+}

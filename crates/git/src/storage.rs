@@ -17,6 +17,7 @@ use crate::metrics::GitMetrics;
 use crate::mirror::credentials::Credentials;
 use crate::mirror::{GitError, Identity, Mirror, remote};
 use crate::store::Store;
+use crate::sync::snapshots::Snapshots;
 use crate::sync::{Channel, SyncConfig, SyncError};
 
 /// How a [`GitStorage`] reaches and writes its repository.
@@ -54,6 +55,9 @@ pub struct Config {
     pub direct_push: bool,
     /// Where `status` and `metadata.managedFields` of the branch's objects are kept.
     pub bookkeeping: crate::status_ref::Bookkeeping,
+    /// How many commits the branch moves between two snapshots this process writes; 0: none (see
+    /// [`crate::sync::snapshots`]).
+    pub snapshot_every: u64,
 }
 
 /// The directory of a remote on this machine (an absolute path or `file://` URL).
@@ -105,9 +109,14 @@ impl GitStorage {
             metrics: git_metrics.clone(),
             local_remote: local_path(&config.url),
             direct_push: config.direct_push,
+            snapshots: Some(Arc::new(Snapshots::new(&branch, config.snapshot_every))),
         };
-        let lease_config =
-            SyncConfig { reference: crate::lease_ref(&branch), status_reference: None, ..branch_config.clone() };
+        let lease_config = SyncConfig {
+            reference: crate::lease_ref(&branch),
+            status_reference: None,
+            snapshots: None,
+            ..branch_config.clone()
+        };
         let ((branch, branch_task), (leases, lease_task)) = tokio::try_join!(
             Channel::start(mirror.clone(), store, branch_config),
             Channel::start(mirror, lease_store, lease_config),

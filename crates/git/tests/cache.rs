@@ -46,6 +46,7 @@ async fn open_at(remote: &Remote, cache: Option<&Path>) -> Opened {
         watch_window: 100_000,
         direct_push: true,
         bookkeeping: Default::default(),
+        snapshot_every: 0,
     };
     let mut metrics = prometheus_client::registry::Registry::default();
     let (storage, tasks) = GitStorage::open(config, &mut metrics).await.expect("storage opens");

@@ -157,6 +157,18 @@ impl Mirror {
         &self.subdir
     }
 
+    /// The same mirror, its paths relative to the repository root: for the refs whose files are
+    /// gitbacked's own (the snapshot ref).
+    pub fn at_root(&self) -> Mirror {
+        Mirror { subdir: String::new(), ..self.clone() }
+    }
+
+    /// Whether the mirror holds only part of the history (a shallow fetch): a commit's parents may
+    /// be missing.
+    pub fn is_shallow(&self) -> bool {
+        self.dir.join("shallow").exists()
+    }
+
     fn local(&self) -> gix::Repository {
         let mut repo = self.repo.to_thread_local();
         repo.object_cache_size_if_unset(16 * 1024 * 1024);

@@ -559,10 +559,43 @@ pub fn record_push(mirror: &super::Mirror, reference: &str, commit: ObjectId) ->
     super::update_refs(&mirror.local(), [(name, any, commit)]).map_err(super::objects)
 }
 
+/// How much history a fetch brings (see [`fetch_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// All of it (what the mirror lacks).
+    Full,
+    /// The tips alone: a shallow mirror (`--depth=1`).
+    Tip,
+    /// Back to the commits after this time, seconds since the epoch (`--shallow-since`).
+    Since(i64),
+    /// This many commits deeper than the mirror's shallow boundary (`--deepen`).
+    Deepen(u32),
+    /// All of it, into a shallow mirror (`--unshallow`).
+    Unshallow,
+}
+
+impl Depth {
+    fn arg(self) -> Option<String> {
+        match self {
+            Depth::Full => None,
+            Depth::Tip => Some("--depth=1".into()),
+            Depth::Since(time) => Some(format!("--shallow-since={time}")),
+            Depth::Deepen(n) => Some(format!("--deepen={n}")),
+            Depth::Unshallow => Some("--unshallow".into()),
+        }
+    }
+}
+
 /// Fetches remote references (`refs/heads/main`, then any companions such as its status ref) into
 /// the mirror in one round and returns their tips (`None` for one that does not exist).
 pub async fn fetch(dir: &Path, references: &[&str]) -> Result<Vec<Option<ObjectId>>, GitError> {
+    fetch_with(dir, references, Depth::Full).await
+}
+
+/// [`fetch`], bringing as much history as `depth` says.
+pub async fn fetch_with(dir: &Path, references: &[&str], depth: Depth) -> Result<Vec<Option<ObjectId>>, GitError> {
     let mut wanted: Vec<&str> = references.to_vec();
+    let depth = depth.arg();
     loop {
         // A companion is fetched as a pattern, which may match nothing: git refuses a whole fetch
         // for one named reference that does not exist, and most remotes have no status ref.
@@ -571,7 +604,9 @@ pub async fn fetch(dir: &Path, references: &[&str]) -> Result<Vec<Option<ObjectI
             false => format!("+{r}*:{}*", tracking(r)),
         };
         let refspecs: Vec<String> = wanted.iter().map(refspec).collect();
-        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", REMOTE];
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        args.extend(depth.as_deref());
+        args.push(REMOTE);
         args.extend(refspecs.iter().map(String::as_str));
         let (output, access) = network(dir, &args).await?;
         if output.status.success() {
@@ -591,16 +626,19 @@ pub async fn fetch(dir: &Path, references: &[&str]) -> Result<Vec<Option<ObjectI
     let mut tips = Vec::with_capacity(references.len());
     for reference in references {
         let tip = match wanted.contains(reference) {
-            true => {
-                let output = git(dir, &["rev-parse", "--verify", "--quiet", &tracking(reference)]).await?;
-                let found = output.status.success();
-                found.then(|| parse_id(&String::from_utf8_lossy(&output.stdout))).transpose()?
-            }
+            true => tracked(dir, reference).await?,
             false => None,
         };
         tips.push(tip);
     }
     Ok(tips)
+}
+
+/// Where the mirror's copy of a remote reference points (see [`fetch`]), `None` when it has none.
+pub async fn tracked(dir: &Path, reference: &str) -> Result<Option<ObjectId>, GitError> {
+    let output = git(dir, &["rev-parse", "--verify", "--quiet", &tracking(reference)]).await?;
+    let found = output.status.success();
+    found.then(|| parse_id(&String::from_utf8_lossy(&output.stdout))).transpose()
 }
 
 /// Pushes commits to remote references as fast-forwards, all or none (`--atomic` when there are

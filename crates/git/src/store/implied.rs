@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gitbacked_core::bootstrap::{EPOCH, SYSTEM_NAMESPACES, default_service_account, implied_namespace};
+use gitbacked_core::bootstrap::{Appeared, EPOCH, SYSTEM_NAMESPACES, default_service_account, implied_namespace};
 use gitbacked_core::registry::{GroupKind, Home};
 use gitbacked_core::watch::{EventType, WatchEvent};
 use gitbacked_core::{ObjectKey, StoredObject};
@@ -24,6 +24,15 @@ fn service_account_kind() -> GroupKind {
 
 fn default_account(namespace: &str) -> ObjectKey {
     ObjectKey::new(service_account_kind(), namespace, "default")
+}
+
+/// The implied object `key` (a Namespace, or a namespace's `default` ServiceAccount) as it
+/// `appeared`.
+pub(super) fn implied_object(key: &ObjectKey, appeared: Appeared) -> StoredObject {
+    match key.gk == namespace_kind() {
+        true => implied_namespace(&key.name, appeared),
+        false => default_service_account(&key.namespace, appeared),
+    }
 }
 
 impl State {

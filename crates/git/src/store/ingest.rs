@@ -602,8 +602,8 @@ impl State {
         }
     }
 
-    /// The object a commit creates: its uid derived from its key and the commit, its bookkeeping
-    /// from the status ref.
+    /// The object a commit creates: its uid derived from its key and the commit (or as the snapshot
+    /// being restored records it), its bookkeeping from the status ref.
     fn created(
         &self,
         info: &CommitInfo,
@@ -612,11 +612,15 @@ impl State {
         location: Location,
         mut content: Value,
     ) -> StoredObject {
-        let uid = super::created_uid(&key, info.id);
+        let derived = self.restored_derived(&key).unwrap_or_else(|| Derived {
+            resource_version,
+            uid: super::created_uid(&key, info.id),
+            creation_timestamp: info.time,
+            generation: 1,
+        });
         if !self.overlays.is_empty() {
-            self.bookkeeping.overlay(&mut content, &uid, self.overlays.get(&key));
+            self.bookkeeping.overlay(&mut content, &derived.uid, self.overlays.get(&key));
         }
-        let derived = Derived { resource_version, uid, creation_timestamp: info.time, generation: 1 };
         StoredObject::new(key, Some(location), content, derived)
     }
 

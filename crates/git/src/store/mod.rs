@@ -13,12 +13,16 @@
 //! history read at start is numbered as above, the status ref's tip is the next step, numbered from
 //! the clock (see [`clock_step`]), and every step after it (of either ref) takes the next number.
 //! Those numbers are this process's: exact for its watches, never reused by a later run.
+//!
+//! A cold start need not replay the history to derive all of this: a snapshot (see the `snapshot`
+//! module) records it at one commit, and the store is rebuilt there from that commit's tree.
 
 mod cache;
 mod implied;
 mod ingest;
 mod overlay;
 mod parsed;
+mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -32,6 +36,7 @@ use tokio::sync::watch;
 
 pub use ingest::ParsedCommit;
 pub(crate) use overlay::StatusStep;
+pub use snapshot::Snapshot;
 
 /// How many object changes one commit may carry before resourceVersions would collide.
 pub const CHANGES_PER_COMMIT: u64 = 1_000_000;
@@ -97,6 +102,9 @@ pub(crate) struct State {
     /// What of the objects is kept on the status ref, and what the ref holds.
     bookkeeping: crate::status_ref::Bookkeeping,
     overlays: overlay::Overlays,
+    /// The snapshot whose commit is being applied (see [`Store::restore`]): what it records stands
+    /// for what that commit would derive.
+    restoring: Option<Arc<Snapshot>>,
 }
 
 /// Counters for reporting.
@@ -143,6 +151,7 @@ impl Store {
             seq: 0,
             bookkeeping: Default::default(),
             overlays: Default::default(),
+            restoring: None,
         };
         let mut state = state;
         state.seed_implied();

@@ -2,6 +2,7 @@
 //! commits into the store, and it takes batches of writes to the remote (see the `writer` module).
 //! Data flows one way: git → store → API; API writes → this loop → git → store.
 
+pub(crate) mod snapshots;
 mod writer;
 
 use std::collections::VecDeque;
@@ -43,6 +44,9 @@ pub struct SyncConfig {
     /// Push to a remote on this machine by writing into it directly when `git push` would do
     /// nothing more (see [`crate::mirror::local`]).
     pub direct_push: bool,
+    /// The snapshot ref of the branch: read at the initial sync, written now and then after pushes
+    /// (see [`snapshots`]). `None` for the lease ref.
+    pub(crate) snapshots: Option<Arc<snapshots::Snapshots>>,
 }
 
 impl SyncConfig {
@@ -186,7 +190,10 @@ impl Syncer {
         store: Arc<Store>,
         config: SyncConfig,
     ) -> Result<(Self, mpsc::Sender<Command>), GitError> {
-        fetch_and_advance(&mirror, &store, &config).await?;
+        match &config.snapshots {
+            Some(snapshots) => snapshots.initial_sync(&mirror, &store, &config).await?,
+            None => fetch_and_advance(&mirror, &store, &config).await?,
+        }
         let (tx, commands) = mpsc::channel(1024);
         let local = config.local_remote.as_deref().and_then(LocalRemote::open).map(Arc::new);
         let next_poll = tokio::time::Instant::now() + jitter(config.interval);
@@ -324,7 +331,17 @@ pub(crate) async fn fetch_and_advance(
     let references = config.references();
     let fetched = config.observed("fetch", remote::fetch(mirror.dir(), &references), |_| "ok").await?;
     let tips = Tips { branch: fetched[0], status: fetched.get(1).copied().flatten() };
-    advance(mirror, store, tips).await?;
+    match advance(mirror, store, tips).await {
+        // A shallow mirror (see [`snapshots`]) lacks what a rewritten history is read from: the
+        // walk back from the new tip runs past its oldest commit. With all of it, read it again.
+        Err(e) if mirror.is_shallow() => {
+            warn!(error = %e, "the branch cannot be read in the shallow mirror; fetching all of its history");
+            let depth = remote::Depth::Unshallow;
+            config.observed("fetch", remote::fetch_with(mirror.dir(), &references, depth), |_| "ok").await?;
+            advance(mirror, store, tips).await?;
+        }
+        other => other?,
+    }
     config.metrics.synced(&config.reference);
     Ok(())
 }

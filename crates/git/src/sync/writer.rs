@@ -118,6 +118,9 @@ impl Batch<'_> {
                         }
                         let applied = advance(self.mirror, self.store, self.tips(&built)).await;
                         answer(self.store, committed, applied);
+                        if let Some(snapshots) = &self.config.snapshots {
+                            snapshots.after_push(self.mirror, self.store, self.config);
+                        }
                         Attempt::Done
                     }
                     Ok(PushOutcome::Rejected) => {
