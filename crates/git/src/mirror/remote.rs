@@ -605,7 +605,12 @@ pub async fn fetch_with(dir: &Path, references: &[&str], depth: Depth) -> Result
         };
         let refspecs: Vec<String> = wanted.iter().map(refspec).collect();
         let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
-        args.extend(depth.as_deref());
+        // Without the named reference (a branch still to be created) only patterns are left, and a
+        // shallow fetch whose patterns match nothing fails without a word: there is no history to
+        // cut short then anyway.
+        if wanted.first() == references.first() {
+            args.extend(depth.as_deref());
+        }
         args.push(REMOTE);
         args.extend(refspecs.iter().map(String::as_str));
         let (output, access) = network(dir, &args).await?;

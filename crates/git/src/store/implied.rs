@@ -29,7 +29,7 @@ fn default_account(namespace: &str) -> ObjectKey {
 /// The implied object `key` (a Namespace, or a namespace's `default` ServiceAccount) as it
 /// `appeared`.
 pub(super) fn implied_object(key: &ObjectKey, appeared: Appeared) -> StoredObject {
-    match key.gk == namespace_kind() {
+    match *key.gk == namespace_kind() {
         true => implied_namespace(&key.name, appeared),
         false => default_service_account(&key.namespace, appeared),
     }

@@ -266,7 +266,7 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 fn put_key(out: &mut Vec<u8>, key: &ObjectKey) {
-    for part in [&key.gk.group, &key.gk.kind, &key.namespace, &key.name] {
+    for part in [key.gk.group.as_str(), key.gk.kind.as_str(), &key.namespace, key.name.as_str()] {
         put_bytes(out, part.as_bytes());
     }
 }
