@@ -8,6 +8,7 @@ use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 use crate::support::{Remote, core_event, open_with, options, status_of, within};
+use gitbacked_test_support::git_with_input;
 
 #[tokio::test]
 async fn events_are_bounded_in_count_bytes_and_size() {
@@ -282,13 +283,13 @@ async fn tree_entries_git_would_not_check_out_are_skipped_and_writes_go_on() {
             );
             String::from_utf8(out.stdout).unwrap().trim().to_string()
         };
-        let inner = git_stdin(&bare, &["mktree"], &format!("100644 blob {blob}\tcm.yaml\n"));
+        let inner = git_with_input(&bare, &["mktree"], format!("100644 blob {blob}\tcm.yaml\n").as_bytes());
         let root = git(&bare, &["rev-parse", "main^{tree}"]);
         let mut listing = git(&bare, &["ls-tree", root.trim()]);
         for odd in ["..", ".", ".git"] {
             listing.push_str(&format!("040000 tree {}\t{odd}\n", inner.trim()));
         }
-        let tree = git_stdin(&bare, &["mktree"], &listing);
+        let tree = git_with_input(&bare, &["mktree"], listing.as_bytes());
         let commit = git(&bare, &["commit-tree", tree.trim(), "-p", "main", "-m", "odd entries"]);
         git(&bare, &["update-ref", "refs/heads/main", commit.trim()]);
 
@@ -305,23 +306,6 @@ async fn tree_entries_git_would_not_check_out_are_skipped_and_writes_go_on() {
         store.close().await.unwrap();
     })
     .await;
-}
-
-/// Runs git with `input` on its standard input; returns stdout.
-fn git_stdin(dir: &std::path::Path, args: &[&str], input: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::support::{Remote, configmap, eventually, git, open_with, options, within};
-use gitbacked_test_support::try_git;
+use gitbacked_test_support::{git_with_input, try_git};
 
 const SNAPSHOT_REF: &str = "refs/gitbacked/snapshots/main";
 
@@ -327,23 +327,6 @@ fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = try_git(dir, args);
     assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
-}
-
-/// Runs git in `dir` with `input` on its stdin and returns its output.
-fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The person commits files (`None` removes one).

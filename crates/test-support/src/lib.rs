@@ -56,6 +56,24 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs git in `dir` with `input` on its standard input (`mktree`, `fast-import`) and returns
+/// stdout; panics on failure.
+pub fn git_with_input(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child.stdin.take().expect("piped").write_all(input).expect("git reads its input");
+    let out = child.wait_with_output().expect("git ends");
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs git in `dir`, whatever its outcome.
 pub fn try_git(dir: &Path, args: &[&str]) -> Output {
     run_bounded(Command::new("git").arg("-C").arg(dir).args(args).env("GIT_TERMINAL_PROMPT", "0"), COMMAND_TIMEOUT)

@@ -18,6 +18,7 @@
 //! module) records it at one commit, and the store is rebuilt there from that commit's tree.
 
 mod cache;
+mod codec;
 mod implied;
 mod ingest;
 mod overlay;

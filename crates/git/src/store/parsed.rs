@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use gix::ObjectId;
 
+use super::codec::{put_u32, take, take_str, take_u32};
 use gitbacked_core::document::{DocumentError, ParsedFile};
 
 /// What a parse result depends on: the blob, and whether the file is read as JSON or YAML.
@@ -110,28 +111,6 @@ pub(crate) fn decode(mut bytes: &[u8]) -> Option<FileView<'_>> {
         })
         .collect::<Option<Vec<_>>>()?;
     input.is_empty().then_some(FileView { objects, errors })
-}
-
-fn put_u32(out: &mut Vec<u8>, n: u32) {
-    out.extend_from_slice(&n.to_le_bytes());
-}
-
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if input.len() < n {
-        return None;
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Some(head)
-}
-
-fn take_u32(input: &mut &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(take(input, 4)?.try_into().ok()?))
-}
-
-fn take_str<'a>(input: &mut &'a [u8]) -> Option<&'a str> {
-    let len = take_u32(input)? as usize;
-    std::str::from_utf8(take(input, len)?).ok()
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ use gitbacked_core::uid::Uid;
 use gix::ObjectId;
 use tracing::warn;
 
+use super::codec::{put_bytes, put_u32, take, take_bytes, take_str, take_u32, take_u64};
 use super::{State, Store};
 use crate::mirror::{CommitInfo, GitError, Mirror};
 
@@ -256,45 +257,10 @@ impl State {
     }
 }
 
-fn put_u32(out: &mut Vec<u8>, n: u32) {
-    out.extend_from_slice(&n.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_u32(out, bytes.len() as u32);
-    out.extend_from_slice(bytes);
-}
-
 fn put_key(out: &mut Vec<u8>, key: &ObjectKey) {
     for part in [key.gk.group.as_str(), key.gk.kind.as_str(), &key.namespace, key.name.as_str()] {
         put_bytes(out, part.as_bytes());
     }
-}
-
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if input.len() < n {
-        return None;
-    }
-    let (head, rest) = input.split_at(n);
-    *input = rest;
-    Some(head)
-}
-
-fn take_u32(input: &mut &[u8]) -> Option<u32> {
-    Some(u32::from_le_bytes(take(input, 4)?.try_into().ok()?))
-}
-
-fn take_u64(input: &mut &[u8]) -> Option<u64> {
-    Some(u64::from_le_bytes(take(input, 8)?.try_into().ok()?))
-}
-
-fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = take_u32(input)? as usize;
-    take(input, len)
-}
-
-fn take_str<'a>(input: &mut &'a [u8]) -> Option<&'a str> {
-    std::str::from_utf8(take_bytes(input)?).ok()
 }
 
 fn take_key(input: &mut &[u8]) -> Option<ObjectKey> {
