@@ -88,7 +88,9 @@ fn the_other_measurements_run_small() {
         "--runs",
         "1",
     ]);
-    assert!(history.contains("| the history |") && history.contains("| its tip alone, one commit |"), "{history}");
+    let rows =
+        ["| the history, replayed (no snapshot) |", "| the history, from a snapshot", "| its tip alone, one commit |"];
+    assert!(rows.iter().all(|row| history.contains(row)), "{history}");
     let churn = run(&["churn", "--seconds", "2", "--replicators", "2", "--interval-ms", "400"]);
     assert!(churn.contains("| inline |") && churn.contains("| ref |"), "{churn}");
     // Without the status ref, status commits reach the branch; with it, an apply adds no line.
