@@ -99,6 +99,10 @@ pub struct Options {
     /// the ref into it directly, without running `git push`, when receive-pack would do nothing
     /// more (no hooks, no object checks; see `gitbacked_git::mirror::local`). Default: on.
     pub direct_push: bool,
+    /// How many pushes of batches of writes may be under way at once: the next batch is built on
+    /// the commit of one still in flight and pushed before that one is answered, as a
+    /// fast-forward (see `gitbacked_git::sync`). 1 pushes one batch at a time. Default: 4.
+    pub pushes_in_flight: usize,
     /// Delete objects whose owners (`metadata.ownerReferences`) are gone, and carry out orphan and
     /// foreground deletion, as kube-controller-manager's garbage collector does (see `gitbacked_gc`); the
     /// deletions are commits like any other. Default: on.
@@ -141,6 +145,7 @@ impl std::fmt::Debug for Options {
             .field("watch_window", &self.watch_window)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
             .field("direct_push", &self.direct_push)
+            .field("pushes_in_flight", &self.pushes_in_flight)
             .field("garbage_collector", &self.garbage_collector)
             .field("service_cluster_ip_range", &self.service_cluster_ip_range)
             .field("status", &self.status)
@@ -169,6 +174,7 @@ impl Default for Options {
             watch_window: 100_000,
             webhook_secret: None,
             direct_push: true,
+            pushes_in_flight: 4,
             garbage_collector: true,
             service_cluster_ip_range: ServiceCidr::default(),
             status: Placement::Inline,
@@ -261,6 +267,7 @@ impl GitStore {
             event_limits: options.event_limits,
             watch_window: options.watch_window,
             direct_push: options.direct_push,
+            pushes_in_flight: options.pushes_in_flight,
             bookkeeping: Bookkeeping { status: options.status, managed_fields: options.managed_fields },
             snapshot_every: options.snapshot_every,
         };

@@ -193,6 +193,11 @@ struct Serve {
     /// written directly when it has no hooks (receive-pack would do nothing more).
     #[arg(long, env = "GITBACKED_NO_DIRECT_PUSH")]
     no_direct_push: bool,
+    /// How many pushes of batches of writes may be under way at once: the next batch is built on
+    /// the commit still in flight and pushed as a fast-forward before it is answered. 1 pushes one
+    /// batch at a time.
+    #[arg(long, env = "GITBACKED_PUSHES_IN_FLIGHT", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pushes_in_flight: u16,
     /// Do not delete objects whose owners (metadata.ownerReferences) are gone; orphan and
     /// foreground deletions then wait for their finalizers forever.
     #[arg(long, env = "GITBACKED_NO_GARBAGE_COLLECTOR")]
@@ -455,6 +460,7 @@ async fn serve(args: Serve) -> anyhow::Result<()> {
         sign_commits: args.sign_commits,
         webhook_secret,
         direct_push: !args.no_direct_push,
+        pushes_in_flight: usize::from(args.pushes_in_flight),
         garbage_collector: !args.no_garbage_collector,
         service_cluster_ip_range: args.service_cluster_ip_range,
         status: args.status,

@@ -363,3 +363,141 @@ async fn three_stores_and_a_person_racing_on_one_remote_lose_nothing() {
     })
     .await;
 }
+
+/// Makes every push into `remote` take `secs` seconds longer in its hook `name`: `pre-receive`
+/// holds the update of the branch back, `post-receive` the answer after it.
+fn slow_hook(remote: &Remote, name: &str, secs: u32) {
+    let hook = remote.path().join("hooks").join(name);
+    std::fs::write(&hook, format!("#!/bin/sh\ncat > /dev/null\nsleep {secs}\n")).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// How many pushes of batches started so: `alone`, `overlapping` or `again`.
+async fn pushes_started(store: &gitbacked::GitStore, start: &str) -> u64 {
+    let wanted = format!("start=\"{start}\"");
+    crate::support::metrics(store)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("gitbacked_git_pushes_total{") && l.contains(&wanted))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Creates ConfigMap `default/<name>` in a task of its own.
+fn create_in_background(api: &Api<ConfigMap>, name: &str) -> tokio::task::JoinHandle<ConfigMap> {
+    let (api, object) = (api.clone(), cm(name, "1"));
+    tokio::spawn(async move { api.create(&PostParams::default(), &object).await.unwrap() })
+}
+
+/// Waits until the remote's last commit is `subject`.
+async fn landed(remote: &Remote, subject: &str) {
+    eventually(subject, || remote.log().first().is_some_and(|s| s == subject)).await;
+}
+
+#[tokio::test]
+async fn a_write_that_comes_during_a_slow_push_is_pushed_on_top_of_it_before_it_is_answered() {
+    within(60, async {
+        let remote = Remote::new();
+        // The remote updates the branch at once and answers a second later.
+        slow_hook(&remote, "post-receive", 1);
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        // A first push tells the loop how long pushes take.
+        api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+        let a = create_in_background(&api, "a");
+        landed(&remote, "create v1 ConfigMap default/a").await;
+        let b = create_in_background(&api, "b");
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+        assert_eq!(pushes_started(&store, "overlapping").await, 1, "b's push started while a's was under way");
+        assert_eq!(pushes_started(&store, "again").await, 0);
+        assert_eq!(pushes(&store, "push", "rejected").await, 0);
+        let log = remote.log();
+        assert_eq!(
+            log[..3],
+            ["create v1 ConfigMap default/b", "create v1 ConfigMap default/a", "create v1 ConfigMap default/first"]
+        );
+        // Each answer is what is served, numbered in the order the commits landed.
+        for object in [&a, &b] {
+            let name = object.metadata.name.as_deref().unwrap();
+            assert_eq!(api.get(name).await.unwrap().metadata.resource_version, object.metadata.resource_version);
+        }
+        let version = |o: &ConfigMap| o.metadata.resource_version.as_deref().unwrap().parse::<u64>().unwrap();
+        assert!(version(&a) < version(&b));
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_overlapping_push_that_read_the_branch_before_the_push_below_landed_is_sent_again() {
+    within(60, async {
+        let remote = Remote::new();
+        // The remote holds every update back for two seconds: the next push's advertisement still
+        // shows the branch without a's commit, so receive-pack refuses b's update.
+        slow_hook(&remote, "pre-receive", 2);
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+        let a = create_in_background(&api, "a");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let b = create_in_background(&api, "b");
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+        assert_eq!(pushes_started(&store, "overlapping").await, 1);
+        assert_eq!(pushes_started(&store, "again").await, 1, "b's commit was sent again as it was");
+        assert_eq!(pushes(&store, "push", "rejected").await, 1);
+        assert_eq!(
+            remote.log()[..3],
+            ["create v1 ConfigMap default/b", "create v1 ConfigMap default/a", "create v1 ConfigMap default/first"]
+        );
+        for object in [&a, &b] {
+            let name = object.metadata.name.as_deref().unwrap();
+            assert_eq!(api.get(name).await.unwrap().metadata.resource_version, object.metadata.resource_version);
+        }
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn overlapping_pushes_refused_because_a_person_pushed_between_them_are_replayed_on_the_persons_commit() {
+    within(60, async {
+        let remote = Remote::new();
+        slow_hook(&remote, "post-receive", 2);
+        let store = open(&remote).await;
+        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+        api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+        let a = create_in_background(&api, "a");
+        landed(&remote, "create v1 ConfigMap default/a").await;
+        // A person pushes on top of a's commit while the store still waits for a's answer.
+        let person = remote.person();
+        let persons = tokio::task::spawn_blocking(move || persons_commit(&person, "p.yaml", &configmap("p", "1")));
+        landed(&remote, "person: p.yaml").await;
+        let b = create_in_background(&api, "b");
+        let (_, b) = (a.await.unwrap(), b.await.unwrap());
+        persons.await.unwrap();
+
+        assert_eq!(pushes_started(&store, "overlapping").await, 1);
+        assert_eq!(pushes_started(&store, "again").await, 1);
+        // b, refused twice, was staged again on the person's commit and pushed alone.
+        assert_eq!(pushes_started(&store, "alone").await, 3);
+        assert_eq!(
+            remote.log()[..4],
+            [
+                "create v1 ConfigMap default/b",
+                "person: p.yaml",
+                "create v1 ConfigMap default/a",
+                "create v1 ConfigMap default/first"
+            ]
+        );
+        assert!(git(&remote.path(), &["log", "--merges", "--format=%H", "main"]).is_empty(), "history stays linear");
+        assert_eq!(api.get("b").await.unwrap().metadata.resource_version, b.metadata.resource_version);
+        assert_eq!(api.get("p").await.unwrap().data.unwrap()["key"], "1");
+        assert_complete(&remote);
+        store.close().await.unwrap();
+    })
+    .await;
+}

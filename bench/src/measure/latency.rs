@@ -2,16 +2,16 @@
 //! fcgiwrap + `git http-backend`) behind the delaying proxy of [`crate::proxy`], at each round-trip
 //! time asked for. The yardstick is git itself: `t_push`, one `git push` of a one-file commit from
 //! a work-tree clone over the same link, measured in the same run (before and after the writers).
-//! Then 16 and 64 in-process writers through a store opened on the proxied URL, with their
-//! throughput and latencies as ratios to `t_push`, and the round trips of a push on each transport
-//! as the proxy sees them.
+//! Then 16 and 64 writers, in-process and over HTTP, through a store opened on the proxied URL with
+//! one push at a time and with pushes that overlap, with their throughput and latencies as ratios
+//! to `t_push`, and the round trips of a push on each transport as the proxy sees them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use gitbacked::GitStore;
+use gitbacked::{GitStore, Options};
 
 use super::{Daemon, HOUR, Plan, Via, ms, options, write_level};
 use crate::proxy::{Counts, Proxy};
@@ -21,6 +21,9 @@ use gitbacked_test_support::servers::GitHttp;
 
 /// The writer levels measured over each link.
 const WRITERS: [usize; 2] = [16, 64];
+
+/// How many pushes may be under way at once: one at a time, and the default.
+const PUSHES_IN_FLIGHT: [usize; 2] = [1, 4];
 
 /// Runs the measurement at each of `rtts` (ms) over git daemon and, when nginx and fcgiwrap are
 /// installed, smart HTTP.
@@ -61,19 +64,30 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
         turns.push(counts);
     }
 
-    let t = Instant::now();
-    let store = GitStore::open(url, options(HOUR)).await?;
-    let open = ms(t.elapsed());
-    let client = Via::InProcess(store.client());
+    // Each level with pushes one at a time and with pushes that overlap, in-process and over
+    // HTTP (`gitbacked serve`'s Router): the spread of the HTTP answers splits batches.
+    let mut open = Vec::new();
     let mut levels = Vec::new();
-    for writers in WRITERS {
-        let (pushes_before, carried_before) = (super::pushes(&store).await?.0, proxy.counts());
-        let level = write_level(&store, repo, &client, writers, plan.latency_writes, plan.runs, section).await?;
-        let pushes = super::pushes(&store).await?.0 - pushes_before;
-        let carried = proxy.counts() - carried_before;
-        levels.push((writers, level, pushes, carried));
+    for in_flight in PUSHES_IN_FLIGHT {
+        let t = Instant::now();
+        let store = GitStore::open(url, Options { pushes_in_flight: in_flight, ..options(HOUR) }).await?;
+        open.push(ms(t.elapsed()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(axum::serve(listener, store.router()).into_future());
+        for via in [Via::InProcess(store.client()), Via::Http(addr)] {
+            for writers in WRITERS {
+                let (pushes_before, carried_before) = (super::pushes(&store).await?.0, proxy.counts());
+                let label = format!("{}, {in_flight} push(es) in flight", via.writers(writers));
+                let level = write_level(&store, repo, &via, writers, plan.latency_writes, plan.runs, section).await?;
+                let pushes = super::pushes(&store).await?.0 - pushes_before;
+                let carried = proxy.counts() - carried_before;
+                levels.push((writers, label, level, pushes, carried));
+            }
+        }
+        server.abort();
+        store.close().await?;
     }
-    store.close().await?;
 
     progress(&format!("{section}: t_push, {} git push after the writers", plan.push_samples));
     tokio::task::block_in_place(|| clone.catch_up())?;
@@ -104,9 +118,8 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
             first.connections, first.bytes_up, first.bytes_down
         ),
     );
-    report.add(section, "GitStore::open over the link (cold sync)", "ms", vec![open], String::new());
-    for (writers, level, pushes, carried) in levels {
-        let who = format!("{writers} writers");
+    report.add(section, "GitStore::open over the link (cold sync)", "ms", open, String::new());
+    for (writers, who, level, pushes, carried) in levels {
         let share = |rates: &[f64]| rates.iter().map(|r| r / (writers as f64 / t_push * 1000.0)).collect::<Vec<_>>();
         let of_t_push = |values: &[f64]| values.iter().map(|v| v / t_push).collect::<Vec<_>>();
         let (throughput, p50, p99) = (share(&level.rates), of_t_push(&level.p50s), of_t_push(&level.p99s));

@@ -47,6 +47,17 @@ pub struct DocumentLabels {
     pub how: &'static str,
 }
 
+/// Labels of a push of a batch of writes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    /// The remote reference: `refs/heads/<branch>`, or the lease ref.
+    pub reference: String,
+    /// `alone` (no other push under way), `overlapping` (built on a batch whose push is under
+    /// way) or `again` (an overlapping push sent a second time: it read the remote before the
+    /// batch below it landed).
+    pub start: &'static str,
+}
+
 /// The health of one sync loop.
 #[derive(Clone, Debug, Default)]
 struct LoopHealth {
@@ -64,6 +75,7 @@ pub struct GitMetrics {
     git: Family<GitLabels, Counter>,
     git_seconds: Family<GitLatencyLabels, Histogram, fn() -> Histogram>,
     documents: Family<DocumentLabels, Counter>,
+    pushes: Family<PushLabels, Counter>,
     loops: Mutex<BTreeMap<String, LoopHealth>>,
 }
 
@@ -78,6 +90,7 @@ impl GitMetrics {
             git: Family::default(),
             git_seconds: Family::new_with_constructor(latency as fn() -> Histogram),
             documents: Family::default(),
+            pushes: Family::default(),
             loops: Mutex::default(),
         });
         registry.register("git_operations", "git fetch, push and ls-remote runs by outcome", metrics.git.clone());
@@ -86,6 +99,11 @@ impl GitMetrics {
             "documents_written",
             "documents of existing files that API writes changed, by how: edited in place or written anew",
             metrics.documents.clone(),
+        );
+        registry.register(
+            "git_pushes",
+            "pushes of batches of writes by how they started: alone, overlapping a push under way, or sent again",
+            metrics.pushes.clone(),
         );
         registry.register_collector(Box::new(Contents { stores, metrics: metrics.clone() }));
         metrics
@@ -100,6 +118,11 @@ impl GitMetrics {
         let reference = reference.to_string();
         self.git.get_or_create(&GitLabels { reference: reference.clone(), operation, outcome }).inc();
         self.git_seconds.get_or_create(&GitLatencyLabels { reference, operation }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a push of a batch of writes to `reference`, and how it started (see [`PushLabels`]).
+    pub fn push_started(&self, reference: &str, start: &'static str) {
+        self.pushes.get_or_create(&PushLabels { reference: reference.to_string(), start }).inc();
     }
 
     /// Counts a document of an existing file that a write changed, and how (see [`DocumentLabels`]).

@@ -53,6 +53,8 @@ pub struct Config {
     pub watch_window: usize,
     /// Push directly into a bare repository on this machine when `git push` would do nothing more.
     pub direct_push: bool,
+    /// How many pushes may be under way at once (at least 1).
+    pub pushes_in_flight: usize,
     /// Where `status` and `metadata.managedFields` of the branch's objects are kept.
     pub bookkeeping: crate::status_ref::Bookkeeping,
     /// How many commits the branch moves between two snapshots this process writes; 0: none (see
@@ -109,6 +111,7 @@ impl GitStorage {
             metrics: git_metrics.clone(),
             local_remote: local_path(&config.url),
             direct_push: config.direct_push,
+            pushes_in_flight: config.pushes_in_flight.max(1),
             snapshots: Some(Arc::new(Snapshots::new(&branch, config.snapshot_every))),
         };
         let lease_config = SyncConfig {

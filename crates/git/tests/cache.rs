@@ -45,6 +45,7 @@ async fn open_at(remote: &Remote, cache: Option<&Path>) -> Opened {
         event_limits: Default::default(),
         watch_window: 100_000,
         direct_push: true,
+        pushes_in_flight: 4,
         bookkeeping: Default::default(),
         snapshot_every: 0,
     };

@@ -2,6 +2,7 @@
 //! commits into the store, and it takes batches of writes to the remote (see the `writer` module).
 //! Data flows one way: git → store → API; API writes → this loop → git → store.
 
+mod pipeline;
 pub(crate) mod snapshots;
 mod writer;
 
@@ -20,6 +21,8 @@ use crate::metrics::GitMetrics;
 use crate::mirror::local::LocalRemote;
 use crate::mirror::{GitError, Identity, Mirror, remote};
 use crate::store::{StatusStep, Store};
+use pipeline::Pipeline;
+use writer::{Batch, Ctx};
 
 /// How the loop reaches and writes the remote.
 #[derive(Clone)]
@@ -44,6 +47,9 @@ pub struct SyncConfig {
     /// Push to a remote on this machine by writing into it directly when `git push` would do
     /// nothing more (see [`crate::mirror::local`]).
     pub direct_push: bool,
+    /// How many pushes may be under way at once: the next batch is built on a commit still in
+    /// flight (see [`pipeline`]). At least 1.
+    pub pushes_in_flight: usize,
     /// The snapshot ref of the branch: read at the initial sync, written now and then after pushes
     /// (see [`snapshots`]). `None` for the lease ref.
     pub(crate) snapshots: Option<Arc<snapshots::Snapshots>>,
@@ -112,6 +118,11 @@ impl Pacing {
         self.others_seen = Some(std::time::Instant::now());
     }
 
+    /// Whether other writers showed themselves lately.
+    pub(crate) fn contended(&self) -> bool {
+        self.others_seen.is_some_and(|t| t.elapsed() < CONTENTION_MEMORY)
+    }
+
     /// A push succeeded after `took` (at most a quarter of a second counts: a push that waited
     /// for an unreachable remote says nothing about turns).
     pub(crate) fn pushed(&mut self, took: Duration) {
@@ -130,8 +141,7 @@ impl Pacing {
             }
         };
         self.streak += 1;
-        let contended = self.others_seen.is_some_and(|t| t.elapsed() < CONTENTION_MEMORY);
-        if !contended && self.streak < UNSEEN_STREAK {
+        if !self.contended() && self.streak < UNSEEN_STREAK {
             return Duration::ZERO;
         }
         self.streak = 0;
@@ -158,29 +168,55 @@ pub(crate) enum Command {
 
 /// Where the loop is.
 enum State {
-    /// Waiting for a write, a request or the next poll.
+    /// Waiting for a write, the end of a push, a request or the next poll.
     Idle,
-    /// Checking the remote for new commits.
+    /// Checking the remote for new commits (and answering who asked for it).
     Poll(Option<oneshot::Sender<Result<(), GitError>>>),
-    /// Taking writes to the remote.
-    Write(Vec<PendingWrite>),
-    /// Every handle is gone: stop.
+    /// Staging a batch of writes and starting its push.
+    Write(Batch),
+    /// The oldest push under way ended so.
+    Settle(pipeline::Outcome),
+    /// Every handle is gone and every write answered.
     Stopped,
+}
+
+/// What the loop reads and writes.
+struct Remote {
+    mirror: Arc<Mirror>,
+    store: Arc<Store>,
+    config: SyncConfig,
+    /// The remote, when it is on this machine.
+    local: Option<Arc<LocalRemote>>,
+}
+
+impl Remote {
+    fn ctx(&self) -> Ctx<'_> {
+        let local = self.local.as_ref().filter(|_| self.config.direct_push);
+        Ctx { mirror: &self.mirror, store: &self.store, config: &self.config, local }
+    }
 }
 
 /// The loop's own data.
 pub(crate) struct Syncer {
-    mirror: Arc<Mirror>,
-    store: Arc<Store>,
-    config: SyncConfig,
+    remote: Remote,
     commands: mpsc::Receiver<Command>,
-    deferred: VecDeque<PendingWrite>,
+    /// Writes received for the next batch, and when the first of them came with the turn it
+    /// leaves other writers.
+    queue: Vec<PendingWrite>,
+    queued: Option<(tokio::time::Instant, Duration)>,
+    /// Writes to objects that a batch under way writes: queued again once one lands.
+    deferred: Vec<PendingWrite>,
+    /// Polls asked for while pushes were under way: run once none is.
+    sync_requests: VecDeque<oneshot::Sender<Result<(), GitError>>>,
     next_poll: tokio::time::Instant,
-    local: Option<Arc<LocalRemote>>,
     /// How many writes the previous batch carried.
     last_batch: usize,
     /// Turns with other writers on the remote.
     pacing: Pacing,
+    /// The pushes under way.
+    pipeline: Pipeline,
+    /// No more commands: stop once every write received is answered.
+    stopping: bool,
 }
 
 impl Syncer {
@@ -197,9 +233,20 @@ impl Syncer {
         let (tx, commands) = mpsc::channel(1024);
         let local = config.local_remote.as_deref().and_then(LocalRemote::open).map(Arc::new);
         let next_poll = tokio::time::Instant::now() + jitter(config.interval);
-        let deferred = VecDeque::new();
-        let pacing = Pacing::default();
-        Ok((Syncer { mirror, store, config, commands, deferred, next_poll, local, last_batch: 0, pacing }, tx))
+        let syncer = Syncer {
+            remote: Remote { mirror, store, config, local },
+            commands,
+            queue: Vec::new(),
+            queued: None,
+            deferred: Vec::new(),
+            sync_requests: VecDeque::new(),
+            next_poll,
+            last_batch: 0,
+            pacing: Pacing::default(),
+            pipeline: Pipeline::default(),
+            stopping: false,
+        };
+        Ok((syncer, tx))
     }
 
     /// Runs until every handle is dropped.
@@ -217,29 +264,39 @@ impl Syncer {
     async fn step(&mut self, state: State) -> State {
         match state {
             State::Idle => {
-                if let Some(w) = self.deferred.pop_front() {
-                    return State::Write(self.batch(w).await);
+                let idle = self.pipeline.is_empty();
+                if self.stopping && idle && self.queue.is_empty() && self.deferred.is_empty() {
+                    return State::Stopped;
                 }
-                let peek = tokio::time::sleep(if self.local.is_some() { LOCAL_PEEK } else { self.config.interval });
+                if idle && let Some(reply) = self.sync_requests.pop_front() {
+                    return State::Poll(Some(reply));
+                }
+                let launch = self.launch_at();
+                let local = self.remote.local.as_ref().filter(|_| idle);
+                let peek = tokio::time::sleep(if local.is_some() { LOCAL_PEEK } else { self.remote.config.interval });
                 tokio::select! {
-                    command = self.commands.recv() => match command {
-                        None | Some(Command::Shutdown) => State::Stopped,
-                        Some(Command::Write(w)) => State::Write(self.batch(w).await),
-                        Some(Command::SyncNow(reply)) => State::Poll(Some(reply)),
-                    },
-                    _ = tokio::time::sleep_until(self.next_poll) => State::Poll(None),
-                    _ = peek => match self.local.as_ref().map(|l| self.config.references().iter().map(|r| l.tip(r)).collect::<Vec<_>>()) {
+                    biased;
+                    outcome = self.pipeline.outcome() => State::Settle(outcome),
+                    _ = tokio::time::sleep_until(launch.unwrap_or(self.next_poll)), if launch.is_some() => {
+                        State::Write(self.take_batch())
+                    }
+                    command = self.commands.recv(), if !self.stopping => {
+                        self.receive(command);
+                        State::Idle
+                    }
+                    _ = tokio::time::sleep_until(self.next_poll), if idle => State::Poll(None),
+                    _ = peek, if idle => match local.map(|l| self.remote.config.references().iter().map(|r| l.tip(r)).collect::<Vec<_>>()) {
                         Some(tips) if self.moved(&tips) => State::Poll(None),
                         _ => State::Idle,
                     },
                 }
             }
             State::Poll(reply) => {
-                self.next_poll = tokio::time::Instant::now() + jitter(self.config.interval);
+                self.next_poll = tokio::time::Instant::now() + jitter(self.remote.config.interval);
                 let result = self.poll().await;
                 if let Err(e) = &result {
                     warn!(error = %e, "sync with the remote failed; serving the last synced state");
-                    self.config.metrics.sync_failed(&self.config.reference, e);
+                    self.remote.config.metrics.sync_failed(&self.remote.config.reference, e);
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
@@ -247,70 +304,96 @@ impl Syncer {
                 State::Idle
             }
             State::Write(batch) => {
-                let local = self.local.as_ref().filter(|_| self.config.direct_push);
-                let (mirror, store, config) = (&self.mirror, &self.store, &self.config);
-                let deferred = writer::write_batch(mirror, store, config, local, &mut self.pacing, batch).await;
-                self.deferred.extend(deferred);
+                let ctx = self.remote.ctx();
+                let bases = self.pipeline.bases(ctx);
+                if let Some(staged) = writer::stage(ctx, bases, batch, self.pipeline.busy(), &mut self.deferred) {
+                    self.pipeline.launch(ctx, staged);
+                }
                 State::Idle
+            }
+            State::Settle(outcome) => {
+                let replay = self.pipeline.settle(self.remote.ctx(), &mut self.pacing, outcome).await;
+                // Writes that waited for an object under way go with the next batch, first.
+                if !self.deferred.is_empty() {
+                    self.queued = self.queued.or(Some((tokio::time::Instant::now(), Duration::ZERO)));
+                    self.queue.splice(0..0, self.deferred.drain(..));
+                }
+                replay.map_or(State::Idle, State::Write)
             }
             State::Stopped => State::Stopped,
         }
     }
 
-    /// The write just received plus every write already queued: one group commit. While it holds
-    /// fewer writes than the previous batch, it waits up to [`LINGER`] for more.
-    async fn batch(&mut self, first: PendingWrite) -> Vec<PendingWrite> {
-        // Writes that arrive during the turn join the batch.
-        tokio::time::sleep(self.pacing.turn(gitbacked_core::uid::random())).await;
-        let mut batch = vec![first];
-        batch.extend(self.deferred.drain(..));
-        let linger = tokio::time::Instant::now() + LINGER;
-        loop {
-            let command = match self.commands.try_recv() {
-                Ok(command) => command,
-                Err(mpsc::error::TryRecvError::Empty) if batch.len() < self.last_batch => {
-                    match tokio::time::timeout_at(linger, self.commands.recv()).await {
-                        Ok(Some(command)) => command,
-                        _ => break,
-                    }
+    /// Takes a command received while waiting.
+    fn receive(&mut self, command: Option<Command>) {
+        match command {
+            Some(Command::Write(w)) => {
+                if self.queue.is_empty() {
+                    // Right after this loop's own push, other writers get a turn first (see
+                    // [`Pacing`]); writes that arrive meanwhile join the batch.
+                    let turn = match self.pipeline.is_empty() {
+                        true => self.pacing.turn(gitbacked_core::uid::random()),
+                        false => Duration::ZERO,
+                    };
+                    self.queued = Some((tokio::time::Instant::now(), turn));
                 }
-                Err(_) => break,
-            };
-            match command {
-                Command::Write(w) => batch.push(w),
-                // Answered by the poll that follows the batch's own fetches.
-                Command::SyncNow(reply) => {
-                    let _ = reply.send(Ok(()));
-                }
-                Command::Shutdown => {
-                    self.commands.close();
-                }
+                self.queue.push(w);
+            }
+            Some(Command::SyncNow(reply)) => self.sync_requests.push_back(reply),
+            None | Some(Command::Shutdown) => {
+                self.stopping = true;
+                self.commands.close();
             }
         }
-        self.last_batch = batch.len();
-        batch
+    }
+
+    /// When the queued writes go as a batch: after the turn, and while the batch holds fewer
+    /// writes than the previous one up to [`LINGER`] later; while pushes are under way, once the
+    /// pipeline lets the next one start. `None`: nothing queued, or a push must land first.
+    fn launch_at(&self) -> Option<tokio::time::Instant> {
+        let (first, turn) = self.queued.filter(|_| !self.queue.is_empty())?;
+        if self.pipeline.is_empty() {
+            let linger = if self.queue.len() < self.last_batch { LINGER } else { Duration::ZERO };
+            return Some(first + turn + linger);
+        }
+        // Pushes overlap, but not while other writers want turns or a poll waits for them to end.
+        let overlap = !self.pacing.contended() && self.sync_requests.is_empty();
+        let limit = if overlap { self.remote.config.pushes_in_flight } else { 1 };
+        self.pipeline.next_launch(limit).map(tokio::time::Instant::from_std)
+    }
+
+    /// The queued writes as a batch, with those already sent to the loop.
+    fn take_batch(&mut self) -> Batch {
+        while let Ok(command) = self.commands.try_recv() {
+            self.receive(Some(command));
+        }
+        self.queued = None;
+        let writes = std::mem::take(&mut self.queue);
+        self.last_batch = writes.len();
+        Batch { writes, tries: 1, deadline: std::time::Instant::now() + self.remote.config.write_timeout }
     }
 
     /// Whether the remote's tips of this loop's references (as [`SyncConfig::references`] lists
     /// them) are not those the store reflects.
     fn moved(&self, tips: &[Option<ObjectId>]) -> bool {
-        let reflected = [self.store.tip().0, self.store.status_tip()];
+        let reflected = [self.remote.store.tip().0, self.remote.store.status_tip()];
         tips.iter().zip(reflected).any(|(tip, reflected)| tip.is_some() && *tip != reflected)
     }
 
     /// A cheap look at the remote tips; fetches and applies only when one moved.
     async fn poll(&mut self) -> Result<(), GitError> {
-        let (dir, references) = (self.mirror.dir(), self.config.references());
-        let tips = self.config.observed("ls-remote", remote::remote_tips(dir, &references), |_| "ok").await?;
+        let Remote { mirror, store, config, .. } = &self.remote;
+        let (dir, references) = (mirror.dir(), config.references());
+        let tips = config.observed("ls-remote", remote::remote_tips(dir, &references), |_| "ok").await?;
         if self.moved(&tips) {
             // This loop's own pushes move the store's tip as they land: these are someone else's.
             self.pacing.others_seen();
-            fetch_and_advance(&self.mirror, &self.store, &self.config).await?;
+            fetch_and_advance(mirror, store, config).await?;
         }
-        self.config.metrics.synced(&self.config.reference);
+        config.metrics.synced(&config.reference);
         // A stale lock in a remote on this machine blocks pushes even while reads go on.
-        let blocked = writer::stale_lock(&self.config);
-        self.config.metrics.pushes_blocked(&self.config.reference, blocked.as_ref());
+        let blocked = writer::stale_lock(config);
+        config.metrics.pushes_blocked(&config.reference, blocked.as_ref());
         Ok(())
     }
 }

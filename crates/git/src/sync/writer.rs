@@ -1,4 +1,5 @@
-//! Group commit. A batch of writes becomes one commit on top of the synced tip, its message naming
+//! Group commit. A batch of writes becomes one commit on top of the synced tip (or of the batch
+//! before it, while that one is still on its way: see the `pipeline` module), its message naming
 //! every write, pushed as a fast-forward. When another writer was first, the loop fetches, brings
 //! the store up to date and evaluates every write again on the new tip: a write whose precondition
 //! no longer holds gets its 409 from its own `mutate`, the others are pushed. Every write is
@@ -9,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::warn;
 
-use super::{Pacing, PendingWrite, SyncConfig, Tips, advance, fetch_and_advance};
+use super::{PendingWrite, SyncConfig, Tips};
 use crate::layout;
 use crate::metrics::GitMetrics;
 use crate::mirror::local::LocalRemote;
@@ -32,204 +33,110 @@ macro_rules! cost_span {
     };
 }
 
-/// How many times a batch is replayed on a moving remote before its writes fail (the write
-/// timeout bounds it too).
-const MAX_ATTEMPTS: usize = 64;
-
-/// A random delay of up to 10 ms × 2^tries (at most 80 ms) before replaying: enough to break the
-/// lockstep of writers refused together, short enough not to lose every turn to the writer that
-/// won (see [`Pacing`]).
-fn backoff(tries: usize) -> std::time::Duration {
-    let ceiling = 10u64 << tries.min(3);
-    std::time::Duration::from_millis(gitbacked_core::uid::random() % ceiling)
+/// What a batch needs on its way to the remote.
+#[derive(Clone, Copy)]
+pub(super) struct Ctx<'a> {
+    pub(super) mirror: &'a Arc<Mirror>,
+    pub(super) store: &'a Arc<Store>,
+    pub(super) config: &'a SyncConfig,
+    /// The remote, when it is on this machine and may be pushed to directly.
+    pub(super) local: Option<&'a Arc<LocalRemote>>,
 }
 
-/// A write that made it into a commit of the batch being pushed.
-struct Committed {
-    pending: PendingWrite,
+/// Writes to take to the remote in one commit.
+pub(super) struct Batch {
+    pub(super) writes: Vec<PendingWrite>,
+    /// How many times these writes have been staged (1 the first time).
+    pub(super) tries: usize,
+    /// When they fail with 503 if they are not pushed.
+    pub(super) deadline: Instant,
+}
+
+/// A write that made it into a commit of a batch.
+pub(super) struct Committed {
+    pub(super) pending: PendingWrite,
     before: Option<Arc<StoredObject>>,
     deleted: bool,
 }
 
-/// Where a batch is.
-enum Attempt {
-    /// Evaluate every write on the synced tip and build one commit for the batch.
-    Stage { writes: Vec<PendingWrite>, tries: usize },
-    /// Push the commits built (on the branch, and on the status ref), then answer each write from
-    /// the store.
-    Push { committed: Vec<Committed>, built: Vec<Built>, tries: usize },
-    /// The push was refused: bring the store to the new tips. When the commits are part of them
-    /// after all (an earlier attempt landed though its answer was lost, and others built on it),
-    /// their writes are answered; otherwise another writer was first and they are staged again.
-    Replay { committed: Vec<Committed>, built: Vec<Built>, tries: usize },
-    /// Every write of the batch is answered (or deferred).
-    Done,
+/// A batch built into commits, ready to be pushed.
+pub(super) struct Staged {
+    pub(super) committed: Vec<Committed>,
+    pub(super) built: Vec<Built>,
+    pub(super) tries: usize,
+    pub(super) deadline: Instant,
 }
 
-/// One batch on its way to the remote.
-struct Batch<'a> {
-    mirror: &'a Arc<Mirror>,
-    store: &'a Arc<Store>,
-    config: &'a SyncConfig,
-    /// The remote, when it is on this machine and may be pushed to directly.
-    local: Option<&'a Arc<LocalRemote>>,
-    /// Turns with other writers: told of every push and refusal.
-    pacing: &'a mut Pacing,
-    deadline: Instant,
-    /// Second writes to an object already written in this batch: they wait for the next one.
-    deferred: Vec<PendingWrite>,
-}
-
-/// Takes a batch to the remote. Returns the writes deferred to the next batch (a second write
-/// to an object already written in this batch waits for the first one's resourceVersion).
-pub(super) async fn write_batch(
-    mirror: &Arc<Mirror>,
-    store: &Arc<Store>,
-    config: &SyncConfig,
-    local: Option<&Arc<LocalRemote>>,
-    pacing: &mut Pacing,
-    writes: Vec<PendingWrite>,
-) -> Vec<PendingWrite> {
-    let deadline = Instant::now() + config.write_timeout;
-    let mut batch = Batch { mirror, store, config, local, pacing, deadline, deferred: Vec::new() };
-    let mut attempt = Attempt::Stage { writes, tries: 1 };
-    while !matches!(attempt, Attempt::Done) {
-        attempt = batch.step(attempt).await;
-    }
-    batch.deferred
-}
-
-impl Batch<'_> {
-    async fn step(&mut self, attempt: Attempt) -> Attempt {
-        match attempt {
-            Attempt::Stage { writes, tries } => self.stage(writes, tries),
-            Attempt::Push { committed, built, tries } => {
-                let started = Instant::now();
-                let updates: Vec<RefUpdate> =
-                    built.iter().map(|b| RefUpdate { reference: b.reference.clone(), commit: b.head }).collect();
-                match push_until(self.mirror, self.config, self.local, &updates, self.deadline).await {
-                    Ok(PushOutcome::Pushed) => {
-                        self.pacing.pushed(started.elapsed());
-                        self.config.metrics.pushes_blocked(&self.config.reference, None);
-                        for b in &built {
-                            if let Err(e) = remote::record_push(self.mirror, &b.reference, b.head) {
-                                warn!(error = %e, "recording the push in the mirror failed");
-                            }
-                        }
-                        let applied = advance(self.mirror, self.store, self.tips(&built)).await;
-                        answer(self.store, committed, applied);
-                        if let Some(snapshots) = &self.config.snapshots {
-                            snapshots.after_push(self.mirror, self.store, self.config);
-                        }
-                        Attempt::Done
-                    }
-                    Ok(PushOutcome::Rejected) => {
-                        self.pacing.others_seen();
-                        Attempt::Replay { committed, built, tries }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "push failed");
-                        if matches!(e, GitError::Remote(remote::RemoteError::StaleLock { .. })) {
-                            self.config.metrics.pushes_blocked(&self.config.reference, Some(&e));
-                        }
-                        fail_all(committed.into_iter().map(|c| c.pending), &e.to_string());
-                        Attempt::Done
-                    }
-                }
-            }
-            Attempt::Replay { committed, built, tries } => {
-                // Writers that keep colliding back off by a random, growing delay, so that one of
-                // them gets through instead of all retrying in lockstep.
-                tokio::time::sleep(backoff(tries)).await;
-                if let Err(e) = fetch_and_advance(self.mirror, self.store, self.config).await {
-                    warn!(error = %e, "fetch after a rejected push failed");
-                }
-                if landed(self.mirror, self.store, self.config, &built).await {
-                    debug!("the commits are on the remote after all: an earlier push landed");
-                    answer(self.store, committed, Ok(()));
-                    return Attempt::Done;
-                }
-                debug!(tries, "push rejected: another writer was first; replaying on the new tip");
-                let writes: Vec<PendingWrite> = committed.into_iter().map(|c| c.pending).collect();
-                if tries >= MAX_ATTEMPTS || Instant::now() >= self.deadline {
-                    fail_all(writes, "the remote kept moving; gave up replaying");
-                    return Attempt::Done;
-                }
-                Attempt::Stage { writes, tries: tries + 1 }
-            }
-            Attempt::Done => Attempt::Done,
+/// Evaluates each write of `batch` against the store and commits its change on top of the
+/// previous one, the first on `bases`. A write to an object in `busy` (written by a batch still on
+/// its way) or already written in this batch waits in `deferred` for the next batch, so that it
+/// sees the first one's result. Returns `None` when nothing is to be pushed (every write answered
+/// or deferred).
+pub(super) fn stage(
+    ctx: Ctx<'_>,
+    bases: Tips,
+    batch: Batch,
+    busy: &HashSet<ObjectKey>,
+    deferred: &mut Vec<PendingWrite>,
+) -> Option<Staged> {
+    let mut staging = Staging::new(ctx.mirror, ctx.store, ctx.config, bases);
+    let mut committed: Vec<Committed> = Vec::new();
+    let mut written: HashSet<ObjectKey> = HashSet::new();
+    for mut pending in batch.writes {
+        if written.contains(&pending.write.key) || busy.contains(&pending.write.key) {
+            deferred.push(pending);
+            continue;
         }
-    }
-
-    /// Evaluates each write against the store and commits its change on top of the previous one.
-    fn stage(&mut self, writes: Vec<PendingWrite>, tries: usize) -> Attempt {
-        let mut staging = Staging::new(self.mirror, self.store, self.config);
-        let mut committed: Vec<Committed> = Vec::new();
-        let mut written: HashSet<ObjectKey> = HashSet::new();
-        for mut pending in writes {
-            if written.contains(&pending.write.key) {
-                self.deferred.push(pending);
-                continue;
-            }
-            let before = self.store.get(&pending.write.key);
-            let key = &pending.write.key;
-            let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
-                let changed = staging.stage(key, before.as_deref(), &mutation)?;
-                Ok((mutation, changed))
-            });
-            match result {
-                Err(e) => {
-                    let _ = pending.reply.send(Err(e));
-                }
-                // Nothing to write: the object is already in the requested state.
-                Ok((_, false)) => {
-                    let outcome =
-                        before.map(WriteOutcome::Stored).ok_or_else(|| StatusError::internal("nothing to write"));
-                    let _ = pending.reply.send(outcome);
-                }
-                Ok((mutation, true)) => {
-                    written.insert(pending.write.key.clone());
-                    committed.push(Committed { pending, before, deleted: mutation == Mutation::Delete });
-                }
-            }
-        }
-        if committed.is_empty() {
-            return Attempt::Done;
-        }
-        // One commit for the batch: it writes each tree once however many writes it carries, and
-        // its message names every write.
-        let descriptions: Vec<&str> = committed.iter().map(|c| c.pending.write.description.as_str()).collect();
-        let message = match descriptions.as_slice() {
-            [one] => one.to_string(),
-            many => format!("{} writes\n\n{}", many.len(), many.join("\n")),
-        };
-        match staging.commit(&message, &self.config.author, gitbacked_core::clock::now()) {
-            Ok(built) => Attempt::Push { committed, built, tries },
+        let before = ctx.store.get(&pending.write.key);
+        let key = &pending.write.key;
+        let result = (pending.write.mutate)(before.as_deref()).and_then(|mutation| {
+            let changed = staging.stage(key, before.as_deref(), &mutation)?;
+            Ok((mutation, changed))
+        });
+        match result {
             Err(e) => {
-                let why = format!("building the commit failed: {e}");
-                for c in committed {
-                    let _ = c.pending.reply.send(Err(StatusError::internal(why.clone())));
-                }
-                Attempt::Done
+                let _ = pending.reply.send(Err(e));
+            }
+            // Nothing to write: the object is already in the requested state.
+            Ok((_, false)) => {
+                let outcome = before.map(WriteOutcome::Stored).ok_or_else(|| StatusError::internal("nothing to write"));
+                let _ = pending.reply.send(outcome);
+            }
+            Ok((mutation, true)) => {
+                written.insert(pending.write.key.clone());
+                committed.push(Committed { pending, before, deleted: mutation == Mutation::Delete });
             }
         }
     }
-
-    /// Where the store is to be read to once `built` is pushed.
-    fn tips(&self, built: &[Built]) -> Tips {
-        let head =
-            |reference: Option<&str>| built.iter().find(|b| Some(b.reference.as_str()) == reference).map(|b| b.head);
-        Tips { branch: head(Some(&self.config.reference)), status: head(self.config.status_reference.as_deref()) }
+    if committed.is_empty() {
+        return None;
+    }
+    // One commit for the batch: it writes each tree once however many writes it carries, and its
+    // message names every write.
+    let descriptions: Vec<&str> = committed.iter().map(|c| c.pending.write.description.as_str()).collect();
+    let message = match descriptions.as_slice() {
+        [one] => one.to_string(),
+        many => format!("{} writes\n\n{}", many.len(), many.join("\n")),
+    };
+    match staging.commit(&message, &ctx.config.author, gitbacked_core::clock::now()) {
+        Ok(built) => Some(Staged { committed, built, tries: batch.tries, deadline: batch.deadline }),
+        Err(e) => {
+            let why = format!("building the commit failed: {e}");
+            for c in committed {
+                let _ = c.pending.reply.send(Err(StatusError::internal(why.clone())));
+            }
+            None
+        }
     }
 }
 
 /// Whether every commit of `built` is on the first-parent chain of its reference as the store now
 /// reflects it.
-async fn landed(mirror: &Arc<Mirror>, store: &Store, config: &SyncConfig, built: &[Built]) -> bool {
+pub(super) async fn landed(ctx: Ctx<'_>, built: &[Built]) -> bool {
     for b in built {
-        let tip = if b.reference == config.reference { store.tip().0 } else { store.status_tip() };
+        let tip = if b.reference == ctx.config.reference { ctx.store.tip().0 } else { ctx.store.status_tip() };
         let Some(tip) = tip else { return false };
-        let (mirror, base, head) = (mirror.clone(), b.base, b.head);
+        let (mirror, base, head) = (ctx.mirror.clone(), b.base, b.head);
         let chain = tokio::task::spawn_blocking(move || mirror.reader().first_parent_chain(base, tip)).await;
         if !matches!(chain, Ok(Ok(Some(commits))) if commits.iter().any(|c| c.id == head)) {
             return false;
@@ -239,10 +146,25 @@ async fn landed(mirror: &Arc<Mirror>, store: &Store, config: &SyncConfig, built:
 }
 
 /// A commit of a batch, and the reference it is to move.
-struct Built {
-    reference: String,
-    base: Option<gix::ObjectId>,
-    head: gix::ObjectId,
+pub(super) struct Built {
+    pub(super) reference: String,
+    pub(super) base: Option<gix::ObjectId>,
+    pub(super) head: gix::ObjectId,
+}
+
+impl Built {
+    /// The update of the remote reference that pushes it.
+    pub(super) fn update(&self) -> RefUpdate {
+        RefUpdate { reference: self.reference.clone(), commit: self.head }
+    }
+}
+
+/// Where the store is to be read to once the batches that built `built`, oldest first, are
+/// pushed: the last commit of each reference.
+pub(super) fn tips<'a>(config: &SyncConfig, built: impl DoubleEndedIterator<Item = &'a Built> + Clone) -> Tips {
+    let head =
+        |reference: Option<&str>| built.clone().rev().find(|b| Some(b.reference.as_str()) == reference).map(|b| b.head);
+    Tips { branch: head(Some(&config.reference)), status: head(config.status_reference.as_deref()) }
 }
 
 /// The changes of a batch, on their way into commits: the branch's, and the status ref's when the
@@ -259,14 +181,15 @@ struct Staging<'a> {
 }
 
 impl<'a> Staging<'a> {
-    fn new(mirror: &Mirror, store: &Store, config: &'a SyncConfig) -> Self {
+    /// Changes on top of `bases`, the commits of each reference the batch is built on.
+    fn new(mirror: &Mirror, store: &Store, config: &'a SyncConfig, bases: Tips) -> Self {
         let builder = |base| (base, mirror.builder(base, config.sign_commits));
         Staging {
             config,
             registry: store.registry(),
             bookkeeping: store.bookkeeping(),
-            branch: builder(store.tip().0),
-            status: config.status_reference.as_ref().map(|_| builder(store.status_tip())),
+            branch: builder(bases.branch),
+            status: config.status_reference.as_ref().map(|_| builder(bases.status)),
             created: Vec::new(),
         }
     }
@@ -372,9 +295,9 @@ impl<'a> Staging<'a> {
 }
 
 /// Answers each write of a pushed commit from the store, once it reflects the commit (`applied`).
-fn answer(store: &Arc<Store>, committed: Vec<Committed>, applied: Result<(), GitError>) {
+pub(super) fn answer(store: &Arc<Store>, committed: Vec<Committed>, applied: &Result<(), GitError>) {
     for c in committed {
-        let outcome = match &applied {
+        let outcome = match applied {
             Err(e) => Err(StatusError::internal(format!("pushed, but reading the commit back failed: {e}"))),
             Ok(()) if c.deleted => {
                 c.before.map(WriteOutcome::Deleted).ok_or_else(|| StatusError::internal("deleted object vanished"))
@@ -388,14 +311,14 @@ fn answer(store: &Arc<Store>, committed: Vec<Committed>, applied: Result<(), Git
     }
 }
 
-fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
+pub(super) fn fail_all(writes: impl IntoIterator<Item = PendingWrite>, why: &str) {
     for w in writes {
         let _ = w.reply.send(Err(StatusError::unavailable(format!("the write could not be pushed: {why}"))));
     }
 }
 
 /// Pushes, retrying failures (not rejections) until the deadline.
-async fn push_until(
+pub(super) async fn push_until(
     mirror: &Arc<Mirror>,
     config: &SyncConfig,
     local: Option<&Arc<LocalRemote>>,
