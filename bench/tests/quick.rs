@@ -52,9 +52,10 @@ fn quick_mode_runs_every_measurement() {
         "Network remote with latency: git daemon, 10 ms RTT",
         "t_push: one git push of a one-file commit",
         "round trips of one git push",
-        "16 writers: round trips per store push",
-        "64 writers: throughput / (writers / t_push)",
-        "64 writers: p99 / t_push",
+        "16 writers, 1 push(es) in flight: round trips per store push",
+        "64 writers, 4 push(es) in flight: throughput / (writers / t_push)",
+        "HTTP, 64 keep-alive clients, 4 push(es) in flight: p99 / t_push",
+        "open loop, 8 writes per t_push, 4 push(es) in flight: pushes that overlapped one under way",
     ] {
         assert!(stdout.contains(name), "the table does not name {name:?}:\n{stdout}");
         assert!(markdown.contains(name), "the markdown does not name {name:?}");

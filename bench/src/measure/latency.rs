@@ -16,7 +16,7 @@ use gitbacked::{GitStore, Options};
 use super::{Daemon, HOUR, Plan, Via, ms, options, write_level};
 use crate::proxy::{Counts, Proxy};
 use crate::repogen::{self, Repo};
-use crate::report::{Report, median, progress};
+use crate::report::{Report, median, percentile, progress};
 use gitbacked_test_support::servers::GitHttp;
 
 /// The writer levels measured over each link.
@@ -68,6 +68,7 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
     // HTTP (`gitbacked serve`'s Router): the spread of the HTTP answers splits batches.
     let mut open = Vec::new();
     let mut levels = Vec::new();
+    let mut open_loops = Vec::new();
     for in_flight in PUSHES_IN_FLIGHT {
         let t = Instant::now();
         let store = GitStore::open(url, Options { pushes_in_flight: in_flight, ..options(HOUR) }).await?;
@@ -78,13 +79,28 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
         for via in [Via::InProcess(store.client()), Via::Http(addr)] {
             for writers in WRITERS {
                 let (pushes_before, carried_before) = (super::pushes(&store).await?.0, proxy.counts());
+                let starts_before = starts(&store).await?;
                 let label = format!("{}, {in_flight} push(es) in flight", via.writers(writers));
                 let level = write_level(&store, repo, &via, writers, plan.latency_writes, plan.runs, section).await?;
                 let pushes = super::pushes(&store).await?.0 - pushes_before;
                 let carried = proxy.counts() - carried_before;
-                levels.push((writers, label, level, pushes, carried));
+                let started = starts(&store).await?.map(|n| n as i64);
+                let started: [i64; 3] = std::array::from_fn(|i| started[i] - starts_before[i] as i64);
+                levels.push((writers, label, level, pushes, carried, started));
             }
         }
+        // Writes that do not wait for each other: the case pushes that overlap are for.
+        let t_push = median(&before);
+        let label = format!("open loop, {OPEN_LOOP_RATE} writes per t_push, {in_flight} push(es) in flight");
+        progress(&format!("{section}: {label}"));
+        let starts_before = starts(&store).await?;
+        let mut latencies = Vec::new();
+        for run in 0..plan.runs {
+            let tag = format!("open-{in_flight}-{run}");
+            latencies.push(open_loop(repo, &store.client(), t_push, plan.latency_writes, &tag).await?);
+        }
+        let started = starts(&store).await?;
+        open_loops.push((label, latencies, std::array::from_fn::<f64, 3, _>(|i| started[i] - starts_before[i])));
         server.abort();
         store.close().await?;
     }
@@ -119,7 +135,21 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
         ),
     );
     report.add(section, "GitStore::open over the link (cold sync)", "ms", open, String::new());
-    for (writers, who, level, pushes, carried) in levels {
+    for (label, runs, [alone, overlapping, again]) in open_loops {
+        let of_t_push = |q: f64| runs.iter().map(|l| percentile(l, q) / t_push).collect::<Vec<_>>();
+        let overlapped = overlapping / (alone + overlapping + again).max(1.0);
+        let detail = format!("{alone} alone, {overlapping} overlapping, {again} sent again");
+        report.add(
+            section,
+            format!("{label}: pushes that overlapped one under way (share)"),
+            "",
+            vec![overlapped],
+            detail,
+        );
+        report.add(section, format!("{label}: p50 / t_push"), "", of_t_push(50.0), String::new());
+        report.add(section, format!("{label}: p99 / t_push"), "", of_t_push(99.0), String::new());
+    }
+    for (writers, who, level, pushes, carried, [alone, overlapping, again]) in levels {
         let share = |rates: &[f64]| rates.iter().map(|r| r / (writers as f64 / t_push * 1000.0)).collect::<Vec<_>>();
         let of_t_push = |values: &[f64]| values.iter().map(|v| v / t_push).collect::<Vec<_>>();
         let (throughput, p50, p99) = (share(&level.rates), of_t_push(&level.p50s), of_t_push(&level.p99s));
@@ -132,6 +162,13 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
             "",
             vec![per_push(carried.round_trips)],
             format!("{:.2} TCP connections per push, {pushes:.0} pushes", per_push(carried.connections)),
+        );
+        report.add(
+            section,
+            format!("{who}: pushes that overlapped one under way (share)"),
+            "",
+            vec![overlapping as f64 / (alone + overlapping + again).max(1) as f64],
+            format!("{alone} alone, {overlapping} overlapping, {again} sent again"),
         );
         report.add(
             section,
@@ -153,6 +190,46 @@ async fn link(repo: &Repo, plan: &Plan, url: &str, proxy: &Proxy, section: &str,
         );
     }
     Ok(())
+}
+
+/// How many writes arrive, on average, during one `t_push` in the open-loop level.
+const OPEN_LOOP_RATE: f64 = 8.0;
+
+/// `count` writes arriving at random ([`OPEN_LOOP_RATE`] per `t_push` ms on average, as a Poisson
+/// process), each answered in a task of its own, so that none waits for another's answer; each on
+/// one of 256 objects in turn, so that no object is written twice at once. Their latencies (ms).
+async fn open_loop(repo: &Repo, client: &kube::Client, t_push: f64, count: usize, tag: &str) -> Result<Vec<f64>> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams};
+    let total = repogen::configmap_count(repo.objects - 1);
+    let objects = total.min(256);
+    let mut next = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for j in 0..count {
+        let uniform = (gitbacked_core::uid::random() >> 11) as f64 / (1u64 << 53) as f64;
+        next += Duration::from_secs_f64(-(1.0 - uniform).ln() * t_push / OPEN_LOOP_RATE / 1000.0);
+        tokio::time::sleep_until(next).await;
+        let (name, ns, _, _) = repogen::configmap(repogen::spread(j % objects, objects, total), 0);
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+        let body = Patch::Merge(serde_json::json!({"data": {"bench": format!("{tag}-{j}")}}));
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            api.patch(&name, &PatchParams::default(), &body).await?;
+            anyhow::Ok(ms(t.elapsed()))
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for task in tasks {
+        latencies.push(task.await??);
+    }
+    Ok(latencies)
+}
+
+/// How many pushes of batches the store started alone, overlapping one under way, and again.
+async fn starts(store: &GitStore) -> Result<[f64; 3]> {
+    let text = super::metrics(store).await?;
+    let count = |start: &str| super::metric_sum(&text, "gitbacked_git_pushes_total", &format!("start=\"{start}\""));
+    Ok([count("alone"), count("overlapping"), count("again")])
 }
 
 /// A work-tree clone whose `origin` is the proxied URL: the yardstick's `git push`.

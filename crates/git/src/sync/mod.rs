@@ -80,10 +80,22 @@ impl SyncConfig {
 /// How often a remote on this machine is looked at: reading one ref costs microseconds.
 const LOCAL_PEEK: Duration = Duration::from_millis(50);
 
-/// How long a batch may wait for the writers of the previous batch to come back. A controller
-/// answered by one push usually writes again at once; joining the next push costs it far less than
-/// a push of its own, and without the wait the writers split into two batches that alternate.
+/// How long a batch may wait for the writers just answered to come back, at least; a tenth of a
+/// push when pushes take longer (see [`Regroup`]).
 const LINGER: Duration = Duration::from_millis(2);
+
+/// The writers answered by the last push, expected back with their next writes. A controller
+/// answered by one push usually writes again at once; joining the next push costs it far less than
+/// a push of its own. Without the wait the writers split into two batches that alternate for
+/// good, each waiting for the other's push before its own (over HTTP, where answered clients take
+/// milliseconds to write again, 64 writers went as 32 + 32 and waited 2.5–3 pushes a write).
+#[derive(Clone, Copy)]
+struct Regroup {
+    /// How many writes the next batch would hold with all of them back.
+    writes: usize,
+    /// How long it waits for them.
+    until: tokio::time::Instant,
+}
 
 /// How long after another writer showed itself (its commits fetched, or a push refused because of
 /// them) a loop keeps leaving turns between its pushes.
@@ -209,8 +221,8 @@ pub(crate) struct Syncer {
     /// Polls asked for while pushes were under way: run once none is.
     sync_requests: VecDeque<oneshot::Sender<Result<(), GitError>>>,
     next_poll: tokio::time::Instant,
-    /// How many writes the previous batch carried.
-    last_batch: usize,
+    /// The writers answered by the last push, waited for.
+    regroup: Option<Regroup>,
     /// Turns with other writers on the remote.
     pacing: Pacing,
     /// The pushes under way.
@@ -241,7 +253,7 @@ impl Syncer {
             deferred: Vec::new(),
             sync_requests: VecDeque::new(),
             next_poll,
-            last_batch: 0,
+            regroup: None,
             pacing: Pacing::default(),
             pipeline: Pipeline::default(),
             stopping: false,
@@ -312,7 +324,12 @@ impl Syncer {
                 State::Idle
             }
             State::Settle(outcome) => {
-                let replay = self.pipeline.settle(self.remote.ctx(), &mut self.pacing, outcome).await;
+                let (answered, replay) = self.pipeline.settle(self.remote.ctx(), &mut self.pacing, outcome).await;
+                if answered > 0 {
+                    let wait = self.pipeline.push_time().map_or(LINGER, |push| (push / 10).max(LINGER));
+                    let writes = answered + self.queue.len() + self.deferred.len();
+                    self.regroup = Some(Regroup { writes, until: tokio::time::Instant::now() + wait });
+                }
                 // Writes that waited for an object under way go with the next batch, first.
                 if !self.deferred.is_empty() {
                     self.queued = self.queued.or(Some((tokio::time::Instant::now(), Duration::ZERO)));
@@ -347,19 +364,25 @@ impl Syncer {
         }
     }
 
-    /// When the queued writes go as a batch: after the turn, and while the batch holds fewer
-    /// writes than the previous one up to [`LINGER`] later; while pushes are under way, once the
-    /// pipeline lets the next one start. `None`: nothing queued, or a push must land first.
+    /// When the queued writes go as a batch: after the turn; while pushes are under way, once the
+    /// pipeline lets the next one start; and while writers just answered are not all back, up to
+    /// the [`Regroup`]'s wait. `None`: nothing queued, or a push must land first.
     fn launch_at(&self) -> Option<tokio::time::Instant> {
         let (first, turn) = self.queued.filter(|_| !self.queue.is_empty())?;
-        if self.pipeline.is_empty() {
-            let linger = if self.queue.len() < self.last_batch { LINGER } else { Duration::ZERO };
-            return Some(first + turn + linger);
-        }
-        // Pushes overlap, but not while other writers want turns or a poll waits for them to end.
-        let overlap = !self.pacing.contended() && self.sync_requests.is_empty();
-        let limit = if overlap { self.remote.config.pushes_in_flight } else { 1 };
-        self.pipeline.next_launch(limit).map(tokio::time::Instant::from_std)
+        let at = match self.pipeline.is_empty() {
+            true => first + turn,
+            false => {
+                // Pushes overlap, but not while other writers want turns or a poll waits for
+                // them to end.
+                let overlap = !self.pacing.contended() && self.sync_requests.is_empty();
+                let limit = if overlap { self.remote.config.pushes_in_flight } else { 1 };
+                tokio::time::Instant::from_std(self.pipeline.next_launch(limit, self.queue.len())?)
+            }
+        };
+        Some(match self.regroup {
+            Some(regroup) if self.queue.len() < regroup.writes => at.max(regroup.until),
+            _ => at,
+        })
     }
 
     /// The queued writes as a batch, with those already sent to the loop.
@@ -368,8 +391,8 @@ impl Syncer {
             self.receive(Some(command));
         }
         self.queued = None;
+        self.regroup = None;
         let writes = std::mem::take(&mut self.queue);
-        self.last_batch = writes.len();
         Batch { writes, tries: 1, deadline: std::time::Instant::now() + self.remote.config.write_timeout }
     }
 

@@ -90,11 +90,16 @@ impl Pipeline {
         Tips { branch: heads.branch.or(ctx.store.tip().0), status: heads.status.or_else(|| ctx.store.status_tip()) }
     }
 
-    /// When the next batch may be pushed while others are in flight: `None` when it must wait for
-    /// one to land (`limit` pushes are under way, or none has been timed yet).
-    pub(super) fn next_launch(&self, limit: usize) -> Option<Instant> {
+    /// When the next batch, of `queued` writes, may be pushed while others are in flight: `None`
+    /// when it must wait for one to land: `limit` pushes are under way, none has been timed yet,
+    /// or it holds fewer than half the writes of the last one. Writers that write again as soon
+    /// as they are answered come back together, one batch per push; a few of them late would
+    /// otherwise go in a push of their own, and the two groups, each waiting for the other's push
+    /// to be far enough along, would never join again.
+    pub(super) fn next_launch(&self, limit: usize, queued: usize) -> Option<Instant> {
         let last = self.in_flight.back()?;
-        let push_time = self.push_time.filter(|_| self.in_flight.len() < limit)?;
+        let joins = queued * 2 >= last.staged.committed.len();
+        let push_time = self.push_time.filter(|_| self.in_flight.len() < limit && joins)?;
         Some(last.started + push_time.mul_f64(SPACING))
     }
 
@@ -114,16 +119,23 @@ impl Pipeline {
         }
     }
 
+    /// How long a push takes, once one has been timed.
+    pub(super) fn push_time(&self) -> Option<Duration> {
+        self.push_time
+    }
+
     /// Takes the oldest push's `outcome` into account: answers its writes once it landed, sends it
     /// again, or waits for every push in flight and returns the writes to stage again on the
-    /// remote's new tip.
-    pub(super) async fn settle(&mut self, ctx: Ctx<'_>, pacing: &mut Pacing, outcome: Outcome) -> Option<Batch> {
-        let front = self.in_flight.pop_front()?;
+    /// remote's new tip. Returns how many writes were answered as pushed, and those to replay.
+    pub(super) async fn settle(
+        &mut self,
+        ctx: Ctx<'_>,
+        pacing: &mut Pacing,
+        outcome: Outcome,
+    ) -> (usize, Option<Batch>) {
+        let Some(front) = self.in_flight.pop_front() else { return (0, None) };
         match outcome {
-            Ok(PushOutcome::Pushed) => {
-                self.answer(ctx, pacing, vec![front]).await;
-                None
-            }
+            Ok(PushOutcome::Pushed) => (self.answer(ctx, pacing, vec![front]).await, None),
             Ok(PushOutcome::Rejected) if front.overlapped && !front.resent && on_bases(ctx, &front.staged) => {
                 // Its push read the advertisement before the batch below it landed: now that one
                 // is in the store, this one is a fast-forward of the remote again, unless another
@@ -132,16 +144,16 @@ impl Pipeline {
                 let push = spawn_push(ctx, &front.staged, "again");
                 let again = InFlight { started: Instant::now(), resent: true, push, ..front };
                 self.in_flight.push_front(again);
-                None
+                (0, None)
             }
             outcome => self.drain(ctx, pacing, front, outcome).await,
         }
     }
 
     /// Answers batches whose pushes landed (the last one's push carried the others'
-    /// commits), once the store reflects them.
-    async fn answer(&mut self, ctx: Ctx<'_>, pacing: &mut Pacing, landed: Vec<InFlight>) {
-        let Some(last) = landed.last() else { return };
+    /// commits), once the store reflects them; returns how many writes.
+    async fn answer(&mut self, ctx: Ctx<'_>, pacing: &mut Pacing, landed: Vec<InFlight>) -> usize {
+        let Some(last) = landed.last() else { return 0 };
         let took = last.started.elapsed();
         pacing.pushed(took);
         self.push_time = Some(match self.push_time {
@@ -160,6 +172,7 @@ impl Pipeline {
             }
         }
         let applied = advance(ctx.mirror, ctx.store, tips).await;
+        let answered = landed.iter().map(|f| f.staged.committed.len()).sum();
         for batch in landed {
             for c in &batch.staged.committed {
                 self.busy.remove(&c.pending.write.key);
@@ -169,12 +182,19 @@ impl Pipeline {
         if let Some(snapshots) = &ctx.config.snapshots {
             snapshots.after_push(ctx.mirror, ctx.store, ctx.config);
         }
+        answered
     }
 
     /// The oldest push was refused or failed: waits for the others, answers those that landed,
     /// fails the writes of a push that failed and returns those of a refused one (and of every
     /// batch built on it) to be staged again on the remote's new tip.
-    async fn drain(&mut self, ctx: Ctx<'_>, pacing: &mut Pacing, front: InFlight, outcome: Outcome) -> Option<Batch> {
+    async fn drain(
+        &mut self,
+        ctx: Ctx<'_>,
+        pacing: &mut Pacing,
+        front: InFlight,
+        outcome: Outcome,
+    ) -> (usize, Option<Batch>) {
         let mut settled = vec![(front, outcome)];
         while let Some(mut next) = self.in_flight.pop_front() {
             let outcome = (&mut next.push).await.unwrap_or_else(|e| Err(GitError::Command(format!("push: {e}"))));
@@ -183,13 +203,14 @@ impl Pipeline {
         self.busy.clear();
         // A batch whose push landed carried every batch below it.
         let last = settled.iter().rposition(|(_, o)| matches!(o, Ok(PushOutcome::Pushed)));
+        let mut answered = 0;
         if let Some(last) = last {
             let rest = settled.split_off(last + 1);
-            self.answer(ctx, pacing, settled.into_iter().map(|(f, _)| f).collect()).await;
+            answered = self.answer(ctx, pacing, settled.into_iter().map(|(f, _)| f).collect()).await;
             settled = rest;
         }
         let mut rest = settled.into_iter();
-        let (first, outcome) = rest.next()?;
+        let Some((first, outcome)) = rest.next() else { return (answered, None) };
         let batches = std::iter::once(first).chain(rest.map(|(f, _)| f));
         if let Err(e) = outcome {
             warn!(error = %e, "push failed");
@@ -198,7 +219,7 @@ impl Pipeline {
             }
             // The batches above it were built on its commit.
             writer::fail_all(batches.flat_map(|f| f.staged.committed).map(|c| c.pending), &e.to_string());
-            return None;
+            return (answered, None);
         }
         pacing.others_seen();
         let batches: Vec<Staged> = batches.map(|f| f.staged).collect();
@@ -214,20 +235,21 @@ impl Pipeline {
         for staged in batches {
             if writer::landed(ctx, &staged.built).await {
                 debug!("the commits are on the remote after all: an earlier push landed");
+                answered += staged.committed.len();
                 writer::answer(ctx.store, staged.committed, &Ok(()));
             } else {
                 writes.extend(staged.committed.into_iter().map(|c| c.pending));
             }
         }
         if writes.is_empty() {
-            return None;
+            return (answered, None);
         }
         debug!(tries, "push rejected: another writer was first; replaying on the new tip");
         if tries >= MAX_ATTEMPTS || Instant::now() >= deadline {
             writer::fail_all(writes, "the remote kept moving; gave up replaying");
-            return None;
+            return (answered, None);
         }
-        Some(Batch { writes, tries: tries + 1, deadline })
+        (answered, Some(Batch { writes, tries: tries + 1, deadline }))
     }
 }
 
