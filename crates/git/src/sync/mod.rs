@@ -84,17 +84,64 @@ const LOCAL_PEEK: Duration = Duration::from_millis(50);
 /// push when pushes take longer (see [`Regroup`]).
 const LINGER: Duration = Duration::from_millis(2);
 
-/// The writers answered by the last push, expected back with their next writes. A controller
+/// Waits for the writers a push answered to come back with their next writes. A controller
 /// answered by one push usually writes again at once; joining the next push costs it far less than
 /// a push of its own. Without the wait the writers split into two batches that alternate for
 /// good, each waiting for the other's push before its own (over HTTP, where answered clients take
 /// milliseconds to write again, 64 writers went as 32 + 32 and waited 2.5–3 pushes a write).
-#[derive(Clone, Copy)]
+/// Writers that do not write again at once (independent requests) would only be delayed by it:
+/// the loop learns how many come back, and while fewer than half do it waits only now and then,
+/// to see whether they have started to.
+#[derive(Clone, Copy, Debug)]
 struct Regroup {
-    /// How many writes the next batch would hold with all of them back.
-    writes: usize,
-    /// How long it waits for them.
+    /// The share of answered writers that came back within the wait, a moving average.
+    returning: f64,
+    /// Pushes landed, to wait at every [`REGROUP_PROBE`]th one whatever the share.
+    landings: u32,
+    waiting: Option<Awaited>,
+}
+
+/// The writers answered by the last push, awaited.
+#[derive(Clone, Copy, Debug)]
+struct Awaited {
+    answered: usize,
+    /// Writes queued when they were answered.
+    queued: usize,
     until: tokio::time::Instant,
+}
+
+/// While few answered writers come back, the loop still waits for them after one push in this many.
+const REGROUP_PROBE: u32 = 8;
+
+impl Default for Regroup {
+    fn default() -> Self {
+        Regroup { returning: 1.0, landings: 0, waiting: None }
+    }
+}
+
+impl Regroup {
+    /// A push answered `answered` writes while `queued` others waited; pushes take `push_time`.
+    fn landed(&mut self, answered: usize, queued: usize, push_time: Option<Duration>, now: tokio::time::Instant) {
+        self.landings = self.landings.wrapping_add(1);
+        if answered == 0 || (self.returning < 0.5 && self.landings % REGROUP_PROBE != 0) {
+            return;
+        }
+        let wait = push_time.map_or(LINGER, |push| (push / 10).max(LINGER));
+        self.waiting = Some(Awaited { answered, queued, until: now + wait });
+    }
+
+    /// Until when a batch of `queued` writes waits for the answered writers.
+    fn hold(&self, queued: usize) -> Option<tokio::time::Instant> {
+        self.waiting.filter(|w| queued < w.queued + w.answered).map(|w| w.until)
+    }
+
+    /// A batch of `queued` writes goes: learns how many of the awaited writers came back.
+    fn launched(&mut self, queued: usize) {
+        if let Some(w) = self.waiting.take() {
+            let back = queued.saturating_sub(w.queued).min(w.answered) as f64 / w.answered as f64;
+            self.returning = self.returning * 0.75 + back * 0.25;
+        }
+    }
 }
 
 /// How long after another writer showed itself (its commits fetched, or a push refused because of
@@ -222,7 +269,7 @@ pub(crate) struct Syncer {
     sync_requests: VecDeque<oneshot::Sender<Result<(), GitError>>>,
     next_poll: tokio::time::Instant,
     /// The writers answered by the last push, waited for.
-    regroup: Option<Regroup>,
+    regroup: Regroup,
     /// Turns with other writers on the remote.
     pacing: Pacing,
     /// The pushes under way.
@@ -253,7 +300,7 @@ impl Syncer {
             deferred: Vec::new(),
             sync_requests: VecDeque::new(),
             next_poll,
-            regroup: None,
+            regroup: Regroup::default(),
             pacing: Pacing::default(),
             pipeline: Pipeline::default(),
             stopping: false,
@@ -325,11 +372,8 @@ impl Syncer {
             }
             State::Settle(outcome) => {
                 let (answered, replay) = self.pipeline.settle(self.remote.ctx(), &mut self.pacing, outcome).await;
-                if answered > 0 {
-                    let wait = self.pipeline.push_time().map_or(LINGER, |push| (push / 10).max(LINGER));
-                    let writes = answered + self.queue.len() + self.deferred.len();
-                    self.regroup = Some(Regroup { writes, until: tokio::time::Instant::now() + wait });
-                }
+                let (waiting, now) = (self.queue.len() + self.deferred.len(), tokio::time::Instant::now());
+                self.regroup.landed(answered, waiting, self.pipeline.push_time(), now);
                 // Writes that waited for an object under way go with the next batch, first.
                 if !self.deferred.is_empty() {
                     self.queued = self.queued.or(Some((tokio::time::Instant::now(), Duration::ZERO)));
@@ -379,10 +423,7 @@ impl Syncer {
                 tokio::time::Instant::from_std(self.pipeline.next_launch(limit, self.queue.len())?)
             }
         };
-        Some(match self.regroup {
-            Some(regroup) if self.queue.len() < regroup.writes => at.max(regroup.until),
-            _ => at,
-        })
+        Some(self.regroup.hold(self.queue.len()).map_or(at, |until| at.max(until)))
     }
 
     /// The queued writes as a batch, with those already sent to the loop.
@@ -391,7 +432,7 @@ impl Syncer {
             self.receive(Some(command));
         }
         self.queued = None;
-        self.regroup = None;
+        self.regroup.launched(self.queue.len());
         let writes = std::mem::take(&mut self.queue);
         Batch { writes, tries: 1, deadline: std::time::Instant::now() + self.remote.config.write_timeout }
     }
@@ -613,6 +654,49 @@ pub enum SyncError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answered_writers_are_waited_for_while_they_come_back() {
+        let now = tokio::time::Instant::now();
+        let push = Some(Duration::from_millis(150));
+        let mut regroup = Regroup::default();
+        // 16 writers answered while 2 writes waited: the batch waits for 18, a tenth of a push.
+        regroup.landed(16, 2, push, now);
+        let until = now + Duration::from_millis(15);
+        assert_eq!(regroup.hold(2), Some(until));
+        assert_eq!(regroup.hold(17), Some(until));
+        assert_eq!(regroup.hold(18), None, "all back: it goes at once");
+        regroup.launched(18);
+        assert_eq!(regroup.returning, 1.0);
+        // Fast pushes wait the linger at least; nothing answered, nothing awaited.
+        regroup.landed(4, 0, Some(Duration::from_millis(3)), now);
+        assert_eq!(regroup.hold(0), Some(now + LINGER));
+        regroup.launched(4);
+        regroup.landed(0, 3, push, now);
+        assert_eq!(regroup.hold(3), None);
+
+        // Independent writers: the answered ones do not come back, and the loop stops waiting,
+        // but for one push in REGROUP_PROBE.
+        let mut open = Regroup::default();
+        let mut waits = 0;
+        for _ in 0..4 * REGROUP_PROBE {
+            open.landed(8, 1, push, now);
+            if open.hold(1).is_some() {
+                waits += 1;
+            }
+            open.launched(1);
+        }
+        assert!(open.returning < 0.5, "{open:?}");
+        assert!((4..=7).contains(&waits), "{waits} waits: the first few, then one in {REGROUP_PROBE}");
+        // Once they come back again, it waits every time.
+        for _ in 0..2 * REGROUP_PROBE {
+            open.landed(8, 1, push, now);
+            open.launched(9);
+        }
+        assert!(open.returning > 0.5);
+        open.landed(8, 1, push, now);
+        assert!(open.hold(1).is_some());
+    }
 
     #[test]
     fn a_loop_takes_turns_while_others_write_or_after_a_long_streak_and_right_after_its_push() {
