@@ -123,7 +123,7 @@ impl Regroup {
     /// A push answered `answered` writes while `queued` others waited; pushes take `push_time`.
     fn landed(&mut self, answered: usize, queued: usize, push_time: Option<Duration>, now: tokio::time::Instant) {
         self.landings = self.landings.wrapping_add(1);
-        if answered == 0 || (self.returning < 0.5 && self.landings % REGROUP_PROBE != 0) {
+        if answered == 0 || (self.returning < 0.5 && !self.landings.is_multiple_of(REGROUP_PROBE)) {
             return;
         }
         let wait = push_time.map_or(LINGER, |push| (push / 10).max(LINGER));
