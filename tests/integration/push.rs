@@ -383,6 +383,25 @@ async fn pushes_started(store: &gitbacked::GitStore, start: &str) -> u64 {
         .sum()
 }
 
+/// A remote whose pushes take `secs` seconds longer in its hook `hook` (see [`slow_hook`]), a
+/// store on it and its ConfigMaps in `default`, after a first write (which times a push).
+async fn slow_remote(hook: &str, secs: u32) -> (Remote, gitbacked::GitStore, Api<ConfigMap>) {
+    let remote = Remote::new();
+    slow_hook(&remote, hook, secs);
+    let store = open(&remote).await;
+    let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
+    api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+    (remote, store, api)
+}
+
+/// Each answer is what is served.
+async fn assert_served(api: &Api<ConfigMap>, answers: &[&ConfigMap]) {
+    for answer in answers {
+        let name = answer.metadata.name.as_deref().unwrap();
+        assert_eq!(api.get(name).await.unwrap().metadata.resource_version, answer.metadata.resource_version);
+    }
+}
+
 /// Creates ConfigMap `default/<name>` in a task of its own.
 fn create_in_background(api: &Api<ConfigMap>, name: &str) -> tokio::task::JoinHandle<ConfigMap> {
     let (api, object) = (api.clone(), cm(name, "1"));
@@ -397,13 +416,8 @@ async fn landed(remote: &Remote, subject: &str) {
 #[tokio::test]
 async fn a_write_that_comes_during_a_slow_push_is_pushed_on_top_of_it_before_it_is_answered() {
     within(60, async {
-        let remote = Remote::new();
         // The remote updates the branch at once and answers a second later.
-        slow_hook(&remote, "post-receive", 1);
-        let store = open(&remote).await;
-        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        // A first push tells the loop how long pushes take.
-        api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+        let (remote, store, api) = slow_remote("post-receive", 1).await;
         let a = create_in_background(&api, "a");
         landed(&remote, "create v1 ConfigMap default/a").await;
         let b = create_in_background(&api, "b");
@@ -418,10 +432,7 @@ async fn a_write_that_comes_during_a_slow_push_is_pushed_on_top_of_it_before_it_
             ["create v1 ConfigMap default/b", "create v1 ConfigMap default/a", "create v1 ConfigMap default/first"]
         );
         // Each answer is what is served, numbered in the order the commits landed.
-        for object in [&a, &b] {
-            let name = object.metadata.name.as_deref().unwrap();
-            assert_eq!(api.get(name).await.unwrap().metadata.resource_version, object.metadata.resource_version);
-        }
+        assert_served(&api, &[&a, &b]).await;
         let version = |o: &ConfigMap| o.metadata.resource_version.as_deref().unwrap().parse::<u64>().unwrap();
         assert!(version(&a) < version(&b));
         assert_complete(&remote);
@@ -433,13 +444,9 @@ async fn a_write_that_comes_during_a_slow_push_is_pushed_on_top_of_it_before_it_
 #[tokio::test]
 async fn an_overlapping_push_that_read_the_branch_before_the_push_below_landed_is_sent_again() {
     within(60, async {
-        let remote = Remote::new();
         // The remote holds every update back for two seconds: the next push's advertisement still
         // shows the branch without a's commit, so receive-pack refuses b's update.
-        slow_hook(&remote, "pre-receive", 2);
-        let store = open(&remote).await;
-        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+        let (remote, store, api) = slow_remote("pre-receive", 2).await;
         let a = create_in_background(&api, "a");
         tokio::time::sleep(Duration::from_millis(300)).await;
         let b = create_in_background(&api, "b");
@@ -452,10 +459,7 @@ async fn an_overlapping_push_that_read_the_branch_before_the_push_below_landed_i
             remote.log()[..3],
             ["create v1 ConfigMap default/b", "create v1 ConfigMap default/a", "create v1 ConfigMap default/first"]
         );
-        for object in [&a, &b] {
-            let name = object.metadata.name.as_deref().unwrap();
-            assert_eq!(api.get(name).await.unwrap().metadata.resource_version, object.metadata.resource_version);
-        }
+        assert_served(&api, &[&a, &b]).await;
         assert_complete(&remote);
         store.close().await.unwrap();
     })
@@ -465,11 +469,7 @@ async fn an_overlapping_push_that_read_the_branch_before_the_push_below_landed_i
 #[tokio::test]
 async fn overlapping_pushes_refused_because_a_person_pushed_between_them_are_replayed_on_the_persons_commit() {
     within(60, async {
-        let remote = Remote::new();
-        slow_hook(&remote, "post-receive", 2);
-        let store = open(&remote).await;
-        let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
-        api.create(&PostParams::default(), &cm("first", "0")).await.unwrap();
+        let (remote, store, api) = slow_remote("post-receive", 2).await;
         let a = create_in_background(&api, "a");
         landed(&remote, "create v1 ConfigMap default/a").await;
         // A person pushes on top of a's commit while the store still waits for a's answer.
@@ -494,7 +494,7 @@ async fn overlapping_pushes_refused_because_a_person_pushed_between_them_are_rep
             ]
         );
         assert!(git(&remote.path(), &["log", "--merges", "--format=%H", "main"]).is_empty(), "history stays linear");
-        assert_eq!(api.get("b").await.unwrap().metadata.resource_version, b.metadata.resource_version);
+        assert_served(&api, &[&b]).await;
         assert_eq!(api.get("p").await.unwrap().data.unwrap()["key"], "1");
         assert_complete(&remote);
         store.close().await.unwrap();
