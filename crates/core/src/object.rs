@@ -236,42 +236,52 @@ pub struct StoredObject {
     pub defaulted: std::sync::OnceLock<Box<Bytes>>,
 }
 
-/// The derived metadata as served, written into a buffer on the stack: the members that go at the
-/// end of `metadata`, with the comma before them.
-struct Members {
-    bytes: [u8; Members::CAPACITY],
-    len: usize,
+/// The derived metadata as served: the members that go at the end of `metadata`, with the comma
+/// before them, written without the machinery of `fmt` (a LIST writes them for every item).
+fn write_members(object: &StoredObject, out: &mut Vec<u8>) {
+    let d = &object.derived;
+    if object.document[..object.splice].last() != Some(&b'{') {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"uid\":\"");
+    out.extend_from_slice(d.uid.as_bytes());
+    out.extend_from_slice(b"\",\"resourceVersion\":\"");
+    write_number(out, d.resource_version, false);
+    out.push(b'"');
+    if object.generation {
+        out.extend_from_slice(b",\"generation\":");
+        write_number(out, d.generation.unsigned_abs(), d.generation < 0);
+    }
+    out.extend_from_slice(b",\"creationTimestamp\":\"");
+    let timestamp = crate::clock::Rfc3339(d.creation_timestamp);
+    match timestamp.bytes() {
+        Some(bytes) => out.extend_from_slice(&bytes),
+        None => out.extend_from_slice(timestamp.to_string().as_bytes()),
+    }
+    out.push(b'"');
 }
 
-impl Members {
-    /// Room for the longest: a uid, two 20-digit numbers, a timestamp of a 20-digit year, the names.
-    const CAPACITY: usize = 192;
-
-    fn of(object: &StoredObject) -> Self {
-        let mut bytes = [0; Members::CAPACITY];
-        let mut rest = &mut bytes[..];
-        // Writing into a slice of this size does not fail (see `CAPACITY`).
-        let _ = Members::write(object, &mut rest);
-        let len = Members::CAPACITY - rest.len();
-        Members { bytes, len }
-    }
-
-    fn write(object: &StoredObject, out: &mut impl std::io::Write) -> std::io::Result<()> {
-        let d = &object.derived;
-        if object.document[..object.splice].last() != Some(&b'{') {
-            out.write_all(b",")?;
+/// Writes a number in decimal, as serde_json does.
+fn write_number(out: &mut Vec<u8>, mut n: u64, negative: bool) {
+    let mut digits = [0; 21];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
-        write!(out, "\"uid\":\"{}\",\"resourceVersion\":\"{}\"", d.uid, d.resource_version)?;
-        if object.generation {
-            write!(out, ",\"generation\":{}", d.generation)?;
-        }
-        write!(out, ",\"creationTimestamp\":\"{}\"", crate::clock::Rfc3339(d.creation_timestamp))
     }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    if negative {
+        at -= 1;
+        digits[at] = b'-';
     }
+    out.extend_from_slice(&digits[at..]);
 }
+
+/// Room for the derived metadata: a uid, two 20-digit numbers, a timestamp, the names.
+const MEMBERS_CAPACITY: usize = 176;
 
 impl StoredObject {
     /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
@@ -299,28 +309,25 @@ impl StoredObject {
     /// The served JSON: the document with the derived metadata at the end of `metadata`
     /// (`uid`, `resourceVersion`, `generation` for the kinds that have one, `creationTimestamp`).
     pub fn json(&self) -> Bytes {
-        let members = Members::of(self);
-        let mut json = Vec::with_capacity(self.document.len() + members.len);
-        self.write_json(&members, &mut json);
+        let mut json = Vec::with_capacity(self.document.len() + MEMBERS_CAPACITY);
+        self.append_json(&mut json);
         Bytes::from(json)
     }
 
     /// Appends the served JSON (see [`StoredObject::json`]) to `out`, for answers that hold many.
     pub fn append_json(&self, out: &mut Vec<u8>) {
-        self.write_json(&Members::of(self), out);
-    }
-
-    fn write_json(&self, members: &Members, out: &mut Vec<u8>) {
         let (head, tail) = self.document.split_at(self.splice);
-        out.reserve(self.document.len() + members.len);
+        out.reserve(self.document.len() + MEMBERS_CAPACITY);
         out.extend_from_slice(head);
-        out.extend_from_slice(members.as_slice());
+        write_members(self, out);
         out.extend_from_slice(tail);
     }
 
     /// The length of the served JSON.
     pub fn json_len(&self) -> usize {
-        self.document.len() + Members::of(self).len
+        let mut members = Vec::with_capacity(MEMBERS_CAPACITY);
+        write_members(self, &mut members);
+        self.document.len() + members.len()
     }
 
     /// The served JSON without the derived metadata: for readers that look for what the document
