@@ -280,8 +280,9 @@ fn write_number(out: &mut Vec<u8>, mut n: u64, negative: bool) {
     out.extend_from_slice(&digits[at..]);
 }
 
-/// Room for the derived metadata: a uid, two 20-digit numbers, a timestamp, the names.
-const MEMBERS_CAPACITY: usize = 176;
+/// Room for the derived metadata that [`StoredObject::json`] splices in: a uid, two 20-digit
+/// numbers, a timestamp and the names (~120 bytes for most objects).
+pub const DERIVED_JSON_ROOM: usize = 176;
 
 impl StoredObject {
     /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
@@ -309,7 +310,7 @@ impl StoredObject {
     /// The served JSON: the document with the derived metadata at the end of `metadata`
     /// (`uid`, `resourceVersion`, `generation` for the kinds that have one, `creationTimestamp`).
     pub fn json(&self) -> Bytes {
-        let mut json = Vec::with_capacity(self.document.len() + MEMBERS_CAPACITY);
+        let mut json = Vec::with_capacity(self.document.len() + DERIVED_JSON_ROOM);
         self.append_json(&mut json);
         Bytes::from(json)
     }
@@ -317,7 +318,6 @@ impl StoredObject {
     /// Appends the served JSON (see [`StoredObject::json`]) to `out`, for answers that hold many.
     pub fn append_json(&self, out: &mut Vec<u8>) {
         let (head, tail) = self.document.split_at(self.splice);
-        out.reserve(self.document.len() + MEMBERS_CAPACITY);
         out.extend_from_slice(head);
         write_members(self, out);
         out.extend_from_slice(tail);
@@ -325,7 +325,7 @@ impl StoredObject {
 
     /// The length of the served JSON.
     pub fn json_len(&self) -> usize {
-        let mut members = Vec::with_capacity(MEMBERS_CAPACITY);
+        let mut members = Vec::with_capacity(DERIVED_JSON_ROOM);
         write_members(self, &mut members);
         self.document.len() + members.len()
     }

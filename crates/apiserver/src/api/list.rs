@@ -329,8 +329,8 @@ impl Api {
         };
         let head = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": meta});
         let head = serde_json::to_vec(&head).unwrap_or_default();
-        // Each item's derived metadata is ~120 bytes (see `StoredObject::json`).
-        let items = page.iter().map(|o| o.document_json().len() + 128).sum::<usize>();
+        let items =
+            page.iter().map(|o| o.document_json().len() + gitbacked_core::object::DERIVED_JSON_ROOM).sum::<usize>();
         let mut body = Vec::with_capacity(head.len() + items + 16);
         body.extend_from_slice(&head[..head.len() - 1]);
         body.extend_from_slice(b",\"items\":[");
