@@ -143,16 +143,16 @@ impl MemoryStorage {
                     state.registry = Arc::new(registry);
                 }
                 let stored = Arc::new(StoredObject::new(key.clone(), None, content, derived));
-                if stored.json.len() > self.limits.bytes {
+                if stored.json_len() > self.limits.bytes {
                     return Err(StatusError::too_large(format!(
                         "the object is {} bytes; at most {} are kept",
-                        stored.json.len(),
+                        stored.json_len(),
                         self.limits.bytes
                     )));
                 }
                 state.forget(current.as_deref());
                 state.written.insert(resource_version, (key.clone(), self.clock.now()));
-                state.bytes += stored.json.len();
+                state.bytes += stored.json_len();
                 state.objects.insert(key.clone(), stored.clone());
                 let kind = if current.is_some() { EventType::Modified } else { EventType::Added };
                 state.log.record(WatchEvent::new(kind, stored.clone(), current));
@@ -176,7 +176,7 @@ impl State {
     fn forget(&mut self, object: Option<&StoredObject>) {
         if let Some(old) = object {
             self.written.remove(&old.derived.resource_version);
-            self.bytes -= old.json.len();
+            self.bytes -= old.json_len();
         }
     }
 
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!((last.kind, last.object.key.name.as_str()), (EventType::Deleted, "b"));
 
         // The bytes bound: each of these objects takes about 100 bytes.
-        let one = storage.get(&key("a")).unwrap().json.len();
+        let one = storage.get(&key("a")).unwrap().json_len();
         let small = MemoryStorage::new(100).with_limits(Limits { objects: 100, bytes: one * 2 + one / 2 });
         for name in ["a", "b", "c"] {
             small.write(put(name)).await.unwrap();

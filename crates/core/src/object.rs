@@ -223,13 +223,66 @@ pub struct StoredObject {
     pub derived: Derived,
     /// `metadata.labels`, for selectors without parsing.
     pub labels: Labels,
-    /// The full object as served, serialized once.
-    pub json: Bytes,
+    /// The served JSON without its derived metadata, which [`StoredObject::json`] splices in when
+    /// it is served: kept in every object's bytes, it made them half as large again.
+    document: Box<[u8]>,
+    /// Where the derived metadata goes in `document`: the offset of `metadata`'s closing brace.
+    splice: usize,
+    /// Whether `generation` is served (see [`crate::registry::has_generation`]), decided once.
+    generation: bool,
     /// The object with the defaults of its built-in kind (see [`crate::defaults`]), at its own
     /// version: worked out on its first read, kept as long as the object. Boxed: most objects are
     /// never read so, and 24 bytes fewer put every object in a smaller allocation.
     pub defaulted: std::sync::OnceLock<Box<Bytes>>,
 }
+
+/// The derived metadata as served: the members that go at the end of `metadata`, with the comma
+/// before them, written without the machinery of `fmt` (a LIST writes them for every item).
+fn write_members(object: &StoredObject, out: &mut Vec<u8>) {
+    let d = &object.derived;
+    if object.document[..object.splice].last() != Some(&b'{') {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"uid\":\"");
+    out.extend_from_slice(d.uid.as_bytes());
+    out.extend_from_slice(b"\",\"resourceVersion\":\"");
+    write_number(out, d.resource_version, false);
+    out.push(b'"');
+    if object.generation {
+        out.extend_from_slice(b",\"generation\":");
+        write_number(out, d.generation.unsigned_abs(), d.generation < 0);
+    }
+    out.extend_from_slice(b",\"creationTimestamp\":\"");
+    let timestamp = crate::clock::Rfc3339(d.creation_timestamp);
+    match timestamp.bytes() {
+        Some(bytes) => out.extend_from_slice(&bytes),
+        None => out.extend_from_slice(timestamp.to_string().as_bytes()),
+    }
+    out.push(b'"');
+}
+
+/// Writes a number in decimal, as serde_json does.
+fn write_number(out: &mut Vec<u8>, mut n: u64, negative: bool) {
+    let mut digits = [0; 21];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Room for the derived metadata that [`StoredObject::json`] splices in: a uid, two 20-digit
+/// numbers, a timestamp and the names (~120 bytes for most objects).
+pub const DERIVED_JSON_ROOM: usize = 176;
 
 impl StoredObject {
     /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
@@ -240,41 +293,90 @@ impl StoredObject {
         } else {
             meta.remove("namespace");
         }
-        meta.insert("uid".into(), Value::String(derived.uid.to_string()));
-        meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
-        if crate::registry::has_generation(&key.gk) {
-            meta.insert("generation".into(), Value::from(derived.generation));
+        // Callers pass content without derived metadata (files never hold it): removed here too, so
+        // that it is served once, where it is spliced.
+        for field in SPLICED_FIELDS {
+            meta.remove(field);
         }
-        meta.insert("creationTimestamp".into(), Value::String(crate::clock::rfc3339(derived.creation_timestamp)));
         let labels = match crate::defaults::labels(&key.gk, &content) {
             Some(served) => Labels::of(Some(&served)),
             None => Labels::of(content.pointer("/metadata/labels")),
         };
-        let served = served_order(content);
-        // Boxed first: `to_vec` leaves up to half of its buffer unused, for the object's lifetime.
-        let json = Bytes::from(
-            serde_json::to_vec(&served)
-                .unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"))
-                .into_boxed_slice(),
-        );
-        StoredObject { key, location, derived, labels, json, defaulted: std::sync::OnceLock::new() }
+        let (document, splice) = serialize_served(content);
+        let generation = crate::registry::has_generation(&key.gk);
+        StoredObject { key, location, derived, labels, document, splice, generation, defaulted: Default::default() }
+    }
+
+    /// The served JSON: the document with the derived metadata at the end of `metadata`
+    /// (`uid`, `resourceVersion`, `generation` for the kinds that have one, `creationTimestamp`).
+    pub fn json(&self) -> Bytes {
+        let mut json = Vec::with_capacity(self.document.len() + DERIVED_JSON_ROOM);
+        self.append_json(&mut json);
+        Bytes::from(json)
+    }
+
+    /// Appends the served JSON (see [`StoredObject::json`]) to `out`, for answers that hold many.
+    pub fn append_json(&self, out: &mut Vec<u8>) {
+        let (head, tail) = self.document.split_at(self.splice);
+        out.extend_from_slice(head);
+        write_members(self, out);
+        out.extend_from_slice(tail);
+    }
+
+    /// The length of the served JSON.
+    pub fn json_len(&self) -> usize {
+        let mut members = Vec::with_capacity(DERIVED_JSON_ROOM);
+        write_members(self, &mut members);
+        self.document.len() + members.len()
+    }
+
+    /// The served JSON without the derived metadata: for readers that look for what the document
+    /// holds (its `kind` and `apiVersion` first, a field's name) without splicing it in.
+    pub fn document_json(&self) -> &[u8] {
+        &self.document
     }
 
     /// The served object.
     pub fn value(&self) -> Value {
-        serde_json::from_slice(&self.json).unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"))
+        serde_json::from_slice(&self.json()).unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"))
     }
 
     /// The object as it is stored in git: the served object without derived metadata.
     pub fn content(&self) -> Value {
-        strip_derived(self.value())
+        let value = serde_json::from_slice(&self.document).unwrap_or_else(|e| unreachable!("stored JSON parses: {e}"));
+        strip_derived(value)
     }
 
     /// The same object at another resourceVersion (a DELETED event carries the deletion's).
     pub fn at_revision(&self, resource_version: u64) -> Self {
         let derived = Derived { resource_version, ..self.derived.clone() };
-        StoredObject::new(self.key.clone(), self.location.clone(), self.content(), derived)
+        StoredObject { derived, defaulted: Default::default(), ..self.clone() }
     }
+}
+
+/// The derived fields [`StoredObject::json`] splices in.
+const SPLICED_FIELDS: [&str; 4] = ["uid", "resourceVersion", "generation", "creationTimestamp"];
+
+/// An object's served JSON, boxed (`to_vec` leaves up to half of its buffer unused, for the
+/// object's lifetime), and the offset of the closing brace of its `metadata`, which it has.
+fn serialize_served(content: Value) -> (Box<[u8]>, usize) {
+    let Value::Object(map) = served_order(content) else { unreachable!("metadata was just set: an object") };
+    let mut json = vec![b'{'];
+    let mut splice = 0;
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        // What `serde_json::to_vec` writes for the whole map, a member at a time.
+        serde_json::to_writer(&mut json, key).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+        json.push(b':');
+        serde_json::to_writer(&mut json, value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+        if key == "metadata" {
+            splice = json.len() - 1;
+        }
+    }
+    json.push(b'}');
+    (json.into_boxed_slice(), splice)
 }
 
 /// `kind` and `apiVersion` first, as kube-apiserver serializes objects (clients that report
@@ -415,6 +517,84 @@ mod tests {
         let held = SHARED.0.lock().unwrap().namespaces.iter().filter(|n| n.starts_with("gone-")).count();
         assert!(held < 1_000, "{held} namespaces no key uses are still held");
         assert!(SHARED.0.lock().unwrap().namespaces.contains("shared-ns"), "one in use stays");
+    }
+
+    /// The served JSON as it was built before the derived metadata was spliced in: inserted into
+    /// the object's metadata, then serialized whole.
+    fn inserted(key: &ObjectKey, mut content: Value, derived: &Derived) -> Vec<u8> {
+        let meta = metadata_mut(&mut content);
+        match key.namespace.is_empty() {
+            false => meta.insert("namespace".into(), Value::String(key.namespace.to_string())),
+            true => meta.remove("namespace"),
+        };
+        meta.insert("uid".into(), Value::String(derived.uid.to_string()));
+        meta.insert("resourceVersion".into(), Value::String(derived.resource_version.to_string()));
+        if crate::registry::has_generation(&key.gk) {
+            meta.insert("generation".into(), Value::from(derived.generation));
+        }
+        meta.insert("creationTimestamp".into(), Value::String(crate::clock::rfc3339(derived.creation_timestamp)));
+        serde_json::to_vec(&served_order(content)).unwrap()
+    }
+
+    #[test]
+    fn derived_metadata_is_spliced_where_it_was_inserted() {
+        let derived = Derived {
+            resource_version: 18_446_744_073_709_551_615,
+            uid: crate::uid::stable_uid("seed"),
+            creation_timestamp: 1_795_612_057,
+            generation: i64::MIN,
+        };
+        let (cm, deployment, namespace) = (
+            GroupKind::from_api_version("v1", "ConfigMap"),
+            GroupKind::from_api_version("apps/v1", "Deployment"),
+            GroupKind::from_api_version("v1", "Namespace"),
+        );
+        let cases = [
+            (
+                ObjectKey::new(cm.clone(), "ns", "a"),
+                json!({"data": {"k": "v"}, "metadata": {"name": "a"}, "apiVersion": "v1", "kind": "ConfigMap"}),
+            ),
+            // Members after metadata, metadata's own after name, a namespace replaced in place.
+            (
+                ObjectKey::new(deployment, "ns", "d"),
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": "other", "name": "d", "labels": {"app": "é\"\n"}}, "spec": {"replicas": 2}}),
+            ),
+            // Cluster-scoped: a namespace in the file is dropped.
+            (
+                ObjectKey::new(namespace.clone(), "", "n"),
+                json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "n", "namespace": "x", "annotations": {}}}),
+            ),
+            // Empty metadata, and none at all.
+            (
+                ObjectKey::new(namespace.clone(), "", "e"),
+                json!({"kind": "Namespace", "apiVersion": "v1", "metadata": {}}),
+            ),
+            (ObjectKey::new(namespace, "", "m"), json!({"kind": "Namespace", "apiVersion": "v1"})),
+            // A custom resource with a field named like metadata deeper down.
+            (
+                ObjectKey::new(GroupKind::from_api_version("example.dev/v1", "Widget"), "ns", "w"),
+                json!({"apiVersion": "example.dev/v1", "kind": "Widget", "spec": {"metadata": {"x": 1}}, "metadata": {"name": "w"}, "status": {}}),
+            ),
+        ];
+        for (key, content) in cases {
+            let stored = StoredObject::new(key.clone(), None, content.clone(), derived.clone());
+            let expected = inserted(&key, content.clone(), &derived);
+            assert_eq!(String::from_utf8_lossy(&stored.json()), String::from_utf8_lossy(&expected));
+            assert_eq!(stored.json_len(), expected.len());
+            let mut appended = b"[".to_vec();
+            stored.append_json(&mut appended);
+            assert_eq!(appended[1..], expected[..]);
+            assert_eq!(stored.value(), serde_json::from_slice::<Value>(&expected).unwrap());
+            assert_eq!(stored.content(), strip_derived(stored.value()));
+            // Derived metadata in the content is served once, where it is spliced.
+            let mut with_derived = content;
+            metadata_mut(&mut with_derived).insert("uid".into(), json!("from-a-file"));
+            let again = StoredObject::new(key, None, with_derived, derived.clone());
+            assert_eq!(again.json(), stored.json());
+            let later = stored.at_revision(7);
+            assert_eq!(later.value()["metadata"]["resourceVersion"], "7");
+            assert_eq!(strip_derived(later.value()), strip_derived(stored.value()));
+        }
     }
 
     /// A store holds one for each object, in an `Arc` (16 bytes more): within 176 bytes, that is

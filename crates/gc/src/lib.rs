@@ -99,7 +99,7 @@ impl Index {
 
 /// Whether the served JSON of an object holds `text`: a check before parsing it.
 fn mentions(object: &StoredObject, text: &str) -> bool {
-    std::str::from_utf8(&object.json).is_ok_and(|json| json.contains(text))
+    std::str::from_utf8(object.document_json()).is_ok_and(|json| json.contains(text))
 }
 
 /// The owner references of a served object; none without the field (checked without parsing).

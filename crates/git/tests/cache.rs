@@ -110,7 +110,7 @@ fn served(opened: &Opened) -> String {
     for (group, kind) in kinds {
         let (_, objects) = store.list(&GroupKind { group: group.into(), kind: kind.into() }, None);
         for o in objects {
-            out.push_str(&format!("{:?} {}\n", o.location, String::from_utf8_lossy(&o.json)));
+            out.push_str(&format!("{:?} {}\n", o.location, String::from_utf8_lossy(&o.json())));
         }
     }
     for e in store.events_since(0).unwrap().iter() {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::Value;
 
 use super::{Api, Format, Reply, Target, table};
@@ -329,17 +329,19 @@ impl Api {
         };
         let head = serde_json::json!({"apiVersion": api_version, "kind": kind, "metadata": meta});
         let head = serde_json::to_vec(&head).unwrap_or_default();
-        let mut body = BytesMut::with_capacity(head.len() + page.iter().map(|o| o.json.len() + 1).sum::<usize>() + 16);
-        body.put_slice(&head[..head.len() - 1]);
-        body.put_slice(b",\"items\":[");
+        let items =
+            page.iter().map(|o| o.document_json().len() + gitbacked_core::object::DERIVED_JSON_ROOM).sum::<usize>();
+        let mut body = Vec::with_capacity(head.len() + items + 16);
+        body.extend_from_slice(&head[..head.len() - 1]);
+        body.extend_from_slice(b",\"items\":[");
         let serving = super::Serving::of(target);
         for (i, obj) in page.iter().enumerate() {
             if i > 0 {
-                body.put_u8(b',');
+                body.push(b',');
             }
-            body.put_slice(&self.item(&serving, target, obj, format));
+            self.append_item(&serving, target, obj, format, &mut body);
         }
-        body.put_slice(b"]}");
+        body.extend_from_slice(b"]}");
         Ok(Reply::bytes(200, Bytes::from(body)))
     }
 }

@@ -309,7 +309,7 @@ impl Api {
     fn served_as(&self, serving: &Serving, target: &Target, obj: &StoredObject) -> Bytes {
         if serving.as_stored(obj) {
             if !serving.defaults {
-                return obj.json.clone();
+                return obj.json();
             }
             let defaulted = || Box::new(Bytes::from(serde_json::to_vec(&live(target, obj)).unwrap_or_default()));
             return Bytes::clone(obj.defaulted.get_or_init(defaulted));
@@ -334,7 +334,7 @@ impl Api {
         objects
             .iter()
             .filter_map(|o| {
-                let head = o.json.strip_prefix(lead);
+                let head = o.document_json().strip_prefix(lead);
                 let fast = head.and_then(|h| Some(&h[..h.iter().position(|b| *b == b'"')?]));
                 let api_version = match fast.map(std::str::from_utf8) {
                     Some(Ok(v)) => v.to_string(),
@@ -355,6 +355,15 @@ impl Api {
                 Bytes::from(serde_json::to_vec(&partial).unwrap_or_default())
             }
             _ => self.served_as(serving, target, obj),
+        }
+    }
+
+    /// Appends [`Api::item`] to an answer that holds many: an object served as it is stored is
+    /// written in place rather than copied from bytes of its own.
+    fn append_item(&self, serving: &Serving, target: &Target, obj: &StoredObject, format: Format, out: &mut Vec<u8>) {
+        match format {
+            Format::Object if serving.as_stored(obj) && !serving.defaults => obj.append_json(out),
+            _ => out.extend_from_slice(&self.item(serving, target, obj, format)),
         }
     }
 
@@ -854,7 +863,7 @@ impl Serving {
     /// object (see [`gitbacked_core::StoredObject::defaulted`] and
     /// [`gitbacked_core::WatchEvent::frame`]).
     pub(super) fn as_stored(&self, obj: &StoredObject) -> bool {
-        !self.crd && (!self.defaults || !self.custom) && obj.json.starts_with(self.prefix.as_bytes())
+        !self.crd && (!self.defaults || !self.custom) && obj.document_json().starts_with(self.prefix.as_bytes())
     }
 }
 
