@@ -114,7 +114,7 @@ impl Pipeline {
     /// How the oldest push in flight ends; pending while there is none.
     pub(super) async fn outcome(&mut self) -> Outcome {
         match self.in_flight.front_mut() {
-            Some(front) => (&mut front.push).await.unwrap_or_else(|e| Err(GitError::Command(format!("push: {e}")))),
+            Some(front) => ended(&mut front.push).await,
             None => std::future::pending().await,
         }
     }
@@ -197,7 +197,7 @@ impl Pipeline {
     ) -> (usize, Option<Batch>) {
         let mut settled = vec![(front, outcome)];
         while let Some(mut next) = self.in_flight.pop_front() {
-            let outcome = (&mut next.push).await.unwrap_or_else(|e| Err(GitError::Command(format!("push: {e}"))));
+            let outcome = ended(&mut next.push).await;
             settled.push((next, outcome));
         }
         self.busy.clear();
@@ -256,10 +256,12 @@ impl Pipeline {
 /// Whether the store's tips are the commits `staged` was built on (the batch below it landed and
 /// nothing else is known to have).
 fn on_bases(ctx: Ctx<'_>, staged: &Staged) -> bool {
-    staged.built.iter().all(|b| {
-        let tip = if b.reference == ctx.config.reference { ctx.store.tip().0 } else { ctx.store.status_tip() };
-        tip == b.base
-    })
+    staged.built.iter().all(|b| writer::reflected(ctx, &b.reference) == b.base)
+}
+
+/// How a push task ended (a task that panicked or was cancelled counts as a failed push).
+async fn ended(push: &mut JoinHandle<Outcome>) -> Outcome {
+    push.await.unwrap_or_else(|e| Err(GitError::Command(format!("push: {e}"))))
 }
 
 /// Pushes the commits of `staged` in a task of its own; `start` says how (see

@@ -134,8 +134,7 @@ pub(super) fn stage(
 /// reflects it.
 pub(super) async fn landed(ctx: Ctx<'_>, built: &[Built]) -> bool {
     for b in built {
-        let tip = if b.reference == ctx.config.reference { ctx.store.tip().0 } else { ctx.store.status_tip() };
-        let Some(tip) = tip else { return false };
+        let Some(tip) = reflected(ctx, &b.reference) else { return false };
         let (mirror, base, head) = (ctx.mirror.clone(), b.base, b.head);
         let chain = tokio::task::spawn_blocking(move || mirror.reader().first_parent_chain(base, tip)).await;
         if !matches!(chain, Ok(Ok(Some(commits))) if commits.iter().any(|c| c.id == head)) {
@@ -143,6 +142,14 @@ pub(super) async fn landed(ctx: Ctx<'_>, built: &[Built]) -> bool {
         }
     }
     true
+}
+
+/// The commit the store reflects of `reference`: the branch's tip, or the status ref's.
+pub(super) fn reflected(ctx: Ctx<'_>, reference: &str) -> Option<gix::ObjectId> {
+    match reference == ctx.config.reference {
+        true => ctx.store.tip().0,
+        false => ctx.store.status_tip(),
+    }
 }
 
 /// A commit of a batch, and the reference it is to move.
