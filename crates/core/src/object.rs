@@ -11,8 +11,27 @@ use crate::registry::{GroupKind, Registry, ResourceType};
 /// Identity of an object: group, kind, namespace (empty when cluster-scoped) and name (its
 /// [`KeyParts`]). Shared, not copied: the store holds a key in several places for each object (the
 /// object, its index, the claim of its document), and a clone is a reference count.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ObjectKey(Arc<KeyParts>);
+
+/// Ordered as its parts are, by value. Keys of one kind and namespace share those parts (see
+/// [`ObjectKey::new`]): a pointer comparison settles them, and only names are compared as text,
+/// which is most of what building the index of a large repository costs.
+impl Ord for ObjectKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        fn shared<T: Ord + ?Sized>(a: &Arc<T>, b: &Arc<T>) -> std::cmp::Ordering {
+            if Arc::ptr_eq(a, b) { std::cmp::Ordering::Equal } else { a.cmp(b) }
+        }
+        let (a, b) = (&*self.0, &*other.0);
+        shared(&a.gk, &b.gk).then_with(|| shared(&a.namespace, &b.namespace)).then_with(|| a.name.cmp(&b.name))
+    }
+}
+
+impl PartialOrd for ObjectKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// What an [`ObjectKey`] is made of.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,12 +195,12 @@ impl<'a> Head<'a> {
 
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let group = if self.gk.group.is_empty() { String::new() } else { format!(".{}", self.gk.group) };
-        if self.namespace.is_empty() {
-            write!(f, "{}{group} {}", self.gk.kind, self.name)
-        } else {
-            write!(f, "{}{group} {}/{}", self.gk.kind, self.namespace, self.name)
+        let dot = if self.gk.group.is_empty() { "" } else { "." };
+        write!(f, "{}{dot}{} ", self.gk.kind, self.gk.group)?;
+        if !self.namespace.is_empty() {
+            write!(f, "{}/", self.namespace)?;
         }
+        f.write_str(&self.name)
     }
 }
 
@@ -288,11 +307,7 @@ impl StoredObject {
     /// Builds the served object from stored content, the namespace the key settled on, and derived metadata.
     pub fn new(key: ObjectKey, location: Option<Location>, mut content: Value, derived: Derived) -> Self {
         let meta = metadata_mut(&mut content);
-        if !key.namespace.is_empty() {
-            meta.insert("namespace".into(), Value::String(key.namespace.to_string()));
-        } else {
-            meta.remove("namespace");
-        }
+        settle_metadata(&key, meta);
         // Callers pass content without derived metadata (files never hold it): removed here too, so
         // that it is served once, where it is spliced.
         for field in SPLICED_FIELDS {
@@ -303,6 +318,56 @@ impl StoredObject {
             None => Labels::of(content.pointer("/metadata/labels")),
         };
         let (document, splice) = serialize_served(content);
+        Self::assemble(key, location, derived, labels, document, splice)
+    }
+
+    /// [`StoredObject::new`] of [`strip_derived`] of a document held as the compact JSON that
+    /// serde_json writes, without building its `Value`: `metadata` alone is parsed, the other
+    /// members are copied as they are. Building the objects of an initial sync is most of its
+    /// apply, and this is several times cheaper. `None` where it is not enough: the kinds whose
+    /// defaults add labels, a document without `metadata` or with a member name in escapes.
+    pub fn from_json(key: ObjectKey, location: Option<Location>, json: &str, derived: Derived) -> Option<Self> {
+        if crate::defaults::adds_labels(&key.gk) {
+            return None;
+        }
+        let Members(members) = serde_json::from_str(json).ok()?;
+        let (_, metadata) = members.iter().find(|(name, _)| *name == "metadata")?;
+        let mut meta: Map<String, Value> = serde_json::from_str(metadata.get()).ok()?;
+        strip_derived_fields(&mut meta);
+        settle_metadata(&key, &mut meta);
+        let labels = Labels::of(meta.get("labels"));
+        // Served as `serialize_served` writes them: `kind` and `apiVersion` first.
+        let first = ["kind", "apiVersion"].into_iter().filter_map(|f| members.iter().find(|(name, _)| *name == f));
+        let rest = members.iter().filter(|(name, _)| *name != "kind" && *name != "apiVersion");
+        let mut document = Vec::with_capacity(json.len());
+        let mut splice = 0;
+        document.push(b'{');
+        for (i, (name, value)) in first.chain(rest).enumerate() {
+            if i > 0 {
+                document.push(b',');
+            }
+            write_json(&mut document, name);
+            document.push(b':');
+            match *name == "metadata" {
+                true => {
+                    write_json(&mut document, &meta);
+                    splice = document.len() - 1;
+                }
+                false => document.extend_from_slice(value.get().as_bytes()),
+            }
+        }
+        document.push(b'}');
+        Some(Self::assemble(key, location, derived, labels, document.into_boxed_slice(), splice))
+    }
+
+    fn assemble(
+        key: ObjectKey,
+        location: Option<Location>,
+        derived: Derived,
+        labels: Labels,
+        document: Box<[u8]>,
+        splice: usize,
+    ) -> Self {
         let generation = crate::registry::has_generation(&key.gk);
         StoredObject { key, location, derived, labels, document, splice, generation, defaulted: Default::default() }
     }
@@ -357,6 +422,46 @@ impl StoredObject {
 /// The derived fields [`StoredObject::json`] splices in.
 const SPLICED_FIELDS: [&str; 4] = ["uid", "resourceVersion", "generation", "creationTimestamp"];
 
+/// The members of a JSON object, in order, their values as they are written. Member names must
+/// be free of escapes, and appear once (the JSON serde_json writes of a `Value`).
+struct Members<'a>(Vec<(&'a str, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members: Vec<(&'de str, &'de serde_json::value::RawValue)> = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    if members.iter().any(|(name, _)| *name == member.0) {
+                        return Err(serde::de::Error::custom("a member appears twice"));
+                    }
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// What [`StoredObject::new`] settles in `metadata`: the namespace of the key, or none.
+fn settle_metadata(key: &ObjectKey, meta: &mut Map<String, Value>) {
+    if !key.namespace.is_empty() {
+        meta.insert("namespace".into(), Value::String(key.namespace.to_string()));
+    } else {
+        meta.remove("namespace");
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, value: &(impl serde::Serialize + ?Sized)) {
+    serde_json::to_writer(out, value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+}
+
 /// An object's served JSON, boxed (`to_vec` leaves up to half of its buffer unused, for the
 /// object's lifetime), and the offset of the closing brace of its `metadata`, which it has.
 fn serialize_served(content: Value) -> (Box<[u8]>, usize) {
@@ -368,9 +473,9 @@ fn serialize_served(content: Value) -> (Box<[u8]>, usize) {
             json.push(b',');
         }
         // What `serde_json::to_vec` writes for the whole map, a member at a time.
-        serde_json::to_writer(&mut json, key).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+        write_json(&mut json, key);
         json.push(b':');
-        serde_json::to_writer(&mut json, value).unwrap_or_else(|e| unreachable!("JSON values serialize: {e}"));
+        write_json(&mut json, value);
         if key == "metadata" {
             splice = json.len() - 1;
         }
@@ -453,11 +558,15 @@ pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
 /// server-side apply keeps in git.
 pub fn strip_derived(mut object: Value) -> Value {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        for field in DERIVED_FIELDS {
-            meta.remove(field);
-        }
+        strip_derived_fields(meta);
     }
     object
+}
+
+fn strip_derived_fields(meta: &mut Map<String, Value>) {
+    for field in DERIVED_FIELDS {
+        meta.remove(field);
+    }
 }
 
 /// Whether a change bumps `generation`: anything outside `metadata`, and outside `status` when the
@@ -517,6 +626,101 @@ mod tests {
         let held = SHARED.0.lock().unwrap().namespaces.iter().filter(|n| n.starts_with("gone-")).count();
         assert!(held < 1_000, "{held} namespaces no key uses are still held");
         assert!(SHARED.0.lock().unwrap().namespaces.contains("shared-ns"), "one in use stays");
+    }
+
+    #[test]
+    fn keys_are_ordered_by_their_parts_as_text_shared_or_not() {
+        let kinds = [("v1", "ConfigMap"), ("v1", "Secret"), ("apps/v1", "Deployment"), ("example.dev/v1", "ConfigMap")];
+        let mut keys = Vec::new();
+        for (api_version, kind) in kinds {
+            for namespace in ["", "a", "b", "ab"] {
+                for name in ["x", "y", "x-1", "Y"] {
+                    keys.push(ObjectKey::new(GroupKind::from_api_version(api_version, kind), namespace, name));
+                }
+            }
+        }
+        // A key whose parts are not the shared ones compares the same.
+        let unshared = |k: &ObjectKey| {
+            let parts =
+                KeyParts { gk: Arc::new((*k.gk).clone()), namespace: Arc::from(&*k.namespace), name: k.name.clone() };
+            ObjectKey(Arc::new(parts))
+        };
+        // Displayed as uids are derived from it (see `created_uid`): the text must not change.
+        let shown: Vec<String> = [&keys[5], &keys[32], &keys[48]].iter().map(|k| k.to_string()).collect();
+        assert_eq!(shown, ["ConfigMap a/y", "Deployment.apps x", "ConfigMap.example.dev x"]);
+        let text = |k: &ObjectKey| (k.gk.group.clone(), k.gk.kind.clone(), k.namespace.to_string(), k.name.clone());
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), text(a).cmp(&text(b)), "{a} and {b}");
+                assert_eq!(unshared(a).cmp(b), text(a).cmp(&text(b)), "{a} and {b}");
+                assert_eq!(a == b, text(a) == text(b));
+            }
+        }
+    }
+
+    #[test]
+    fn an_object_built_from_its_json_is_the_one_built_from_its_value() {
+        let derived = Derived {
+            resource_version: 42,
+            uid: crate::uid::stable_uid("u-1"),
+            creation_timestamp: 1_700_000_000,
+            generation: 3,
+        };
+        let cm = || GroupKind::from_api_version("v1", "ConfigMap");
+        let cases = [
+            (
+                ObjectKey::new(cm(), "ns", "a"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "ns", "labels": {"x": "1", "n": 2}}, "data": {"k": "v"}}),
+            ),
+            // Served with kind and apiVersion first, whatever the file's order.
+            (
+                ObjectKey::new(cm(), "ns", "a"),
+                json!({"data": {"k": "v"}, "metadata": {"name": "a"}, "apiVersion": "v1", "kind": "ConfigMap"}),
+            ),
+            // Derived metadata in the file is dropped (each removal moves the last member), the
+            // namespace set to the key's, or removed for a cluster-scoped one.
+            (
+                ObjectKey::new(cm(), "default", "b"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"resourceVersion": "9", "name": "b", "uid": "x", "labels": {}, "generation": 7, "annotations": {"a": "b"}, "selfLink": "/x", "creationTimestamp": null}}),
+            ),
+            (
+                ObjectKey::new(GroupKind::from_api_version("rbac.authorization.k8s.io/v1", "ClusterRole"), "", "c"),
+                json!({"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": {"namespace": "stray", "name": "c"}, "rules": []}),
+            ),
+            (
+                ObjectKey::new(cm(), "other", "d"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "ns", "name": "d", "managedFields": [{"manager": "m"}]}, "data": {"é": "ü \" \\ \n \u{0001}", "f": 1.5, "big": 18446744073709551615u64, "neg": -3, "e": 1e300, "t": true, "z": null}}),
+            ),
+            (ObjectKey::new(cm(), "ns", "e"), json!({"metadata": {"name": "e"}})),
+            (
+                ObjectKey::new(GroupKind::from_api_version("example.dev/v1", "Widget"), "ns", "w"),
+                json!({"apiVersion": "example.dev/v1", "kind": "Widget", "spec": {"metadata": {"x": 1}, "kind": "inner"}, "metadata": {"name": "w"}, "status": {}}),
+            ),
+        ];
+        for (key, content) in cases {
+            let json = serde_json::to_string(&content).unwrap();
+            let from_value = StoredObject::new(key.clone(), None, strip_derived(content), derived.clone());
+            let from_json = StoredObject::from_json(key, None, &json, derived.clone()).expect(&json);
+            assert_eq!(String::from_utf8_lossy(&from_json.document), String::from_utf8_lossy(&from_value.document));
+            assert_eq!((from_json.splice, from_json.generation), (from_value.splice, from_value.generation));
+            assert_eq!(from_json.labels, from_value.labels);
+            assert_eq!(from_json.json(), from_value.json());
+        }
+        // Where it is not enough, the caller builds the object from its value.
+        let namespace = ObjectKey::new(GroupKind::from_api_version("v1", "Namespace"), "", "n");
+        let declined = [
+            (namespace, r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"n"}}"#),
+            (ObjectKey::new(cm(), "ns", "a"), r#"{"apiVersion":"v1","kind":"ConfigMap"}"#),
+            (
+                ObjectKey::new(cm(), "ns", "a"),
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"d\u0061ta":{}}"#,
+            ),
+            (ObjectKey::new(cm(), "ns", "a"), r#"{"kind":"ConfigMap","metadata":{"name":"a"},"kind":"Secret"}"#),
+            (ObjectKey::new(cm(), "ns", "a"), r#"{"kind":"ConfigMap","metadata":[]}"#),
+        ];
+        for (key, json) in declined {
+            assert!(StoredObject::from_json(key, None, json, derived.clone()).is_none(), "{json}");
+        }
     }
 
     /// The served JSON as it was built before the derived metadata was spliced in: inserted into

@@ -3,14 +3,25 @@
 /// A stable UUID-shaped id from a string: the hex of git's blob hash of it, so that every process
 /// derives the same uid from the same history.
 pub fn stable_uid(seed: &str) -> Uid {
+    use std::io::Write;
     let mut hasher = gix_hash::hasher(gix_hash::Kind::Sha1);
-    hasher.update(format!("blob {}\0", seed.len()).as_bytes());
+    // Written on the stack: an initial sync derives a uid for each of a repository's objects.
+    let mut header = std::io::Cursor::new([0u8; 32]);
+    write!(header, "blob {}\0", seed.len()).unwrap_or_else(|e| unreachable!("a length fits in 32 bytes: {e}"));
+    let written = header.position() as usize;
+    hasher.update(&header.get_ref()[..written]);
     hasher.update(seed.as_bytes());
     let id = hasher.try_finalize().unwrap_or_else(|e| unreachable!("hashing in memory cannot collide: {e}"));
-    let hex = id.to_hex().to_string();
-    let text = format!("{}-{}-5{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32]);
-    let mut uid = [0; 36];
-    uid.copy_from_slice(&text.as_bytes()[..36]);
+    let mut hex = [0u8; 40];
+    let hex = id.hex_to_buf(&mut hex).as_bytes();
+    // UUID-shaped, version 5: 8-4-4-4-12 digits, the third group starting with `5`.
+    let mut uid = [b'-'; 36];
+    uid[0..8].copy_from_slice(&hex[0..8]);
+    uid[9..13].copy_from_slice(&hex[8..12]);
+    uid[14] = b'5';
+    uid[15..18].copy_from_slice(&hex[13..16]);
+    uid[19..23].copy_from_slice(&hex[16..20]);
+    uid[24..36].copy_from_slice(&hex[20..32]);
     Uid(uid)
 }
 

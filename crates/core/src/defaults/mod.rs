@@ -25,13 +25,17 @@ pub fn applies(gk: &GroupKind) -> bool {
 /// `kubernetes.io/metadata.name`, a Job's or ReplicationController's template labels), so that
 /// label selectors see what clients see; `None` where they add none.
 pub fn labels(gk: &GroupKind, content: &Value) -> Option<Value> {
-    if !matches!((gk.group.as_str(), gk.kind.as_str()), ("", "Namespace" | "ReplicationController") | ("batch", "Job"))
-    {
+    if !adds_labels(gk) {
         return None;
     }
     let mut served = content.clone();
     apply(gk, "v1", &mut served);
     served.pointer("/metadata/labels").cloned()
+}
+
+/// Whether the defaults of `gk` add labels (see [`labels`]).
+pub fn adds_labels(gk: &GroupKind) -> bool {
+    matches!((gk.group.as_str(), gk.kind.as_str()), ("", "Namespace" | "ReplicationController") | ("batch", "Job"))
 }
 
 /// Fills in the defaults of a built-in object of `gk`, served at `version`.
