@@ -4,7 +4,7 @@
 //! one appears (ADDED) when its namespace does, goes (DELETED) with it, and a document that takes
 //! its place, or leaves it in place, is a change of it (MODIFIED).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use gitbacked_core::bootstrap::{Appeared, EPOCH, SYSTEM_NAMESPACES, default_service_account, implied_namespace};
@@ -58,42 +58,54 @@ impl State {
         if self.home != Home::Branch {
             return;
         }
-        let affected: BTreeSet<String> = events
-            .iter()
-            .map(|e| &e.object.key)
-            .map(|k| if *k.gk == namespace_kind() { k.name.clone() } else { k.namespace.to_string() })
-            .filter(|ns| !ns.is_empty())
-            .collect();
+        // One pass over the events (all of a repository's at the initial sync): the namespaces
+        // they concern, and where the events of the implied objects' keys are.
+        let (namespace, account) = (namespace_kind(), service_account_kind());
+        let mut affected: BTreeSet<&str> = BTreeSet::new();
+        let mut found: HashMap<ObjectKey, usize> = HashMap::new();
+        for (i, key) in events.iter().map(|e| &e.object.key).enumerate() {
+            let is_namespace = *key.gk == namespace;
+            affected.insert(if is_namespace { &key.name } else { &key.namespace });
+            if is_namespace || (*key.gk == account && key.name == "default") {
+                found.entry(key.clone()).or_insert(i);
+            }
+        }
+        let affected: Vec<String> = affected.into_iter().filter(|ns| !ns.is_empty()).map(String::from).collect();
         for namespace in affected {
             let key = ObjectKey::new(namespace_kind(), "", namespace.clone());
             let system = SYSTEM_NAMESPACES.contains(&namespace.as_str());
             let holds_objects = self.namespaces.contains_key(&namespace);
             let documented = self.has_document(&key);
             let implied = holds_objects && !documented && !system;
-            self.settle(key, implied, seq, events, |rv| implied_namespace(&namespace, (rv, time)));
+            let at = found.get(&key).copied();
+            self.settle(key, implied, seq, events, at, |rv| implied_namespace(&namespace, (rv, time)));
             let account = default_account(&namespace);
             let exists = system || documented || holds_objects;
             let implied = exists && !self.has_document(&account);
-            self.settle(account, implied, seq, events, |rv| default_service_account(&namespace, (rv, time)));
+            let at = found.get(&account).copied();
+            self.settle(account, implied, seq, events, at, |rv| default_service_account(&namespace, (rv, time)));
         }
     }
 
-    /// Makes the implied object `key` exist or not, as `wanted` says, with its event.
+    /// Makes the implied object `key` exist or not, as `wanted` says, with its event. The commit's
+    /// event of `key`, if it has one, is `events[at]`.
     fn settle(
         &mut self,
         key: ObjectKey,
         wanted: bool,
         seq: u64,
         events: &mut Vec<WatchEvent>,
+        at: Option<usize>,
         make: impl Fn(u64) -> StoredObject,
     ) {
         let next = revision(seq, events.len() as u64 + 1);
+        let event = |kind: EventType, events: &[WatchEvent]| at.filter(|&i| events[i].kind == kind);
         match (self.implied.get(&key).cloned(), wanted) {
             (None, true) => {
                 // A document went and leaves it implied: to watchers, the object changed.
-                let event = events.iter_mut().find(|e| e.object.key == key && e.kind == EventType::Deleted);
-                let object = match event {
-                    Some(e) => {
+                let object = match event(EventType::Deleted, events) {
+                    Some(i) => {
+                        let e = &mut events[i];
                         let object = Arc::new(make(e.object.derived.resource_version));
                         let document = std::mem::replace(&mut e.object, object.clone());
                         (e.kind, e.previous) = (EventType::Modified, Some(document));
@@ -110,8 +122,8 @@ impl State {
             (Some(old), false) => {
                 self.implied.remove(&key);
                 // A document takes its place: to watchers, the object changed.
-                match events.iter_mut().find(|e| e.object.key == key && e.kind == EventType::Added) {
-                    Some(e) => (e.kind, e.previous) = (EventType::Modified, Some(old)),
+                match event(EventType::Added, events) {
+                    Some(i) => (events[i].kind, events[i].previous) = (EventType::Modified, Some(old)),
                     None => {
                         let object = Arc::new(old.at_revision(next));
                         events.push(WatchEvent::new(EventType::Deleted, object, None));

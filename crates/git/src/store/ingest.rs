@@ -282,6 +282,15 @@ struct Touched {
     candidates: Candidates,
 }
 
+/// A document a commit adds: where it is, the line it starts on, its JSON, and its key once it is
+/// known (see [`State::name_all`]).
+struct Added {
+    location: Location,
+    line: u32,
+    json: Json,
+    key: Option<ObjectKey>,
+}
+
 /// A key that one new document creates, at the resourceVersion it takes in the commit: the
 /// document's location and its JSON, until the object is built.
 struct Creation {
@@ -347,7 +356,7 @@ impl State {
         let ParsedCommit { info, seq, changes, files } = commit;
         let bookkept = status.map(|step| self.read_status_step(step)).unwrap_or_default();
         let mut touched: BTreeMap<ObjectKey, Touched> = BTreeMap::new();
-        let mut added: Vec<(Location, u32, Json)> = Vec::new();
+        let mut added: Vec<Added> = Vec::new();
         for (i, change) in changes.iter().enumerate() {
             let path: Arc<str> = Arc::from(change.path.as_str());
             let (file, chunk) = files.view(i).unzip();
@@ -398,18 +407,19 @@ impl State {
             }
             for ObjectRef { doc, item, line, json } in file.objects {
                 let json = chunk.map_or_else(|| Json::Own(json.into()), |chunk| Json::in_chunk(chunk, json));
-                added.push((Location { path: path.clone(), doc, item }, line, json));
+                added.push(Added { location: Location { path: path.clone(), doc, item }, line, json, key: None });
             }
         }
         // The file list of a large commit is no small part of the memory of the rest of it; the
         // chunks of records are held by the documents from now on.
         drop((changes, files));
         // CRDs first: the types they define decide how the other documents are read.
+        self.name_all(&mut added);
         let crd = crd_group_kind();
-        let (crds, others): (Vec<_>, Vec<_>) =
-            added.into_iter().partition(|(_, _, json)| group_kind(json.as_str()) == crd);
-        for (location, line, json) in crds {
-            self.claim(&mut touched, location, line, json);
+        let (crds, mut others): (Vec<_>, Vec<_>) =
+            added.into_iter().partition(|a| a.key.as_ref().is_some_and(|k| *k.gk == crd));
+        for added in crds {
+            self.claim(&mut touched, added);
         }
         let crd_keys: Vec<ObjectKey> = touched.keys().filter(|k| *k.gk == crd).cloned().collect();
         let mut events = Vec::new();
@@ -422,8 +432,11 @@ impl State {
             let after = self.resolve(mirror, &info, resource_version, key.clone(), t, &mut events);
             registry_changed |= self.update_registry(&key, after.as_deref());
         }
-        for (location, line, json) in others {
-            self.claim(&mut touched, location, line, json);
+        if registry_changed {
+            self.name_all(&mut others);
+        }
+        for added in others {
+            self.claim(&mut touched, added);
         }
         if registry_changed {
             self.reclassify(mirror, &info, &mut touched);
@@ -470,9 +483,16 @@ impl State {
         })
     }
 
+    /// Finds the key of each document (see [`State::key_of`]), on all cores when there are many: it
+    /// means reading every document's JSON, and most of the documents of an initial sync are claimed
+    /// one by one afterwards.
+    fn name_all(&self, added: &mut [Added]) {
+        on_all_cores(added, |run| run.iter_mut().for_each(|a| a.key = self.key_of(a.json.as_str())));
+    }
+
     /// Records that a document claims an object (or waits for its kind to be known).
-    fn claim(&mut self, touched: &mut BTreeMap<ObjectKey, Touched>, location: Location, line: u32, json: Json) {
-        let key = self.key_of(json.as_str());
+    fn claim(&mut self, touched: &mut BTreeMap<ObjectKey, Touched>, added: Added) {
+        let Added { location, line, json, key } = added;
         if let Some(key) = &key {
             self.touch(touched, key).candidates.insert(location.clone(), Candidate::New(json));
         } else {
@@ -602,22 +622,32 @@ impl State {
         }
     }
 
-    /// The object a commit creates: its uid derived from its key and the commit (or as the snapshot
-    /// being restored records it), its bookkeeping from the status ref.
+    /// The object a commit creates (see [`State::created_derived`]).
     fn created(
         &self,
         info: &CommitInfo,
         resource_version: u64,
         key: ObjectKey,
         location: Location,
-        mut content: Value,
+        content: Value,
     ) -> StoredObject {
-        let derived = self.restored_derived(&key).unwrap_or_else(|| Derived {
+        let derived = self.created_derived(info, resource_version, &key);
+        self.built(key, location, content, derived)
+    }
+
+    /// The derived metadata of an object a commit creates: its uid derived from its key and the
+    /// commit, or as the snapshot being restored records it.
+    fn created_derived(&self, info: &CommitInfo, resource_version: u64, key: &ObjectKey) -> Derived {
+        self.restored_derived(key).unwrap_or_else(|| Derived {
             resource_version,
-            uid: super::created_uid(&key, info.id),
+            uid: super::created_uid(key, info.id),
             creation_timestamp: info.time,
             generation: 1,
-        });
+        })
+    }
+
+    /// An object as served, its bookkeeping from the status ref.
+    fn built(&self, key: ObjectKey, location: Location, mut content: Value, derived: Derived) -> StoredObject {
         if !self.overlays.is_empty() {
             self.bookkeeping.overlay(&mut content, &derived.uid, self.overlays.get(&key));
         }
@@ -642,14 +672,12 @@ impl State {
     }
 
     /// Creates the objects of `creations` (see [`Touched::creation`]) and records their events
-    /// among `events`, in the order of their resourceVersions. Building them (the JSON parsed,
-    /// metadata added, served JSON written) is most of an initial sync's apply: with many, it runs
-    /// on all cores. They are built in the order of their records, each dropping its document as
+    /// among `events`, in the order of their resourceVersions. Building them (from their JSON
+    /// text, see [`StoredObject::from_json`]) is most of an initial sync's apply: with many, it runs
+    /// on all cores, and they join the index in one pass. They are built in the order of their records, each dropping its document as
     /// it goes, so that a chunk of records is freed as soon as its objects are built: the records
     /// and the objects built from them are never all in memory at once.
     fn create(&mut self, info: &CommitInfo, mut creations: Vec<Creation>, events: &mut Vec<WatchEvent>) {
-        /// Fewer are built on this thread: starting threads would cost more than it saves.
-        const PARALLEL: usize = 1024;
         if creations.is_empty() {
             return;
         }
@@ -657,29 +685,31 @@ impl State {
         let this = &*self;
         let build = |run: &mut [Creation]| -> Vec<(u64, Arc<StoredObject>)> {
             let each = run.iter_mut().filter_map(|c| {
-                let content = object::strip_derived(parse_json(c.json.take()?.as_str()));
-                let (key, location) = (c.key.clone(), c.location.clone());
-                let object = this.created(info, c.resource_version, key, location, content);
+                let json = c.json.take()?;
+                let derived = this.created_derived(info, c.resource_version, &c.key);
+                // From the JSON text where no bookkeeping of the status ref is laid over it.
+                let quick = match this.overlays.get(&c.key) {
+                    None => {
+                        StoredObject::from_json(c.key.clone(), Some(c.location.clone()), json.as_str(), derived.clone())
+                    }
+                    Some(_) => None,
+                };
+                let object = quick.unwrap_or_else(|| {
+                    let content = object::strip_derived(parse_json(json.as_str()));
+                    this.built(c.key.clone(), c.location.clone(), content, derived)
+                });
                 Some((c.resource_version, Arc::new(object)))
             });
             each.collect()
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let built: Vec<Vec<(u64, Arc<StoredObject>)>> = match creations.len() < PARALLEL || threads == 1 {
-            true => vec![build(&mut creations)],
-            false => std::thread::scope(|scope| {
-                let (build, size) = (&build, creations.len().div_ceil(threads));
-                let workers: Vec<_> = creations.chunks_mut(size).map(|run| scope.spawn(move || build(run))).collect();
-                workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-            }),
-        };
+        let built = on_all_cores(&mut creations, build);
         drop(creations);
         let mut built: Vec<(u64, Arc<StoredObject>)> = built.into_iter().flatten().collect();
         built.sort_unstable_by_key(|(resource_version, _)| *resource_version);
         let resolved = events.len();
-        for (_, object) in built {
-            self.add(object, Vec::new(), None, events);
-        }
+        self.unreviewed.extend(built.iter().map(|(_, object)| Arc::downgrade(object)));
+        events.extend(built.iter().map(|(_, object)| WatchEvent::new(EventType::Added, object.clone(), None)));
+        self.insert_new(built.into_iter().map(|(_, object)| object).collect());
         if resolved > 0 {
             // Two sorted runs, the resolved keys' events and the created ones': a linear merge.
             events.sort_by_key(|e| e.object.derived.resource_version);
@@ -760,6 +790,21 @@ impl State {
             }
         }
     }
+}
+
+/// `run` over `items` cut in one run per core, in order; in one run on this thread when there are
+/// few, as starting threads would cost more than it saves.
+fn on_all_cores<T: Send, R: Send>(items: &mut [T], run: impl Fn(&mut [T]) -> R + Sync) -> Vec<R> {
+    const PARALLEL: usize = 1024;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < PARALLEL || threads == 1 {
+        return vec![run(items)];
+    }
+    std::thread::scope(|scope| {
+        let (run, size) = (&run, items.len().div_ceil(threads));
+        let workers: Vec<_> = items.chunks_mut(size).map(|part| scope.spawn(move || run(part))).collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    })
 }
 
 fn group_kind(json: &str) -> GroupKind {

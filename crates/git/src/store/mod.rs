@@ -59,7 +59,10 @@ fn clock_step() -> u64 {
 
 /// The uid of an object that `commit` created: derived from history, the same in every process.
 pub(crate) fn created_uid(key: &ObjectKey, commit: ObjectId) -> gitbacked_core::uid::Uid {
-    gitbacked_core::uid::stable_uid(&format!("{key}@{commit}"))
+    use std::fmt::Write;
+    let mut seed = String::with_capacity(128);
+    write!(seed, "{key}@{commit}").unwrap_or_else(|e| unreachable!("writing to a String cannot fail: {e}"));
+    gitbacked_core::uid::stable_uid(&seed)
 }
 
 /// A document claimed by an object key, or one whose kind is not known yet.
@@ -428,12 +431,48 @@ impl State {
 
     fn insert(&mut self, entry: Entry) {
         let key = entry.object.key.clone();
-        let replaced = self.objects.entry(GroupKind::clone(&key.gk)).or_default().insert(key.clone(), entry);
+        // Looked up before it is cloned: nearly every object's kind already has its map.
+        let objects = match self.objects.get_mut(&key.gk) {
+            Some(objects) => objects,
+            None => self.objects.entry(GroupKind::clone(&key.gk)).or_default(),
+        };
+        let replaced = objects.insert(key.clone(), entry);
         if replaced.is_none() && !key.namespace.is_empty() {
             match self.namespaces.get_mut(&*key.namespace) {
                 Some(count) => *count += 1,
                 None => {
                     self.namespaces.insert(key.namespace.to_string(), 1);
+                }
+            }
+        }
+    }
+
+    /// Inserts objects whose keys the store does not hold, in key order: the index of a kind that
+    /// gets at least as many as it had (every kind at the initial sync) is built in one pass, not
+    /// searched once for each.
+    fn insert_new(&mut self, objects: Vec<Arc<StoredObject>>) {
+        let mut objects = objects.into_iter().peekable();
+        while let Some(first) = objects.next() {
+            let gk = first.key.gk.clone();
+            let mut run = vec![first];
+            while let Some(object) = objects.next_if(|o| Arc::ptr_eq(&o.key.gk, &gk) || o.key.gk == gk) {
+                run.push(object);
+            }
+            let index = self.objects.entry(GroupKind::clone(&gk)).or_default();
+            let entries = run.iter().map(|o| (o.key.clone(), Entry { object: o.clone(), others: Vec::new() }));
+            if index.len() <= run.len() {
+                index.append(&mut entries.collect());
+            } else {
+                index.extend(entries);
+            }
+            for same in run.chunk_by(|a, b| Arc::ptr_eq(&a.key.namespace, &b.key.namespace)) {
+                let namespace = &same[0].key.namespace;
+                match self.namespaces.get_mut(&**namespace) {
+                    Some(count) => *count += same.len(),
+                    None if namespace.is_empty() => {}
+                    None => {
+                        self.namespaces.insert(namespace.to_string(), same.len());
+                    }
                 }
             }
         }
