@@ -181,10 +181,16 @@ impl Mirror {
     }
 
     /// A reader for blobs that are read once each (the changed files of a commit): an object cache
-    /// would only hold them, 16 MB for each parsing thread.
+    /// would only hold them, 16 MB for each parsing thread. Its cache of delta bases is a small
+    /// LRU by size instead of gix's 64 entries: files read in tree order are deltas of each other,
+    /// and at the initial sync of 100k files a parsing thread spends 0.28–0.36 s reading blobs with
+    /// 4 MB against 0.48–0.59 s with 64 entries (no change to the peak RSS).
     pub fn blob_reader(&self) -> Reader {
+        /// Bytes of delta bases each parsing thread keeps.
+        const DELTA_BASES: usize = 4 * 1024 * 1024;
         let mut repo = self.repo.to_thread_local();
         repo.object_cache_size(None);
+        repo.objects.set_pack_cache(|| Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(DELTA_BASES)));
         Reader { repo, subdir: self.subdir.clone() }
     }
 
