@@ -6,29 +6,11 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tower::ServiceExt;
 
-use crate::support::{Remote, configmap, eventually, git, open, open_with, options, within};
+use crate::support::{Remote, configmap, eventually, git, git_runs, open, open_with, options, within};
 
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"k": value}})).unwrap()
-}
-
-/// How many pushes of `operation` (`push` or `direct-push`) with `outcome` the store counted.
-async fn pushes(store: &gitbacked::GitStore, operation: &str, outcome: &str) -> u64 {
-    let request = http::Request::get("/metrics").body(axum::body::Body::empty()).unwrap();
-    let response = store.router().oneshot(request).await.unwrap();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    let labels = [
-        "reference=\"refs/heads/main\"".to_string(),
-        format!("operation=\"{operation}\""),
-        format!("outcome=\"{outcome}\""),
-    ];
-    text.lines()
-        .filter(|l| l.starts_with("gitbacked_git_operations_total{") && labels.iter().all(|x| l.contains(x.as_str())))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
 }
 
 /// `git fsck` of the remote finds every object of every commit, and nothing broken.
@@ -61,8 +43,8 @@ async fn writes_go_straight_into_a_local_bare_remote_and_leave_it_complete() {
         default.patch("a", &PatchParams::default(), &patch).await.unwrap();
         fresh.delete("b", &DeleteParams::default()).await.unwrap();
 
-        assert_eq!(pushes(&store, "direct-push", "ok").await, 4);
-        assert_eq!(pushes(&store, "push", "ok").await, 0, "no git push ran");
+        assert_eq!(git_runs(&store, "direct-push", "ok").await, 4);
+        assert_eq!(git_runs(&store, "push", "ok").await, 0, "no git push ran");
         assert_eq!(remote.log().len(), 5, "{:?}", remote.log());
         let a = remote.file("default/configmaps/a.yaml").unwrap();
         assert!(a.contains("k: '3'") || a.contains("k: \"3\""), "{a}");
@@ -145,7 +127,7 @@ async fn a_remote_on_another_file_system_gets_copies() {
         let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
         api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
         api.create(&PostParams::default(), &cm("b", "2")).await.unwrap();
-        assert_eq!(pushes(&store, "direct-push", "ok").await, 2);
+        assert_eq!(git_runs(&store, "direct-push", "ok").await, 2);
         assert!(remote.file("default/configmaps/b.yaml").is_some());
         let blob = git(&remote.path(), &["rev-parse", "main:default/configmaps/a.yaml"]);
         assert!(remote.path().join("objects").join(&blob.trim()[..2]).join(&blob.trim()[2..]).is_file());
@@ -164,7 +146,7 @@ async fn a_remote_with_a_hook_or_object_checks_is_pushed_with_git() {
         let store = open(&remote).await;
         let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
         api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
-        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 0));
+        assert_eq!((git_runs(&store, "direct-push", "ok").await, git_runs(&store, "push", "ok").await), (1, 0));
 
         // A hook appears: receive-pack must run it, so git pushes.
         let received = remote.dir().join("received");
@@ -175,16 +157,16 @@ async fn a_remote_with_a_hook_or_object_checks_is_pushed_with_git() {
         let head = git(&remote.path(), &["rev-parse", "main"]);
         let ran = std::fs::read_to_string(&received).expect("the hook ran");
         assert!(ran.contains(&format!("{} refs/heads/main", head.trim())), "{ran}");
-        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 1));
+        assert_eq!((git_runs(&store, "direct-push", "ok").await, git_runs(&store, "push", "ok").await), (1, 1));
 
         // Without the hook but with object checks turned on in the remote's config: git again.
         std::fs::remove_file(&hook).unwrap();
         git(&remote.path(), &["config", "receive.fsckObjects", "true"]);
         api.create(&PostParams::default(), &cm("c", "3")).await.unwrap();
-        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (1, 2));
+        assert_eq!((git_runs(&store, "direct-push", "ok").await, git_runs(&store, "push", "ok").await), (1, 2));
         git(&remote.path(), &["config", "--unset", "receive.fsckObjects"]);
         api.create(&PostParams::default(), &cm("d", "4")).await.unwrap();
-        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (2, 2));
+        assert_eq!((git_runs(&store, "direct-push", "ok").await, git_runs(&store, "push", "ok").await), (2, 2));
         assert_eq!(remote.log().len(), 5);
         assert_complete(&remote);
         store.close().await.unwrap();
@@ -199,7 +181,7 @@ async fn without_direct_push_every_push_runs_git() {
         let store = open_with(&remote, gitbacked::Options { direct_push: false, ..options() }).await;
         let api: Api<ConfigMap> = Api::namespaced(store.client(), "default");
         api.create(&PostParams::default(), &cm("a", "1")).await.unwrap();
-        assert_eq!((pushes(&store, "direct-push", "ok").await, pushes(&store, "push", "ok").await), (0, 1));
+        assert_eq!((git_runs(&store, "direct-push", "ok").await, git_runs(&store, "push", "ok").await), (0, 1));
         assert!(remote.file("default/configmaps/a.yaml").is_some());
         store.close().await.unwrap();
     })
@@ -220,7 +202,7 @@ async fn a_ref_locked_by_another_writer_is_waited_for_never_overwritten() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(!write.is_finished(), "the write waits while the ref is locked");
         assert_eq!(git(&remote.path(), &["rev-parse", "main"]), before, "the locked ref did not move");
-        assert!(pushes(&store, "direct-push", "rejected").await >= 1);
+        assert!(git_runs(&store, "direct-push", "rejected").await >= 1);
         std::fs::remove_file(&lock).unwrap();
         write.await.unwrap().unwrap();
         assert!(remote.file("default/configmaps/a.yaml").is_some());
@@ -262,7 +244,7 @@ async fn the_remote_is_packed_now_and_then_as_receive_pack_would() {
         for i in 0..64 {
             api.create(&PostParams::default(), &cm(&format!("cm-{i}"), "v")).await.unwrap();
         }
-        assert_eq!(pushes(&store, "direct-push", "ok").await, 64);
+        assert_eq!(git_runs(&store, "direct-push", "ok").await, 64);
         let packs = || {
             let counts = git(&remote.path(), &["count-objects", "-v"]);
             counts.lines().find_map(|l| l.strip_prefix("packs: ")?.parse::<u32>().ok()).unwrap_or(0)
@@ -353,7 +335,7 @@ async fn three_stores_and_a_person_racing_on_one_remote_lose_nothing() {
         }
         let mut rejected = 0;
         for store in &stores {
-            rejected += pushes(store, "direct-push", "rejected").await;
+            rejected += git_runs(store, "direct-push", "rejected").await;
         }
         // The stores did race: some of their pushes found the branch moved and were replayed.
         assert!(rejected > 0, "no push was rejected");
@@ -425,7 +407,7 @@ async fn a_write_that_comes_during_a_slow_push_is_pushed_on_top_of_it_before_it_
 
         assert_eq!(pushes_started(&store, "overlapping").await, 1, "b's push started while a's was under way");
         assert_eq!(pushes_started(&store, "again").await, 0);
-        assert_eq!(pushes(&store, "push", "rejected").await, 0);
+        assert_eq!(git_runs(&store, "push", "rejected").await, 0);
         let log = remote.log();
         assert_eq!(
             log[..3],
@@ -454,7 +436,7 @@ async fn an_overlapping_push_that_read_the_branch_before_the_push_below_landed_i
 
         assert_eq!(pushes_started(&store, "overlapping").await, 1);
         assert_eq!(pushes_started(&store, "again").await, 1, "b's commit was sent again as it was");
-        assert_eq!(pushes(&store, "push", "rejected").await, 1);
+        assert_eq!(git_runs(&store, "push", "rejected").await, 1);
         assert_eq!(
             remote.log()[..3],
             ["create v1 ConfigMap default/b", "create v1 ConfigMap default/a", "create v1 ConfigMap default/first"]

@@ -11,7 +11,7 @@ use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::support::{Remote, configmap, eventually, git, open_with, options, within};
+use crate::support::{Remote, configmap, eventually, git, git_runs, open_with, options, within};
 use gitbacked_test_support::{git_with_input, try_git};
 
 const SNAPSHOT_REF: &str = "refs/gitbacked/snapshots/main";
@@ -188,6 +188,9 @@ async fn a_start_from_a_snapshot_serves_what_a_replay_of_the_whole_history_serve
         let full = open_cached(&without_snapshots(&remote, tmp.path()), &tmp.path().join("full")).await;
         let from_snapshot = open_cached(&remote.url(), &tmp.path().join("snap")).await;
         assert!(holds_root(&tmp.path().join("full"), &remote), "the replay fetched everything");
+        // At once: with no snapshot ref listed, not the tip first and then the rest.
+        assert_eq!(git_runs(&full, "fetch", "ok").await, 1);
+        assert!(!tmp.path().join("full/shallow").exists() && tmp.path().join("snap/shallow").exists());
         assert!(
             !holds_root(&tmp.path().join("snap"), &remote),
             "the start from the snapshot fetched part of the history"

@@ -65,6 +65,22 @@ pub fn core_event(name: &str, message: &str) -> k8s_openapi::api::core::v1::Even
     .unwrap()
 }
 
+/// How many runs of the git `operation` (`fetch`, `push`, `direct-push`, …) on the branch with
+/// `outcome` the store counted.
+pub async fn git_runs(store: &gitbacked::GitStore, operation: &str, outcome: &str) -> u64 {
+    let labels = [
+        "reference=\"refs/heads/main\"".to_string(),
+        format!("operation=\"{operation}\""),
+        format!("outcome=\"{outcome}\""),
+    ];
+    metrics(store)
+        .await
+        .lines()
+        .filter(|l| l.starts_with("gitbacked_git_operations_total{") && labels.iter().all(|x| l.contains(x.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// The text of `/metrics`.
 pub async fn metrics(store: &gitbacked::GitStore) -> String {
     use tower::ServiceExt;

@@ -92,7 +92,9 @@ impl GitStorage {
     ) -> Result<(Self, [tokio::task::JoinHandle<()>; 2]), GitError> {
         let mirror = Arc::new(Mirror::open_or_init(&config.mirror_dir, &config.subdirectory)?);
         remote::configure(mirror.dir(), &config.url, &config.credentials).await?;
-        let branch = remote::resolve_branch(mirror.dir(), config.branch.as_deref(), config.create_branch).await?;
+        let (branch, listed) =
+            remote::resolve_branch(mirror.dir(), config.branch.as_deref(), config.create_branch).await?;
+        let snapshotted = listed.references.contains(&crate::snapshot_ref(&branch));
         let store = Store::new(config.watch_window, Home::Branch).with_bookkeeping(config.bookkeeping);
         // The branch's only: lease renewals would fill the cache with blobs read once.
         let store = Arc::new(match config.parse_cache {
@@ -112,7 +114,7 @@ impl GitStorage {
             local_remote: local_path(&config.url),
             direct_push: config.direct_push,
             pushes_in_flight: config.pushes_in_flight.max(1),
-            snapshots: Some(Arc::new(Snapshots::new(&branch, config.snapshot_every))),
+            snapshots: Some(Arc::new(Snapshots::new(&branch, config.snapshot_every, snapshotted))),
         };
         let lease_config = SyncConfig {
             reference: crate::lease_ref(&branch),

@@ -468,6 +468,8 @@ pub struct Branches {
     pub head: Option<String>,
     /// Every branch.
     pub branches: Vec<String>,
+    /// Every reference (`refs/heads/main`, `refs/gitbacked/snapshots/main`, …).
+    pub references: Vec<String>,
 }
 
 fn parse_branches(text: &str) -> Branches {
@@ -477,8 +479,11 @@ fn parse_branches(text: &str) -> Branches {
             if rest.ends_with("\tHEAD") {
                 result.head = rest.split('\t').next().map(str::to_string);
             }
-        } else if let Some(branch) = line.split('\t').nth(1).and_then(|r| r.strip_prefix("refs/heads/")) {
-            result.branches.push(branch.to_string());
+        } else if let Some(reference) = line.split('\t').nth(1).filter(|r| r.starts_with("refs/")) {
+            if let Some(branch) = reference.strip_prefix("refs/heads/") {
+                result.branches.push(branch.to_string());
+            }
+            result.references.push(reference.to_string());
         }
     }
     result
@@ -497,18 +502,19 @@ pub async fn branches(dir: &Path) -> Result<Branches, GitError> {
     list_branches(dir).await.map(|(branches, _)| branches)
 }
 
-/// The branch to use: `requested`, else the remote's default branch, else `main`. When the remote
-/// has branches but not this one, that is an error unless `create` is set (then the first write
-/// creates it, from nothing). An empty remote gets its first branch from the first write.
-pub async fn resolve_branch(dir: &Path, requested: Option<&str>, create: bool) -> Result<String, GitError> {
+/// The branch to use: `requested`, else the remote's default branch, else `main`, with what the
+/// remote listed. When the remote has branches but not this one, that is an error unless `create`
+/// is set (then the first write creates it, from nothing). An empty remote gets its first branch
+/// from the first write.
+pub async fn resolve_branch(dir: &Path, requested: Option<&str>, create: bool) -> Result<(String, Branches), GitError> {
     let (found, access) = list_branches(dir).await?;
-    let branch = requested.map(str::to_string).or(found.head).unwrap_or_else(|| "main".into());
+    let branch = requested.map(str::to_string).or(found.head.clone()).unwrap_or_else(|| "main".into());
     if found.branches.is_empty() || found.branches.contains(&branch) {
-        return Ok(branch);
+        return Ok((branch, found));
     }
     if create {
         info!(url = %access.shown_url(), %branch, "the branch does not exist yet; the first write creates it");
-        return Ok(branch);
+        return Ok((branch, found));
     }
     Err(GitError::Remote(RemoteError::BranchMissing { url: access.shown_url(), branch, existing: found.branches }))
 }
@@ -756,6 +762,7 @@ mod tests {
         let parsed = parse_branches(text);
         assert_eq!(parsed.head.as_deref(), Some("main"));
         assert_eq!(parsed.branches, ["main", "dev"]);
+        assert_eq!(parsed.references, ["refs/heads/main", "refs/heads/dev", "refs/tags/v1"]);
         let missing = RemoteError::BranchMissing { url: "u".into(), branch: "x".into(), existing: parsed.branches };
         assert!(missing.to_string().contains("which has \"main\", \"dev\"; pass --create-branch"));
     }

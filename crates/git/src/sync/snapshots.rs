@@ -6,8 +6,9 @@
 //! alone. A snapshot (see [`Snapshot`]) records what that replay derives at one commit X of the
 //! branch. With one, the initial sync
 //! 1. fetches the branch, its status ref and the snapshot ref in one round, with `--depth=1` when
-//!    the mirror holds nothing yet (a remote without a snapshot ref costs nothing more: it is
-//!    fetched as a pattern, as the status ref is);
+//!    the mirror holds nothing yet and the remote listed a snapshot ref when the store opened (the
+//!    snapshot ref is fetched as a pattern, as the status ref is; without one, history is fetched
+//!    whole at once, not its tip and then the rest);
 //! 2. reads the snapshot of its subdirectory; a damaged or foreign one is ignored with a warning;
 //! 3. deepens the shallow mirror until X is on the tip's first-parent chain: first back to X's
 //!    commit time (`--shallow-since`), then by doubling steps, at most [`DEEPEN_ROUNDS`] times;
@@ -60,6 +61,9 @@ pub(crate) struct Snapshots {
     latest: Mutex<u64>,
     /// A snapshot is being written: the next push does not start another.
     writing: AtomicBool,
+    /// Whether the remote listed the snapshot ref when the store opened. Without one the initial
+    /// sync replays history, and fetches all of it at once rather than its tip first.
+    listed: bool,
 }
 
 /// Where a subdirectory's snapshot is in the snapshot ref's tree: one file for each, named by the
@@ -71,9 +75,10 @@ fn file_name(subdir: &str) -> String {
 
 impl Snapshots {
     /// The snapshot ref of `branch`, written every `every` commits (0: never).
-    pub(crate) fn new(branch: &str, every: u64) -> Self {
+    /// The snapshots of `branch`, one every `every` commits, `listed` on the remote or not.
+    pub(crate) fn new(branch: &str, every: u64, listed: bool) -> Self {
         let reference = crate::snapshot_ref(branch);
-        Snapshots { reference, every, latest: Mutex::new(0), writing: AtomicBool::new(false) }
+        Snapshots { reference, every, latest: Mutex::new(0), writing: AtomicBool::new(false), listed }
     }
 
     fn latest(&self) -> std::sync::MutexGuard<'_, u64> {
@@ -100,7 +105,7 @@ impl Snapshots {
         if !known {
             references.push(&self.reference);
         }
-        let depth = if known { Depth::Full } else { Depth::Tip };
+        let depth = if known || !self.listed { Depth::Full } else { Depth::Tip };
         let fetched = fetch(mirror, config, &references, depth).await?;
         let snapshot_tip = snapshot_tip.or(fetched.get(config.references().len()).copied().flatten());
         let status = config.status_reference.as_ref().and(fetched.get(1).copied().flatten());
