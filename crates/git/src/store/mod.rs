@@ -436,13 +436,18 @@ impl State {
             Some(objects) => objects,
             None => self.objects.entry(GroupKind::clone(&key.gk)).or_default(),
         };
-        let replaced = objects.insert(key.clone(), entry);
-        if replaced.is_none() && !key.namespace.is_empty() {
-            match self.namespaces.get_mut(&*key.namespace) {
-                Some(count) => *count += 1,
-                None => {
-                    self.namespaces.insert(key.namespace.to_string(), 1);
-                }
+        if objects.insert(key.clone(), entry).is_none() {
+            self.count_in_namespace(&key.namespace, 1);
+        }
+    }
+
+    /// Counts `added` objects more in `namespace` (none for cluster-scoped objects, `""`).
+    fn count_in_namespace(&mut self, namespace: &str, added: usize) {
+        match self.namespaces.get_mut(namespace) {
+            Some(count) => *count += added,
+            None if namespace.is_empty() => {}
+            None => {
+                self.namespaces.insert(namespace.to_string(), added);
             }
         }
     }
@@ -455,7 +460,7 @@ impl State {
         while let Some(first) = objects.next() {
             let gk = first.key.gk.clone();
             let mut run = vec![first];
-            while let Some(object) = objects.next_if(|o| Arc::ptr_eq(&o.key.gk, &gk) || o.key.gk == gk) {
+            while let Some(object) = objects.next_if(|o| o.key.gk == gk) {
                 run.push(object);
             }
             let index = self.objects.entry(GroupKind::clone(&gk)).or_default();
@@ -465,15 +470,8 @@ impl State {
             } else {
                 index.extend(entries);
             }
-            for same in run.chunk_by(|a, b| Arc::ptr_eq(&a.key.namespace, &b.key.namespace)) {
-                let namespace = &same[0].key.namespace;
-                match self.namespaces.get_mut(&**namespace) {
-                    Some(count) => *count += same.len(),
-                    None if namespace.is_empty() => {}
-                    None => {
-                        self.namespaces.insert(namespace.to_string(), same.len());
-                    }
-                }
+            for same in run.chunk_by(|a, b| a.key.namespace == b.key.namespace) {
+                self.count_in_namespace(&same[0].key.namespace, same.len());
             }
         }
     }

@@ -74,8 +74,8 @@ fn file_name(subdir: &str) -> String {
 }
 
 impl Snapshots {
-    /// The snapshot ref of `branch`, written every `every` commits (0: never).
-    /// The snapshots of `branch`, one every `every` commits, `listed` on the remote or not.
+    /// The snapshot ref of `branch`, written every `every` commits (0: never), `listed` by the
+    /// remote when the store opened or not.
     pub(crate) fn new(branch: &str, every: u64, listed: bool) -> Self {
         let reference = crate::snapshot_ref(branch);
         Snapshots { reference, every, latest: Mutex::new(0), writing: AtomicBool::new(false), listed }
