@@ -356,13 +356,7 @@ fn slow_hook(remote: &Remote, name: &str, secs: u32) {
 
 /// How many pushes of batches started so: `alone`, `overlapping` or `again`.
 async fn pushes_started(store: &gitbacked::GitStore, start: &str) -> u64 {
-    let wanted = format!("start=\"{start}\"");
-    crate::support::metrics(store)
-        .await
-        .lines()
-        .filter(|l| l.starts_with("gitbacked_git_pushes_total{") && l.contains(&wanted))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    crate::support::counted(store, "gitbacked_git_pushes_total", &[format!("start=\"{start}\"")]).await
 }
 
 /// A remote whose pushes take `secs` seconds longer in its hook `hook` (see [`slow_hook`]), a

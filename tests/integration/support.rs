@@ -73,10 +73,16 @@ pub async fn git_runs(store: &gitbacked::GitStore, operation: &str, outcome: &st
         format!("operation=\"{operation}\""),
         format!("outcome=\"{outcome}\""),
     ];
+    counted(store, "gitbacked_git_operations_total", &labels).await
+}
+
+/// The sum of the counter `name` over its series that have every one of `labels` (`key="value"`).
+pub async fn counted(store: &gitbacked::GitStore, name: &str, labels: &[String]) -> u64 {
+    let series = format!("{name}{{");
     metrics(store)
         .await
         .lines()
-        .filter(|l| l.starts_with("gitbacked_git_operations_total{") && labels.iter().all(|x| l.contains(x.as_str())))
+        .filter(|l| l.starts_with(&series) && labels.iter().all(|x| l.contains(x.as_str())))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
