@@ -23,6 +23,7 @@
 //! Malformed input is a 400, never a panic; an unknown kind or a `contentEncoding` a 415.
 
 mod json;
+mod maps;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -153,7 +154,11 @@ pub fn encode(value: &Value) -> Option<ApiResult<Bytes>> {
     let (api_version, kind) = (field("apiVersion"), field("kind"));
     let (group, version) = split(api_version);
     let descriptor = message(group, version, kind)?;
-    Some(json::from_json(&descriptor, value).map(|object| envelope(api_version, kind, object.encode_to_vec())))
+    Some(json::from_json(&descriptor, value).map(|object| {
+        let mut raw = object.encode_to_vec();
+        maps::sort_entries(&descriptor, &mut raw);
+        envelope(api_version, kind, raw)
+    }))
 }
 
 /// The magic and a `runtime.Unknown` around an encoded message.

@@ -401,3 +401,38 @@ fn random_garbage_never_panics() {
     }
     assert!(decode(&prefix).is_ok());
 }
+
+#[test]
+fn map_entries_are_written_in_key_order_as_go_writes_them() {
+    // Enough labels that a HashMap's order is not the sorted one by chance.
+    let labels: serde_json::Map<String, Value> =
+        (0..40).map(|i| (format!("label-{:02}", (i * 7) % 40), json!(format!("v{i}")))).collect();
+    let quantities = json!({"memory": "64Mi", "cpu": "250m", "ephemeral-storage": "1Gi", "nvidia.com/gpu": "1"});
+    let value = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": labels, "annotations": {"b": "2", "a": "1", "c": "3"}},
+        "spec": {
+            "selector": {"matchLabels": {"tier": "front", "app": "web"}},
+            "template": {
+                "metadata": {"labels": {"tier": "front", "app": "web"}},
+                "spec": {
+                    "nodeSelector": {"zone": "a", "disk": "ssd"},
+                    "containers": [{
+                        "name": "nginx",
+                        "image": "nginx",
+                        "resources": {"limits": quantities, "requests": quantities},
+                    }],
+                },
+            },
+        },
+    });
+    let bytes = encode(&value).unwrap().unwrap();
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(bytes.strip_prefix(MAGIC).unwrap()).unwrap();
+    let raw = unknown.raw.unwrap();
+    // k8s-pb keeps maps in BTreeMaps: its encoding has every map in key order, as Go's has.
+    let deployment = apps::Deployment::decode(raw.as_slice()).unwrap();
+    assert_eq!(deployment.metadata.as_ref().unwrap().labels.len(), 40);
+    assert_eq!(raw, deployment.encode_to_vec());
+    assert_eq!(encode(&value).unwrap().unwrap(), bytes, "the same bytes each time");
+}
