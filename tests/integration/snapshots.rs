@@ -325,6 +325,26 @@ async fn writers_keep_the_snapshot_ref_a_fast_forward_chain_out_of_the_branch() 
     .await;
 }
 
+#[tokio::test]
+async fn closing_the_store_waits_for_the_snapshot_being_written() {
+    within(60, async {
+        let remote = Remote::new();
+        history_before(&remote);
+        let writer = open_with(&remote, gitbacked::Options { snapshot_every: 1, ..options() }).await;
+        let api: Api<ConfigMap> = Api::namespaced(writer.client(), "default");
+        let written: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "last"}})).unwrap();
+        // The push that lands the write starts a snapshot before the write is answered.
+        api.create(&PostParams::default(), &written).await.unwrap();
+        writer.close().await.unwrap();
+        let at_close = snapshot_tip(&remote);
+        assert!(at_close.is_some(), "the snapshot under way was pushed before close returned");
+        // Nothing of the closed store pushes afterwards.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(snapshot_tip(&remote), at_close);
+    })
+    .await;
+}
+
 /// Runs git in `dir` and returns its output as bytes.
 fn git_bytes(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = try_git(dir, args);

@@ -317,6 +317,9 @@ impl Syncer {
                 break;
             }
         }
+        if let Some(snapshots) = &self.remote.config.snapshots {
+            snapshots.finish().await;
+        }
         debug!("sync loop stopped");
     }
 

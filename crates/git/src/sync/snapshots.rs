@@ -37,7 +37,6 @@
 //! the ref). A refused push (another writer was first) is skipped: never forced. Only a process
 //! whose numbering is the history's own writes one (see [`Store::snapshot`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gix::ObjectId;
@@ -59,8 +58,9 @@ pub(crate) struct Snapshots {
     every: u64,
     /// The number of the commit the latest snapshot known for this subdirectory is at.
     latest: Mutex<u64>,
-    /// A snapshot is being written: the next push does not start another.
-    writing: AtomicBool,
+    /// The snapshot being written, if any: the next push does not start another, and the sync loop
+    /// waits for it before it stops (a push must not outlive the store that made it).
+    writing: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Whether the remote listed the snapshot ref when the store opened. Without one the initial
     /// sync replays history, and fetches all of it at once rather than its tip first.
     listed: bool,
@@ -78,7 +78,7 @@ impl Snapshots {
     /// remote when the store opened or not.
     pub(crate) fn new(branch: &str, every: u64, listed: bool) -> Self {
         let reference = crate::snapshot_ref(branch);
-        Snapshots { reference, every, latest: Mutex::new(0), writing: AtomicBool::new(false), listed }
+        Snapshots { reference, every, latest: Mutex::new(0), writing: Mutex::new(None), listed }
     }
 
     fn latest(&self) -> std::sync::MutexGuard<'_, u64> {
@@ -201,11 +201,12 @@ impl Snapshots {
         // A store that has numbered steps of the status ref has no snapshot to give (see
         // `Store::snapshot`): nothing is fetched for it.
         let due = self.every > 0 && seq >= self.latest().saturating_add(self.every) && store.status_tip().is_none();
-        if !due || self.writing.swap(true, Ordering::AcqRel) {
+        let mut writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        if !due || writing.as_ref().is_some_and(|task| !task.is_finished()) {
             return;
         }
         let (this, mirror, store, config) = (self.clone(), mirror.clone(), store.clone(), config.clone());
-        tokio::spawn(async move {
+        *writing = Some(tokio::spawn(async move {
             match this.write(&mirror, &store, &config).await {
                 Ok(Some(seq)) => info!(reference = %this.reference, seq, "wrote a snapshot"),
                 Ok(None) => debug!(reference = %this.reference, "no snapshot written"),
@@ -213,8 +214,15 @@ impl Snapshots {
                     warn!(reference = %this.reference, error = %e, "writing a snapshot failed; trying again after a later push")
                 }
             }
-            this.writing.store(false, Ordering::Release);
-        });
+        }));
+    }
+
+    /// Waits for the snapshot being written, if any, to be pushed or to fail.
+    pub(crate) async fn finish(&self) {
+        let Some(task) = self.writing.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        if let Err(e) = task.await {
+            warn!(reference = %self.reference, error = %e, "writing a snapshot stopped");
+        }
     }
 
     /// Writes a snapshot of the store at its tip on top of the snapshot ref's latest commit and
